@@ -1,0 +1,47 @@
+// swift-tools-version: 6.1
+// LMC field controller — see README.md and docs/.
+import PackageDescription
+
+let package = Package(
+    name: "lmc",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "lmc", targets: ["FieldController"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config (Debian: libmodbus-dev, libgpiod-dev).
+        .systemLibrary(name: "CModbus", pkgConfig: "libmodbus",
+                       providers: [.apt(["libmodbus-dev"])]),
+        .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod",
+                       providers: [.apt(["libgpiod-dev"])]),
+
+        // Thin typed wrappers; every C call goes through Internals/Seam.swift.
+        .target(name: "ModbusBridge", dependencies: ["CModbus"]),
+        .target(name: "DigitalIO", dependencies: ["CGPIOD"]),
+
+        // Measurement side and pure supervisor.
+        .target(name: "CTSensorDriver", dependencies: ["ModbusBridge", "DigitalIO"]),
+        .target(name: "FailSafe"),
+
+        // The executable `lmc`.
+        .executableTarget(
+            name: "FieldController",
+            dependencies: [
+                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(
+            name: "ModbusBridgeTests",
+            dependencies: ["ModbusBridge", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(name: "DigitalIOTests", dependencies: ["DigitalIO"]),
+        .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,26 @@
+import ArgumentParser
+
+/// The `lmc` executable: one binary for the daemon, the console tools and commissioning.
+@main
+struct LMC: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "lmc",
+        abstract: "LMC field controller: measures a network constraint and relays a safe import limit to an EV charging site.",
+        discussion: """
+        Commissioning tools talk to real devices; nothing here changes the running daemon.
+        Addresses are 0-based register numbers as sent on the wire (decimal or 0x hex):
+        a meter manual's "30001" or "40001" is address 0.
+
+        Examples:
+          lmc modbus read --tcp 192.168.1.20:502 --unit 1 --input 0 --count 3 --type f32
+          lmc modbus read --rtu /dev/ttyS1 --baud 9600 --parity E --unit 2 --holding 0x1000 --count 2 --type i32 --word-order little
+          lmc modbus write --tcp 192.168.1.30:502 --unit 1 1210 16.0 --type f32 --yes
+          lmc gpio info
+          lmc demo
+        """,
+        version: version,
+        subcommands: [ModbusCommand.self, GPIOCommand.self, DemoCommand.self]
+    )
+}

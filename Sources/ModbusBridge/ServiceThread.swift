@@ -1,0 +1,31 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A plain POSIX thread for a blocking loop (a libmodbus server). Blocking C calls must not run on
+/// Swift's cooperative pool, where they would starve every other task.
+public final class ServiceThread: @unchecked Sendable {
+    private final class Box {
+        let body: @Sendable () -> Void
+        /// Starts `body` on a new thread at once.
+    public init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+
+    private var thread = pthread_t()
+
+    /// Starts `body` on a new thread at once.
+    public init(_ body: @escaping @Sendable () -> Void) {
+        let arg = Unmanaged.passRetained(Box(body)).toOpaque()
+        let rc = pthread_create(&thread, nil, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, arg)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+    }
+
+    /// Waits for `body` to return.
+    public func join() { pthread_join(thread, nil) }
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""An independent Modbus device for lmc's tests: pymodbus serving values encoded with Python's struct.
+
+    modbus_peer.py --tcp 0 --spec '{"input": [{"address": 0, "type": "f32", "value": 230.5}]}'
+    modbus_peer.py --rtu /dev/pts/5 --baud 9600 --parity N --unit 1 --spec '...'
+
+Prints "READY <port>" (TCP) or "READY 0" (RTU) on stdout once serving, then serves until stdin closes
+or it is killed. The spec lists values per table ("holding", "input", "coils", "discrete"), each with
+address, type (u16 i16 u32 i32 u64 i64 f32 f64), word_order and byte_order ("big"/"little") and scale.
+Encoding uses struct only, never lmc's codec, so a test compares two independent implementations.
+"""
+import argparse
+import asyncio
+import json
+import logging
+import socket
+import struct
+import sys
+import threading
+import os
+
+from pymodbus.server import ModbusTcpServer, ModbusSerialServer
+from pymodbus.simulator import SimData, SimDevice, DataType
+
+FORMATS = {"u16": ">H", "i16": ">h", "u32": ">I", "i32": ">i", "u64": ">Q", "i64": ">q", "f32": ">f", "f64": ">d"}
+TABLE_SIZE = 2048
+
+
+def encode(entry):
+    """Registers for one value, in the device's word and byte order."""
+    t = entry["type"]
+    raw = entry["value"] / entry.get("scale", 1)
+    if t[0] in "ui":
+        raw = int(round(raw))
+    data = struct.pack(FORMATS[t], raw)  # big-endian bytes, most significant first
+    words = [data[i:i + 2] for i in range(0, len(data), 2)]
+    if entry.get("byte_order", "big") == "little":
+        words = [w[::-1] for w in words]
+    if entry.get("word_order", "big") == "little":
+        words = words[::-1]
+    return [int.from_bytes(w, "big") for w in words]
+
+
+def build_tables(spec):
+    tables = {}
+    for name in ("holding", "input"):
+        regs = [0] * TABLE_SIZE
+        for entry in spec.get(name, []):
+            if "registers" in entry:
+                words = entry["registers"]
+            else:
+                words = encode(entry)
+            regs[entry["address"]:entry["address"] + len(words)] = words
+        tables[name] = regs
+    for name in ("coils", "discrete"):
+        bits = [False] * TABLE_SIZE
+        for entry in spec.get(name, []):
+            for i, v in enumerate(entry["values"]):
+                bits[entry["address"] + i] = bool(v)
+        tables[name] = bits
+    return tables
+
+
+def device(unit, spec):
+    t = build_tables(spec)
+    return SimDevice(
+        id=unit,
+        simdata=(
+            [SimData(0, values=t["coils"], datatype=DataType.BITS)],
+            [SimData(0, values=t["discrete"], datatype=DataType.BITS)],
+            [SimData(0, values=t["holding"], datatype=DataType.REGISTERS)],
+            [SimData(0, values=t["input"], datatype=DataType.REGISTERS)],
+        ),
+    )
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tcp", type=int)
+    ap.add_argument("--rtu")
+    ap.add_argument("--baud", type=int, default=9600)
+    ap.add_argument("--parity", default="N")
+    ap.add_argument("--unit", type=int, action="append")
+    ap.add_argument("--spec", default="{}", help="JSON, or a list of specs (one per --unit)")
+    args = ap.parse_args()
+    logging.disable(logging.WARNING)
+
+    units = args.unit or [1]
+    spec = json.loads(args.spec)
+    specs = spec if isinstance(spec, list) else [spec] * len(units)
+    devices = [device(u, s) for u, s in zip(units, specs)]
+
+    if args.tcp is not None:
+        port = args.tcp or free_port()
+        server = ModbusTcpServer(devices, address=("127.0.0.1", port))
+    else:
+        port = 0
+        server = ModbusSerialServer(devices, port=args.rtu, baudrate=args.baud, parity=args.parity,
+                                    bytesize=8, stopbits=1)
+    task = asyncio.create_task(server.serve_forever())
+    await asyncio.sleep(0.3)
+    print(f"READY {port}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stop.set)), daemon=True).start()
+    await stop.wait()
+    await server.shutdown()
+    task.cancel()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

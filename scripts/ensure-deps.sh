@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building and testing lmc needs, only where it is missing: Debian packages (libmodbus,
+# libgpiod, socat, python3-venv) and the pinned Python test peers in .venv. Safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+dpkg -s libmodbus-dev >/dev/null 2>&1 || need_apt+=(libmodbus-dev)
+dpkg -s libgpiod-dev  >/dev/null 2>&1 || need_apt+=(libgpiod-dev)
+dpkg -s pkg-config    >/dev/null 2>&1 || need_apt+=(pkg-config)
+command -v socat >/dev/null 2>&1     || need_apt+=(socat)
+command -v tmux  >/dev/null 2>&1     || need_apt+=(tmux)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "ensure-deps: installing ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  echo "ensure-deps: the Swift toolchain (6.1 or later) is not on PATH; install it from swift.org first" >&2
+  exit 1
+fi
+
+# Python peers for the tests, pinned (Tests/peers/requirements.txt).
+req=Tests/peers/requirements.txt
+stamp=.venv/.requirements.sha
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "ensure-deps: creating .venv with $(tr '\n' ' ' < "$req")"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r "$req"
+  echo "$want" > "$stamp"
+fi
