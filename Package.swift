@@ -36,12 +36,15 @@ let package = Package(
             ]
         ),
 
+        // Test helpers: Python peers, socat pty pairs, the built `lmc`.
+        .target(name: "LMCTestSupport", path: "Tests/LMCTestSupport"),
         .testTarget(
             name: "ModbusBridgeTests",
-            dependencies: ["ModbusBridge", .product(name: "PropertyBased", package: "swift-property-based")]
+            dependencies: ["ModbusBridge", "LMCTestSupport",
+                           .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "DigitalIOTests", dependencies: ["DigitalIO"]),
-        .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge"]),
+        .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "LMCTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -224,25 +224,36 @@ public final class ModbusClient {
         waitInterFrameGap()
         transactions += 1
         let rc = call(ctx)
+        let callErrno = errno
         if case .rtu = endpoint { lastFrameEndNs = monotonicNanoseconds() }
         if rc == -1 {
-            let kind = ModbusError.kind(fromErrno: errno)
+            let kind = ModbusError.kind(fromErrno: callErrno)
             let err = fail(kind, op)
-            if err.isConnectionLoss {
-                // The first reconnect is tried at the next request; back off only if that fails.
+            if err.isConnectionLoss || (isTCP && Self.desynchronises(kind)) {
+                // On TCP a late reply would answer the next request (libmodbus then sees a wrong
+                // transaction id, and so on): a fresh connection is the only clean stream. The first
+                // reconnect is tried at the next request; back off only if that fails.
                 close()
                 failedAttempts = 0
-            } else if case .timeout = kind {
-                // A late reply must not be taken for the answer to the next request.
-                _ = Seam.flush(ctx)
-            } else if case .crc = kind {
-                _ = Seam.flush(ctx)
-            } else if case .invalidReply = kind {
+            } else if Self.desynchronises(kind) {
+                // RTU has no transaction id: drop whatever is still in the receive buffer.
                 _ = Seam.flush(ctx)
             }
             throw err
         }
         return rc
+    }
+
+    private var isTCP: Bool {
+        if case .tcp = endpoint { return true }
+        return false
+    }
+
+    private static func desynchronises(_ kind: ModbusError.Kind) -> Bool {
+        switch kind {
+        case .timeout, .crc, .invalidReply: true
+        default: false
+        }
     }
 
     /// Keeps the RTU t3.5 silence between the end of one frame and the start of the next, which

@@ -112,6 +112,12 @@ public final class ModbusServer: Sendable {
             throw ModbusError(ModbusError.kind(fromErrno: e), operation: "open", endpoint: where_)
         }
         _ = Seam.setIndicationTimeout(ctx, milliseconds: 50)
+        // RTU frames end with silence: a short byte timeout lets a torn or misaligned frame fail on
+        // its own before the next request arrives, so the server resynchronises instead of merging
+        // the fragment with the next frame. libmodbus also waits this response timeout for another
+        // unit's reply after ignoring a request that was not for us.
+        _ = Seam.setByteTimeout(ctx, milliseconds: 20)
+        _ = Seam.setResponseTimeout(ctx, milliseconds: 200)
         let server = try ModbusServer(ctx: ctx, layout: layout, filter: filter, port: 0, description: where_)
         server.start { server.serveRTU() }
         return server
@@ -271,6 +277,9 @@ public final class ModbusServer: Sendable {
             usleep(UInt32(ms) * 1000)
             action = .reply
         }
+        if action == .drop { return }
+        // Counted before replying, so a client that has its answer sees the count include it.
+        served.add(1, ordering: .relaxed)
         switch action {
         case .drop:
             return
@@ -281,7 +290,6 @@ public final class ModbusServer: Sendable {
                 _ = buf.withUnsafeBufferPointer { Seam.reply(ctx, $0.baseAddress!, Int32(length), m.pointer) }
             }
         }
-        served.add(1, ordering: .relaxed)
     }
 
     private func peerAddress(_ fd: Int32) -> String? {

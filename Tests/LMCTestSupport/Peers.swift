@@ -1,0 +1,206 @@
+import Foundation
+
+/// Paths of the package, its Python venv and the built `lmc`.
+public enum Repo {
+    /// The package root, found from this file's path.
+    public static let root: URL = {
+        var u = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { u.deleteLastPathComponent() }
+        return u
+    }()
+
+    /// The Python with the pinned peers (make test sets LMC_PYTHON; else .venv/bin/python).
+    public static var python: String {
+        ProcessInfo.processInfo.environment["LMC_PYTHON"] ?? root.appendingPathComponent(".venv/bin/python").path
+    }
+
+    public static func peer(_ name: String) -> String { root.appendingPathComponent("Tests/peers/\(name)").path }
+
+    /// The `lmc` built next to the test bundle.
+    public static var lmc: String {
+        let bundle = Bundle.main.bundleURL.deletingLastPathComponent()
+        for candidate in [bundle.appendingPathComponent("lmc"), bundle.deletingLastPathComponent().appendingPathComponent("debug/lmc"),
+                          root.appendingPathComponent(".build/debug/lmc")] where FileManager.default.isExecutableFile(atPath: candidate.path) {
+            return candidate.path
+        }
+        return root.appendingPathComponent(".build/debug/lmc").path
+    }
+}
+
+public struct PeerError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// A child process whose stdout is read line by line (for its READY line) and whose stdin, when
+/// closed, tells a peer to stop.
+public final class ChildProcess: @unchecked Sendable {
+    public let process = Process()
+    private let stdinPipe = Pipe()
+    private let stdoutPipe = Pipe()
+    private let stderrPipe = Pipe()
+    private let lock = NSLock()
+    private var outLines: [String] = []
+    private var partial = ""
+    private var errText = ""
+
+    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        process.standardInput = stdinPipe
+        process.standardOutput = stdoutPipe
+        process.standardError = stderrPipe
+        stdoutPipe.fileHandleForReading.readabilityHandler = { [weak self] h in
+            let d = h.availableData
+            guard let self, !d.isEmpty else { return }
+            self.lock.lock()
+            self.partial += String(decoding: d, as: UTF8.self)
+            while let nl = self.partial.firstIndex(of: "\n") {
+                self.outLines.append(String(self.partial[..<nl]))
+                self.partial = String(self.partial[self.partial.index(after: nl)...])
+            }
+            self.lock.unlock()
+        }
+        stderrPipe.fileHandleForReading.readabilityHandler = { [weak self] h in
+            let d = h.availableData
+            guard let self, !d.isEmpty else { return }
+            self.lock.lock()
+            self.errText += String(decoding: d, as: UTF8.self)
+            self.lock.unlock()
+        }
+        try process.run()
+    }
+
+    public var lines: [String] { lock.lock(); defer { lock.unlock() }; return outLines }
+    public var stderr: String { lock.lock(); defer { lock.unlock() }; return errText }
+
+    /// Waits for a stdout line starting with `prefix`; returns it.
+    public func waitForLine(prefix: String, timeout: TimeInterval = 20) throws -> String {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if let l = lines.first(where: { $0.hasPrefix(prefix) }) { return l }
+            if !process.isRunning {
+                throw PeerError("\(process.executableURL!.lastPathComponent) exited (\(process.terminationStatus)) before '\(prefix)': \(stderr)")
+            }
+            usleep(20_000)
+        }
+        throw PeerError("no '\(prefix)' line within \(timeout) s; stderr: \(stderr)")
+    }
+
+    /// Closes stdin, then terminates if still running.
+    public func stop() {
+        try? stdinPipe.fileHandleForWriting.close()
+        let end = Date().addingTimeInterval(2)
+        while process.isRunning && Date() < end { usleep(10_000) }
+        if process.isRunning { terminate(); return }
+        stdoutPipe.fileHandleForReading.readabilityHandler = nil
+        stderrPipe.fileHandleForReading.readabilityHandler = nil
+    }
+
+    /// SIGTERM now, and wait.
+    public func terminate() {
+        // Signal and poll: Foundation's waitUntilExit can hang on Linux when the child is gone.
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        let end = Date().addingTimeInterval(3)
+        while process.isRunning && Date() < end { usleep(5_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        stdoutPipe.fileHandleForReading.readabilityHandler = nil
+        stderrPipe.fileHandleForReading.readabilityHandler = nil
+    }
+
+    deinit { if process.isRunning { process.terminate() } }
+}
+
+/// pymodbus serving values that Python's struct encoded (Tests/peers/modbus_peer.py).
+public final class PyModbusPeer: @unchecked Sendable {
+    public let child: ChildProcess
+    public let port: Int
+
+    /// A TCP peer on a free loopback port.
+    public init(tcpSpec spec: String, units: [Int] = [1]) throws {
+        child = try ChildProcess(Repo.python, [Repo.peer("modbus_peer.py"), "--tcp", "0", "--spec", spec] + units.flatMap { ["--unit", String($0)] })
+        let ready = try child.waitForLine(prefix: "READY")
+        port = Int(ready.split(separator: " ")[1])!
+    }
+
+    /// An RTU peer on a serial device (one end of a socat pty pair).
+    public init(rtuDevice: String, baud: Int = 9600, parity: String = "N", units: [Int] = [1], spec: String) throws {
+        child = try ChildProcess(Repo.python, [Repo.peer("modbus_peer.py"), "--rtu", rtuDevice, "--baud", String(baud),
+                                               "--parity", parity, "--spec", spec] + units.flatMap { ["--unit", String($0)] })
+        _ = try child.waitForLine(prefix: "READY")
+        port = 0
+    }
+
+    public func stop() { child.stop() }
+    deinit { child.stop() }
+}
+
+/// Two linked pseudo-terminals from socat: what one end writes, the other reads, with real tty
+/// framing — an RS-485 bus in a box.
+public final class PtyPair: @unchecked Sendable {
+    public let a: String
+    public let b: String
+    private let child: ChildProcess
+
+    public convenience init() throws {
+        let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try self.init(a: "/tmp/lmc-pty-\(tag)-a", b: "/tmp/lmc-pty-\(tag)-b")
+    }
+
+    /// A pair whose ends are symlinks at `a` and `b` (re-creating one is an adapter plugged back in).
+    public init(a: String, b: String) throws {
+        self.a = a
+        self.b = b
+        child = try ChildProcess("/usr/bin/socat", ["-d", "-d", "pty,raw,echo=0,link=\(a)", "pty,raw,echo=0,link=\(b)"])
+        let end = Date().addingTimeInterval(10)
+        while Date() < end {
+            if FileManager.default.fileExists(atPath: a) && FileManager.default.fileExists(atPath: b) { return }
+            usleep(20_000)
+        }
+        throw PeerError("socat did not create \(a) and \(b): \(child.stderr)")
+    }
+
+    public func close() {
+        child.terminate()
+        // socat removes its links on exit; wait so the paths can be reused at once.
+        let end = Date().addingTimeInterval(2)
+        while (FileManager.default.fileExists(atPath: a) || FileManager.default.fileExists(atPath: b)) && Date() < end { usleep(10_000) }
+    }
+    deinit { child.terminate() }
+}
+
+/// Runs a command to completion; returns status, stdout and stderr.
+@discardableResult
+public func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> (status: Int32, out: String, err: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    let outData = LockedData(), errData = LockedData()
+    let group = DispatchGroup()
+    for (pipe, box) in [(out, outData), (err, errData)] {
+        group.enter()
+        DispatchQueue.global().async {
+            box.set(pipe.fileHandleForReading.readDataToEndOfFile())
+            group.leave()
+        }
+    }
+    if group.wait(timeout: .now() + timeout) == .timedOut {
+        p.terminate()
+        throw PeerError("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
+    }
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: outData.get(), as: UTF8.self), String(decoding: errData.get(), as: UTF8.self))
+}
+
+final class LockedData: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    func set(_ d: Data) { lock.lock(); data = d; lock.unlock() }
+    func get() -> Data { lock.lock(); defer { lock.unlock() }; return data }
+}
