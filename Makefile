@@ -15,7 +15,8 @@ run: build
 	$(SWIFT) run -j $(JOBS) lmc demo
 
 test: deps
-	LMC_PYTHON=$(CURDIR)/.venv/bin/python $(SWIFT) test -j $(JOBS)
+	$(SWIFT) build -j $(JOBS) --build-tests
+	LMC_PYTHON=$(CURDIR)/.venv/bin/python $(SWIFT) test -j $(JOBS) --skip-build
 
 release: deps
 	$(SWIFT) build -c release -j $(JOBS) --static-swift-stdlib

@@ -91,6 +91,8 @@ public struct LineInfo: Sendable, Equatable {
 /// A GPIO chip (`/dev/gpiochipN`). The corresponding C function is `gpiod_chip_open_lookup`.
 public final class GPIOChip {
     private let handle: OpaquePointer
+    /// The backend the chip was opened on (nil: libgpiod).
+    let sim: GPIOSimulator?
     /// The kernel name, e.g. "gpiochip0".
     public let name: String
     /// The driver's label, e.g. "pinctrl-bcm2711".
@@ -99,20 +101,22 @@ public final class GPIOChip {
 
     /// Opens a chip by path (`/dev/gpiochip0`), name (`gpiochip0`), label or number.
     public init(_ chip: String) throws(GPIOError) {
-        guard let h = Seam.chipOpen(chip) else { throw GPIOError.from(errno: errno, "open chip", chip) }
+        let sim = GPIOSimulator.current
+        guard let h = Seam.chipOpen(chip, sim) else { throw GPIOError.from(errno: errno, "open chip", chip) }
+        self.sim = sim
         handle = h
-        name = Seam.chipName(h)
-        label = Seam.chipLabel(h)
-        lineCount = Seam.chipLineCount(h)
+        name = Seam.chipName(h, sim)
+        label = Seam.chipLabel(h, sim)
+        lineCount = Seam.chipLineCount(h, sim)
     }
 
-    deinit { Seam.chipClose(handle) }
+    deinit { Seam.chipClose(handle, sim) }
 
     private func line(_ offset: Int, _ op: String) throws(GPIOError) -> OpaquePointer {
         guard offset >= 0 && offset < lineCount else {
             throw GPIOError(kind: .noSuchLine(count: lineCount), operation: "\(op) line \(offset)", chip: name)
         }
-        guard let l = Seam.chipGetLine(handle, offset) else { throw GPIOError.from(errno: errno, "\(op) line \(offset)", name) }
+        guard let l = Seam.chipGetLine(handle, offset, sim) else { throw GPIOError.from(errno: errno, "\(op) line \(offset)", name) }
         return l
     }
 
@@ -121,7 +125,7 @@ public final class GPIOChip {
         var out: [LineInfo] = []
         for o in 0..<lineCount {
             let l = try line(o, "inspect")
-            out.append(LineInfo(offset: o, name: Seam.lineName(l), consumer: Seam.lineConsumer(l), isOutput: Seam.lineIsOutput(l)))
+            out.append(LineInfo(offset: o, name: Seam.lineName(l, sim), consumer: Seam.lineConsumer(l, sim), isOutput: Seam.lineIsOutput(l, sim)))
         }
         return out
     }
@@ -131,7 +135,7 @@ public final class GPIOChip {
     /// (`gpiod_line_request_input_flags`).
     public func input(_ offset: Int, consumer: String = "lmc", options: LineOptions = .init(), edges: Bool = false) throws(GPIOError) -> InputLine {
         let l = try line(offset, "request input")
-        let rc = edges ? Seam.requestBothEdges(l, consumer, options.flags) : Seam.requestInput(l, consumer, options.flags)
+        let rc = edges ? Seam.requestBothEdges(l, consumer, options.flags, sim) : Seam.requestInput(l, consumer, options.flags, sim)
         if rc == -1 { throw requestError(l, offset, "request input") }
         return InputLine(chip: self, line: l, offset: offset, edges: edges)
     }
@@ -139,7 +143,7 @@ public final class GPIOChip {
     /// Requests an output line, driven to `initial` (logical) at once (`gpiod_line_request_output_flags`).
     public func output(_ offset: Int, consumer: String = "lmc", options: LineOptions = .init(), initial: Bool) throws(GPIOError) -> OutputLine {
         let l = try line(offset, "request output")
-        if Seam.requestOutput(l, consumer, options.flags, initial ? 1 : 0) == -1 {
+        if Seam.requestOutput(l, consumer, options.flags, initial ? 1 : 0, sim) == -1 {
             throw requestError(l, offset, "request output")
         }
         return OutputLine(chip: self, line: l, offset: offset, value: initial)
@@ -147,7 +151,7 @@ public final class GPIOChip {
 
     private func requestError(_ l: OpaquePointer, _ offset: Int, _ op: String) -> GPIOError {
         var e = GPIOError.from(errno: errno, "\(op) line \(offset)", name)
-        if case .busy = e.kind { e.kind = .busy(holder: Seam.lineConsumer(l)) }
+        if case .busy = e.kind { e.kind = .busy(holder: Seam.lineConsumer(l, sim)) }
         return e
     }
 }
@@ -173,11 +177,11 @@ public final class InputLine {
         self.edges = edges
     }
 
-    deinit { Seam.release(line) }
+    deinit { Seam.release(line, chip.sim) }
 
     /// The logical value (`gpiod_line_get_value`).
     public func value() throws(GPIOError) -> Bool {
-        let v = Seam.getValue(line)
+        let v = Seam.getValue(line, chip.sim)
         if v == -1 { throw GPIOError.from(errno: errno, "read line \(offset)", chip.name) }
         return v == 1
     }
@@ -185,10 +189,10 @@ public final class InputLine {
     /// Waits up to `timeoutMilliseconds` for an edge (`gpiod_line_event_wait`, `gpiod_line_event_read`);
     /// nil on timeout. The line must have been requested with `edges: true`.
     public func nextEdge(timeoutMilliseconds: Int) throws(GPIOError) -> Edge? {
-        let w = Seam.eventWait(line, timeoutMilliseconds * 1_000_000)
+        let w = Seam.eventWait(line, timeoutMilliseconds * 1_000_000, chip.sim)
         if w == 0 { return nil }
         if w == -1 { throw GPIOError.from(errno: errno, "wait for edge on line \(offset)", chip.name) }
-        guard let e = Seam.eventRead(line) else { throw GPIOError.from(errno: errno, "read edge on line \(offset)", chip.name) }
+        guard let e = Seam.eventRead(line, chip.sim) else { throw GPIOError.from(errno: errno, "read edge on line \(offset)", chip.name) }
         return Edge(rising: e.rising, timestampNs: e.timestampNs)
     }
 }
@@ -209,11 +213,11 @@ public final class OutputLine {
         self.value = value
     }
 
-    deinit { Seam.release(line) }
+    deinit { Seam.release(line, chip.sim) }
 
     /// Sets the logical value (`gpiod_line_set_value`).
     public func set(_ on: Bool) throws(GPIOError) {
-        if Seam.setValue(line, on ? 1 : 0) == -1 { throw GPIOError.from(errno: errno, "set line \(offset) to \(on ? 1 : 0)", chip.name) }
+        if Seam.setValue(line, on ? 1 : 0, chip.sim) == -1 { throw GPIOError.from(errno: errno, "set line \(offset) to \(on ? 1 : 0)", chip.name) }
         value = on
     }
 

@@ -1,0 +1,124 @@
+import Foundation
+import LMCTestSupport
+import Testing
+
+/// `lmc` as a field engineer runs it: a subprocess against independent peers.
+@Suite struct CLITests {
+    let meterSpec = """
+    {"input": [{"address": 0, "type": "f32", "value": 230.5},
+               {"address": 2, "type": "f32", "value": 229.75},
+               {"address": 52, "type": "i32", "word_order": "little", "value": -4200}],
+     "holding": [{"address": 1210, "type": "f32", "value": 16.0}]}
+    """
+
+    @Test func versionAndHelp() throws {
+        let v = try run(Repo.lmc, ["--version"])
+        #expect(v.status == 0 && v.out.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+        let h = try run(Repo.lmc, ["--help"])
+        for word in ["modbus", "gpio", "demo"] { #expect(h.out.contains(word)) }
+        let r = try run(Repo.lmc, ["modbus", "read", "--help"])
+        for word in ["--tcp", "--rtu", "--baud", "--parity", "--unit", "--holding", "--input", "--count", "--type", "--word-order", "--json"] {
+            #expect(r.out.contains(word), "modbus read --help lacks \(word)")
+        }
+    }
+
+    @Test func readsAFloatFromPymodbusOverTCP() throws {
+        let peer = try PyModbusPeer(tcpSpec: meterSpec)
+        defer { peer.stop() }
+        let r = try run(Repo.lmc, ["modbus", "read", "--tcp", "127.0.0.1:\(peer.port)", "--unit", "1", "--input", "0", "--count", "2", "--type", "f32"])
+        #expect(r.status == 0, "\(r.err)")
+        let lines = r.out.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines[1].hasSuffix("0x4366 0x8000  230.5"))
+        #expect(lines[2].hasSuffix("229.75"))
+    }
+
+    @Test func jsonOutputForScripts() throws {
+        let peer = try PyModbusPeer(tcpSpec: meterSpec)
+        defer { peer.stop() }
+        let r = try run(Repo.lmc, ["modbus", "read", "--tcp", "127.0.0.1:\(peer.port)", "--input", "52", "--type", "i32", "--word-order", "little", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let o = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        let values = o["values"] as! [[String: Any]]
+        #expect((values[0]["value"] as! NSNumber).intValue == -4200)
+        #expect((values[0]["address"] as! NSNumber).intValue == 52)
+        #expect(o["word_order"] as? String == "little")
+    }
+
+    @Test func readsAFloatFromPymodbusOverRTU() throws {
+        let pty = try PtyPair()
+        defer { pty.close() }
+        // No parity here: pyserial's termios settings for parity E/O garble bytes on a pty (not on a
+        // UART); libmodbus-to-libmodbus covers 19200 8E1 in ModbusBridgeTests.
+        let peer = try PyModbusPeer(rtuDevice: pty.b, baud: 9600, units: [3], spec: meterSpec)
+        defer { peer.stop() }
+        let r = try run(Repo.lmc, ["modbus", "read", "--rtu", pty.a, "--baud", "9600", "--unit", "3", "--input", "0", "--type", "f32"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("rtu \(pty.a) 9600 8N1 unit 3"))
+        #expect(r.out.split(separator: "\n").last?.hasSuffix("230.5") == true)
+    }
+
+    @Test func writeNeedsYesThenWrites() throws {
+        let peer = try PyModbusPeer(tcpSpec: meterSpec)
+        defer { peer.stop() }
+        let target = ["modbus", "write", "--tcp", "127.0.0.1:\(peer.port)", "1210", "10.5", "--type", "f32"]
+        let refused = try run(Repo.lmc, target)
+        #expect(refused.status != 0)
+        #expect(refused.err.contains("--yes"))
+        let done = try run(Repo.lmc, target + ["--yes"])
+        #expect(done.status == 0, "\(done.err)")
+        let back = try run(Repo.lmc, ["modbus", "read", "--tcp", "127.0.0.1:\(peer.port)", "--holding", "1210", "--type", "f32"])
+        #expect(back.out.hasSuffix("10.5\n"))
+    }
+
+    @Test func badArgumentsNameTheThingAndTheFix() throws {
+        let cases: [([String], String)] = [
+            (["modbus", "read", "--tcp", "127.0.0.1:notaport", "0"], "port 'notaport' is not a number"),
+            (["modbus", "read", "--tcp", "127.0.0.1:502", "--rtu", "/dev/ttyS1", "0"], "exactly one of --tcp"),
+            (["modbus", "read", "--tcp", "127.0.0.1:502", "--type", "f16", "0"], "--type 'f16'"),
+            (["modbus", "read", "--tcp", "127.0.0.1:502", "--parity", "X", "--rtu", "x", "0"], "exactly one"),
+            (["modbus", "read", "--rtu", "/dev/ttyS1", "--parity", "X", "0"], "--parity 'X' is not N, E or O"),
+            (["modbus", "read", "--tcp", "127.0.0.1:502", "70000"], "address '70000'"),
+            (["modbus", "read", "--tcp", "127.0.0.1:502", "--unit", "300", "0"], "--unit 300"),
+            (["modbus", "write", "--tcp", "127.0.0.1:502", "--coils", "0", "2", "--yes"], "coil value 2.0 is not 0 or 1"),
+        ]
+        for (args, message) in cases {
+            let r = try run(Repo.lmc, args)
+            #expect(r.status != 0, "\(args)")
+            #expect(r.err.contains(message), "\(args): \(r.err)")
+        }
+    }
+
+    @Test func deviceErrorsExitNonZeroWithTheReason() throws {
+        let peer = try PyModbusPeer(tcpSpec: meterSpec)
+        let port = peer.port
+        let absent = try run(Repo.lmc, ["modbus", "read", "--tcp", "127.0.0.1:\(port)", "--holding", "5000"])
+        #expect(absent.status == 1)
+        #expect(absent.err.contains("exception 0x02 illegal data address"))
+        peer.stop()
+        let refused = try run(Repo.lmc, ["modbus", "read", "--tcp", "127.0.0.1:\(port)", "--holding", "0"])
+        #expect(refused.status == 1)
+        #expect(refused.err.contains("connection refused"))
+        #expect(refused.err.contains("127.0.0.1:\(port)"))
+    }
+
+    @Test func gpioOnABoxWithoutTheChipSaysSo() throws {
+        let r = try run(Repo.lmc, ["gpio", "info", "--chip", "/dev/gpiochip-lmc-absent"])
+        #expect(r.status == 1)
+        #expect(r.err.contains("no such GPIO chip"))
+        let p = try run(Repo.lmc, ["gpio", "pulse", "--line", "3"])
+        #expect(p.status != 0 && p.err.contains("--yes"))
+    }
+
+    @Test func demoRunsTheExampleDayOverLoopbackModbus() throws {
+        let r = try run(Repo.lmc, ["demo", "--seconds", "4"], timeout: 60)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("0 Modbus errors"))
+        #expect(r.out.contains("seconds above 500 kVA:"))
+        // Hourly lines: the limit never leaves [150, 250] kVA.
+        let limits = r.out.split(separator: "\n").filter { $0.count > 5 && $0.dropFirst(2).first == ":" }
+            .compactMap { Double($0.split(separator: " ", omittingEmptySubsequences: true)[4]) }
+        #expect(limits.count >= 20)
+        #expect(limits.allSatisfy { (150...250).contains($0) }, "\(limits)")
+    }
+}
