@@ -14,9 +14,9 @@ struct LMC: ParsableCommand {
         a meter manual's "30001" or "40001" is address 0.
 
         Examples:
-          lmc modbus read --tcp 192.168.1.20:502 --unit 1 --input 0 --count 3 --type f32
-          lmc modbus read --rtu /dev/ttyS1 --baud 9600 --parity E --unit 2 --holding 0x1000 --count 2 --type i32 --word-order little
-          lmc modbus write --tcp 192.168.1.30:502 --unit 1 1210 16.0 --type f32 --yes
+          lmc modbus read --tcp 192.168.1.20:502 --input 0 --count 3 --type f32
+          lmc modbus read --rtu /dev/ttyS1 --parity E --unit 2 --input 52 --type i32
+          lmc modbus write --tcp 192.168.1.30:502 1210 16 --type f32 --yes
           lmc gpio info
           lmc demo
         """,
