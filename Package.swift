@@ -26,12 +26,14 @@ let package = Package(
         // Measurement side and pure supervisor.
         .target(name: "CTSensorDriver", dependencies: ["ModbusBridge", "DigitalIO"]),
         .target(name: "FailSafe"),
+        // Pure control core: MP state machines, arbitration, scenario replay.
+        .target(name: "Headroom"),
 
         // The executable `lmc`.
         .executableTarget(
             name: "FieldController",
             dependencies: [
-                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe",
+                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -44,6 +46,10 @@ let package = Package(
                            .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "DigitalIOTests", dependencies: ["DigitalIO"]),
+        .testTarget(
+            name: "HeadroomTests",
+            dependencies: ["Headroom", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
         .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "LMCTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,144 @@
+/// The control core: time and measurements in, set points and reasons out (DESIGN.md §3). Pure: it
+/// owns no clock, thread or I/O, so every behaviour is a table-driven, replayable test.
+public struct HeadroomController: Sendable {
+    public enum Mode: String, Sendable, Equatable, CaseIterable {
+        /// Reductions are taken from the current set point (no site meter needed).
+        case incremental
+        /// Reductions are taken from the site's metered import (PoC meter): headroom = limit − margin
+        /// − (constraint − site).
+        case direct
+    }
+
+    /// Everything measured this tick.
+    public struct Inputs: Sendable, Equatable {
+        /// Per MP id: the values (one per phase, or one), or nil when the sample is not usable.
+        public var mp: [String: [Double]?]
+        /// Per site id: the metered import (W) in direct mode; nil if unknown.
+        public var siteImportW: [String: Double]
+        /// Seconds after local midnight, for TCC profiles and schedules.
+        public var secondsOfDay: Double
+
+        public init(mp: [String: [Double]?], siteImportW: [String: Double] = [:], secondsOfDay: Double = 0) {
+            self.mp = mp
+            self.siteImportW = siteImportW
+            self.secondsOfDay = secondsOfDay
+        }
+    }
+
+    /// One site's decision.
+    public struct SiteDecision: Sendable, Equatable {
+        public var site: String
+        /// The set point (W) before quantisation.
+        public var setPointW: Double
+        /// The value to send, in the site's unit, quantised.
+        public var sent: Double
+        public var unit: String
+        public var boundBy: LimitSource
+        public var reason: String
+    }
+
+    public struct Decision: Sendable, Equatable {
+        public var sites: [SiteDecision]
+        /// MP ids that request a trip (FailSafe decides what to do).
+        public var tripRequests: [String]
+        /// MP ids without a usable value.
+        public var blind: [String]
+    }
+
+    public let mode: Mode
+    public let siteConfigs: [SiteConfig]
+    public private(set) var mps: [MeasurementPoint]
+    public var sources: [String: SiteSources]
+    private var quantizers: [String: Quantizer]
+    private var sent: [String: Double] = [:]
+    private var lastTick: Double?
+
+    public init(mode: Mode, mps: [MeasurementPointConfig], sites: [SiteConfig], sources: [String: SiteSources] = [:]) throws(ConfigError) {
+        var errors = mps.flatMap { $0.validate() } + sites.flatMap { $0.validate() }
+        if sites.isEmpty { errors.append("at least one site is needed") }
+        if Set(mps.map(\.id)).count != mps.count { errors.append("measurement point ids must be unique") }
+        if Set(sites.map(\.id)).count != sites.count { errors.append("site ids must be unique") }
+        guard errors.isEmpty else { throw ConfigError(errors: errors) }
+        self.mode = mode
+        self.mps = mps.map(MeasurementPoint.init)
+        self.siteConfigs = sites.sorted { $0.connectionOrder < $1.connectionOrder }
+        self.sources = sources
+        self.quantizers = Dictionary(uniqueKeysWithValues: sites.map { ($0.id, Quantizer(quantum: $0.quantum, hysteresis: $0.hysteresis)) })
+    }
+
+    /// The set points last decided (W), per site; the floor before the first tick.
+    public func setPoint(_ site: String) -> Double {
+        sent[site] ?? siteConfigs.first { $0.id == site }!.floorW
+    }
+
+    public mutating func tick(now: Double, _ inputs: Inputs) -> Decision {
+        let dt = lastTick.map { max(0, now - $0) } ?? 0
+        lastTick = now
+        let totalCeiling = siteConfigs.reduce(0) { $0 + $1.ceilingW }
+        let totalSP = siteConfigs.reduce(0) { $0 + setPoint($1.id) }
+        let metered = siteConfigs.compactMap { inputs.siteImportW[$0.id] }
+        let base = mode == .direct && metered.count == siteConfigs.count ? metered.reduce(0, +) : totalSP
+
+        // Each MP proposes a limit on the group's total import.
+        var groupLimit: (Double, LimitSource)? = nil
+        var trips: [String] = []
+        var blind: [String] = []
+        for i in mps.indices {
+            let id = mps[i].config.id
+            let value = inputs.mp[id] ?? nil
+            mps[i].update(now: now, phases: value, baseW: base, ceilingW: totalCeiling)
+            if mps[i].state == .blind { blind.append(id) }
+            if mps[i].tripRequested { trips.append(id) }
+            if let l = mps[i].limitW, l < (groupLimit?.0 ?? .infinity) { groupLimit = (l, .measurementPoint(id)) }
+        }
+
+        // LIFO: floors first, then what the constraint allows goes to the earliest connections.
+        var remaining = (groupLimit?.0 ?? .infinity) - siteConfigs.reduce(0) { $0 + $1.floorW }
+        var decisions: [SiteDecision] = []
+        for site in siteConfigs {
+            var proposals = (sources[site.id] ?? SiteSources()).proposals(now: now, secondsOfDay: inputs.secondsOfDay)
+            if let (_, src) = groupLimit {
+                proposals.append((site.floorW + max(0, min(site.ceilingW - site.floorW, remaining)), src))
+            }
+            var target = site.ceilingW
+            var bound = LimitSource.ceiling
+            var why = "nothing restricts: rated \(fmtK(site.ceilingW))"
+            for (w, src) in proposals where w < target {
+                target = w
+                bound = src
+                why = "\(src) allows \(fmtK(w))"
+            }
+            if target < site.floorW {
+                target = site.floorW
+                bound = .floor
+                why = "held at firm \(fmtK(site.floorW)) (\(why))"
+            }
+            if groupLimit != nil { remaining -= max(0, min(site.ceilingW, target) - site.floorW) }
+
+            // Drop fast, rise slowly.
+            let previous = sent[site.id] ?? site.floorW
+            var sp = target
+            if target > previous {
+                let capped = previous + site.rampUpWPerSecond * dt
+                if capped < target {
+                    sp = capped
+                    bound = .ramp
+                    why = "ramping up to \(fmtK(target)) (\(why))"
+                }
+            }
+            sent[site.id] = sp
+            let q = quantizers[site.id]!.apply(site.unit.fromWatts(sp))
+            decisions.append(SiteDecision(site: site.id, setPointW: sp, sent: q, unit: site.unit.symbol, boundBy: bound, reason: why))
+        }
+        return Decision(sites: decisions, tripRequests: trips, blind: blind)
+    }
+
+    public func mp(_ id: String) -> MeasurementPoint? { mps.first { $0.config.id == id } }
+}
+
+public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var errors: [String]
+    public var description: String { errors.joined(separator: "\n") }
+}
+
+func fmtK(_ w: Double) -> String { "\(fmt(w / 1000)) kW" }

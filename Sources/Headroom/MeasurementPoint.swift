@@ -1,0 +1,251 @@
+/// One measured quantity at the constraint and its thresholds (DESIGN.md §3; Charge Project §6.1.2).
+///
+/// Pure: time (seconds on the monotonic clock) and values come in as arguments; no clocks, no I/O.
+public struct MeasurementPointConfig: Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable, CaseIterable {
+        /// Phase current in A (per phase: the worst phase governs).
+        case current
+        /// Apparent power in VA.
+        case apparentPower = "apparent_power"
+        /// Voltage in V (per phase: the worst phase governs).
+        case voltage
+    }
+
+    /// Thresholds on one side. For an upper set, in descending order:
+    /// trip > upper > releaseZone > releaseTrigger. A lower set mirrors it:
+    /// trip < lower < releaseZone < releaseTrigger.
+    public struct Thresholds: Sendable, Equatable {
+        public var trip: Double?
+        public var tripDelay: Double
+        public var limit: Double
+        public var releaseZone: Double
+        public var releaseTrigger: Double
+
+        public init(trip: Double? = nil, tripDelay: Double = 10, limit: Double, releaseZone: Double, releaseTrigger: Double) {
+            self.trip = trip
+            self.tripDelay = tripDelay
+            self.limit = limit
+            self.releaseZone = releaseZone
+            self.releaseTrigger = releaseTrigger
+        }
+    }
+
+    public var id: String
+    public var kind: Kind
+    /// How much the value moves per W of site import, with sign: +1/√3/400 A per W for a phase current
+    /// at 400 V, ≈ +1 VA per W for apparent power, negative for a voltage that sags with load.
+    public var sensitivity: Double
+    public var upper: Thresholds?
+    public var lower: Thresholds?
+    /// Regulation brings the value back inside the limit by this much (value units).
+    public var regulateMargin: Double
+    /// A value beyond the limit for less than this is a transient (motor start): no action.
+    public var rideThrough: Double
+    /// While still beyond the limit, repeat the reduction this often.
+    public var regulateInterval: Double
+    /// While in the release trigger zone, increase at most this often…
+    public var releaseInterval: Double
+    /// …by at most this much (W of site import) per step.
+    public var rampW: Double
+    /// Time constant of the filter the regulate and release decisions see (trip sees the raw value).
+    public var filterTimeConstant: Double
+
+    public init(id: String, kind: Kind, sensitivity: Double, upper: Thresholds? = nil, lower: Thresholds? = nil,
+                regulateMargin: Double, rideThrough: Double = 2, regulateInterval: Double = 5,
+                releaseInterval: Double = 10, rampW: Double = 5_000, filterTimeConstant: Double = 2) {
+        self.id = id
+        self.kind = kind
+        self.sensitivity = sensitivity
+        self.upper = upper
+        self.lower = lower
+        self.regulateMargin = regulateMargin
+        self.rideThrough = rideThrough
+        self.regulateInterval = regulateInterval
+        self.releaseInterval = releaseInterval
+        self.rampW = rampW
+        self.filterTimeConstant = filterTimeConstant
+    }
+
+    /// Errors that make the thresholds meaningless, each naming the field and the fix.
+    public func validate() -> [String] {
+        var errors: [String] = []
+        if upper == nil && lower == nil { errors.append("\(id): needs upper or lower thresholds") }
+        if let u = upper {
+            if !(u.limit > u.releaseZone && u.releaseZone > u.releaseTrigger) {
+                errors.append("\(id).upper: need limit > release_zone > release_trigger, got \(u.limit) > \(u.releaseZone) > \(u.releaseTrigger)")
+            }
+            if let t = u.trip, t <= u.limit { errors.append("\(id).upper.trip \(t) must be above the limit \(u.limit)") }
+            if sensitivity <= 0 { errors.append("\(id).upper: sensitivity \(sensitivity) must be positive (more site import must raise the value)") }
+        }
+        if let l = lower {
+            if !(l.limit < l.releaseZone && l.releaseZone < l.releaseTrigger) {
+                errors.append("\(id).lower: need limit < release_zone < release_trigger, got \(l.limit) < \(l.releaseZone) < \(l.releaseTrigger)")
+            }
+            if let t = l.trip, t >= l.limit { errors.append("\(id).lower.trip \(t) must be below the limit \(l.limit)") }
+            if sensitivity >= 0 { errors.append("\(id).lower: sensitivity \(sensitivity) must be negative (more site import must lower the value)") }
+        }
+        if regulateMargin < 0 { errors.append("\(id).regulate_margin \(regulateMargin) must not be negative") }
+        if rampW <= 0 { errors.append("\(id).ramp \(rampW) W must be positive") }
+        for (name, v) in [("ride_through", rideThrough), ("regulate_interval", regulateInterval),
+                          ("release_interval", releaseInterval), ("filter", filterTimeConstant)] where v < 0 {
+            errors.append("\(id).\(name)_s \(v) must not be negative")
+        }
+        return errors
+    }
+}
+
+/// What an MP's state machine is doing.
+public enum MPState: String, Sendable, Equatable {
+    /// Inside the dead band or the release zone without releasing: no request.
+    case holding
+    /// Beyond the limit, waiting out the ride-through.
+    case riding
+    /// Beyond the limit: reductions requested.
+    case regulating
+    /// In the trigger zone (or still in the release zone): increases requested.
+    case releasing
+    /// No usable value: the MP holds its last limit; FailSafe decides what blindness means.
+    case blind
+}
+
+/// The state machine of one MP. Its output is a limit on the total import of the sites behind the
+/// constraint (W), or nil while it does not restrict.
+public struct MeasurementPoint: Sendable {
+    public let config: MeasurementPointConfig
+    public private(set) var state: MPState = .holding
+    /// The MP's current limit on site import (W); nil: not restricting.
+    public private(set) var limitW: Double?
+    /// The filtered value the decisions used last (worst phase).
+    public private(set) var filtered: Double?
+    /// True once the raw value has stayed beyond a trip threshold for its delay.
+    public private(set) var tripRequested = false
+    /// Why the MP is in its state, for the console.
+    public private(set) var reason = "no value yet"
+
+    private var lastTime: Double?
+    private var beyondSince: Double?
+    private var lastRegulate: Double?
+    private var lastRelease: Double?
+    private var tripSince: Double?
+
+    public init(_ config: MeasurementPointConfig) { self.config = config }
+
+    /// One side mapped to "stress" coordinates, where more stress is worse and more site import
+    /// raises stress: the lower set is the upper set seen in a mirror.
+    private struct Side {
+        var sign: Double
+        var t: MeasurementPointConfig.Thresholds
+        func stress(_ v: Double) -> Double { sign * v }
+        var limit: Double { sign * t.limit }
+        var releaseZone: Double { sign * t.releaseZone }
+        var releaseTrigger: Double { sign * t.releaseTrigger }
+        var trip: Double? { t.trip.map { sign * $0 } }
+    }
+
+    private var sides: [Side] {
+        var s: [Side] = []
+        if let u = config.upper { s.append(Side(sign: 1, t: u)) }
+        if let l = config.lower { s.append(Side(sign: -1, t: l)) }
+        return s
+    }
+
+    /// Advances the state machine.
+    /// - Parameters:
+    ///   - now: monotonic seconds.
+    ///   - phases: the measured values (one per phase, or one), or nil when the sample is not usable.
+    ///   - baseW: what a reduction is taken from: the site's metered import in direct mode, the
+    ///     current set point (total of the sites) in incremental mode.
+    ///   - ceilingW: the total the sites could ever import: limits at or above it do not restrict.
+    public mutating func update(now: Double, phases: [Double]?, baseW: Double, ceilingW: Double) {
+        defer { lastTime = now }
+        guard let phases, !phases.isEmpty, phases.allSatisfy(\.isFinite) else {
+            state = .blind
+            reason = "no usable value"
+            beyondSince = nil
+            tripSince = nil
+            return
+        }
+        let sides = self.sides
+        let gain = abs(config.sensitivity)
+
+        // Trip: the raw worst value, beyond the trip threshold for the trip delay.
+        var beyondTrip = false
+        for side in sides {
+            if let trip = side.trip, phases.map(side.stress).max()! > trip {
+                beyondTrip = true
+                if tripSince == nil { tripSince = now }
+                if now - tripSince! >= side.t.tripDelay { tripRequested = true }
+            }
+        }
+        if !beyondTrip { tripSince = nil; tripRequested = false }
+
+        // The filtered value, per side in stress coordinates; the worst side governs.
+        let raw = sides.map { s in phases.map(s.stress).max()! }
+        let alpha: Double
+        if let last = lastTime, config.filterTimeConstant > 0 {
+            alpha = min(1, max(0, (now - last) / config.filterTimeConstant))
+        } else {
+            alpha = 1
+        }
+        var f = [Double](repeating: 0, count: sides.count)
+        for i in sides.indices {
+            let previous = filteredStress.count == sides.count ? filteredStress[i] : raw[i]
+            f[i] = previous + alpha * (raw[i] - previous)
+        }
+        filteredStress = f
+        // The side with the least room decides.
+        let worst = sides.indices.min { (sides[$0].limit - f[$0]) < (sides[$1].limit - f[$1]) }!
+        let side = sides[worst]
+        let v = f[worst]
+        filtered = side.sign * v
+        let target = side.limit - config.regulateMargin
+        let current = limitW ?? ceilingW
+
+        if v > side.limit {
+            if beyondSince == nil { beyondSince = now }
+            if now - beyondSince! < config.rideThrough {
+                state = .riding
+                reason = "beyond the limit \(fmt(side.t.limit)) for \(fmt(now - beyondSince!)) s, riding through"
+                return
+            }
+            if state != .regulating || lastRegulate == nil || now - lastRegulate! >= config.regulateInterval {
+                let wanted = min(current, baseW) - (v - target) / gain
+                limitW = max(0, wanted)
+                lastRegulate = now
+                lastRelease = nil
+            }
+            state = .regulating
+            reason = "\(fmt(filtered!)) beyond the limit \(fmt(side.t.limit)): regulating to \(fmt(side.sign * target))"
+            return
+        }
+        beyondSince = nil
+
+        let inTrigger = v <= side.releaseTrigger
+        let inReleaseZone = v <= side.releaseZone
+        if limitW != nil && (inTrigger || (state == .releasing && inReleaseZone)) {
+            if lastRelease == nil || now - lastRelease! >= config.releaseInterval {
+                let room = max(0, (target - v) / gain)
+                let step = min(config.rampW, room)
+                let next = current + step
+                limitW = next >= ceilingW ? nil : next
+                lastRelease = now
+            }
+            state = .releasing
+            reason = limitW == nil ? "released fully" : "\(fmt(filtered!)) in the release zone: releasing"
+            return
+        }
+        if state == .regulating || state == .riding { lastRelease = now }
+        state = .holding
+        reason = limitW == nil ? "not restricting" : "\(fmt(filtered!)) in the dead band: holding"
+    }
+
+    private var filteredStress: [Double] = []
+
+    /// Engineer reset (e.g. after a config change): forget limits and timers.
+    public mutating func reset() { self = MeasurementPoint(config) }
+}
+
+func fmt(_ v: Double) -> String {
+    let r = (v * 10).rounded() / 10
+    return r == r.rounded() ? String(Int(r)) : String(r)
+}
