@@ -98,7 +98,8 @@ public struct HeadroomController: Sendable {
         for site in siteConfigs {
             var proposals = (sources[site.id] ?? SiteSources()).proposals(now: now, secondsOfDay: inputs.secondsOfDay)
             if let (_, src) = groupLimit {
-                proposals.append((site.floorW + max(0, min(site.ceilingW - site.floorW, remaining)), src))
+                // Below the floor when even the floors do not fit: clamped below, with the reason kept.
+                proposals.append((site.floorW + min(site.ceilingW - site.floorW, remaining), src))
             }
             var target = site.ceilingW
             var bound = LimitSource.ceiling

@@ -212,7 +212,8 @@ public struct MeasurementPoint: Sendable {
                 let wanted = min(current, baseW) - (v - target) / gain
                 limitW = max(0, wanted)
                 lastRegulate = now
-                lastRelease = nil
+                // The first release after a reduction waits a full release interval.
+                lastRelease = now
             }
             state = .regulating
             reason = "\(fmt(filtered!)) beyond the limit \(fmt(side.t.limit)): regulating to \(fmt(side.sign * target))"
