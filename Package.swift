@@ -28,12 +28,14 @@ let package = Package(
         .target(name: "FailSafe"),
         // Pure control core: MP state machines, arbitration, scenario replay.
         .target(name: "Headroom"),
+        // The config file: a small TOML reader and the schema, with errors naming line and key.
+        .target(name: "LMCConfig", dependencies: ["Headroom"]),
 
         // The executable `lmc`.
         .executableTarget(
             name: "FieldController",
             dependencies: [
-                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom",
+                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -46,6 +48,7 @@ let package = Package(
                            .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "DigitalIOTests", dependencies: ["DigitalIO"]),
+        .testTarget(name: "LMCConfigTests", dependencies: ["LMCConfig"]),
         .testTarget(
             name: "HeadroomTests",
             dependencies: ["Headroom", .product(name: "PropertyBased", package: "swift-property-based")]

@@ -1,0 +1,166 @@
+import Headroom
+
+/// `/etc/lmc/lmc.toml`, as far as the control core needs it. Every key is documented in
+/// docs/config.md with an example; units are spelt out in the key names and converted to SI here.
+public struct Configuration: Sendable {
+    public var mode: HeadroomController.Mode
+    public var periodMilliseconds: Int
+    public var measurementPoints: [MeasurementPointConfig]
+    public var sites: [SiteConfig]
+    public var sources: [String: SiteSources]
+
+    /// The control core built from this configuration.
+    public func controller() throws(ConfigError) -> HeadroomController {
+        try HeadroomController(mode: mode, mps: measurementPoints, sites: sites, sources: sources)
+    }
+
+    /// Parses and checks a config file; every problem is reported, each with its line and key path.
+    public static func parse(_ text: String) -> Result<Configuration, ConfigErrors> {
+        let root: TOMLTable
+        do { root = try TOML.parse(text) } catch {
+            return .failure(ConfigErrors(issues: [ConfigIssue(line: error.line, path: "(syntax)", message: error.message)]))
+        }
+        let issues = IssueList()
+        let top = Section(root, path: "", line: nil, issues: issues)
+
+        let control = top.table("control")
+        let mode = control?.string("mode", default: "direct", oneOf: HeadroomController.Mode.allCases.map(\.rawValue)) ?? "direct"
+        let period = control?.number("period_ms", default: 100, min: 10, max: 10_000) ?? 100
+        control?.rejectUnknownKeys()
+
+        let mpSections = top.tables("measurement_point")
+        if mpSections.isEmpty { issues.add(nil, "measurement_point", "at least one [[measurement_point]] is needed") }
+        let mps = mpSections.compactMap(readMP)
+
+        let siteSections = top.tables("site")
+        if siteSections.isEmpty { issues.add(nil, "site", "at least one [[site]] is needed") }
+        var sites: [SiteConfig] = []
+        var sources: [String: SiteSources] = [:]
+        for (i, s) in siteSections.enumerated() {
+            if let (site, src) = readSite(s, order: i + 1) {
+                sites.append(site)
+                sources[site.id] = src
+            }
+        }
+        top.rejectUnknownKeys()
+
+        // Cross-checks the core makes, reported in the same list.
+        if issues.items.isEmpty {
+            for e in mps.flatMap({ $0.validate() }) + sites.flatMap({ $0.validate() }) {
+                issues.add(nil, "measurement_point/site", e)
+            }
+            for dup in duplicates(mps.map(\.id)) { issues.add(nil, "measurement_point", "id \"\(dup)\" is used twice") }
+            for dup in duplicates(sites.map(\.id)) { issues.add(nil, "site", "id \"\(dup)\" is used twice") }
+        }
+        guard issues.items.isEmpty else { return .failure(ConfigErrors(issues: issues.items)) }
+        return .success(Configuration(mode: HeadroomController.Mode(rawValue: mode)!, periodMilliseconds: Int(period),
+                                      measurementPoints: mps, sites: sites, sources: sources))
+    }
+}
+
+public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
+    public var issues: [ConfigIssue]
+    public var description: String { issues.map(\.description).joined(separator: "\n") }
+}
+
+private func duplicates(_ ids: [String]) -> [String] {
+    var seen = Set<String>(), dup: [String] = []
+    for id in ids { if !seen.insert(id).inserted { dup.append(id) } }
+    return dup
+}
+
+/// Unit suffix and scale to SI of an MP kind's values in the config.
+private func unit(of kind: MeasurementPointConfig.Kind) -> (suffix: String, scale: Double) {
+    switch kind {
+    case .current: ("a", 1)
+    case .apparentPower: ("kva", 1000)
+    case .voltage: ("v", 1)
+    }
+}
+
+private func readMP(_ s: Section) -> MeasurementPointConfig? {
+    let id = s.string("id") ?? "?"
+    guard let kindName = s.string("kind", oneOf: MeasurementPointConfig.Kind.allCases.map(\.rawValue)),
+          let kind = MeasurementPointConfig.Kind(rawValue: kindName) else { s.rejectUnknownKeys(); return nil }
+    let (u, scale) = unit(of: kind)
+    // Keys in another kind's unit are a classic slip (limit_kva on a current MP): say so.
+    func checkUnits(_ t: TOMLTable, _ path: String) {
+        for other in ["a", "kva", "v"] where other != u {
+            for e in t.entries where e.key.hasSuffix("_\(other)") {
+                s.issues.add(e.line, "\(path).\(e.key)", "a \(kindName) point takes values in \(u): use \(e.key.dropLast(other.count))\(u)")
+            }
+        }
+    }
+    checkUnits(s.table, s.path)
+    for side in ["upper", "lower"] { if case .table(let t)? = s.table[side] { checkUnits(t, "\(s.path).\(side)") } }
+    let sensitivity = s.number("sensitivity_per_kw").map { $0 * scale / 1000 }
+    func thresholds(_ name: String) -> MeasurementPointConfig.Thresholds? {
+        guard let t = s.table(name) else { return nil }
+        defer { t.rejectUnknownKeys() }
+        guard let limit = t.number("limit_\(u)"), let zone = t.number("release_zone_\(u)"),
+              let trigger = t.number("release_trigger_\(u)") else { return nil }
+        return .init(trip: t.optionalNumber("trip_\(u)").map { $0 * scale }, tripDelay: t.number("trip_delay_s", default: 10, min: 0)!,
+                     limit: limit * scale, releaseZone: zone * scale, releaseTrigger: trigger * scale)
+    }
+    let upper = thresholds("upper")
+    let lower = thresholds("lower")
+    if !s.has("upper") && !s.has("lower") { s.issues.add(s.line, s.path, "needs an [\(s.path).upper] or [\(s.path).lower] table") }
+    let config = MeasurementPointConfig(
+        id: id, kind: kind, sensitivity: sensitivity ?? 1, upper: upper, lower: lower,
+        regulateMargin: (s.number("regulate_margin_\(u)", default: 0, min: 0) ?? 0) * scale,
+        rideThrough: s.number("ride_through_s", default: 2, min: 0)!,
+        regulateInterval: s.number("regulate_interval_s", default: 10, min: 0)!,
+        releaseInterval: s.number("release_interval_s", default: 60, min: 0)!,
+        rampW: (s.number("ramp_kw", default: 5, positive: true) ?? 5) * 1000,
+        filterTimeConstant: s.number("filter_s", default: 5, min: 0)!)
+    s.rejectUnknownKeys()
+    return config
+}
+
+private func readSite(_ s: Section, order: Int) -> (SiteConfig, SiteSources)? {
+    let id = s.string("id") ?? "?"
+    let firm = s.number("firm_kw", min: 0)
+    let rated = s.number("rated_kw", positive: true)
+    let unitName = s.string("setpoint_unit", default: "kw", oneOf: ["kw", "kva", "a"])!
+    let pf = s.number("power_factor", default: 1, min: 0.1, max: 1)!
+    let phases = s.number("phases", default: 3, min: 1, max: 3)!
+    let voltage = s.number("phase_voltage_v", default: 230, positive: true)!
+    let unit: SetPointUnit = switch unitName {
+    case "kva": .kVA(powerFactor: pf)
+    case "a": .ampsPerPhase(phases: Int(phases), phaseVoltage: voltage, powerFactor: pf)
+    default: .kW
+    }
+    let quantum = s.number("quantum", default: unitName == "a" ? 1 : 0, min: 0)!
+    let hysteresis = s.number("hysteresis", default: 0.5, min: 0, max: 1)!
+    let ramp = s.number("ramp_up_kw_per_s", default: 2, positive: true)!
+    var sources = SiteSources()
+    sources.dscW = s.optionalNumber("dsc_kw", positive: true).map { $0 * 1000 }
+    if let tcc = s.numbers("tcc_kw", count: 48) {
+        sources.tcc = try? HalfHourProfile(watts: tcc.map { $0 * 1000 })
+        if sources.tcc == nil { s.issues.add(s.table.line(of: "tcc_kw"), "\(s.path).tcc_kw", "values must be finite and not negative") }
+    }
+    for w in s.tables("schedule") {
+        let name = w.string("name", default: "window")!
+        let from = w.string("from").flatMap { parseClock($0, w, "from") }
+        let to = w.string("to").flatMap { parseClock($0, w, "to") }
+        let limit = w.number("limit_kw", min: 0)
+        w.rejectUnknownKeys()
+        if let from, let to, let limit {
+            sources.schedule.append(ScheduleWindow(name: name, startSecondsOfDay: from, endSecondsOfDay: to, watts: limit * 1000))
+        }
+    }
+    s.rejectUnknownKeys()
+    guard let firm, let rated else { return nil }
+    return (SiteConfig(id: id, floorW: firm * 1000, ceilingW: rated * 1000, unit: unit, quantum: quantum, hysteresis: hysteresis,
+                       rampUpWPerSecond: ramp * 1000, connectionOrder: order), sources)
+}
+
+/// "HH:MM" → seconds after midnight.
+private func parseClock(_ text: String, _ s: Section, _ key: String) -> Double? {
+    let parts = text.split(separator: ":")
+    if parts.count == 2, let h = Int(parts[0]), let m = Int(parts[1]), (0...24).contains(h), (0..<60).contains(m), h * 60 + m <= 1440 {
+        return Double(h * 3600 + m * 60)
+    }
+    s.issues.add(s.table.line(of: key), "\(s.path).\(key)", "= \"\(text)\": expected a time of day \"HH:MM\" (e.g. \"08:30\")")
+    return nil
+}
