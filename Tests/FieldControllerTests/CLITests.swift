@@ -122,3 +122,55 @@ import Testing
         #expect(limits.allSatisfy { (150...250).contains($0) }, "\(limits)")
     }
 }
+
+/// `lmc simulate` and `lmc config check` as an engineer runs them.
+@Suite struct SimulateAndConfigCLITests {
+    static let shared = Repo.root.deletingLastPathComponent().appendingPathComponent("shared/scenarios")
+    static let example = Repo.root.appendingPathComponent("hw/examples/lmc.toml").path
+
+    @Test func simulateTheExampleDayWithTheExampleConfig() throws {
+        let trace = "/tmp/lmc-sim-\(getpid()).csv"
+        defer { unlink(trace) }
+        let r = try run(Repo.lmc, ["simulate", "--config", Self.example, "--scenario", Self.shared.appendingPathComponent("seed-example-day.csv").path,
+                                   "--trace", trace, "--json"], timeout: 120)
+        #expect(r.status == 0, "\(r.err)")
+        let o = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        #expect((o["seconds_above_tolerance"] as! NSNumber).doubleValue == 0)
+        #expect((o["share_of_oracle"] as! NSNumber).doubleValue >= 0.97)
+        #expect((o["reversals_per_hour"] as! NSNumber).doubleValue <= 2)
+        let rows = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n")
+        #expect(rows.first == "t_s,background_kva,constraint_kva,site_kva,demand_kva,setpoint_kw,sent,bound_by")
+        #expect(rows.count == 86_341)   // one row a second over 23:59, and the header
+        // Every set point in the trace lies within firm and rated.
+        for row in rows.dropFirst().prefix(5000) {
+            let sp = Double(row.split(separator: ",")[5])!
+            #expect(sp >= 150 && sp <= 250)
+        }
+    }
+
+    @Test func simulateRefusesABadScenarioWithTheLine() throws {
+        let bad = "/tmp/lmc-bad-\(getpid()).csv"
+        defer { unlink(bad) }
+        try "time_s,background_kva,ev_demand_kva\n0,100,50\n60,abc,50\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let r = try run(Repo.lmc, ["simulate", "--scenario", bad])
+        #expect(r.status == 2)
+        #expect(r.err.contains("line 3: background_kva 'abc' is not a number"))
+        let missing = try run(Repo.lmc, ["simulate", "--scenario", "/nonexistent.csv"])
+        #expect(missing.status == 2 && missing.err.contains("cannot read scenario /nonexistent.csv"))
+        let step = try run(Repo.lmc, ["simulate", "--scenario", bad, "--step", "12:40"])
+        #expect(step.status != 0 && step.err.contains("--step '12:40' is not START_S:KVA:DURATION_S"))
+    }
+
+    @Test func configCheckAcceptsTheExampleAndNamesATypo() throws {
+        let ok = try run(Repo.lmc, ["config", "check", "--config", Self.example])
+        #expect(ok.status == 0 && ok.out.contains("ok — 1 measurement point, 1 site"))
+        let typo = "/tmp/lmc-typo-\(getpid()).toml"
+        defer { unlink(typo) }
+        try String(contentsOfFile: Self.example, encoding: .utf8)
+            .replacingOccurrences(of: "regulate_margin_kva", with: "regulate_margin_kv")
+            .write(toFile: typo, atomically: true, encoding: .utf8)
+        let bad = try run(Repo.lmc, ["config", "check", "--config", typo])
+        #expect(bad.status == 2)
+        #expect(bad.err.contains("line 14: measurement_point[0].regulate_margin_kv: unknown key (did you mean regulate_margin_kva?)"), "\(bad.err)")
+    }
+}

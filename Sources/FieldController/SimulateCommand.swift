@@ -1,0 +1,170 @@
+import ArgumentParser
+import Headroom
+import LMCConfig
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// `lmc simulate`: replays a load profile through the real control core at virtual time.
+struct SimulateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Replay a load profile through the control core with a plant model and report overload and energy.",
+        discussion: """
+        The scenario is a CSV with time_s, background_kva and ev_demand_kva (lines starting with # are
+        comments), as in shared/scenarios. The background is interpolated and gets uniform noise and
+        optional step loads; the site imports min(demand, set point) through a first-order lag. The
+        constraint is the first measurement point, which must be kind = "apparent_power"; the config
+        must have one site. Without --config, the Charge Project example site is used
+        (hw/examples/lmc.toml).
+
+        Reported: seconds above the limit and above limit + tolerance, the largest overshoot, energy
+        delivered against a perfect-knowledge oracle, min(demand, limit − background), and against a
+        firm connection, min(demand, firm); set-point changes and reversals per hour (a change followed
+        within 60 s by a change the other way).
+
+        Example:
+          lmc simulate --scenario ../shared/scenarios/seed-example-day.csv --trace day.csv
+        """
+    )
+
+    @Option(help: ArgumentHelp("Config file (TOML); default: the built-in example site.", valueName: "file"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("Scenario CSV.", valueName: "csv"))
+    var scenario: String
+
+    @Option(help: ArgumentHelp("Write every step to this CSV.", valueName: "file"))
+    var trace: String?
+
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    @Option(name: .customLong("lag-s"), help: "Site response time constant in seconds.")
+    var lag: Double = 5
+
+    @Option(name: .customLong("noise-pct"), help: "Background noise, ± percent, a new value every second.")
+    var noisePercent: Double = 2
+
+    @Option(help: "Seed of the noise, so a replay repeats exactly.")
+    var seed: UInt64 = 1
+
+    @Option(name: .customLong("period-s"), help: "Control period in virtual seconds.")
+    var period: Double = 1
+
+    @Option(name: .customLong("tolerance-pct"), help: "Tolerance above the limit that counts as a violation.")
+    var tolerancePercent: Double = 2
+
+    @Option(name: .customLong("step"), help: ArgumentHelp("A step load on the background: START_S:KVA:DURATION_S (repeatable).", valueName: "t:kva:s"))
+    var steps: [String] = []
+
+    func validate() throws {
+        guard lag >= 0 else { throw ValidationError("--lag-s \(lag) must not be negative") }
+        guard (0...50).contains(noisePercent) else { throw ValidationError("--noise-pct \(noisePercent) is outside 0–50") }
+        guard period > 0 && period <= 60 else { throw ValidationError("--period-s \(period) is outside (0, 60]") }
+        guard (0...50).contains(tolerancePercent) else { throw ValidationError("--tolerance-pct \(tolerancePercent) is outside 0–50") }
+        for s in steps where parseStep(s) == nil {
+            throw ValidationError("--step '\(s)' is not START_S:KVA:DURATION_S (e.g. 43200:40:600)")
+        }
+    }
+
+    func parseStep(_ s: String) -> PlantModel.StepLoad? {
+        let p = s.split(separator: ":").compactMap { Double($0) }
+        guard p.count == 3, p[2] > 0 else { return nil }
+        return .init(start: p[0], va: p[1] * 1000, duration: p[2])
+    }
+
+    func run() throws {
+        var controller: HeadroomController
+        if let config {
+            let text = try readFile(config, what: "config")
+            switch Configuration.parse(text) {
+            case .failure(let e):
+                printError("\(config):\n\(e)")
+                throw ExitCode(2)
+            case .success(let c):
+                controller = try c.controller()
+            }
+        } else {
+            controller = ExampleSite.controller()
+        }
+        guard let mp = controller.mps.first, mp.config.kind == .apparentPower, let upper = mp.config.upper else {
+            throw ValidationError("lmc simulate models the constraint as apparent power: the first [[measurement_point]] must have kind = \"apparent_power\" and an upper limit")
+        }
+        guard controller.siteConfigs.count == 1 else {
+            throw ValidationError("lmc simulate drives one site; the config has \(controller.siteConfigs.count)")
+        }
+        let csv = try readFile(scenario, what: "scenario")
+        let s: Scenario
+        do { s = try Scenario.parse(csv: csv) } catch {
+            printError("\(scenario): \(error)")
+            throw ExitCode(2)
+        }
+        let plant = PlantModel(limitVA: upper.limit, tolerance: tolerancePercent / 100, responseLag: lag,
+                               noiseFraction: noisePercent / 100, steps: steps.compactMap(parseStep), seed: seed)
+        var out: UnsafeMutablePointer<FILE>?
+        if let trace {
+            out = fopen(trace, "w")
+            guard out != nil else {
+                printError("cannot write trace \(trace): \(String(cString: strerror(errno)))")
+                throw ExitCode(1)
+            }
+            fputs("t_s,background_kva,constraint_kva,site_kva,demand_kva,setpoint_kw,sent,bound_by\n", out)
+        }
+        let r = simulate(s, controller: &controller, mpID: mp.config.id, plant: plant, period: period) { row in
+            guard let out else { return }
+            fputs("\(row.t),\(k(row.backgroundVA)),\(k(row.constraintVA)),\(k(row.siteVA)),\(k(row.demandVA)),\(k(row.setPointW)),\(row.sent),\(row.boundBy)\n", out)
+        }
+        if let out { fclose(out) }
+        if json {
+            print(JSON.render(.object([
+                ("scenario", .string(scenario)), ("hours", .number(r.hours)), ("mode", .string(controller.mode.rawValue)),
+                ("limit_kva", .number(upper.limit / 1000)), ("tolerance_pct", .number(tolerancePercent)),
+                ("seconds_above_limit", .number(r.secondsAboveLimit)), ("seconds_above_tolerance", .number(r.secondsAboveTolerance)),
+                ("largest_overshoot_kva", .number(r.largestOvershootVA / 1000)),
+                ("delivered_kwh", .number(r.deliveredKWh)), ("oracle_kwh", .number(r.oracleKWh)), ("firm_kwh", .number(r.firmKWh)),
+                ("share_of_oracle", .number(r.shareOfOracle)), ("share_of_firm", .number(r.shareOfFirm)),
+                ("changes_per_hour", .number(r.changesPerHour)), ("reversals_per_hour", .number(r.reversalsPerHour)),
+            ])))
+            return
+        }
+        let limit = upper.limit / 1000
+        print("scenario   \(scenario): \(f1(r.hours)) h, period \(period) s, lag \(lag) s, noise ±\(noisePercent) %, seed \(seed)")
+        print("control    \(controller.mode.rawValue), limit \(f1(limit)) kVA, +\(tolerancePercent) % = \(f1(limit * (1 + tolerancePercent / 100))) kVA")
+        print("above limit               \(right(f1(r.secondsAboveLimit), 10)) s")
+        print("above limit + tolerance   \(right(f1(r.secondsAboveTolerance), 10)) s")
+        print("largest overshoot         \(right(f1(r.largestOvershootVA / 1000), 10)) kVA")
+        print("energy delivered          \(right(f1(r.deliveredKWh), 10)) kWh")
+        print("  share of oracle         \(right(f1(100 * r.shareOfOracle), 10)) %   (oracle \(f1(r.oracleKWh)) kWh)")
+        print("  share of firm           \(right(f1(100 * r.shareOfFirm), 10)) %   (firm \(f1(r.firmKWh)) kWh)")
+        print("set-point changes         \(right(f1(r.changesPerHour), 10)) /h")
+        print("reversals within 60 s     \(right(f1(r.reversalsPerHour), 10)) /h")
+    }
+}
+
+private func k(_ w: Double) -> String { f1(w / 1000) }
+private func f1(_ v: Double) -> String {
+    let r = (v * 10).rounded() / 10
+    return r == r.rounded() && abs(r) < 1e15 ? "\(Int64(r)).0" : "\(r)"
+}
+private func right(_ s: String, _ w: Int) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }
+
+/// Reads a whole text file; errors name the file and the reason.
+func readFile(_ path: String, what: String) throws -> String {
+    guard let f = fopen(path, "r") else {
+        printError("cannot read \(what) \(path): \(String(cString: strerror(errno)))")
+        throw ExitCode(2)
+    }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = fread(&buf, 1, buf.count, f)
+        if n <= 0 { break }
+        bytes += buf[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
