@@ -50,6 +50,10 @@ let package = Package(
         .testTarget(name: "DigitalIOTests", dependencies: ["DigitalIO"]),
         .testTarget(name: "LMCConfigTests", dependencies: ["LMCConfig"]),
         .testTarget(
+            name: "FailSafeTests",
+            dependencies: ["FailSafe", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
             name: "HeadroomTests",
             dependencies: ["Headroom", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
