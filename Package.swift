@@ -26,6 +26,8 @@ let package = Package(
         // Measurement side and pure supervisor.
         .target(name: "CTSensorDriver", dependencies: ["ModbusBridge", "DigitalIO"]),
         .target(name: "FailSafe"),
+        // The thin hardware side of the supervisor: breaker lines, systemd and hardware watchdogs.
+        .target(name: "Supervision", dependencies: ["DigitalIO", "FailSafe"]),
         // Pure control core: MP state machines, arbitration, scenario replay.
         .target(name: "Headroom"),
         // The config file: a small TOML reader and the schema, with errors naming line and key.
@@ -35,7 +37,7 @@ let package = Package(
         .executableTarget(
             name: "FieldController",
             dependencies: [
-                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig",
+                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig", "Supervision",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -49,6 +51,7 @@ let package = Package(
         ),
         .testTarget(name: "DigitalIOTests", dependencies: ["DigitalIO"]),
         .testTarget(name: "LMCConfigTests", dependencies: ["LMCConfig"]),
+        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "DigitalIO", "FailSafe"]),
         .testTarget(
             name: "FailSafeTests",
             dependencies: ["FailSafe", .product(name: "PropertyBased", package: "swift-property-based")]
