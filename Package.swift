@@ -31,7 +31,7 @@ let package = Package(
         // Pure control core: MP state machines, arbitration, scenario replay.
         .target(name: "Headroom"),
         // The config file: a small TOML reader and the schema, with errors naming line and key.
-        .target(name: "LMCConfig", dependencies: ["Headroom"]),
+        .target(name: "LMCConfig", dependencies: ["Headroom", "CTSensorDriver", "ModbusBridge"]),
 
         // The executable `lmc`.
         .executableTarget(
@@ -51,6 +51,7 @@ let package = Package(
         ),
         .testTarget(name: "DigitalIOTests", dependencies: ["DigitalIO"]),
         .testTarget(name: "LMCConfigTests", dependencies: ["LMCConfig"]),
+        .testTarget(name: "CTSensorDriverTests", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "DigitalIO", "FailSafe"]),
         .testTarget(
             name: "FailSafeTests",

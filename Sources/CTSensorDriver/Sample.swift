@@ -7,15 +7,16 @@ public enum Quality: Sendable, Equatable, CustomStringConvertible {
     case bad(BadReason)
 
     public enum BadReason: Sendable, Equatable, CustomStringConvertible {
-        case timeout, crc, exception(UInt8), disconnected
-        case notFinite, outOfRange(String), implausibleStep(String), frozen(polls: Int), stale
+        case timeout, crc, exception(UInt8), disconnected, invalidReply(String)
+        case notFinite(String), outOfRange(String), implausibleStep(String), frozen(polls: Int), stale
         public var description: String {
             switch self {
             case .timeout: "timeout"
             case .crc: "CRC error"
             case .exception(let c): "Modbus exception 0x\(String(c, radix: 16))"
             case .disconnected: "disconnected"
-            case .notFinite: "NaN or infinite value"
+            case .invalidReply(let why): "invalid reply: \(why)"
+            case .notFinite(let q): "\(q) is NaN or infinite"
             case .outOfRange(let why): "out of range: \(why)"
             case .implausibleStep(let why): "implausible step: \(why)"
             case .frozen(let n): "frozen for \(n) polls"

@@ -23,7 +23,7 @@ from pymodbus.server import ModbusTcpServer, ModbusSerialServer
 from pymodbus.simulator import SimData, SimDevice, DataType
 
 FORMATS = {"u16": ">H", "i16": ">h", "u32": ">I", "i32": ">i", "u64": ">Q", "i64": ">q", "f32": ">f", "f64": ">d"}
-TABLE_SIZE = 2048
+TABLE_SIZE = 4096
 
 
 def encode(entry):
@@ -74,6 +74,29 @@ def device(unit, spec):
     )
 
 
+def spec_from_profile(path, values):
+    """Registers for a meter profile, encoded here with struct: the profile says where and how, Python
+    does the encoding, so the test compares two independent implementations."""
+    import tomllib
+    with open(path, "rb") as f:
+        prof = tomllib.load(f)
+    table = prof.get("function", "input")
+    entries = []
+    for reg in prof["register"]:
+        q = reg["quantity"]
+        if q not in values:
+            continue
+        entries.append({
+            "address": reg["address"],
+            "type": reg.get("type", prof.get("type", "f32")),
+            "word_order": reg.get("word_order", prof.get("word_order", "big")),
+            "byte_order": reg.get("byte_order", prof.get("byte_order", "big")),
+            "scale": reg.get("scale", 1),
+            "value": values[q],
+        })
+    return {table: entries}
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -88,7 +111,11 @@ async def main():
     ap.add_argument("--parity", default="N")
     ap.add_argument("--unit", type=int, action="append")
     ap.add_argument("--spec", default="{}", help="JSON, or a list of specs (one per --unit)")
+    ap.add_argument("--profile", help="an lmc meter profile (hw/meters/*.toml) to lay --values out by")
+    ap.add_argument("--values", default="{}", help="JSON: quantity -> value in SI units (with --profile)")
     args = ap.parse_args()
+    if args.profile:
+        args.spec = json.dumps(spec_from_profile(args.profile, json.loads(args.values)))
     logging.disable(logging.WARNING)
 
     units = args.unit or [1]
