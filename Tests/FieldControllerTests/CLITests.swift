@@ -174,3 +174,46 @@ import Testing
         #expect(bad.err.contains("line 14: measurement_point[0].regulate_margin_kv: unknown key (did you mean regulate_margin_kva?)"), "\(bad.err)")
     }
 }
+
+@Suite struct MeterProbeCLITests {
+    static let values = #"{"voltage_l1": 231.4, "voltage_l2": 229.8, "voltage_l3": 232.1, "current_l1": 412.5, "current_l2": 398.25, "current_l3": 405.125, "power_total": 269365.5, "apparent_power_total": 281001.1, "frequency": 49.9, "energy_import": 123456700}"#
+
+    @Test func probeOverTCPPrintsEveryValueWithUnitsAndQuality() throws {
+        let path = Repo.root.appendingPathComponent("hw/meters/carlo-gavazzi-em24.toml").path
+        let peer = try PyModbusPeer(profile: path, values: Self.values)
+        defer { peer.stop() }
+        let r = try run(Repo.lmc, ["meter", "probe", "--profile", path, "--tcp", "127.0.0.1:\(peer.port)", "--ct-rating-a", "600"])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        #expect(r.out.contains("carlo-gavazzi-em24 on tcp 127.0.0.1:\(peer.port) unit 1: good"))
+        #expect(r.out.contains("current_l3") && r.out.contains("405.125 A"))
+        #expect(r.out.contains("apparent_power_total") && r.out.contains("281001.1 VA"))
+        let j = try run(Repo.lmc, ["meter", "probe", "--profile", path, "--tcp", "127.0.0.1:\(peer.port)", "--json"])
+        let o = try JSONSerialization.jsonObject(with: Data(j.out.utf8)) as! [String: Any]
+        #expect(o["usable"] as? Bool == true)
+        #expect(((o["values"] as! [String: Any])["voltage_l2"] as! NSNumber).doubleValue == 229.8)
+    }
+
+    @Test func probeOverRTU() throws {
+        let pty = try PtyPair()
+        defer { pty.close() }
+        let path = Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path
+        let spec = try run(Repo.python, ["-c", """
+        import json, sys; sys.path.insert(0, '\(Repo.root.appendingPathComponent("Tests/peers").path)')
+        import modbus_peer; print(json.dumps(modbus_peer.spec_from_profile('\(path)', json.loads(sys.argv[1]))))
+        """, Self.values]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let peer = try PyModbusPeer(rtuDevice: pty.b, baud: 9600, units: [5], spec: spec)
+        defer { peer.stop() }
+        let r = try run(Repo.lmc, ["meter", "probe", "--profile", "eastron-sdm630", "--rtu", pty.a, "--unit", "5"])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        #expect(r.out.contains("voltage_l1") && r.out.contains("231.4 V"))
+    }
+
+    @Test func aDeadMeterExitsOneWithTheReason() throws {
+        let r = try run(Repo.lmc, ["meter", "probe", "--profile", "eastron-sdm630", "--tcp", "127.0.0.1:1", "--timeout-ms", "200"])
+        #expect(r.status == 1)
+        #expect(r.out.contains("bad: disconnected"))
+        #expect(r.out.contains("connection refused"))
+        let unknown = try run(Repo.lmc, ["meter", "probe", "--profile", "no-such-meter", "--tcp", "127.0.0.1:1"])
+        #expect(unknown.status == 2 && unknown.err.contains("no such meter profile") && unknown.err.contains("eastron-sdm630"))
+    }
+}

@@ -124,6 +124,13 @@ public final class PyModbusPeer: @unchecked Sendable {
         port = Int(ready.split(separator: " ")[1])!
     }
 
+    /// A TCP peer laying out SI `values` (JSON) by an lmc meter profile, encoded by Python's struct.
+    public init(profile: String, values: String) throws {
+        child = try ChildProcess(Repo.python, [Repo.peer("modbus_peer.py"), "--tcp", "0", "--profile", profile, "--values", values])
+        let ready = try child.waitForLine(prefix: "READY")
+        port = Int(ready.split(separator: " ")[1])!
+    }
+
     /// An RTU peer on a serial device (one end of a socat pty pair).
     public init(rtuDevice: String, baud: Int = 9600, parity: String = "N", units: [Int] = [1], spec: String) throws {
         child = try ChildProcess(Repo.python, [Repo.peer("modbus_peer.py"), "--rtu", rtuDevice, "--baud", String(baud),

@@ -1,0 +1,282 @@
+import Foundation
+import LMCTestSupport
+import Testing
+@testable import CTSensorDriver
+@testable import LMCConfig
+@testable import ModbusBridge
+
+func profile(_ name: String) throws -> MeterProfile {
+    let path = Repo.root.appendingPathComponent("hw/meters/\(name).toml").path
+    return try MeterProfiles.load(path).get()
+}
+
+/// Plausible values for a loaded 400 V board, in SI units.
+let boardValues: [String: Double] = [
+    "voltage_l1": 231.4, "voltage_l2": 229.8, "voltage_l3": 232.1,
+    "current_l1": 412.5, "current_l2": 398.25, "current_l3": 405.125,
+    "power_l1": 91_234.5, "power_l2": 88_010.2, "power_l3": 90_120.8, "power_total": 269_365.5,
+    "apparent_power_l1": 95_452.7, "apparent_power_l2": 91_518.9, "apparent_power_l3": 94_029.5,
+    "apparent_power_total": 281_001.1, "frequency": 49.9, "energy_import": 123_456_700,
+]
+
+@Suite struct ProfilesAgainstPymodbus {
+    @Test(arguments: ["eastron-sdm630", "carlo-gavazzi-em24", "carlo-gavazzi-em340", "schneider-iem3000", "schneider-pm5100", "generic"])
+    func decodesWhatPythonEncoded(name: String) throws {
+        let p = try profile(name)
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: boardValues), as: UTF8.self)
+        let peer = try PyModbusPeer(profile: Repo.root.appendingPathComponent("hw/meters/\(name).toml").path, values: json)
+        defer { peer.stop() }
+        let client = try ModbusClient(.tcp(host: "127.0.0.1", port: peer.port), options: .init(responseTimeoutMilliseconds: 1000))
+        let r = MeterPoller(name: name, profile: p, unit: 1, rules: QualityRules(ctRatingA: 600)).poll(client)
+        #expect(r.quality.isUsable, "\(r.quality) \(r.error ?? "")")
+        for spec in p.registers {
+            let want = boardValues[spec.quantity.rawValue]!
+            let got = r.values[spec.quantity]!
+            #expect(abs(got - want) <= abs(want) * 1e-4, "\(name) \(spec.quantity.rawValue): \(got) vs \(want)")
+        }
+        #expect(r.values[.apparentPowerTotal] != nil)
+    }
+
+    @Test(arguments: ["eastron-sdm630", "carlo-gavazzi-em24", "schneider-iem3000"])
+    func readsCoverEveryRegisterInFewerRequests(name: String) throws {
+        let p = try profile(name)
+        let reads = p.reads
+        #expect(reads.count < p.registers.count)
+        #expect(reads.allSatisfy { $0.count <= p.maxRegistersPerRead })
+        for r in p.registers {
+            #expect(reads.contains { Int($0.address) <= Int(r.address) && Int(r.address) + r.codec.registerCount <= Int($0.address) + $0.count })
+        }
+    }
+}
+
+@Suite(.serialized) struct TwoMetersOnOneRTUBus {
+    @Test func bothReadInTurnOnOneBus() throws {
+        let pty = try PtyPair()
+        defer { pty.close() }
+        let sdm = try profile("eastron-sdm630")
+        let em24 = try profile("carlo-gavazzi-em24")
+        let sdmRoot = Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path
+        let emRoot = Repo.root.appendingPathComponent("hw/meters/carlo-gavazzi-em24.toml").path
+        // One pymodbus process answering two unit ids with two different layouts.
+        let specs = try [sdmRoot, emRoot].map { path -> String in
+            let r = try run(Repo.python, ["-c", """
+            import json, sys; sys.path.insert(0, '\(Repo.root.appendingPathComponent("Tests/peers").path)')
+            import modbus_peer; print(json.dumps(modbus_peer.spec_from_profile('\(path)', json.loads(sys.argv[1]))))
+            """, String(decoding: try JSONSerialization.data(withJSONObject: boardValues), as: UTF8.self)])
+            return r.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let peer = try PyModbusPeer(rtuDevice: pty.b, baud: 9600, units: [1, 2], spec: "[\(specs[0]), \(specs[1])]")
+        defer { peer.stop() }
+        let a = LatestReading(), b = LatestReading()
+        let bus = BusWorker(endpoint: .rtu(SerialLine(device: pty.a, baud: 9600)),
+                            options: .init(responseTimeoutMilliseconds: 1000, byteTimeoutMilliseconds: 100),
+                            meters: [.init(name: "trafo", profile: sdm, unit: 1, periodMs: 500, slot: a),
+                                     .init(name: "site", profile: em24, unit: 2, periodMs: 500, slot: b)])
+        bus.start()
+        let deadline = Date().addingTimeInterval(15)
+        while (a.counts.polls < 3 || b.counts.polls < 3) && Date() < deadline { usleep(50_000) }
+        bus.stop()
+        #expect(a.counts.polls >= 3 && b.counts.polls >= 3)
+        #expect(a.counts.bad == 0 && b.counts.bad == 0, "bad: \(a.reading?.quality as Any) \(b.reading?.quality as Any)")
+        #expect(abs(a.reading!.values[.currentL1]! - 412.5) < 1e-3)
+        #expect(abs(b.reading!.values[.currentL1]! - 412.5) < 1e-3)
+        #expect(abs(b.reading!.values[.voltageL2]! - 229.8) < 1e-6)
+    }
+}
+
+/// Each quality rule: the fault injected against a live server, then removed; the polls it takes.
+@Suite struct QualityRulesOnTheWire {
+    let sdm = try! profile("eastron-sdm630")
+
+    func meterServer(_ filter: ModbusServer.Filter? = nil) throws -> ModbusServer {
+        let s = try ModbusServer.tcp(layout: .init(input: 0..<0x50), filter: filter)
+        for (q, v) in boardValues {
+            if let spec = sdm.registers.first(where: { $0.quantity.rawValue == q }) {
+                try s.set(v, as: spec.codec, in: .input, address: spec.address)
+            }
+        }
+        return s
+    }
+
+    func poller(_ rules: QualityRules = QualityRules(ctRatingA: 600)) -> MeterPoller {
+        MeterPoller(name: "trafo", profile: sdm, unit: 1, rules: rules)
+    }
+
+    func client(_ port: Int) throws -> ModbusClient {
+        try ModbusClient(.tcp(host: "127.0.0.1", port: port), options: .init(responseTimeoutMilliseconds: 100))
+    }
+
+    @Test func silenceIsATimeoutOnTheFirstPoll() throws {
+        let quiet = DropSwitch()
+        let s = try meterServer { _ in quiet.on ? .drop : .reply }
+        defer { s.stop() }
+        let p = poller(), c = try client(s.port)
+        #expect(p.poll(c).quality == .good)
+        quiet.on = true
+        #expect(p.poll(c).quality == .bad(.timeout))
+        quiet.on = false
+        #expect(p.poll(c).quality == .good)
+    }
+
+    @Test func anExceptionIsBadWithItsCode() throws {
+        let failing = DropSwitch()
+        let s = try meterServer { _ in failing.on ? .exception(.serverDeviceFailure) : .reply }
+        defer { s.stop() }
+        let p = poller(), c = try client(s.port)
+        failing.on = true
+        let r = p.poll(c)
+        #expect(r.quality == .bad(.exception(4)))
+        #expect(r.values.isEmpty, "a failed poll carries no values")
+        failing.on = false
+        #expect(p.poll(c).quality == .good)
+    }
+
+    @Test func nanIsBadAndNamed() throws {
+        let s = try meterServer()
+        defer { s.stop() }
+        let p = poller(), c = try client(s.port)
+        s.setRegisters(.input, address: 0x0008, [0x7FC0, 0x0000])           // current_l2 = NaN
+        #expect(p.poll(c).quality == .bad(.notFinite("current_l2")))
+        try s.set(398.25, as: RegisterCodec(.f32), in: .input, address: 0x0008)
+        #expect(p.poll(c).quality == .good)
+    }
+
+    @Test func outOfRangeCurrentAndVoltage() throws {
+        let s = try meterServer()
+        defer { s.stop() }
+        let p = poller(), c = try client(s.port)
+        try s.set(1_250, as: RegisterCodec(.f32), in: .input, address: 0x0006)   // > 2 × 600 A
+        guard case .bad(.outOfRange(let why)) = p.poll(c).quality else { Issue.record("not out of range"); return }
+        #expect(why.contains("current_l1 1250 A is above 2 × the 600 A CT rating"))
+        try s.set(412.5, as: RegisterCodec(.f32), in: .input, address: 0x0006)
+        _ = p.poll(c)
+        try s.set(99, as: RegisterCodec(.f32), in: .input, address: 0x0000)      // < 0.5 × 230 V
+        #expect({ if case .bad(.outOfRange) = p.poll(c).quality { true } else { false } }())
+    }
+
+    @Test func frozenAfterNIdenticalPollsUnderLoadButNotAtZeroLoad() throws {
+        let s = try meterServer()
+        defer { s.stop() }
+        let p = poller(QualityRules(ctRatingA: 600, frozenPolls: 10)), c = try client(s.port)
+        var firstBad: Int?
+        for i in 1...12 where firstBad == nil {
+            if case .bad(.frozen) = p.poll(c).quality { firstBad = i }
+        }
+        #expect(firstBad == 10)
+        // The value moves again: good at once.
+        try s.set(413, as: RegisterCodec(.f32), in: .input, address: 0x0006)
+        #expect(p.poll(c).quality == .good)
+        // No load: a constant reading is believable.
+        let idle = poller(QualityRules(ctRatingA: 600, frozenPolls: 10))
+        for a in [0x0006, 0x0008, 0x000A] as [UInt16] { try s.set(0, as: RegisterCodec(.f32), in: .input, address: a) }
+        try s.set(0, as: RegisterCodec(.f32), in: .input, address: 0x0034)
+        #expect((1...15).allSatisfy { _ in idle.poll(c).quality == .good })
+    }
+
+    @Test func anImplausibleStepIsBadForOnePoll() throws {
+        let s = try meterServer()
+        defer { s.stop() }
+        let p = poller(), c = try client(s.port)
+        #expect(p.poll(c).quality == .good)
+        try s.set(1_199, as: RegisterCodec(.f32), in: .input, address: 0x0006)   // +786.5 A: within 1.5 × 600 A
+        #expect(p.poll(c).quality == .good)
+        try s.set(100, as: RegisterCodec(.f32), in: .input, address: 0x0006)     // −1099 A in one poll
+        #expect({ if case .bad(.implausibleStep) = p.poll(c).quality { true } else { false } }())
+        #expect(p.poll(c).quality == .good)                                      // the new level is believed
+    }
+
+    @Test func ctOnlyMeterEstimatesApparentPowerAndSaysSo() throws {
+        let generic = try profile("generic")
+        let s = try ModbusServer.tcp(layout: .init(input: 0..<8))
+        defer { s.stop() }
+        for (i, a) in [100.0, 110, 120].enumerated() { try s.set(a, as: RegisterCodec(.f32), in: .input, address: UInt16(2 * i)) }
+        // This generic map has apparent power; drop it to see the estimate.
+        var ctOnly = generic
+        ctOnly.registers.removeAll { $0.quantity == .apparentPowerTotal }
+        let r = MeterPoller(name: "ct", profile: ctOnly, unit: 1).poll(try client(s.port))
+        #expect(abs(r.values[.apparentPowerTotal]! - 330 * 230) < 1e-6, "\(r.values)")
+        #expect(r.estimated == [.apparentPowerTotal])
+        guard case .estimated(let how) = r.quality else { Issue.record("\(r.quality)"); return }
+        #expect(how.contains("nominal 230 V"))
+    }
+
+    @Test func theLatestSlotNeverCallsABadReadingGood() throws {
+        let slot = LatestReading()
+        slot.store(MeterReading(meter: "m", values: [.currentL1: 1], estimated: [], monotonicNs: 100, quality: .good))
+        slot.store(MeterReading(meter: "m", values: [:], estimated: [], monotonicNs: 200, quality: .bad(.timeout)))
+        #expect(slot.lastGoodNs == 100)
+        #expect(slot.reading?.quality == .bad(.timeout))
+    }
+
+    @Test func unpluggedSerialAdapterIsDisconnected() throws {
+        let c = try ModbusClient(.rtu(SerialLine(device: "/dev/ttyLMC-unplugged")), options: .init(responseTimeoutMilliseconds: 100))
+        let r = poller().poll(c)
+        #expect(r.quality == .bad(.disconnected))
+        #expect(r.error!.contains("/dev/ttyLMC-unplugged"))
+    }
+
+    @Test func deadAndFrozenDetectionAtA100msPoll() throws {
+        // The numbers the closing note quotes: polls (deterministic) and wall time (informative only).
+        let quiet = DropSwitch()
+        let s = try meterServer { _ in quiet.on ? .drop : .reply }
+        defer { s.stop() }
+        let slot = LatestReading()
+        let bus = BusWorker(endpoint: .tcp(host: "127.0.0.1", port: s.port), options: .init(responseTimeoutMilliseconds: 200),
+                            meters: [.init(name: "trafo", profile: sdm, unit: 1, rules: QualityRules(ctRatingA: 600, frozenPolls: 10), periodMs: 100, slot: slot)])
+        bus.start()
+        defer { bus.stop() }
+        // Values move every poll while alive.
+        var i = 0.0
+        func wiggle() { i += 1; try? s.set(400 + i.truncatingRemainder(dividingBy: 7), as: RegisterCodec(.f32), in: .input, address: 0x0006) }
+        for _ in 0..<10 { wiggle(); usleep(100_000) }
+        #expect(slot.reading?.quality == .good)
+        quiet.on = true
+        let t0 = Date()
+        while slot.reading?.quality.isUsable == true && Date().timeIntervalSince(t0) < 5 { usleep(5_000) }
+        let dead = Date().timeIntervalSince(t0)
+        quiet.on = false
+        while slot.reading?.quality.isUsable != true && Date().timeIntervalSince(t0) < 10 { usleep(5_000) }
+        let t1 = Date()
+        while slot.reading?.quality.isUsable == true && Date().timeIntervalSince(t1) < 5 { usleep(5_000) }
+        let frozen = Date().timeIntervalSince(t1)
+        print("dead meter seen bad after \(Int(dead * 1000)) ms, frozen after \(Int(frozen * 1000)) ms (100 ms poll, 200 ms timeout)")
+        #expect(slot.reading.map { if case .bad(.frozen) = $0.quality { true } else { false } } == true)
+    }
+}
+
+final class DropSwitch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var on: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return value }
+        set { lock.lock(); value = newValue; lock.unlock() }
+    }
+}
+
+@Suite struct PulseAndRedundancyTests {
+    @Test func s0AverageAndBrokenWire() {
+        var m = PulseMeter(impulsesPerKWh: 1000, minimumLoadW: 1_000, windowSeconds: 60)  // 3600 J a pulse
+        for k in 0..<11 { m.pulse(at: Double(k) * 0.36) }                                  // 10 kW
+        let e = m.estimate(now: 3.7)
+        #expect(abs(e.watts! - 10_000) < 1)
+        guard case .estimated = e.quality else { Issue.record("\(e.quality)"); return }
+        // At the 1 kW minimum a pulse comes every 3.6 s; nothing for 6 s is the wire, not the load.
+        #expect(m.estimate(now: 3.6 + 6).quality == .bad(.disconnected))
+        var free = PulseMeter(impulsesPerKWh: 1000)
+        free.pulse(at: 0)
+        free.pulse(at: 1)
+        #expect(free.estimate(now: 100).watts! < 40, "a long silence bounds the power from above")
+    }
+
+    @Test func redundantSources() {
+        let pair = RedundantPair(tolerance: 0.05)
+        #expect(pair.combine(primary: ("ct", 100, .good), secondary: ("poc", 102, .good)).state == .agreeing)
+        let d = pair.combine(primary: ("ct", 100, .good), secondary: ("poc", 120, .good))
+        guard case .diverging(let why) = d.state else { Issue.record("\(d.state)"); return }
+        #expect(why.contains("differ by 16.7 %") && d.value == 100)
+        let g = pair.combine(primary: ("ct", nil, .bad(.timeout)), secondary: ("poc", 99, .good))
+        #expect(g.value == 99)
+        #expect(g.state == .degraded("ct lost (bad: timeout); using poc"))
+        #expect(pair.combine(primary: ("ct", 5, .bad(.stale)), secondary: ("poc", nil, .bad(.crc))).state == .lost)
+    }
+}
