@@ -132,6 +132,17 @@ public final class LatestReading: Sendable {
     }
 
     public var reading: MeterReading? { state.withLock { $0.reading } }
+
+    /// The latest reading as the control tick may use it: marked stale when its reply is older than
+    /// `staleAfterNs` (the blind time) — the bus thread may be stuck in a long timeout, and an old
+    /// value must not pass for a fresh one.
+    public func reading(atNs now: UInt64, staleAfterNs: UInt64) -> MeterReading? {
+        guard var r = reading else { return nil }
+        if now > r.monotonicNs && now - r.monotonicNs > staleAfterNs && r.quality.isUsable {
+            r.quality = .bad(.stale)
+        }
+        return r
+    }
     public var lastGoodNs: UInt64? { state.withLock { $0.lastGoodNs } }
     public var counts: (polls: Int, bad: Int) { state.withLock { ($0.polls, $0.bad) } }
 }

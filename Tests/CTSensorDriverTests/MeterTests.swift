@@ -280,3 +280,34 @@ final class DropSwitch: @unchecked Sendable {
         #expect(pair.combine(primary: ("ct", 5, .bad(.stale)), secondary: ("poc", nil, .bad(.crc))).state == .lost)
     }
 }
+
+import DigitalIO
+
+@Suite struct PulseInputAndStaleness {
+    @Test func s0PulsesFromAGPIOLine() throws {
+        let sim = GPIOSimulator(chips: [.init(name: "gpiochip0", lineNames: ["S0_1"])])
+        try GPIOSimulator.with(sim) {
+            let chip = try GPIOChip("gpiochip0")
+            let input = try PulseInput(name: "site", chip: chip, offset: 0, meter: PulseMeter(impulsesPerKWh: 10_000))
+            for _ in 0..<5 {
+                sim.drive(chip: "gpiochip0", offset: 0, high: true)
+                usleep(20_000)
+                sim.drive(chip: "gpiochip0", offset: 0, high: false)
+                usleep(20_000)
+            }
+            #expect(try input.drain() == 5)
+            let e = input.meter.estimate(now: Double(sim.transitions(chip: "gpiochip0", offset: 0).last!.monotonicNs) / 1e9)
+            // 360 J a pulse every ~40 ms ≈ 9 kW; the exact figure depends on the scheduler, its order does not.
+            #expect(e.watts! > 3_000 && e.watts! < 12_000, "\(e.watts!)")
+        }
+    }
+
+    @Test func anOldGoodReadingReadsAsStale() {
+        let slot = LatestReading()
+        slot.store(MeterReading(meter: "m", values: [.currentL1: 10], estimated: [], monotonicNs: 1_000_000_000, quality: .good))
+        #expect(slot.reading(atNs: 1_500_000_000, staleAfterNs: 1_000_000_000)?.quality == .good)
+        let old = slot.reading(atNs: 2_100_000_000, staleAfterNs: 1_000_000_000)
+        #expect(old?.quality == .bad(.stale))
+        #expect(old?.values[.currentL1] == 10, "the value is kept, but no longer called good")
+    }
+}

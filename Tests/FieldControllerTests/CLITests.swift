@@ -178,6 +178,19 @@ import Testing
 @Suite struct MeterProbeCLITests {
     static let values = #"{"voltage_l1": 231.4, "voltage_l2": 229.8, "voltage_l3": 232.1, "current_l1": 412.5, "current_l2": 398.25, "current_l3": 405.125, "power_total": 269365.5, "apparent_power_total": 281001.1, "frequency": 49.9, "energy_import": 123456700}"#
 
+    static let profiles = ["eastron-sdm630", "carlo-gavazzi-em24", "carlo-gavazzi-em340", "schneider-iem3000", "schneider-pm5100", "generic"]
+
+    @Test(arguments: profiles)
+    func probeEveryProfileOverTCP(name: String) throws {
+        let path = Repo.root.appendingPathComponent("hw/meters/\(name).toml").path
+        let peer = try PyModbusPeer(profile: path, values: Self.values)
+        defer { peer.stop() }
+        let r = try run(Repo.lmc, ["meter", "probe", "--profile", name, "--tcp", "127.0.0.1:\(peer.port)", "--ct-rating-a", "600"])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        #expect(r.out.contains("\(name) on tcp 127.0.0.1:\(peer.port) unit 1: good"))
+        #expect(r.out.contains("412.5 A"))
+    }
+
     @Test func probeOverTCPPrintsEveryValueWithUnitsAndQuality() throws {
         let path = Repo.root.appendingPathComponent("hw/meters/carlo-gavazzi-em24.toml").path
         let peer = try PyModbusPeer(profile: path, values: Self.values)
@@ -193,19 +206,21 @@ import Testing
         #expect(((o["values"] as! [String: Any])["voltage_l2"] as! NSNumber).doubleValue == 229.8)
     }
 
-    @Test func probeOverRTU() throws {
+    @Test(arguments: profiles)
+    func probeEveryProfileOverRTU(name: String) throws {
         let pty = try PtyPair()
         defer { pty.close() }
-        let path = Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path
+        let path = Repo.root.appendingPathComponent("hw/meters/\(name).toml").path
         let spec = try run(Repo.python, ["-c", """
         import json, sys; sys.path.insert(0, '\(Repo.root.appendingPathComponent("Tests/peers").path)')
         import modbus_peer; print(json.dumps(modbus_peer.spec_from_profile('\(path)', json.loads(sys.argv[1]))))
         """, Self.values]).out.trimmingCharacters(in: .whitespacesAndNewlines)
         let peer = try PyModbusPeer(rtuDevice: pty.b, baud: 9600, units: [5], spec: spec)
         defer { peer.stop() }
-        let r = try run(Repo.lmc, ["meter", "probe", "--profile", "eastron-sdm630", "--rtu", pty.a, "--unit", "5"])
+        let r = try run(Repo.lmc, ["meter", "probe", "--profile", name, "--rtu", pty.a, "--unit", "5", "--ct-rating-a", "600"])
         #expect(r.status == 0, "\(r.out)\(r.err)")
-        #expect(r.out.contains("voltage_l1") && r.out.contains("231.4 V"))
+        #expect(r.out.contains("rtu \(pty.a) 9600 8N1 unit 5: good"))
+        #expect(r.out.contains("412.5 A"))
     }
 
     @Test func aDeadMeterExitsOneWithTheReason() throws {
