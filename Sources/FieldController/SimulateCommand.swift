@@ -154,17 +154,9 @@ private func right(_ s: String, _ w: Int) -> String { String(repeating: " ", cou
 
 /// Reads a whole text file; errors name the file and the reason.
 func readFile(_ path: String, what: String) throws -> String {
-    guard let f = fopen(path, "r") else {
+    guard let text = readText(path) else {
         printError("cannot read \(what) \(path): \(String(cString: strerror(errno)))")
         throw ExitCode(2)
     }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let n = fread(&buf, 1, buf.count, f)
-        if n <= 0 { break }
-        bytes += buf[0..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
+    return text
 }

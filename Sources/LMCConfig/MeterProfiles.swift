@@ -81,7 +81,8 @@ public enum MeterProfiles {
     }
 }
 
-func readText(_ path: String) -> String? {
+/// A whole text file, or nil when it cannot be opened.
+public func readText(_ path: String) -> String? {
     guard let f = fopen(path, "r") else { return nil }
     defer { fclose(f) }
     var bytes: [UInt8] = []

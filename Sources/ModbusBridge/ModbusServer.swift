@@ -162,15 +162,34 @@ public final class ModbusServer: Sendable {
 
     // MARK: Register access
 
+    /// The mapping's storage for one table: base pointer, first address, size. Bits are one byte each.
+    private static func registerArea(_ m: Mapping, _ table: RegisterTable) -> (UnsafeMutablePointer<UInt16>, Int, Int) {
+        let p = m.pointer.pointee
+        return table == .input
+            ? (p.tab_input_registers, Int(p.start_input_registers), Int(p.nb_input_registers))
+            : (p.tab_registers, Int(p.start_registers), Int(p.nb_registers))
+    }
+
+    private static func bitArea(_ m: Mapping, _ table: RegisterTable) -> (UnsafeMutablePointer<UInt8>, Int, Int) {
+        let p = m.pointer.pointee
+        return table == .coils
+            ? (p.tab_bits, Int(p.start_bits), Int(p.nb_bits))
+            : (p.tab_input_bits, Int(p.start_input_bits), Int(p.nb_input_bits))
+    }
+
+    /// The offset of `address…+count` inside an area, or a precondition failure naming the range.
+    private static func offset(_ address: UInt16, _ count: Int, start: Int, size: Int, _ table: RegisterTable) -> Int {
+        let offset = Int(address) - start
+        precondition(offset >= 0 && offset + count <= size, "\(address)+\(count) outside the \(table) layout")
+        return offset
+    }
+
     /// Sets registers in the holding or input table.
     public func setRegisters(_ table: RegisterTable, address: UInt16, _ values: [UInt16]) {
         mapping.withLock { m in
-            let (base, start, count) = table == .input
-                ? (m.pointer.pointee.tab_input_registers, m.pointer.pointee.start_input_registers, m.pointer.pointee.nb_input_registers)
-                : (m.pointer.pointee.tab_registers, m.pointer.pointee.start_registers, m.pointer.pointee.nb_registers)
-            let offset = Int(address) - Int(start)
-            precondition(offset >= 0 && offset + values.count <= Int(count), "registers \(address)+\(values.count) outside the \(table) layout")
-            for (i, v) in values.enumerated() { base![offset + i] = v }
+            let (base, start, size) = Self.registerArea(m, table)
+            let o = Self.offset(address, values.count, start: start, size: size, table)
+            for (i, v) in values.enumerated() { base[o + i] = v }
         }
     }
 
@@ -181,34 +200,25 @@ public final class ModbusServer: Sendable {
 
     public func registers(_ table: RegisterTable, address: UInt16, count: Int) -> [UInt16] {
         mapping.withLock { m in
-            let (base, start, n) = table == .input
-                ? (m.pointer.pointee.tab_input_registers, m.pointer.pointee.start_input_registers, m.pointer.pointee.nb_input_registers)
-                : (m.pointer.pointee.tab_registers, m.pointer.pointee.start_registers, m.pointer.pointee.nb_registers)
-            let offset = Int(address) - Int(start)
-            precondition(offset >= 0 && offset + count <= Int(n), "registers \(address)+\(count) outside the \(table) layout")
-            return (0..<count).map { base![offset + $0] }
+            let (base, start, size) = Self.registerArea(m, table)
+            let o = Self.offset(address, count, start: start, size: size, table)
+            return (0..<count).map { base[o + $0] }
         }
     }
 
     public func setBits(_ table: RegisterTable, address: UInt16, _ values: [Bool]) {
         mapping.withLock { m in
-            let (base, start, n) = table == .coils
-                ? (m.pointer.pointee.tab_bits, m.pointer.pointee.start_bits, m.pointer.pointee.nb_bits)
-                : (m.pointer.pointee.tab_input_bits, m.pointer.pointee.start_input_bits, m.pointer.pointee.nb_input_bits)
-            let offset = Int(address) - Int(start)
-            precondition(offset >= 0 && offset + values.count <= Int(n), "bits \(address)+\(values.count) outside the \(table) layout")
-            for (i, v) in values.enumerated() { base![offset + i] = v ? 1 : 0 }
+            let (base, start, size) = Self.bitArea(m, table)
+            let o = Self.offset(address, values.count, start: start, size: size, table)
+            for (i, v) in values.enumerated() { base[o + i] = v ? 1 : 0 }
         }
     }
 
     public func bits(_ table: RegisterTable, address: UInt16, count: Int) -> [Bool] {
         mapping.withLock { m in
-            let (base, start, n) = table == .coils
-                ? (m.pointer.pointee.tab_bits, m.pointer.pointee.start_bits, m.pointer.pointee.nb_bits)
-                : (m.pointer.pointee.tab_input_bits, m.pointer.pointee.start_input_bits, m.pointer.pointee.nb_input_bits)
-            let offset = Int(address) - Int(start)
-            precondition(offset >= 0 && offset + count <= Int(n), "bits \(address)+\(count) outside the \(table) layout")
-            return (0..<count).map { base![offset + $0] != 0 }
+            let (base, start, size) = Self.bitArea(m, table)
+            let o = Self.offset(address, count, start: start, size: size, table)
+            return (0..<count).map { base[o + $0] != 0 }
         }
     }
 

@@ -244,14 +244,6 @@ let boardValues: [String: Double] = [
     }
 }
 
-final class DropSwitch: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var on: Bool {
-        get { lock.lock(); defer { lock.unlock() }; return value }
-        set { lock.lock(); value = newValue; lock.unlock() }
-    }
-}
 
 @Suite struct PulseAndRedundancyTests {
     @Test func s0AverageAndBrokenWire() {

@@ -201,11 +201,3 @@ final class FunctionLog: @unchecked Sendable {
     var all: [UInt8] { lock.lock(); defer { lock.unlock() }; return items }
 }
 
-final class DropSwitch: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var on: Bool {
-        get { lock.lock(); defer { lock.unlock() }; return value }
-        set { lock.lock(); value = newValue; lock.unlock() }
-    }
-}
