@@ -31,13 +31,15 @@ let package = Package(
         // Pure control core: MP state machines, arbitration, scenario replay.
         .target(name: "Headroom"),
         // The config file: a small TOML reader and the schema, with errors naming line and key.
-        .target(name: "LMCConfig", dependencies: ["Headroom", "CTSensorDriver", "ModbusBridge"]),
+        .target(name: "LMCConfig", dependencies: ["Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay"]),
+        // Set points to chargers (Modbus profiles as data) and the upstream Modbus server.
+        .target(name: "SetPointRelay", dependencies: ["ModbusBridge"]),
 
         // The executable `lmc`.
         .executableTarget(
             name: "FieldController",
             dependencies: [
-                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig", "Supervision",
+                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -52,6 +54,7 @@ let package = Package(
         .testTarget(name: "DigitalIOTests", dependencies: ["DigitalIO"]),
         .testTarget(name: "LMCConfigTests", dependencies: ["LMCConfig"]),
         .testTarget(name: "CTSensorDriverTests", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
+        .testTarget(name: "SetPointRelayTests", dependencies: ["SetPointRelay", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "DigitalIO", "FailSafe"]),
         .testTarget(
             name: "FailSafeTests",

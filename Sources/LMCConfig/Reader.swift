@@ -78,6 +78,16 @@ struct Section {
         return s
     }
 
+    func bool(_ k: String, default d: Bool) -> Bool {
+        used.keys.insert(k)
+        guard let v = table[k] else { return d }
+        guard case .bool(let b) = v else {
+            issues.add(table.line(of: k), key(k), "is \(v.typeName), expected true or false")
+            return d
+        }
+        return b
+    }
+
     func numbers(_ k: String, count: Int? = nil) -> [Double]? {
         used.keys.insert(k)
         guard let v = table[k] else { return nil }

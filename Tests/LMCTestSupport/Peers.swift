@@ -88,6 +88,11 @@ public final class ChildProcess: @unchecked Sendable {
         throw PeerError("no '\(prefix)' line within \(timeout) s; stderr: \(stderr)")
     }
 
+    /// Writes one line to the child's stdin.
+    public func send(_ line: String) {
+        stdinPipe.fileHandleForWriting.write(Data((line + "\n").utf8))
+    }
+
     /// Closes stdin, then terminates if still running.
     public func stop() {
         try? stdinPipe.fileHandleForWriting.close()
@@ -137,6 +142,56 @@ public final class PyModbusPeer: @unchecked Sendable {
                                                "--parity", parity, "--spec", spec] + units.flatMap { ["--unit", String($0)] })
         _ = try child.waitForLine(prefix: "READY")
         port = 0
+    }
+
+    public func stop() { child.stop() }
+    deinit { child.stop() }
+}
+
+/// A pymodbus charger that behaves like the real ones (Tests/peers/charger_peer.py).
+public final class ChargerPeer: @unchecked Sendable {
+    public let child: ChildProcess
+    public let port: Int
+
+    public init(profile: String, validity: Double, fallbackA: Double, refuseFC6OnLimit: Bool = false, clampA: Double? = nil) throws {
+        var args = [Repo.peer("charger_peer.py"), "--profile", profile, "--validity", String(validity), "--fallback-a", String(fallbackA)]
+        if refuseFC6OnLimit { args.append("--refuse-fc6-on-limit") }
+        if let clampA { args += ["--clamp-a", String(clampA)] }
+        child = try ChildProcess(Repo.python, args)
+        port = Int(try child.waitForLine(prefix: "READY").split(separator: " ")[1])!
+    }
+
+    /// Every write the charger saw: (function, address, values).
+    public var writes: [(function: Int, address: Int, values: [Int])] {
+        child.lines.filter { $0.hasPrefix("WRITE ") }.map { line in
+            let parts = line.split(separator: " ")
+            let fc = Int(parts[2].dropFirst(3))!
+            let addr = Int(parts[3].dropFirst(5))!
+            let values = line[line.range(of: "values=[")!.upperBound...].dropLast().split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            return (fc, addr, values)
+        }
+    }
+
+    /// The charger's state now: limit, safe current, timeout, applied current.
+    public func state() throws -> [String: Any] {
+        let before = child.lines.filter { $0.hasPrefix("STATE ") }.count
+        child.send("state")
+        let end = Date().addingTimeInterval(5)
+        while Date() < end {
+            let states = child.lines.filter { $0.hasPrefix("STATE ") }
+            if states.count > before {
+                return try JSONSerialization.jsonObject(with: Data(states.last!.dropFirst(6).utf8)) as! [String: Any]
+            }
+            usleep(10_000)
+        }
+        throw PeerError("charger peer did not report its state")
+    }
+
+    public func reboot() throws {
+        let before = child.lines.filter { $0 == "REBOOTED" }.count
+        child.send("reboot")
+        let end = Date().addingTimeInterval(5)
+        while child.lines.filter({ $0 == "REBOOTED" }).count == before && Date() < end { usleep(10_000) }
     }
 
     public func stop() { child.stop() }

@@ -1,0 +1,202 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import ModbusBridge
+import Synchronization
+
+/// What the relay reports to the supervisor and the console.
+public struct RelayStatus: Sendable, Equatable {
+    /// The current (A) last written successfully, and when (monotonic ns).
+    public var writtenA: Double?
+    public var writtenAtNs: UInt64?
+    /// What the charger says it applies (A), from readback.
+    public var appliedA: Double?
+    /// Failing since (monotonic ns): writes failing or readback not matching. Nil: healthy.
+    public var failingSinceNs: UInt64?
+    public var lastError: String?
+    /// The fallback (safe current, timeout) is programmed on the charger since the last (re)connect.
+    public var fallbackProgrammed: Bool
+    public var writes: Int
+    public var refreshes: Int
+}
+
+/// The Modbus side of one hub charger: programs its fallback first, writes the set point at once on a
+/// change, refreshes it well inside the charger's validity time, and reads back what it applies.
+/// Not thread-safe: one worker thread owns it (``RelayWorker``).
+public final class ModbusChargerRelay {
+    public let profile: ChargerProfile
+    public let unit: UInt8
+    public let conversion: CurrentConversion
+    /// The charger's own fallback current (A): the site's safe set point, converted.
+    public var safeCurrentA: Double
+    public var maxCurrentA: Double
+    private let client: ModbusClient
+    public private(set) var status = RelayStatus(fallbackProgrammed: false, writes: 0, refreshes: 0)
+    private var reconnectsSeen = -1
+
+    public init(profile: ChargerProfile, endpoint: ModbusEndpoint, unit: UInt8? = nil, conversion: CurrentConversion,
+                safeCurrentA: Double, maxCurrentA: Double? = nil, options: ModbusClientOptions = .init()) throws(ModbusError) {
+        self.profile = profile
+        self.unit = unit ?? profile.defaultUnit
+        self.conversion = conversion
+        self.safeCurrentA = safeCurrentA
+        self.maxCurrentA = maxCurrentA ?? profile.maxCurrentA
+        self.client = try ModbusClient(endpoint, options: options)
+    }
+
+    public var endpoint: ModbusEndpoint { client.endpoint }
+
+    /// Writes `amps` if it differs from what was written or the refresh is due; programs the fallback
+    /// first whenever the connection is new. Returns the status after the attempt.
+    @discardableResult
+    public func apply(amps: Double, nowNs: UInt64) -> RelayStatus {
+        let target = min(amps, maxCurrentA)
+        let due = status.writtenAtNs.map { nowNs - $0 >= UInt64(profile.refreshSeconds * 1e9) } ?? true
+        let changed = status.writtenA != target
+        do {
+            // A new connection means the charger may have rebooted: its fallback first, before any limit.
+            if !client.isConnected {
+                status.fallbackProgrammed = false
+                try client.connect()
+            }
+            if !status.fallbackProgrammed || client.reconnects != reconnectsSeen {
+                try programFallback()
+            }
+            if changed || due || !status.fallbackProgrammed {
+                try write(profile.limit, amps: target)
+                if let life = profile.lifeBit { try write(life, raw: 1) }
+                if !changed { status.refreshes += 1 }
+                status.writes += 1
+                status.writtenA = target
+                status.writtenAtNs = nowNs
+            }
+            if let rb = profile.readback {
+                let regs = try client.readRegisters(profile.readbackTable, unit: unit, address: rb.address, count: rb.codec.registerCount)
+                let applied = (try? rb.decodeAmps(regs)) ?? .nan
+                status.appliedA = applied
+                if abs(applied - target) > max(0.5, conversion.stepA) {
+                    markFailing(nowNs, "readback: charger applies \(fmtA(applied)) A, we wrote \(fmtA(target)) A")
+                    return status
+                }
+            }
+            status.failingSinceNs = nil
+            status.lastError = nil
+        } catch {
+            status.fallbackProgrammed = status.fallbackProgrammed && !error.isConnectionLoss
+            markFailing(nowNs, "\(profile.name) unit \(unit): \(error)")
+        }
+        return status
+    }
+
+    /// Watts → amps for this charger, then ``apply(amps:nowNs:)``.
+    @discardableResult
+    public func apply(watts: Double, nowNs: UInt64) -> RelayStatus {
+        apply(amps: conversion.amps(forWatts: watts, profile: profile), nowNs: nowNs)
+    }
+
+    private func programFallback() throws(ModbusError) {
+        if let safe = profile.safeCurrent { try write(safe, amps: safeCurrentA) }
+        if let t = profile.timeout { try write(t, raw: profile.validitySeconds) }
+        status.fallbackProgrammed = true
+        reconnectsSeen = client.reconnects
+    }
+
+    private func write(_ r: ChargerProfile.Register, amps: Double) throws(ModbusError) {
+        let regs: [UInt16]
+        do { regs = try r.encode(amps: amps) } catch {
+            throw ModbusError(.invalidArgument(error.description), operation: "encode \(amps) A", endpoint: client.endpoint.description)
+        }
+        try send(r, regs)
+    }
+
+    private func write(_ r: ChargerProfile.Register, raw: Double) throws(ModbusError) {
+        let regs: [UInt16]
+        do { regs = try r.codec.encode(raw) } catch {
+            throw ModbusError(.invalidArgument(error.description), operation: "encode \(raw)", endpoint: client.endpoint.description)
+        }
+        try send(r, regs)
+    }
+
+    private func send(_ r: ChargerProfile.Register, _ regs: [UInt16]) throws(ModbusError) {
+        if r.writeFunction == 6 && regs.count == 1 {
+            try client.writeRegister(unit: unit, address: r.address, value: regs[0])
+        } else {
+            try client.writeRegisters(unit: unit, address: r.address, values: regs)
+        }
+    }
+
+    private func markFailing(_ nowNs: UInt64, _ why: String) {
+        if status.failingSinceNs == nil { status.failingSinceNs = nowNs }
+        status.lastError = why
+    }
+}
+
+func fmtA(_ a: Double) -> String {
+    let r = (a * 10).rounded() / 10
+    return r == r.rounded() && abs(r) < 1e9 ? "\(Int(r))" : "\(r)"
+}
+
+private func monotonicNs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// The relay's own thread: the control tick posts set points into a slot (the newest wins) and reads
+/// the status; the thread writes at once on a change and refreshes in between.
+public final class RelayWorker: Sendable {
+    private struct Slot { var watts: Double?; var version = 0; var status = RelayStatus(fallbackProgrammed: false, writes: 0, refreshes: 0) }
+    private let slot = Mutex(Slot())
+    private let stopFlag = Atomic(false)
+    private let wake = Atomic(0)
+    private let thread: Mutex<ServiceThread?> = Mutex(nil)
+    private let make: @Sendable () throws -> ModbusChargerRelay
+
+    /// `make` builds the relay on the worker thread (the Modbus client belongs to that thread).
+    public init(_ make: @escaping @Sendable () throws -> ModbusChargerRelay) { self.make = make }
+
+    public func start() {
+        thread.withLock { t in
+            guard t == nil else { return }
+            t = ServiceThread { [self] in self.run() }
+        }
+    }
+
+    public func stop() {
+        stopFlag.store(true, ordering: .releasing)
+        let t = thread.withLock { t -> ServiceThread? in defer { t = nil }; return t }
+        t?.join()
+    }
+
+    /// Posts a new set point (W); the worker writes it at once.
+    public func post(watts: Double) {
+        slot.withLock { s in
+            if s.watts != watts { s.watts = watts; s.version += 1 }
+        }
+    }
+
+    public var status: RelayStatus { slot.withLock { $0.status } }
+
+    private func run() {
+        var relay: ModbusChargerRelay?
+        var seen = -1
+        var lastAttempt: UInt64 = 0
+        while !stopFlag.load(ordering: .acquiring) {
+            let (watts, version) = slot.withLock { ($0.watts, $0.version) }
+            let now = monotonicNs()
+            if relay == nil { relay = try? make() }
+            if let relay, let watts {
+                let refreshDue = now - lastAttempt >= UInt64(min(relay.profile.refreshSeconds, 1) * 1e9)
+                if version != seen || refreshDue {
+                    let st = relay.apply(watts: watts, nowNs: now)
+                    slot.withLock { $0.status = st }
+                    seen = version
+                    lastAttempt = now
+                }
+            }
+            usleep(5_000)
+        }
+    }
+}

@@ -1,0 +1,180 @@
+import Foundation
+import LMCTestSupport
+import ModbusBridge
+import Testing
+@testable import LMCConfig
+@testable import SetPointRelay
+
+func chargerPath(_ name: String) -> String { Repo.root.appendingPathComponent("hw/chargers/\(name).toml").path }
+
+func chargerProfile(_ name: String, validity: Double? = nil) throws -> ChargerProfile {
+    var p = try ChargerProfiles.load(chargerPath(name)).get()
+    if let validity { p.validitySeconds = validity }
+    return p
+}
+
+func monotonicNow() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// 16 A per phase at 230 V, three phases, unity power factor.
+let sixteenAmpsW = 16.0 * 3 * 230
+
+@Suite struct ChargerProfilesAgainstBehavingPeers {
+    static let all = ["alfen-ng9xx", "abb-terra-ac", "keba-p30", "bender-cc612", "webasto-next", "generic"]
+
+    @Test(arguments: all)
+    func fallbackFirstThenTheLimitInTheChargersUnit(name: String) throws {
+        let profile = try chargerProfile(name, validity: 3)
+        let peer = try ChargerPeer(profile: chargerPath(name), validity: 3, fallbackA: 6, refuseFC6OnLimit: name == "alfen-ng9xx")
+        defer { peer.stop() }
+        let relay = try ModbusChargerRelay(profile: profile, endpoint: .tcp(host: "127.0.0.1", port: peer.port),
+                                           conversion: .init(stepA: 1), safeCurrentA: 10, options: .init(responseTimeoutMilliseconds: 1000))
+        let st = relay.apply(watts: sixteenAmpsW, nowNs: monotonicNow())
+        #expect(st.failingSinceNs == nil, "\(st.lastError ?? "")")
+        #expect(st.writtenA == 16)
+        let writes = peer.writes
+        let limitIndex = writes.firstIndex { $0.address == Int(profile.limit.address) }!
+        // Every fallback register is written, and before the limit.
+        for r in [profile.safeCurrent, profile.timeout].compactMap({ $0 }) {
+            let i = writes.firstIndex { $0.address == Int(r.address) }
+            #expect(i != nil && i! < limitIndex, "\(name): fallback register \(r.address) written first")
+        }
+        let s = try peer.state()
+        #expect((s["limit_a"] as! NSNumber).doubleValue == 16)
+        if profile.safeCurrent != nil { #expect((s["safe_a"] as! NSNumber).doubleValue == 10) }
+        if profile.timeout != nil { #expect((s["timeout_s"] as! NSNumber).doubleValue == 3) }
+        // The write used the function the profile names (16 for Alfen's float32).
+        #expect(writes[limitIndex].function == profile.limit.writeFunction)
+        if profile.readback != nil { #expect(st.appliedA == 16) }
+    }
+
+    @Test func refreshKeepsTheLimitAndSilenceRevertsTheCharger() throws {
+        let name = "alfen-ng9xx"
+        let peer = try ChargerPeer(profile: chargerPath(name), validity: 1.5, fallbackA: 6, refuseFC6OnLimit: true)
+        defer { peer.stop() }
+        let profile = try chargerProfile(name, validity: 1.5)
+        let port = peer.port
+        let worker = RelayWorker {
+            try ModbusChargerRelay(profile: profile, endpoint: .tcp(host: "127.0.0.1", port: port), conversion: .init(stepA: 1),
+                                   safeCurrentA: 10, options: .init(responseTimeoutMilliseconds: 500))
+        }
+        worker.start()
+        worker.post(watts: sixteenAmpsW)
+        // Four validity periods with the relay running: the charger never falls back.
+        for _ in 0..<12 {
+            usleep(500_000)
+            #expect((try peer.state()["applied_a"] as! NSNumber).doubleValue == 16)
+        }
+        #expect(worker.status.refreshes >= 5, "refreshes: \(worker.status.refreshes)")
+        // The relay stops (lmc killed): the charger reverts to the safe current we programmed.
+        worker.stop()
+        usleep(2_000_000)
+        #expect((try peer.state()["applied_a"] as! NSNumber).doubleValue == 10)
+    }
+
+    @Test func aChangeIsWrittenAtOnce() throws {
+        let peer = try ChargerPeer(profile: chargerPath("abb-terra-ac"), validity: 60, fallbackA: 6)
+        defer { peer.stop() }
+        let port = peer.port
+        let profile = try chargerProfile("abb-terra-ac")
+        let worker = RelayWorker {
+            try ModbusChargerRelay(profile: profile, endpoint: .tcp(host: "127.0.0.1", port: port), conversion: .init(stepA: 1), safeCurrentA: 6)
+        }
+        worker.start()
+        defer { worker.stop() }
+        worker.post(watts: sixteenAmpsW)
+        var deadline = Date().addingTimeInterval(5)
+        while worker.status.writtenA != 16 && Date() < deadline { usleep(2_000) }
+        let t0 = Date()
+        worker.post(watts: 10 * 3 * 230)
+        deadline = Date().addingTimeInterval(5)
+        while worker.status.writtenA != 10 && Date() < deadline { usleep(1_000) }
+        let ms = Date().timeIntervalSince(t0) * 1000
+        print("set-point change to register write on loopback: \(Int(ms)) ms")
+        #expect(worker.status.writtenA == 10)
+        #expect((try peer.state()["limit_a"] as! NSNumber).doubleValue == 10)
+        let w = peer.writes.last { $0.address == 0x4100 }!
+        #expect(w.values == [0, 10_000], "mA as u32, high word first")
+    }
+
+    @Test func aRebootedChargerGetsItsFallbackBeforeItsLimit() throws {
+        let name = "alfen-ng9xx"
+        let peer = try ChargerPeer(profile: chargerPath(name), validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
+        defer { peer.stop() }
+        let relay = try ModbusChargerRelay(profile: try chargerProfile(name), endpoint: .tcp(host: "127.0.0.1", port: peer.port),
+                                           conversion: .init(stepA: 1), safeCurrentA: 10,
+                                           options: .init(responseTimeoutMilliseconds: 500, reconnect: .init(initialMilliseconds: 10)))
+        relay.apply(watts: sixteenAmpsW, nowNs: monotonicNow())
+        try peer.reboot()
+        let before = peer.writes.count
+        // The next attempts see the lost connection, reconnect, and program the fallback first.
+        var st = relay.apply(watts: sixteenAmpsW, nowNs: monotonicNow() + 100_000_000_000)
+        for _ in 0..<5 where st.failingSinceNs != nil {
+            usleep(100_000)
+            st = relay.apply(watts: sixteenAmpsW, nowNs: monotonicNow() + 100_000_000_000)
+        }
+        #expect(st.failingSinceNs == nil, "\(st.lastError ?? "")")
+        let after = Array(peer.writes.dropFirst(before))
+        #expect(after.first?.address == 1212, "safe current first after the reboot: \(after.map(\.address))")
+        #expect(after.contains { $0.address == 1210 })
+        let s = try peer.state()
+        #expect((s["safe_a"] as! NSNumber).doubleValue == 10 && (s["applied_a"] as! NSNumber).doubleValue == 16)
+    }
+
+    @Test func aReadbackMismatchIsReportedAsFailing() throws {
+        let peer = try ChargerPeer(profile: chargerPath("abb-terra-ac"), validity: 60, fallbackA: 6, clampA: 20)
+        defer { peer.stop() }
+        let relay = try ModbusChargerRelay(profile: try chargerProfile("abb-terra-ac"), endpoint: .tcp(host: "127.0.0.1", port: peer.port),
+                                           conversion: .init(stepA: 1), safeCurrentA: 6)
+        let st = relay.apply(amps: 25, nowNs: monotonicNow())
+        #expect(st.failingSinceNs != nil)
+        #expect(st.lastError == "readback: charger applies 20 A, we wrote 25 A")
+        #expect(relay.apply(amps: 16, nowNs: monotonicNow()).failingSinceNs == nil)
+    }
+
+    @Test func aDeadChargerIsFailingSinceTheFirstAttempt() throws {
+        let relay = try ModbusChargerRelay(profile: try chargerProfile("keba-p30"), endpoint: .tcp(host: "127.0.0.1", port: 1),
+                                           conversion: .init(), safeCurrentA: 6)
+        let t = monotonicNow()
+        _ = relay.apply(watts: sixteenAmpsW, nowNs: t)
+        let st = relay.apply(watts: sixteenAmpsW, nowNs: t + 1_000_000_000)
+        #expect(st.failingSinceNs == t)
+        #expect(st.lastError!.contains("connection refused"))
+    }
+}
+
+@Suite struct CurrentConversionTests {
+    let profile = try! chargerProfile("alfen-ng9xx")
+
+    @Test func wattsToAmpsPerPhaseRoundedDown() {
+        let c = CurrentConversion(phases: 3, phaseVoltage: 230, powerFactor: 1, stepA: 1)
+        #expect(c.amps(forWatts: 16 * 690 + 600, profile: profile) == 16)
+        #expect(c.amps(forWatts: 100_000, profile: profile) == 32)      // the charger's maximum
+        #expect(CurrentConversion(phases: 1, stepA: 0.1).amps(forWatts: 2_300, profile: profile) == 10)
+    }
+
+    @Test func belowTheMinimumMeansStop() {
+        let c = CurrentConversion(stepA: 1)
+        #expect(c.amps(forWatts: 5 * 690, profile: profile) == 0)
+        #expect(c.amps(forWatts: 6 * 690, profile: profile) == 6)
+        #expect(c.amps(forWatts: 0, profile: profile) == 0)
+    }
+
+    @Test func profileErrorsNameTheKey() {
+        let bad = """
+        description = "x"
+        [limit]
+        address = 10
+        type = "f32"
+        function = 6
+        [readback]
+        adress = 12
+        """
+        guard case .failure(let e) = ChargerProfiles.parse(bad, name: "x") else { Issue.record("accepted"); return }
+        #expect(e.description.contains("limit.function: function 6 writes one register; a f32 needs function 16"))
+        #expect(e.description.contains("readback.adress: unknown key (did you mean address?)"))
+    }
+}
