@@ -232,3 +232,21 @@ import Testing
         #expect(unknown.status == 2 && unknown.err.contains("no such meter profile") && unknown.err.contains("eastron-sdm630"))
     }
 }
+
+@Suite struct ChargerCLITests {
+    @Test func setProgramsTheFallbackAndProbeShowsIt() throws {
+        let path = Repo.root.appendingPathComponent("hw/chargers/alfen-ng9xx.toml").path
+        let peer = try ChargerPeer(profile: path, validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
+        defer { peer.stop() }
+        let refused = try run(Repo.lmc, ["charger", "set", "--profile", "alfen-ng9xx", "--tcp", "127.0.0.1:\(peer.port)", "--amps", "16", "--safe-amps", "10"])
+        #expect(refused.status != 0 && refused.err.contains("--yes"))
+        let set = try run(Repo.lmc, ["charger", "set", "--profile", "alfen-ng9xx", "--tcp", "127.0.0.1:\(peer.port)", "--amps", "16", "--safe-amps", "10", "--yes"])
+        #expect(set.status == 0, "\(set.err)")
+        #expect(set.out.contains("charger applies 16.0 A"))
+        let probe = try run(Repo.lmc, ["charger", "probe", "--profile", "alfen-ng9xx", "--tcp", "127.0.0.1:\(peer.port)"])
+        #expect(probe.status == 0, "\(probe.out)\(probe.err)")
+        #expect(probe.out.contains("limit                 16.0 A   (register 1210)"))
+        #expect(probe.out.contains("safe current          10.0 A   (register 1212)"))
+        #expect(peer.writes.map(\.address) == [1212, 1210])
+    }
+}
