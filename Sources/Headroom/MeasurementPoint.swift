@@ -205,7 +205,7 @@ public struct MeasurementPoint: Sendable {
             if beyondSince == nil { beyondSince = now }
             if now - beyondSince! < config.rideThrough {
                 state = .riding
-                reason = "beyond the limit \(fmt(side.t.limit)) for \(fmt(now - beyondSince!)) s, riding through"
+                reason = "beyond the limit \(show(side.t.limit)) for \(fmt(now - beyondSince!)) s, riding through"
                 return
             }
             if state != .regulating || lastRegulate == nil || now - lastRegulate! >= config.regulateInterval {
@@ -216,7 +216,7 @@ public struct MeasurementPoint: Sendable {
                 lastRelease = now
             }
             state = .regulating
-            reason = "\(fmt(filtered!)) beyond the limit \(fmt(side.t.limit)): regulating to \(fmt(side.sign * target))"
+            reason = "\(show(filtered!)) beyond the limit \(show(side.t.limit)): regulating to \(show(side.sign * target))"
             return
         }
         beyondSince = nil
@@ -232,15 +232,24 @@ public struct MeasurementPoint: Sendable {
                 lastRelease = now
             }
             state = .releasing
-            reason = limitW == nil ? "released fully" : "\(fmt(filtered!)) in the release zone: releasing"
+            reason = limitW == nil ? "released fully" : "\(show(filtered!)) in the release zone: releasing"
             return
         }
         if state == .regulating || state == .riding { lastRelease = now }
         state = .holding
-        reason = limitW == nil ? "not restricting" : "\(fmt(filtered!)) in the dead band: holding"
+        reason = limitW == nil ? "not restricting" : "\(show(filtered!)) in the dead band: holding"
     }
 
     private var filteredStress: [Double] = []
+
+    /// A value in the units an engineer reads it in (kVA, A, V).
+    func show(_ v: Double) -> String {
+        switch config.kind {
+        case .apparentPower: "\(fmt(v / 1000)) kVA"
+        case .current: "\(fmt(v)) A"
+        case .voltage: "\(fmt(v)) V"
+        }
+    }
 
     /// Engineer reset (e.g. after a config change): forget limits and timers.
     public mutating func reset() { self = MeasurementPoint(config) }

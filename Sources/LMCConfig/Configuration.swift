@@ -8,6 +8,8 @@ public struct Configuration: Sendable {
     public var measurementPoints: [MeasurementPointConfig]
     public var sites: [SiteConfig]
     public var sources: [String: SiteSources]
+    /// Buses, meters, chargers and the supervisor, for the daemon.
+    public var runtime: RuntimeConfig = .empty
 
     /// The control core built from this configuration.
     public func controller() throws(ConfigError) -> HeadroomController {
@@ -30,10 +32,12 @@ public struct Configuration: Sendable {
 
         let mpSections = top.tables("measurement_point")
         if mpSections.isEmpty { issues.add(nil, "measurement_point", "at least one [[measurement_point]] is needed") }
-        let mps = mpSections.compactMap(readMP)
-
         let siteSections = top.tables("site")
         if siteSections.isEmpty { issues.add(nil, "site", "at least one [[site]] is needed") }
+        // The daemon's sections first: they claim their keys inside [[measurement_point]] and [[site]].
+        let runtime = RuntimeConfig.read(top, mps: mpSections, sites: siteSections, issues: issues)
+        let mps = mpSections.compactMap(readMP)
+
         var sites: [SiteConfig] = []
         var sources: [String: SiteSources] = [:]
         for (i, s) in siteSections.enumerated() {
@@ -54,7 +58,7 @@ public struct Configuration: Sendable {
         }
         guard issues.items.isEmpty else { return .failure(ConfigErrors(issues: issues.items)) }
         return .success(Configuration(mode: HeadroomController.Mode(rawValue: mode)!, periodMilliseconds: Int(period),
-                                      measurementPoints: mps, sites: sites, sources: sources))
+                                      measurementPoints: mps, sites: sites, sources: sources, runtime: runtime))
     }
 }
 

@@ -89,9 +89,14 @@ public struct CurrentConversion: Sendable, Equatable {
     /// Amps per phase for `watts`, rounded down to the step; below the charger's minimum the set point
     /// cannot be honoured without exceeding it, so it means stop (0 A); above its maximum, the maximum.
     public func amps(forWatts watts: Double, profile: ChargerProfile) -> Double {
+        amps(forWatts: watts, minA: profile.minCurrentA, maxA: profile.maxCurrentA)
+    }
+
+    /// As above with the limits given (a hub charger's site limit may exceed a socket's maximum).
+    public func amps(forWatts watts: Double, minA: Double, maxA: Double) -> Double {
         let raw = max(0, watts) / (Double(phases) * phaseVoltage * powerFactor)
         let stepped = stepA > 0 ? ((raw / stepA) + 1e-9).rounded(.down) * stepA : raw
-        if stepped < profile.minCurrentA { return 0 }
-        return min(stepped, profile.maxCurrentA)
+        if stepped < minA { return 0 }
+        return min(stepped, maxA)
     }
 }

@@ -93,7 +93,7 @@ public final class ModbusChargerRelay {
     /// Watts → amps for this charger, then ``apply(amps:nowNs:)``.
     @discardableResult
     public func apply(watts: Double, nowNs: UInt64) -> RelayStatus {
-        apply(amps: conversion.amps(forWatts: watts, profile: profile), nowNs: nowNs)
+        apply(amps: conversion.amps(forWatts: watts, minA: profile.minCurrentA, maxA: maxCurrentA), nowNs: nowNs)
     }
 
     private func programFallback() throws(ModbusError) {

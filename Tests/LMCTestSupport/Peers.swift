@@ -130,8 +130,9 @@ public final class PyModbusPeer: @unchecked Sendable {
     }
 
     /// A TCP peer laying out SI `values` (JSON) by an lmc meter profile, encoded by Python's struct.
-    public init(profile: String, values: String) throws {
-        child = try ChildProcess(Repo.python, [Repo.peer("modbus_peer.py"), "--tcp", "0", "--profile", profile, "--values", values])
+    public init(profile: String, values: String, jitter: Double = 0) throws {
+        child = try ChildProcess(Repo.python, [Repo.peer("modbus_peer.py"), "--tcp", "0", "--profile", profile, "--values", values,
+                                               "--jitter", String(jitter)])
         let ready = try child.waitForLine(prefix: "READY")
         port = Int(ready.split(separator: " ")[1])!
     }
@@ -143,6 +144,9 @@ public final class PyModbusPeer: @unchecked Sendable {
         _ = try child.waitForLine(prefix: "READY")
         port = 0
     }
+
+    /// Live meter (profile mode): new values, or silence on/off.
+    public func send(_ line: String) { child.send(line) }
 
     public func stop() { child.stop() }
     deinit { child.stop() }

@@ -18,6 +18,7 @@ import struct
 import sys
 import threading
 import os
+import random
 
 from pymodbus.server import ModbusTcpServer, ModbusSerialServer
 from pymodbus.simulator import SimData, SimDevice, DataType
@@ -113,6 +114,7 @@ async def main():
     ap.add_argument("--spec", default="{}", help="JSON, or a list of specs (one per --unit)")
     ap.add_argument("--profile", help="an lmc meter profile (hw/meters/*.toml) to lay --values out by")
     ap.add_argument("--values", default="{}", help="JSON: quantity -> value in SI units (with --profile)")
+    ap.add_argument("--jitter", type=float, default=0, help="relative noise on every read (with --profile), e.g. 1e-4")
     args = ap.parse_args()
     if args.profile:
         args.spec = json.dumps(spec_from_profile(args.profile, json.loads(args.values)))
@@ -122,6 +124,30 @@ async def main():
     spec = json.loads(args.spec)
     specs = spec if isinstance(spec, list) else [spec] * len(units)
     devices = [device(u, s) for u, s in zip(units, specs)]
+    live = {"values": json.loads(args.values), "silent": False}
+    if args.profile:
+        # A live meter: every read re-encodes the current values (changed with "set {json}" on stdin),
+        # and "silence on" makes it stop answering (the request times out at the client).
+        import tomllib
+        with open(args.profile, "rb") as f:
+            prof = tomllib.load(f)
+
+        async def action(function_code, start_address, address, count, current_registers, set_values):
+            if live["silent"]:
+                await asyncio.sleep(30)
+            # Real meters never repeat bit-identical readings under load: --jitter adds a little noise so
+            # that lmc's frozen-value rule does not (rightly) call a constant reading frozen.
+            jittered = {q: v * (1 + random.uniform(-args.jitter, args.jitter)) for q, v in live["values"].items()}
+            table = spec_from_profile(args.profile, jittered)
+            for entry in table.get(prof.get("function", "input"), []):
+                for i, w in enumerate(encode(entry)):
+                    idx = entry["address"] + i - start_address
+                    if 0 <= idx < len(current_registers):
+                        current_registers[idx] = w
+            return None
+
+        devices = [SimDevice(id=u, simdata=[SimData(0, values=[0] * TABLE_SIZE, datatype=DataType.REGISTERS)], action=action)
+                   for u in units]
 
     if args.tcp is not None:
         port = args.tcp or free_port()
@@ -136,7 +162,20 @@ async def main():
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stop.set)), daemon=True).start()
+
+    def read_stdin():
+        for line in sys.stdin:
+            line = line.strip()
+            if line.startswith("set "):
+                live["values"].update(json.loads(line[4:]))
+            elif line == "silence on":
+                live["silent"] = True
+            elif line == "silence off":
+                live["silent"] = False
+            print(f"OK {line}", flush=True)
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=read_stdin, daemon=True).start()
     await stop.wait()
     await server.shutdown()
     task.cancel()

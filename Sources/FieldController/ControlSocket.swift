@@ -1,0 +1,200 @@
+import ArgumentParser
+import LMCConfig
+import ModbusBridge
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The daemon's Unix socket (`/run/lmc/control.sock`): one request line, one answer, then close.
+/// Read-only commands for now: `status`, `status-json`.
+final class ControlSocket: Sendable {
+    let path: String
+    private let fd: Int32
+    private let stopFlag = Atomic(false)
+    private let thread: Mutex<ServiceThread?> = Mutex(nil)
+
+    init(path: String, board: StatusBoard) throws {
+        self.path = path
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        self.fd = fd
+        guard fd >= 0 else { throw SocketError(message: "socket: \(String(cString: strerror(errno)))") }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw SocketError(message: "socket path too long: \(path)") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0, listen(fd, 8) == 0 else {
+            throw SocketError(message: "cannot listen on \(path): \(String(cString: strerror(errno))) (does its directory exist and is it writable?)")
+        }
+        let listener = fd
+        let stop = ServiceFlag()
+        let t = ServiceThread {
+            while !stop.isSet {
+                var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+                if poll(&pfd, 1, 100) <= 0 { continue }
+                let c = accept(listener, nil, nil)
+                if c < 0 { continue }
+                var tv = timeval(tv_sec: 1, tv_usec: 0)
+                setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                var buf = [UInt8](repeating: 0, count: 512)
+                let n = read(c, &buf, 512)
+                let request = n > 0 ? String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters() : ""
+                let answer: String
+                switch request {
+                case "status": answer = board.render()
+                case "status-json": answer = board.json() + "\n"
+                default: answer = "error: unknown request '\(request)' (known: status, status-json)\n"
+                }
+                var a = answer
+                a.withUTF8 { b in _ = write(c, b.baseAddress, b.count) }
+                close(c)
+            }
+        }
+        thread.withLock { $0 = t }
+        stopper = stop
+    }
+
+    private let stopper: ServiceFlag
+
+    func stop() {
+        stopper.set()
+        let t = thread.withLock { t -> ServiceThread? in defer { t = nil }; return t }
+        t?.join()
+        close(fd)
+        unlink(path)
+    }
+
+    /// Sends one request to the daemon and returns the answer.
+    static func request(_ line: String, path: String) throws -> String {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in path.utf8.enumerated() where i < raw.count - 1 { raw[i] = b } }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else {
+            throw SocketError(message: "cannot reach the daemon at \(path): \(String(cString: strerror(errno))) (is lmc running? is the user in group lmc?)")
+        }
+        var l = line + "\n"
+        l.withUTF8 { b in _ = write(fd, b.baseAddress, b.count) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+final class ServiceFlag: Sendable {
+    private let flag = Atomic(false)
+    func set() { flag.store(true, ordering: .releasing) }
+    var isSet: Bool { flag.load(ordering: .acquiring) }
+}
+
+struct SocketError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+extension StringProtocol {
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the controller: meters → headroom → fail-safe → chargers, every control period.",
+        discussion: """
+        Started by systemd (Type=notify: READY=1 once running, WATCHDOG=1 after each cycle completed on
+        time). SIGTERM stops cleanly — the chargers keep the fallback lmc programmed into them. SIGHUP
+        reloads the config; an invalid new config is refused and the running one kept, with the reasons
+        on stderr (the journal).
+        Example: lmc run --config /etc/lmc/lmc.toml
+        """
+    )
+
+    @Option(help: ArgumentHelp("Config file.", valueName: "file"))
+    var config: String = "/etc/lmc/lmc.toml"
+
+    @Option(help: ArgumentHelp("Control socket (default: [box] socket in the config).", valueName: "path"))
+    var socket: String?
+
+    func run() throws {
+        let text = try readFile(config, what: "config")
+        let c: Configuration
+        switch Configuration.parse(text) {
+        case .failure(let e):
+            for i in e.issues { printError("\(config): \(i)") }
+            printError("\(config): refusing to start (\(e.issues.count) problem\(e.issues.count == 1 ? "" : "s")); run lmc config check")
+            throw ExitCode(2)
+        case .success(let x): c = x
+        }
+        // A parent may start us with signals blocked (Foundation's Process does): unblock the ones we use.
+        var wanted = sigset_t()
+        sigemptyset(&wanted)
+        for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&wanted, s) }
+        pthread_sigmask(SIG_UNBLOCK, &wanted, nil)
+        signal(SIGTERM) { _ in stopSignal.store(1, ordering: .relaxed) }
+        signal(SIGINT) { _ in stopSignal.store(1, ordering: .relaxed) }
+        signal(SIGHUP) { _ in reloadSignal.store(1, ordering: .relaxed) }
+        signal(SIGPIPE, SIG_IGN)
+        let runtime = try Runtime(config: c, path: config)
+        let control = try ControlSocket(path: socket ?? c.runtime.socketPath, board: runtime.status)
+        defer { control.stop() }
+        runtime.run()
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show what the box is doing and why: mode, measurement points, set points, relays, alarms.",
+        discussion: "Fits an 80×24 serial console. Example: lmc status"
+    )
+    @Option(help: ArgumentHelp("Control socket.", valueName: "path"))
+    var socket: String = "/run/lmc/control.sock"
+    @Flag(help: "Print JSON for scripts.")
+    var json = false
+
+    func run() throws {
+        do { print(try ControlSocket.request(json ? "status-json" : "status", path: socket), terminator: "") } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct WatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "lmc status, refreshed every second (Ctrl-C to leave).",
+        discussion: "Clears the screen with a plain ANSI sequence; works on a dumb 80×24 serial terminal."
+    )
+    @Option(help: ArgumentHelp("Control socket.", valueName: "path"))
+    var socket: String = "/run/lmc/control.sock"
+    @Option(help: "Refresh interval in seconds.")
+    var interval: Double = 1
+
+    func run() throws {
+        while true {
+            let text = (try? ControlSocket.request("status", path: socket)) ?? "lmc: daemon not reachable at \(socket)\n"
+            print("\u{1B}[H\u{1B}[2J" + text, terminator: "")
+            fflush(nil)
+            usleep(UInt32(max(0.1, interval) * 1_000_000))
+        }
+    }
+}

@@ -1,0 +1,210 @@
+import CTSensorDriver
+import FailSafe
+import Headroom
+import LMCConfig
+import ModbusBridge
+import SetPointRelay
+import Supervision
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Set by SIGTERM/SIGINT (stop) and SIGHUP (reload); read by the control loop.
+let stopSignal = Atomic<Int>(0)
+let reloadSignal = Atomic<Int>(0)
+
+func monotonicNs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// The daemon: sensors → Headroom → FailSafe → relays, every period on the monotonic clock. Buses and
+/// relays run on their own threads and meet the loop in latest-value slots; nothing queues.
+final class Runtime {
+    private(set) var config: Configuration
+    private let configPath: String
+    private var headroom: HeadroomController
+    private var supervisor: Supervisor
+    private var buses: [BusWorker] = []
+    private var slots: [String: LatestReading] = [:]
+    private var relays: [String: RelayWorker] = [:]
+    let status = StatusBoard()
+    private let notifier = SystemdNotifier()
+    private var cycles = 0
+    private var overruns = 0
+
+    init(config: Configuration, path: String) throws {
+        self.config = config
+        self.configPath = path
+        headroom = try config.controller()
+        supervisor = Supervisor(config.runtime.supervisor)
+    }
+
+    private func startIO() {
+        let rc = config.runtime
+        for bus in rc.buses {
+            let meters = rc.meters.filter { $0.bus == bus.id }.map { m -> BusWorker.Meter in
+                let slot = LatestReading()
+                slots[m.id] = slot
+                return .init(name: m.id, profile: m.profile, unit: m.unit, rules: m.rules, periodMs: m.pollMilliseconds, slot: slot)
+            }
+            let worker = BusWorker(endpoint: bus.endpoint, options: .init(responseTimeoutMilliseconds: bus.timeoutMilliseconds), meters: meters)
+            worker.start()
+            buses.append(worker)
+        }
+        for c in rc.chargers {
+            let site = config.sites.first { $0.id == c.site }!
+            let safeA = c.conversion.amps(forWatts: site.floorW, minA: c.profile.minCurrentA, maxA: c.maxCurrentA)
+            let worker = RelayWorker {
+                try ModbusChargerRelay(profile: c.profile, endpoint: c.endpoint, unit: c.unit, conversion: c.conversion, safeCurrentA: safeA,
+                                       maxCurrentA: c.maxCurrentA, options: .init(responseTimeoutMilliseconds: c.timeoutMilliseconds))
+            }
+            worker.post(watts: site.floorW)   // until the first cycle decides: the safe set point
+            worker.start()
+            relays[c.site] = worker
+        }
+    }
+
+    private func stopIO() {
+        buses.forEach { $0.stop() }
+        relays.values.forEach { $0.stop() }
+        buses = []
+        relays = [:]
+        slots = [:]
+    }
+
+    /// Runs until SIGTERM. Chargers keep their own fallback after we stop.
+    func run() {
+        startIO()
+        notifier.ready(status: "control loop running, \(config.periodMilliseconds) ms period")
+        let period = UInt64(config.periodMilliseconds) * 1_000_000
+        var next = monotonicNs() + period
+        while stopSignal.load(ordering: .relaxed) == 0 {
+            if reloadSignal.exchange(0, ordering: .relaxed) != 0 { reload() }
+            let onTime = tick(nowNs: monotonicNs())
+            cycles += 1
+            let now = monotonicNs()
+            if now > next + period / 2 {
+                overruns += 1
+                next = now + period
+            } else {
+                if next > now { usleep(UInt32((next - now) / 1000)) }
+                next += period
+            }
+            if onTime { notifier.watchdog() }
+        }
+        notifier.stopping()
+        stopIO()
+    }
+
+    /// SIGHUP: an invalid new config is refused and the running one kept, with the errors logged.
+    private func reload() {
+        guard let text = readText(configPath) else {
+            log("reload: cannot read \(configPath); keeping the running configuration")
+            return
+        }
+        switch Configuration.parse(text) {
+        case .failure(let e):
+            log("reload refused, keeping the running configuration:\n\(e)")
+            status.note("reload refused: \(e.issues.count) problem(s) in \(configPath)")
+        case .success(let c):
+            do {
+                let h = try c.controller()
+                stopIO()
+                config = c
+                headroom = h
+                supervisor = Supervisor(c.runtime.supervisor)
+                startIO()
+                log("reloaded \(configPath)")
+                status.note("reloaded \(configPath)")
+            } catch {
+                log("reload refused: \(error)")
+            }
+        }
+    }
+
+    /// One control cycle. Returns true when it completed (feeds the watchdog).
+    @discardableResult
+    func tick(nowNs: UInt64) -> Bool {
+        let now = Double(nowNs) / 1e9
+        let blindNs = UInt64(config.runtime.supervisor.blindTime * 1e9)
+        var mpValues: [String: [Double]?] = [:]
+        var meterStatus: [MeterStatus] = []
+        for mp in config.measurementPoints {
+            guard let meterID = config.runtime.mpMeter[mp.id], let slot = slots[meterID] else { mpValues[mp.id] = .some(nil); continue }
+            let r = slot.reading(atNs: nowNs, staleAfterNs: blindNs)
+            let usable = r?.quality.isUsable == true
+            var values: [Double]? = nil
+            if usable, let r {
+                switch mp.kind {
+                case .apparentPower: values = r.apparentPower.map { [$0] }
+                case .current: values = r.currents.isEmpty ? nil : r.currents
+                case .voltage: values = [Quantity.voltageL1, .voltageL2, .voltageL3].compactMap { r.values[$0] }
+                }
+            }
+            mpValues[mp.id] = .some(values)
+            meterStatus.append(MeterStatus(id: meterID, group: mp.id, lastGoodAt: slot.lastGoodNs.map { Double($0) / 1e9 },
+                                           goodNow: values != nil))
+        }
+        var siteImport: [String: Double] = [:]
+        for site in config.sites {
+            if let m = config.runtime.sitePocMeter[site.id], let r = slots[m]?.reading(atNs: nowNs, staleAfterNs: blindNs), r.quality.isUsable,
+               let w = r.values[.powerTotal] ?? r.apparentPower {
+                siteImport[site.id] = w
+            }
+        }
+        let secondsOfDay = wallSecondsOfDay()
+        let decision = headroom.tick(now: now, .init(mp: mpValues, siteImportW: siteImport, secondsOfDay: secondsOfDay))
+        let sites = config.sites.map { site -> SiteInputs in
+            let d = decision.sites.first { $0.site == site.id }!
+            let relayStatus = relays[site.id]?.status
+            return SiteInputs(id: site.id, requestedW: d.setPointW,
+                              safe: SafeSetPoint(firmW: site.floorW, tccW: config.sources[site.id]?.tcc?.watts),
+                              pocImportW: siteImport[site.id],
+                              relayFailingSince: relayStatus?.failingSinceNs.map { Double($0) / 1e9 },
+                              breakerClosed: nil, connectionOrder: site.connectionOrder)
+        }
+        let out = supervisor.tick(SupervisorInputs(now: now, secondsOfDay: secondsOfDay, meters: meterStatus, sites: sites,
+                                                   tripRequests: decision.tripRequests))
+        for site in config.sites {
+            relays[site.id]?.post(watts: out.setPoints[site.id] ?? site.floorW)
+        }
+        status.update(StatusBoard.Snapshot(
+            mode: out.mode, reason: out.reason, cycles: cycles, overruns: overruns,
+            mps: config.measurementPoints.map { mp in
+                let state = headroom.mp(mp.id)
+                return .init(id: mp.id, kind: mp.kind, value: state?.filtered, state: state?.state.rawValue ?? "?", reason: state?.reason ?? "",
+                             limit: mp.upper?.limit ?? mp.lower?.limit ?? 0,
+                             meter: config.runtime.mpMeter[mp.id].flatMap { slots[$0]?.reading?.quality.description } ?? "no meter")
+            },
+            sites: config.sites.map { site in
+                let d = decision.sites.first { $0.site == site.id }!
+                let relay = relays[site.id]?.status
+                let sp = out.setPoints[site.id] ?? site.floorW
+                // When the supervisor holds the site below what the headroom allows, it is what binds.
+                let supervised = sp < d.setPointW - 1
+                return .init(id: site.id, setPointW: sp, requestedW: d.setPointW, boundBy: supervised ? "fail-safe" : "\(d.boundBy)",
+                             reason: supervised ? "\(out.mode.rawValue): safe set point (headroom would allow \(Int(d.setPointW / 1000)) kW)" : d.reason,
+                             importW: siteImport[site.id], chargerA: relay?.writtenA, appliedA: relay?.appliedA,
+                             relayError: relay?.lastError)
+            },
+            alarms: out.alarms.map(\.description)))
+        return true
+    }
+}
+
+func wallSecondsOfDay() -> Double {
+    var t = time(nil)
+    var tmv = tm()
+    localtime_r(&t, &tmv)
+    return Double(tmv.tm_hour * 3600 + tmv.tm_min * 60 + tmv.tm_sec)
+}
+
+func log(_ message: String) {
+    printError(message)
+}

@@ -1,0 +1,163 @@
+import CTSensorDriver
+import FailSafe
+import ModbusBridge
+import SetPointRelay
+
+/// The parts of lmc.toml the daemon needs beyond the control core: buses, meters, chargers, the
+/// supervisor. Parsed together with the control sections by `Configuration.parse`.
+public struct RuntimeConfig: Sendable {
+    public struct Bus: Sendable, Equatable {
+        public var id: String
+        public var endpoint: ModbusEndpoint
+        public var timeoutMilliseconds: Int
+    }
+
+    public struct Meter: Sendable {
+        public var id: String
+        public var bus: String
+        public var unit: UInt8
+        public var profile: MeterProfile
+        public var pollMilliseconds: Int
+        public var rules: QualityRules
+    }
+
+    public struct Charger: Sendable {
+        public var site: String
+        public var profile: ChargerProfile
+        public var endpoint: ModbusEndpoint
+        public var unit: UInt8
+        public var conversion: CurrentConversion
+        public var maxCurrentA: Double
+        public var timeoutMilliseconds: Int
+    }
+
+    public var boxID: String
+    public var socketPath: String
+    public var buses: [Bus]
+    public var meters: [Meter]
+    /// MP id → meter id that measures it.
+    public var mpMeter: [String: String]
+    /// Site id → meter id of its PoC meter.
+    public var sitePocMeter: [String: String]
+    public var chargers: [Charger]
+    public var supervisor: SupervisorConfig
+
+    public static let empty = RuntimeConfig(boxID: "lmc", socketPath: "/run/lmc/control.sock", buses: [], meters: [], mpMeter: [:],
+                                            sitePocMeter: [:], chargers: [], supervisor: SupervisorConfig())
+}
+
+extension RuntimeConfig {
+    static func read(_ top: Section, mps: [Section], sites: [Section], issues: IssueList) -> RuntimeConfig {
+        var rc = RuntimeConfig.empty
+        if let box = top.table("box") {
+            rc.boxID = box.string("id", default: "lmc")!
+            rc.socketPath = box.string("socket", default: "/run/lmc/control.sock")!
+            box.rejectUnknownKeys()
+        }
+        for b in top.tables("bus") {
+            let id = b.string("id") ?? "?"
+            let endpoint = readEndpoint(b, issues)
+            let timeout = b.number("timeout_ms", default: 200, min: 10, max: 10_000)!
+            b.rejectUnknownKeys()
+            if let endpoint { rc.buses.append(Bus(id: id, endpoint: endpoint, timeoutMilliseconds: Int(timeout))) }
+        }
+        for m in top.tables("meter") {
+            let id = m.string("id") ?? "?"
+            let bus = m.string("bus") ?? "?"
+            if !rc.buses.contains(where: { $0.id == bus }) {
+                issues.add(m.table.line(of: "bus"), "\(m.path).bus", "= \"\(bus)\": no [[bus]] has this id (have: \(rc.buses.map(\.id).joined(separator: ", ")))")
+            }
+            let unit = m.number("unit", default: 1, min: 0, max: 255)!
+            let profileName = m.string("profile") ?? "generic"
+            let poll = m.number("poll_ms", default: 100, min: 10, max: 60_000)!
+            let rules = QualityRules(ctRatingA: m.optionalNumber("ct_rating_a", positive: true),
+                                     nominalVoltage: m.number("nominal_v", default: 230, positive: true)!,
+                                     frozenPolls: Int(m.number("frozen_polls", default: 10, min: 2, max: 10_000)!))
+            m.rejectUnknownKeys()
+            switch MeterProfiles.load(profileName) {
+            case .success(let p):
+                rc.meters.append(Meter(id: id, bus: bus, unit: UInt8(unit), profile: p, pollMilliseconds: Int(poll), rules: rules))
+            case .failure(let e):
+                issues.add(m.table.line(of: "profile"), "\(m.path).profile", e.description)
+            }
+        }
+        let meterIDs = Set(rc.meters.map(\.id))
+        for mp in mps {
+            if let meter = mp.string("meter", default: "") , !meter.isEmpty {
+                if !meterIDs.contains(meter) { issues.add(mp.table.line(of: "meter"), "\(mp.path).meter", "= \"\(meter)\": no [[meter]] has this id") }
+                rc.mpMeter[mp.table["id"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "?"] = meter
+            }
+        }
+        for s in sites {
+            let siteID = s.table["id"].flatMap { if case .string(let x) = $0 { x } else { nil } } ?? "?"
+            if let poc = s.string("poc_meter", default: ""), !poc.isEmpty {
+                if !meterIDs.contains(poc) { issues.add(s.table.line(of: "poc_meter"), "\(s.path).poc_meter", "= \"\(poc)\": no [[meter]] has this id") }
+                rc.sitePocMeter[siteID] = poc
+            }
+            if let c = s.table("charger") {
+                let endpoint = readEndpoint(c, issues)
+                let profileName = c.string("profile") ?? "generic"
+                let unit = c.optionalNumber("unit", min: 0, max: 255)
+                let phases = c.number("phases", default: 3, min: 1, max: 3)!
+                let voltage = c.number("phase_voltage_v", default: 230, positive: true)!
+                let pf = c.number("power_factor", default: 1, min: 0.1, max: 1)!
+                let step = c.number("step_a", default: 1, min: 0)!
+                let maxA = c.optionalNumber("max_current_a", positive: true)
+                let timeout = c.number("timeout_ms", default: 500, min: 10, max: 10_000)!
+                c.rejectUnknownKeys()
+                switch ChargerProfiles.load(profileName) {
+                case .success(let p):
+                    if let endpoint {
+                        rc.chargers.append(Charger(site: siteID, profile: p, endpoint: endpoint, unit: UInt8(unit ?? Double(p.defaultUnit)),
+                                                   conversion: CurrentConversion(phases: Int(phases), phaseVoltage: voltage, powerFactor: pf, stepA: step),
+                                                   maxCurrentA: maxA ?? p.maxCurrentA, timeoutMilliseconds: Int(timeout)))
+                    }
+                case .failure(let e):
+                    issues.add(c.table.line(of: "profile"), "\(c.path).profile", e.description)
+                }
+            }
+        }
+        if let f = top.table("failsafe") {
+            var s = SupervisorConfig()
+            s.blindTime = f.number("blind_time_s", default: 1, min: 0.05, max: 60)!
+            s.goodSamplesToRecover = Int(f.number("good_samples", default: 10, min: 1, max: 10_000)!)
+            let lo = f.number("startup_delay_min_s", default: 0, min: 0)!
+            let hi = f.number("startup_delay_max_s", default: 60, min: 0)!
+            if hi < lo { issues.add(f.table.line(of: "startup_delay_max_s"), "failsafe.startup_delay_max_s", "= \(hi): below startup_delay_min_s \(lo)") }
+            s.startupDelayWindow = lo...max(lo, hi)
+            s.recoveryRampWPerSecond = f.number("recovery_ramp_kw_per_s", default: 2, positive: true)! * 1000
+            s.upstreamHeartbeatTimeout = f.optionalNumber("upstream_heartbeat_timeout_s", positive: true)
+            s.nonResponseToleranceW = f.number("non_response_tolerance_kw", default: 10, min: 0)! * 1000
+            s.responseTime = f.number("response_time_s", default: 30, min: 0)!
+            s.breakerConfirmTime = f.number("breaker_confirm_s", default: 1, positive: true)!
+            s.autoCloseDelay = f.optionalNumber("auto_close_delay_s", min: 0)
+            s.maxTrips = Int(f.number("max_trips", default: 3, min: 1, max: 100)!)
+            s.tripWindow = f.number("trip_window_s", default: 3600, positive: true)!
+            s.relayAlarmAfter = f.number("relay_alarm_after_s", default: 5, min: 0)!
+            f.rejectUnknownKeys()
+            rc.supervisor = s
+        }
+        var seed: UInt64 = 1469598103934665603
+        for b in rc.boxID.utf8 { seed = (seed ^ UInt64(b)) &* 1099511628211 }
+        rc.supervisor.boxSeed = seed
+        return rc
+    }
+}
+
+private func readEndpoint(_ s: Section, _ issues: IssueList) -> ModbusEndpoint? {
+    let tcp = s.string("tcp", default: "")!
+    let rtu = s.string("rtu", default: "")!
+    let baud = s.number("baud", default: 9600, positive: true)!
+    let parity = s.string("parity", default: "N", oneOf: ["N", "E", "O"])!
+    if tcp.isEmpty == rtu.isEmpty {
+        issues.add(s.line, s.path, "give exactly one of tcp = \"HOST:PORT\" or rtu = \"/dev/…\"")
+        return nil
+    }
+    if !tcp.isEmpty {
+        do { return try ModbusEndpoint.parseTCP(tcp) } catch {
+            issues.add(s.table.line(of: "tcp"), "\(s.path).tcp", error.description)
+            return nil
+        }
+    }
+    return .rtu(SerialLine(device: rtu, baud: Int(baud), parity: SerialLine.Parity(rawValue: parity)!))
+}

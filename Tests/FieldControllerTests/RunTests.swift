@@ -1,0 +1,128 @@
+import Foundation
+import LMCTestSupport
+import Testing
+
+/// `lmc run` as systemd would run it, against a pymodbus meter and a pymodbus Alfen-like charger.
+@Suite(.serialized) struct RunEndToEnd {
+    static let loaded = #"{"voltage_l1": 230, "voltage_l2": 230, "voltage_l3": 230, "current_l1": 500, "current_l2": 500, "current_l3": 500, "apparent_power_total": 400000, "power_total": 390000}"#
+
+    func config(meterPort: Int, chargerPort: Int, socket: String) -> String {
+        """
+        [box]
+        id = "e2e"
+        socket = "\(socket)"
+        [control]
+        mode = "incremental"
+        period_ms = 100
+        [failsafe]
+        good_samples = 5
+        startup_delay_max_s = 0
+        recovery_ramp_kw_per_s = 100
+        [[bus]]
+        id = "meters"
+        tcp = "127.0.0.1:\(meterPort)"
+        timeout_ms = 200
+        [[meter]]
+        id = "trafo_ct"
+        bus = "meters"
+        profile = "eastron-sdm630"
+        poll_ms = 100
+        ct_rating_a = 800
+        [[measurement_point]]
+        id = "trafo"
+        kind = "apparent_power"
+        meter = "trafo_ct"
+        sensitivity_per_kw = 1.0
+        regulate_margin_kva = 8
+        ride_through_s = 0.3
+        regulate_interval_s = 2
+        release_interval_s = 5
+        ramp_kw = 8
+        filter_s = 0.2
+        [measurement_point.upper]
+        limit_kva = 500
+        release_zone_kva = 492
+        release_trigger_kva = 488
+        [[site]]
+        id = "hub"
+        firm_kw = 150
+        rated_kw = 250
+        setpoint_unit = "kva"
+        quantum = 1
+        ramp_up_kw_per_s = 100
+        [site.charger]
+        profile = "alfen-ng9xx"
+        tcp = "127.0.0.1:\(chargerPort)"
+        max_current_a = 400
+        """
+    }
+
+    func waitFor(_ seconds: Double, _ what: String, _ condition: () throws -> Bool) throws {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if (try? condition()) == true { return }
+            usleep(50_000)
+        }
+        Issue.record("not within \(seconds) s: \(what)")
+    }
+
+    @Test func loadStepSilenceAndABadReload() throws {
+        let dir = "/tmp/lmc-e2e-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let meter = try PyModbusPeer(profile: Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path, values: Self.loaded, jitter: 1e-4)
+        defer { meter.stop() }
+        let charger = try ChargerPeer(profile: Repo.root.appendingPathComponent("hw/chargers/alfen-ng9xx.toml").path,
+                                      validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
+        defer { charger.stop() }
+        let socket = "\(dir)/control.sock"
+        let path = "\(dir)/lmc.toml"
+        try config(meterPort: meter.port, chargerPort: charger.port, socket: socket).write(toFile: path, atomically: true, encoding: .utf8)
+        let lmc = try ChildProcess(Repo.lmc, ["run", "--config", path])
+        defer { lmc.terminate() }
+        func applied() throws -> Double { (try charger.state()["limit_a"] as? NSNumber)?.doubleValue ?? -1 }
+        func status() throws -> String { try run(Repo.lmc, ["status", "--socket", socket]).out }
+
+        // Start-up: the fallback first, then the rated 250 kVA = 362 A per phase once it sees the meter.
+        try waitFor(15, "charger at 362 A") { try applied() == 362 }
+        #expect(charger.writes.first?.address == 1212, "safe current programmed before any limit")
+        #expect(try status().contains("NORMAL"))
+
+        // A load step to 520 kVA at the transformer reaches the charger as a lower limit.
+        meter.send(#"set {"apparent_power_total": 520000}"#)
+        try waitFor(5, "charger below 362 A") { try applied() < 362 }
+        let s = try status()
+        #expect(s.contains("regulating") && s.contains("mp:trafo"), "\(s)")
+
+        // SIGHUP with a broken config: refused, the running one kept.
+        let good = try String(contentsOfFile: path, encoding: .utf8)
+        try good.replacingOccurrences(of: "limit_kva = 500", with: "limit_kv = 500").write(toFile: path, atomically: true, encoding: .utf8)
+        kill(lmc.process.processIdentifier, SIGHUP)
+        try waitFor(5, "reload refused on stderr") { lmc.stderr.contains("reload refused") }
+        #expect(lmc.stderr.contains("limit_kv: unknown key"))
+        #expect(lmc.process.isRunning)
+        #expect(try status().contains("note: reload refused"))
+
+        // The meter goes silent: blind within the blind time, and the charger gets the safe 150 kVA = 217 A.
+        meter.send("silence on")
+        try waitFor(5, "charger at the safe 217 A") { try applied() == 217 }
+        #expect(try status().contains("FAILSAFE"))
+
+        // SIGTERM: a clean stop; the charger keeps the fallback lmc programmed (safe current 217 A).
+        kill(lmc.process.processIdentifier, SIGTERM)
+        try waitFor(5, "lmc stopped") { !lmc.process.isRunning }
+        #expect(lmc.process.terminationStatus == 0)
+        #expect((try charger.state()["safe_a"] as! NSNumber).doubleValue == 217)
+    }
+
+    @Test func aBadConfigRefusesToStartAndNamesTheKey() throws {
+        let path = "/tmp/lmc-bad-\(getpid()).toml"
+        defer { unlink(path) }
+        try config(meterPort: 1, chargerPort: 2, socket: "/tmp/x.sock").replacingOccurrences(of: "poll_ms = 100", with: "poll_ms = 5")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try run(Repo.lmc, ["run", "--config", path])
+        #expect(r.status == 2)
+        #expect(r.err.contains("meter[0].poll_ms: = 5.0: must be at least 10.0"))
+        #expect(r.err.contains("refusing to start"))
+    }
+}
