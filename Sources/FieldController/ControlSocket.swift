@@ -10,14 +10,16 @@ import Musl
 #endif
 
 /// The daemon's Unix socket (`/run/lmc/control.sock`): one request line, one answer, then close.
-/// Read-only commands for now: `status`, `status-json`.
+/// Reading (`status`, `status-json`, `alarms`) needs group `lmc` (or `lmc-admin`, or root); changing
+/// (`override …`, `reset-lockout`, `test-trip …`) needs group `lmc-admin` or root. The peer's user
+/// comes from the kernel (SO_PEERCRED), not from what the client says, and is logged with the command.
 final class ControlSocket: Sendable {
     let path: String
     private let fd: Int32
     private let stopFlag = Atomic(false)
     private let thread: Mutex<ServiceThread?> = Mutex(nil)
 
-    init(path: String, board: StatusBoard) throws {
+    init(path: String, board: StatusBoard, commands: CommandQueue) throws {
         self.path = path
         unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -32,6 +34,9 @@ final class ControlSocket: Sendable {
         guard rc == 0, listen(fd, 8) == 0 else {
             throw SocketError(message: "cannot listen on \(path): \(String(cString: strerror(errno))) (does its directory exist and is it writable?)")
         }
+        // rw for the owner and the lmc group; the group check below is the second gate.
+        if let g = getgrnam("lmc") { _ = chown(path, getuid(), g.pointee.gr_gid) }
+        chmod(path, 0o660)
         let listener = fd
         let stop = ServiceFlag()
         let t = ServiceThread {
@@ -45,11 +50,31 @@ final class ControlSocket: Sendable {
                 var buf = [UInt8](repeating: 0, count: 512)
                 let n = read(c, &buf, 512)
                 let request = n > 0 ? String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters() : ""
+                let peer = Peer(socket: c)
+                let words = request.split(separator: " ").map(String.init)
                 let answer: String
-                switch request {
-                case "status": answer = board.render()
-                case "status-json": answer = board.json() + "\n"
-                default: answer = "error: unknown request '\(request)' (known: status, status-json)\n"
+                switch words.first ?? "" {
+                case "status", "status-json", "alarms":
+                    if !peer.may(read: true) {
+                        answer = "error: permission denied: user \(peer.name) is not in group lmc\n"
+                    } else if words[0] == "status" {
+                        answer = board.render()
+                    } else if words[0] == "status-json" {
+                        answer = board.json() + "\n"
+                    } else {
+                        let alarms = board.current?.alarms ?? []
+                        answer = alarms.isEmpty ? "no alarms\n" : alarms.joined(separator: "\n") + "\n"
+                    }
+                case "override", "reset-lockout", "test-trip":
+                    if !peer.may(read: false) {
+                        log("control: refused '\(request)' from user \(peer.name) (uid \(peer.uid)): not in group lmc-admin")
+                        answer = "error: permission denied: user \(peer.name) is not in group lmc-admin\n"
+                    } else {
+                        log("control: '\(request)' by user \(peer.name) (uid \(peer.uid))")
+                        answer = commands.submit(words, user: peer.name) + "\n"
+                    }
+                default:
+                    answer = "error: unknown request '\(request)' (known: status, status-json, alarms, override, reset-lockout, test-trip)\n"
                 }
                 var a = answer
                 a.withUTF8 { b in _ = write(c, b.baseAddress, b.count) }
@@ -91,6 +116,79 @@ final class ControlSocket: Sendable {
             out += buf[0..<n]
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// Who is on the other end of a Unix socket, from the kernel.
+struct Peer {
+    var uid: uid_t = 0
+    var gid: gid_t = 0
+    var name = "?"
+
+    init(socket: Int32) {
+        // struct ucred needs _GNU_SOURCE in glibc's headers; its layout is fixed by the kernel ABI.
+        struct Credentials { var pid: Int32 = 0; var uid: UInt32 = 0; var gid: UInt32 = 0 }
+        let soPeerCred: Int32 = 17  // SO_PEERCRED on Linux
+        var cred = Credentials()
+        var len = socklen_t(MemoryLayout<Credentials>.size)
+        if getsockopt(socket, SOL_SOCKET, soPeerCred, &cred, &len) == 0 {
+            uid = cred.uid
+            gid = cred.gid
+        } else {
+            uid = uid_t.max
+        }
+        if let pw = getpwuid(uid) { name = String(cString: pw.pointee.pw_name) } else { name = "uid \(uid)" }
+    }
+
+    /// Reading: root, or a member of lmc or lmc-admin. Changing: root, or a member of lmc-admin.
+    func may(read: Bool) -> Bool {
+        if uid == 0 { return true }
+        if isMember("lmc-admin") { return true }
+        return read && isMember("lmc")
+    }
+
+    private func isMember(_ group: String) -> Bool {
+        guard let g = getgrnam(group) else { return false }
+        let gid = g.pointee.gr_gid
+        if self.gid == gid { return true }
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: 64)
+        guard let pw = getpwuid(uid), getgrouplist(pw.pointee.pw_name, self.gid, &groups, &count) >= 0 else { return false }
+        return groups.prefix(Int(count)).contains(gid)
+    }
+}
+
+/// Changing commands, handed from the socket thread to the control loop and answered by it.
+final class CommandQueue: Sendable {
+    private struct Item { var id: Int; var words: [String]; var user: String; var answer: String? }
+    private let items = Mutex<[Item]>([])
+    private let counter = Atomic(0)
+
+    /// Blocks the socket thread until the loop has handled the command (at most 3 s).
+    func submit(_ words: [String], user: String) -> String {
+        let id = counter.add(1, ordering: .relaxed).newValue
+        items.withLock { $0.append(Item(id: id, words: words, user: user, answer: nil)) }
+        for _ in 0..<300 {
+            if let a = items.withLock({ list -> String? in
+                guard let i = list.firstIndex(where: { $0.id == id }), let a = list[i].answer else { return nil }
+                list.remove(at: i)
+                return a
+            }) { return a }
+            usleep(10_000)
+        }
+        items.withLock { $0.removeAll { $0.id == id } }
+        return "error: the control loop did not answer within 3 s"
+    }
+
+    /// Called by the loop: handles every pending command.
+    func drain(_ handle: ([String], String) -> String) {
+        let pending = items.withLock { $0.filter { $0.answer == nil } }
+        for p in pending {
+            let a = handle(p.words, p.user)
+            items.withLock { list in
+                if let i = list.firstIndex(where: { $0.id == p.id }) { list[i].answer = a }
+            }
+        }
     }
 }
 
@@ -153,7 +251,7 @@ struct RunCommand: ParsableCommand {
         signal(SIGHUP) { _ in reloadSignal.store(1, ordering: .relaxed) }
         signal(SIGPIPE, SIG_IGN)
         let runtime = try Runtime(config: c, path: config)
-        let control = try ControlSocket(path: socket ?? c.runtime.socketPath, board: runtime.status)
+        let control = try ControlSocket(path: socket ?? c.runtime.socketPath, board: runtime.status, commands: runtime.commands)
         defer { control.stop() }
         runtime.run()
     }

@@ -34,6 +34,8 @@ final class Runtime {
     private var slots: [String: LatestReading] = [:]
     private var relays: [String: RelayWorker] = [:]
     let status = StatusBoard()
+    let commands = CommandQueue()
+    private var resetRequested = false
     private let notifier = SystemdNotifier()
     private var cycles = 0
     private var overruns = 0
@@ -129,9 +131,37 @@ final class Runtime {
     }
 
     /// One control cycle. Returns true when it completed (feeds the watchdog).
+    /// Engineer commands from the control socket, applied between cycles.
+    private func handle(_ words: [String], user: String, now: Double) -> String {
+        switch (words.first ?? "", words.count) {
+        case ("override", 5) where words[1] == "set":
+            guard config.sites.contains(where: { $0.id == words[2] }) else { return "error: no site \"\(words[2])\" (sites: \(config.sites.map(\.id).joined(separator: ", ")))" }
+            guard let kw = Double(words[3]), kw >= 0, let seconds = Double(words[4]), seconds > 0 else { return "error: override set SITE KW SECONDS" }
+            var src = headroom.sources[words[2]] ?? SiteSources()
+            src.override = Lease(watts: kw * 1000, expiresAt: now + seconds)
+            headroom.sources[words[2]] = src
+            status.note("override \(words[2]) \(Int(kw)) kW for \(Int(seconds)) s by \(user)")
+            return "override: site \(words[2]) at most \(kw) kW for \(Int(seconds)) s (the most restrictive source still wins)"
+        case ("override", 3) where words[1] == "clear":
+            guard headroom.sources[words[2]]?.override != nil else { return "override: none active for site \(words[2])" }
+            headroom.sources[words[2]]?.override = nil
+            status.note("override \(words[2]) cleared by \(user)")
+            return "override: cleared for site \(words[2])"
+        case ("reset-lockout", 1):
+            resetRequested = true
+            status.note("lockout reset by \(user)")
+            return "reset-lockout: sent; an automatic close follows when conditions allow"
+        case ("test-trip", 2):
+            return "error: no breaker is wired for site \(words[1]) in this configuration"
+        default:
+            return "error: unknown command '\(words.joined(separator: " "))'"
+        }
+    }
+
     @discardableResult
     func tick(nowNs: UInt64) -> Bool {
         let now = Double(nowNs) / 1e9
+        commands.drain { words, user in handle(words, user: user, now: now) }
         let blindNs = UInt64(config.runtime.supervisor.blindTime * 1e9)
         var mpValues: [String: [Double]?] = [:]
         var meterStatus: [MeterStatus] = []
@@ -170,7 +200,8 @@ final class Runtime {
                               breakerClosed: nil, connectionOrder: site.connectionOrder)
         }
         let out = supervisor.tick(SupervisorInputs(now: now, secondsOfDay: secondsOfDay, meters: meterStatus, sites: sites,
-                                                   tripRequests: decision.tripRequests))
+                                                   tripRequests: decision.tripRequests, resetLockout: resetRequested))
+        resetRequested = false
         for site in config.sites {
             relays[site.id]?.post(watts: out.setPoints[site.id] ?? site.floorW)
         }

@@ -115,6 +115,60 @@ import Testing
         #expect((try charger.state()["safe_a"] as! NSNumber).doubleValue == 217)
     }
 
+    @Test(.enabled(if: getuid() == 0, "creates a test user and group; needs root"))
+    func overridePermissionsAndTheWatchView() throws {
+        // A user in group lmc but not lmc-admin, like a field engineer's read-only account.
+        _ = try run("/usr/sbin/groupadd", ["-f", "lmc"])
+        _ = try run("/usr/sbin/useradd", ["-r", "-M", "-s", "/usr/sbin/nologin", "-G", "lmc", "lmc-e2e"])
+        _ = try run("/usr/sbin/usermod", ["-aG", "lmc", "lmc-e2e"])
+        let dir = "/tmp/lmc-e2e-w-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(dir, 0o755)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let meter = try PyModbusPeer(profile: Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path, values: Self.loaded, jitter: 1e-4)
+        defer { meter.stop() }
+        let charger = try ChargerPeer(profile: Repo.root.appendingPathComponent("hw/chargers/alfen-ng9xx.toml").path,
+                                      validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
+        defer { charger.stop() }
+        let socket = "\(dir)/control.sock"
+        let path = "\(dir)/lmc.toml"
+        try config(meterPort: meter.port, chargerPort: charger.port, socket: socket).write(toFile: path, atomically: true, encoding: .utf8)
+        let lmc = try ChildProcess(Repo.lmc, ["run", "--config", path])
+        defer { lmc.terminate() }
+        func applied() throws -> Double { (try charger.state()["limit_a"] as? NSNumber)?.doubleValue ?? -1 }
+        try waitFor(15, "charger at 362 A") { try applied() == 362 }
+
+        // root (an admin) may override: 180 kVA → 260 A per phase at the charger.
+        let ok = try run(Repo.lmc, ["override", "set", "--site", "hub", "--kw", "180", "--for", "30m", "--socket", socket])
+        #expect(ok.status == 0, "\(ok.err)")
+        #expect(ok.out.contains("at most 180.0 kW for 1800 s"))
+        try waitFor(5, "charger at 260 A") { try applied() == 260 }
+        #expect(lmc.stderr.contains("control: 'override set hub 180.0 1800' by user root"))
+
+        // A member of lmc only: may read, may not change.
+        let refused = try run("/usr/sbin/runuser", ["-u", "lmc-e2e", "--", Repo.lmc, "override", "set", "--site", "hub", "--kw", "250", "--for", "1m", "--socket", socket])
+        #expect(refused.status == 1)
+        #expect(refused.err.contains("permission denied: user lmc-e2e is not in group lmc-admin"), "\(refused.err)")
+        #expect(lmc.stderr.contains("refused 'override set hub 250.0 60' from user lmc-e2e"))
+        #expect(try applied() == 260, "nothing changed")
+        let read = try run("/usr/sbin/runuser", ["-u", "lmc-e2e", "--", Repo.lmc, "status", "--socket", socket])
+        #expect(read.status == 0 && read.out.contains("override"), "\(read.out)\(read.err)")
+
+        // lmc watch on an 80×24 terminal: mode, the MP's value and the set point at a glance.
+        let session = "lmcw\(getpid())"
+        _ = try run("/usr/bin/tmux", ["new-session", "-d", "-s", session, "-x", "80", "-y", "24", "\(Repo.lmc) watch --socket \(socket)"])
+        defer { _ = try? run("/usr/bin/tmux", ["kill-session", "-t", session]) }
+        var screen = ""
+        try waitFor(5, "watch shows the status") {
+            screen = try run("/usr/bin/tmux", ["capture-pane", "-p", "-t", session]).out
+            return screen.contains("NORMAL") && screen.contains("hub")
+        }
+        let lines = screen.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.allSatisfy { $0.count <= 80 })
+        #expect(screen.contains("trafo") && screen.contains("400.0 kVA"), "\(screen)")
+        #expect(screen.contains("180.0 kW") && screen.contains("override"), "\(screen)")
+    }
+
     @Test func aBadConfigRefusesToStartAndNamesTheKey() throws {
         let path = "/tmp/lmc-bad-\(getpid()).toml"
         defer { unlink(path) }
