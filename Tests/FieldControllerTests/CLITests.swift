@@ -171,7 +171,9 @@ import Testing
             .write(toFile: typo, atomically: true, encoding: .utf8)
         let bad = try run(Repo.lmc, ["config", "check", "--config", typo])
         #expect(bad.status == 2)
-        #expect(bad.err.contains("line 14: measurement_point[0].regulate_margin_kv: unknown key (did you mean regulate_margin_kva?)"), "\(bad.err)")
+        let line = try String(contentsOfFile: Self.example, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+            .firstIndex { $0.hasPrefix("regulate_margin_kva") }! + 1
+        #expect(bad.err.contains("line \(line): measurement_point[0].regulate_margin_kv: unknown key (did you mean regulate_margin_kva?)"), "\(bad.err)")
     }
 }
 

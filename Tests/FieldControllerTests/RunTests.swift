@@ -180,3 +180,22 @@ import Testing
         #expect(r.err.contains("refusing to start"))
     }
 }
+
+@Suite struct SystemdUnitTests {
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze"), "needs systemd-analyze"))
+    func theUnitVerifies() throws {
+        // The unit as shipped, with ExecStart pointed at the binary just built.
+        let dir = "/tmp/lmc-unit-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let unit = try String(contentsOfFile: Repo.root.appendingPathComponent("systemd/lmc.service").path, encoding: .utf8)
+            .replacingOccurrences(of: "/usr/bin/lmc", with: Repo.lmc)
+        try unit.write(toFile: "\(dir)/lmc.service", atomically: true, encoding: .utf8)
+        let r = try run("/usr/bin/systemd-analyze", ["verify", "\(dir)/lmc.service"])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        let s = try run("/usr/bin/systemd-analyze", ["security", "--offline=true", "\(dir)/lmc.service"])
+        let line = (s.out + s.err).split(separator: "\n").first { $0.contains("Overall exposure level") }
+        print(line.map(String.init) ?? "no exposure line")
+        #expect(line?.contains("OK") == true || line?.contains("SAFE") == true, "\(line ?? "")")
+    }
+}
