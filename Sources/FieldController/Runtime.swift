@@ -33,6 +33,7 @@ final class Runtime {
     private var buses: [BusWorker] = []
     private var slots: [String: LatestReading] = [:]
     private var relays: [String: RelayWorker] = [:]
+    private var upstream: UpstreamServer?
     let status = StatusBoard()
     let commands = CommandQueue()
     private var resetRequested = false
@@ -70,9 +71,19 @@ final class Runtime {
             worker.start()
             relays[c.site] = worker
         }
+        if let u = rc.upstream {
+            do {
+                upstream = try UpstreamServer(host: u.listen, port: u.port, allowedWriters: u.allowedWriters, software: (0, 1, 0))
+            } catch {
+                log("upstream Modbus server not started: \(error)")
+                status.note("upstream server failed: \(error)")
+            }
+        }
     }
 
     private func stopIO() {
+        upstream?.stop()
+        upstream = nil
         buses.forEach { $0.stop() }
         relays.values.forEach { $0.stop() }
         buses = []
@@ -189,6 +200,19 @@ final class Runtime {
             }
         }
         let secondsOfDay = wallSecondsOfDay()
+        // Remote set points from upstream: a limit source while fresh (their validity is their lease).
+        if let up = upstream {
+            for (j, site) in config.sites.enumerated() {
+                if let r = up.remoteSetPoint(site: j) {
+                    var src = headroom.sources[site.id] ?? SiteSources()
+                    let expires = Double(r.receivedAtNs) / 1e9 + r.validitySeconds
+                    if src.remote != Lease(watts: r.watts, expiresAt: expires) {
+                        src.remote = Lease(watts: r.watts, expiresAt: expires)
+                        headroom.sources[site.id] = src
+                    }
+                }
+            }
+        }
         let decision = headroom.tick(now: now, .init(mp: mpValues, siteImportW: siteImport, secondsOfDay: secondsOfDay))
         let sites = config.sites.map { site -> SiteInputs in
             let d = decision.sites.first { $0.site == site.id }!
@@ -200,11 +224,14 @@ final class Runtime {
                               breakerClosed: nil, connectionOrder: site.connectionOrder)
         }
         let out = supervisor.tick(SupervisorInputs(now: now, secondsOfDay: secondsOfDay, meters: meterStatus, sites: sites,
-                                                   tripRequests: decision.tripRequests, resetLockout: resetRequested))
+                                                   tripRequests: decision.tripRequests,
+                                                   upstreamHeartbeatAt: upstream?.upstreamHeartbeatAtNs.map { Double($0) / 1e9 },
+                                                   resetLockout: resetRequested))
         resetRequested = false
         for site in config.sites {
             relays[site.id]?.post(watts: out.setPoints[site.id] ?? site.floorW)
         }
+        upstream?.publish(upstreamSnapshot(out: out, decision: decision, siteImport: siteImport, mpValues: mpValues))
         status.update(StatusBoard.Snapshot(
             mode: out.mode, reason: out.reason, cycles: cycles, overruns: overruns,
             mps: config.measurementPoints.map { mp in
@@ -226,6 +253,37 @@ final class Runtime {
             },
             alarms: out.alarms.map(\.description)))
         return true
+    }
+}
+
+extension Runtime {
+    /// The cycle as the upstream map shows it (docs/modbus-map.md).
+    func upstreamSnapshot(out: SupervisorOutput, decision: HeadroomController.Decision, siteImport: [String: Double],
+                          mpValues: [String: [Double]?]) -> UpstreamServer.Snapshot {
+        let modes: [Mode] = [.normal, .degraded, .startup, .failsafe, .nonResponse, .tripped, .lockout]
+        let alarmCodes = ["METER_LOST", "RELAY_FAILING", "TRIP_FAILED", "LOCKOUT", "CLOSE_FAILED"]
+        var bits: UInt32 = 0
+        for a in out.alarms { if let i = alarmCodes.firstIndex(of: a.code) { bits |= 1 << UInt32(i) } }
+        if out.mode == .failsafe { bits |= out.reason.hasPrefix("blind") ? 1 << 5 : 1 << 6 }
+        let states: [MPState] = [.holding, .riding, .regulating, .releasing, .blind]
+        let sources = ["ceiling", "mp", "tcc", "dsc", "schedule", "override", "remote", "floor", "ramp"]
+        return UpstreamServer.Snapshot(
+            mode: UInt16(modes.firstIndex(of: out.mode) ?? 0), alarmBits: bits, cycles: UInt32(truncatingIfNeeded: cycles),
+            overruns: UInt32(truncatingIfNeeded: overruns), trips: 0,
+            mps: config.measurementPoints.map { mp in
+                let s = headroom.mp(mp.id)
+                let usable = (mpValues[mp.id] ?? nil) != nil
+                return .init(value: s?.filtered, quality: usable ? 0 : 2, state: UInt16(states.firstIndex(of: s?.state ?? .holding) ?? 0),
+                             limitW: s?.limitW)
+            },
+            sites: config.sites.map { site in
+                let d = decision.sites.first { $0.site == site.id }!
+                let sp = out.setPoints[site.id] ?? site.floorW
+                let bound = sp < d.setPointW - 1 ? 9 : UInt16(sources.firstIndex(of: "\(d.boundBy)".split(separator: ":").first.map(String.init) ?? "") ?? 0)
+                let relay = relays[site.id]?.status
+                return .init(setPointW: sp, boundBy: UInt16(bound), pocImportW: siteImport[site.id],
+                             relayOK: relay?.failingSinceNs == nil, appliedA: relay?.appliedA)
+            })
     }
 }
 

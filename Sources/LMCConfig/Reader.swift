@@ -138,6 +138,9 @@ struct Section {
         }
     }
 
+    /// For keys read directly from `table`.
+    func markUsed(_ k: String) { used.keys.insert(k) }
+
     /// Call last: every key not asked for is reported with the keys that are allowed.
     func rejectUnknownKeys() {
         for e in table.entries where !used.keys.contains(e.key) {

@@ -42,8 +42,16 @@ public struct RuntimeConfig: Sendable {
     public var chargers: [Charger]
     public var supervisor: SupervisorConfig
 
+    /// The upstream Modbus TCP server (docs/modbus-map.md), if configured.
+    public struct Upstream: Sendable, Equatable {
+        public var listen: String
+        public var port: Int
+        public var allowedWriters: Set<String>
+    }
+    public var upstream: Upstream?
+
     public static let empty = RuntimeConfig(boxID: "lmc", socketPath: "/run/lmc/control.sock", buses: [], meters: [], mpMeter: [:],
-                                            sitePocMeter: [:], chargers: [], supervisor: SupervisorConfig())
+                                            sitePocMeter: [:], chargers: [], supervisor: SupervisorConfig(), upstream: nil)
 }
 
 extension RuntimeConfig {
@@ -136,6 +144,25 @@ extension RuntimeConfig {
             s.relayAlarmAfter = f.number("relay_alarm_after_s", default: 5, min: 0)!
             f.rejectUnknownKeys()
             rc.supervisor = s
+        }
+        if let u = top.table("upstream") {
+            let listen = u.string("listen", default: "0.0.0.0")!
+            let port = u.number("port", default: 502, min: 0, max: 65_535)!
+            var writers = Set<String>()
+            if let v = u.table["allowed_writers"] {
+                if case .array(let items) = v {
+                    for item in items {
+                        if case .string(let a) = item { writers.insert(a) } else {
+                            issues.add(u.table.line(of: "allowed_writers"), "upstream.allowed_writers", "expected IP addresses in quotes")
+                        }
+                    }
+                } else {
+                    issues.add(u.table.line(of: "allowed_writers"), "upstream.allowed_writers", "is \(v.typeName), expected an array of IP addresses")
+                }
+            }
+            u.markUsed("allowed_writers")
+            u.rejectUnknownKeys()
+            rc.upstream = Upstream(listen: listen, port: Int(port), allowedWriters: writers)
         }
         var seed: UInt64 = 1469598103934665603
         for b in rc.boxID.utf8 { seed = (seed ^ UInt64(b)) &* 1099511628211 }

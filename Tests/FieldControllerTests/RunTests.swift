@@ -169,6 +169,47 @@ import Testing
         #expect(screen.contains("180.0 kW") && screen.contains("override"), "\(screen)")
     }
 
+    @Test func scadaReadsTheMapAndItsRemoteSetPointReachesTheCharger() throws {
+        let dir = "/tmp/lmc-e2e-u-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let meter = try PyModbusPeer(profile: Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path, values: Self.loaded, jitter: 1e-4)
+        defer { meter.stop() }
+        let charger = try ChargerPeer(profile: Repo.root.appendingPathComponent("hw/chargers/alfen-ng9xx.toml").path,
+                                      validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
+        defer { charger.stop() }
+        // A free port for the upstream server.
+        let probe = try run(Repo.python, ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
+        let upPort = Int(probe.out.trimmingCharacters(in: .whitespacesAndNewlines))!
+        let socket = "\(dir)/control.sock"
+        let path = "\(dir)/lmc.toml"
+        try (config(meterPort: meter.port, chargerPort: charger.port, socket: socket)
+             + "\n[upstream]\nlisten = \"127.0.0.1\"\nport = \(upPort)\nallowed_writers = [\"127.0.0.1\"]\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let lmc = try ChildProcess(Repo.lmc, ["run", "--config", path])
+        defer { lmc.terminate() }
+        func applied() throws -> Double { (try charger.state()["limit_a"] as? NSNumber)?.doubleValue ?? -1 }
+        func scada(_ args: [String]) throws -> [String: Any] {
+            let r = try run(Repo.python, [Repo.peer("upstream_client.py"), String(upPort)] + args)
+            return try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        }
+        try waitFor(15, "charger at 362 A") { try applied() == 362 }
+        #expect(try scada(["read", "10", "1"])["registers"] as? [Int] == [0], "mode NORMAL")
+        // SCADA asks for 160 kW for a minute: 160 kVA = 231 A per phase at the charger.
+        #expect(try scada(["write-float", "1000", "160000", "60"])["ok"] as? Bool == true)
+        try waitFor(5, "charger at 231 A") { try applied() == 231 }
+        var site: [Int] = []
+        try waitFor(3, "the map shows the remote set point") {
+            site = try scada(["read", "200", "3"])["registers"] as? [Int] ?? []
+            return site.count == 3 && site[2] == 6
+        }
+        #expect(Float(bitPattern: UInt32(site[0]) << 16 | UInt32(site[1])) == 160_000)
+        // From another address the same write is refused and changes nothing.
+        let foreign = try run(Repo.python, [Repo.peer("upstream_client.py"), String(upPort), "--source", "127.0.0.2", "write-float", "1000", "250000", "60"])
+        #expect(foreign.out.contains("\"ok\": false"))
+        #expect(try applied() == 231)
+    }
+
     @Test func aBadConfigRefusesToStartAndNamesTheKey() throws {
         let path = "/tmp/lmc-bad-\(getpid()).toml"
         defer { unlink(path) }
