@@ -249,6 +249,6 @@ import Testing
         #expect(probe.status == 0, "\(probe.out)\(probe.err)")
         #expect(probe.out.contains("limit                 16.0 A   (register 1210)"))
         #expect(probe.out.contains("safe current          10.0 A   (register 1212)"))
-        #expect(peer.writes.map(\.address) == [1212, 1210])
+        #expect(peer.writes(waitingFor: 1210).map(\.address) == [1212, 1210])
     }
 }

@@ -176,6 +176,24 @@ public final class ChargerPeer: @unchecked Sendable {
         }
     }
 
+    /// Every write so far, once one to `address` has been seen (stdout is read asynchronously: the
+    /// log can trail the Modbus reply by a moment).
+    public func writes(waitingFor address: Int, timeout: TimeInterval = 3) -> [(function: Int, address: Int, values: [Int])] {
+        writes(until: { w in w.contains { $0.address == address } }, timeout: timeout)
+    }
+
+    /// Every write so far, once `condition` holds for them (or the timeout passes).
+    public func writes(until condition: ([(function: Int, address: Int, values: [Int])]) -> Bool,
+                       timeout: TimeInterval = 3) -> [(function: Int, address: Int, values: [Int])] {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            let w = writes
+            if condition(w) { return w }
+            usleep(10_000)
+        }
+        return writes
+    }
+
     /// The charger's state now: limit, safe current, timeout, applied current.
     public func state() throws -> [String: Any] {
         let before = child.lines.filter { $0.hasPrefix("STATE ") }.count

@@ -35,8 +35,8 @@ let sixteenAmpsW = 16.0 * 3 * 230
         let st = relay.apply(watts: sixteenAmpsW, nowNs: monotonicNow())
         #expect(st.failingSinceNs == nil, "\(st.lastError ?? "")")
         #expect(st.writtenA == 16)
-        let writes = peer.writes
-        let limitIndex = writes.firstIndex { $0.address == Int(profile.limit.address) }!
+        let writes = peer.writes(waitingFor: Int(profile.limit.address))
+        let limitIndex = try #require(writes.firstIndex { $0.address == Int(profile.limit.address) })
         // Every fallback register is written, and before the limit.
         for r in [profile.safeCurrent, profile.timeout].compactMap({ $0 }) {
             let i = writes.firstIndex { $0.address == Int(r.address) }
@@ -96,8 +96,8 @@ let sixteenAmpsW = 16.0 * 3 * 230
         print("set-point change to register write on loopback: \(Int(ms)) ms")
         #expect(worker.status.writtenA == 10)
         #expect((try peer.state()["limit_a"] as! NSNumber).doubleValue == 10)
-        let w = peer.writes.last { $0.address == 0x4100 }!
-        #expect(w.values == [0, 10_000], "mA as u32, high word first")
+        let all = peer.writes(until: { $0.contains { $0.address == 0x4100 && $0.values == [0, 10_000] } })
+        #expect(all.contains { $0.address == 0x4100 && $0.values == [0, 10_000] }, "10 A as mA in a u32, high word first: \(all)")
     }
 
     @Test func aRebootedChargerGetsItsFallbackBeforeItsLimit() throws {
@@ -108,8 +108,8 @@ let sixteenAmpsW = 16.0 * 3 * 230
                                            conversion: .init(stepA: 1), safeCurrentA: 10,
                                            options: .init(responseTimeoutMilliseconds: 500, reconnect: .init(initialMilliseconds: 10)))
         relay.apply(watts: sixteenAmpsW, nowNs: monotonicNow())
+        let before = peer.writes(waitingFor: 1210).count
         try peer.reboot()
-        let before = peer.writes.count
         // The next attempts see the lost connection, reconnect, and program the fallback first.
         var st = relay.apply(watts: sixteenAmpsW, nowNs: monotonicNow() + 100_000_000_000)
         for _ in 0..<5 where st.failingSinceNs != nil {
@@ -117,7 +117,7 @@ let sixteenAmpsW = 16.0 * 3 * 230
             st = relay.apply(watts: sixteenAmpsW, nowNs: monotonicNow() + 100_000_000_000)
         }
         #expect(st.failingSinceNs == nil, "\(st.lastError ?? "")")
-        let after = Array(peer.writes.dropFirst(before))
+        let after = Array(peer.writes(until: { w in w.dropFirst(before).contains { $0.address == 1210 } }).dropFirst(before))
         #expect(after.first?.address == 1212, "safe current first after the reboot: \(after.map(\.address))")
         #expect(after.contains { $0.address == 1210 })
         let s = try peer.state()
