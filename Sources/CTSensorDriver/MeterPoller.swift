@@ -79,7 +79,6 @@ public final class MeterPoller {
         let phases = [Quantity.apparentPowerL1, .apparentPowerL2, .apparentPowerL3].compactMap { v[$0] }
         if !phases.isEmpty {
             v[.apparentPowerTotal] = phases.reduce(0, +)
-            estimatedFrom = "the sum of the phases"
             return  // a sum of measured phases is measured
         }
         let pairs: [(Quantity, Quantity)] = [(.currentL1, .voltageL1), (.currentL2, .voltageL2), (.currentL3, .voltageL3)]

@@ -59,7 +59,6 @@ public final class ModbusServer: Sendable {
 
     private let mapping: Mutex<Mapping>
     private let context: Context
-    private let layout: Layout
     private let stopFlag = Atomic<Bool>(false)
     private let served = Atomic<Int>(0)
     private let thread: Mutex<ServiceThread?> = Mutex(nil)
@@ -134,7 +133,6 @@ public final class ModbusServer: Sendable {
         }
         mapping = Mutex(Mapping(pointer: m))
         context = Context(pointer: ctx)
-        self.layout = layout
         self.filter = filter
         self.port = port
         self.endpointDescription = description

@@ -107,7 +107,7 @@ import Testing
         let plan = ModbusFaultPlan()
         plan.failAlways(.readInputRegisters, with: .timeout)
         let c = try loopbackClient(server.port)
-        ModbusFaultPlan.with(plan) {
+        _ = ModbusFaultPlan.with(plan) {
             #expect(throws: ModbusError.self) { try c.readInputRegisters(unit: 1, address: 0, count: 1) }
         }
         // Outside `with`, the same client works.

@@ -53,9 +53,9 @@ let sixteenAmpsW = 16.0 * 3 * 230
 
     @Test func refreshKeepsTheLimitAndSilenceRevertsTheCharger() throws {
         let name = "alfen-ng9xx"
-        let peer = try ChargerPeer(profile: chargerPath(name), validity: 1.5, fallbackA: 6, refuseFC6OnLimit: true)
+        let peer = try ChargerPeer(profile: chargerPath(name), validity: 3, fallbackA: 6, refuseFC6OnLimit: true)
         defer { peer.stop() }
-        let profile = try chargerProfile(name, validity: 1.5)
+        let profile = try chargerProfile(name, validity: 3)   // refreshed every 1 s
         let port = peer.port
         let worker = RelayWorker {
             try ModbusChargerRelay(profile: profile, endpoint: .tcp(host: "127.0.0.1", port: port), conversion: .init(stepA: 1),
@@ -63,15 +63,16 @@ let sixteenAmpsW = 16.0 * 3 * 230
         }
         worker.start()
         worker.post(watts: sixteenAmpsW)
-        // Four validity periods with the relay running: the charger never falls back.
-        for _ in 0..<12 {
+        // Three validity periods with the relay running: the charger never falls back.
+        usleep(300_000)
+        for _ in 0..<18 {
             usleep(500_000)
             #expect((try peer.state()["applied_a"] as! NSNumber).doubleValue == 16)
         }
-        #expect(worker.status.refreshes >= 5, "refreshes: \(worker.status.refreshes)")
+        #expect(worker.status.refreshes >= 6, "refreshes: \(worker.status.refreshes)")
         // The relay stops (lmc killed): the charger reverts to the safe current we programmed.
         worker.stop()
-        usleep(2_000_000)
+        usleep(3_500_000)
         #expect((try peer.state()["applied_a"] as! NSNumber).doubleValue == 10)
     }
 

@@ -58,11 +58,6 @@ enum Seam {
         return gpiod_line_direction(line) == Int32(GPIOD_LINE_DIRECTION_OUTPUT)
     }
 
-    static func lineIsUsed(_ line: OpaquePointer, _ sim: GPIOSimulator?) -> Bool {
-        if let sim { return sim.lineConsumer(line) != nil }
-        return gpiod_line_is_used(line)
-    }
-
     static func requestInput(_ line: OpaquePointer, _ consumer: String, _ flags: Int32, _ sim: GPIOSimulator?) -> Int32 {
         if let sim { return sim.request(line, consumer: consumer, flags: flags, output: false, edges: false, initial: 0) }
         return gpiod_line_request_input_flags(line, consumer, flags)
