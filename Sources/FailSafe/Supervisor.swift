@@ -134,9 +134,12 @@ public struct SupervisorInputs: Sendable, Equatable {
     public var cycleOnTime: Bool
     /// An engineer ran `lmc reset-lockout`.
     public var resetLockout: Bool
+    /// Sites an engineer asked to trip (`lmc test trip`), with who asked.
+    public var manualTrips: [String: String]
 
     public init(now: Double, secondsOfDay: Double = 0, meters: [MeterStatus], sites: [SiteInputs], tripRequests: [String] = [],
-                upstreamHeartbeatAt: Double? = nil, cycleOnTime: Bool = true, resetLockout: Bool = false) {
+                upstreamHeartbeatAt: Double? = nil, cycleOnTime: Bool = true, resetLockout: Bool = false,
+                manualTrips: [String: String] = [:]) {
         self.now = now
         self.secondsOfDay = secondsOfDay
         self.meters = meters
@@ -145,6 +148,7 @@ public struct SupervisorInputs: Sendable, Equatable {
         self.upstreamHeartbeatAt = upstreamHeartbeatAt
         self.cycleOnTime = cycleOnTime
         self.resetLockout = resetLockout
+        self.manualTrips = manualTrips
     }
 }
 
@@ -295,6 +299,11 @@ public struct Supervisor: Sendable {
             let sp = setPoints[site.id]!
             switch state {
             case .closed, .nonResponse:
+                if let who = input.manualTrips[site.id] {
+                    state = .tripping(commandedAt: now, reason: "test trip by \(who)")
+                    breaker[site.id] = .trip
+                    break
+                }
                 if tripNeeded.contains(site.id) {
                     state = .tripping(commandedAt: now, reason: "constraint trip threshold: \(input.tripRequests.joined(separator: ", "))")
                     breaker[site.id] = .trip

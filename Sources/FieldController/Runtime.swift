@@ -1,4 +1,5 @@
 import CTSensorDriver
+import DigitalIO
 import FailSafe
 import Headroom
 import LMCConfig
@@ -34,6 +35,10 @@ final class Runtime {
     private var slots: [String: LatestReading] = [:]
     private var relays: [String: RelayWorker] = [:]
     private var upstream: UpstreamServer?
+    private var breakers: [String: BreakerDriver] = [:]
+    private var manualTrips: [String: String] = [:]
+    /// Set when LMC_GPIO_SIMULATOR stands in for the GPIO chip (no hardware: demos, tests).
+    private var breakerModel: SimulatedBreakers?
     let status = StatusBoard()
     let commands = CommandQueue()
     private var resetRequested = false
@@ -71,6 +76,14 @@ final class Runtime {
             worker.start()
             relays[c.site] = worker
         }
+        for (site, wiring) in rc.breakers {
+            do {
+                breakers[site] = try BreakerDriver(wiring)
+            } catch {
+                log("breaker of site \(site) not available: \(error)")
+                status.note("breaker \(site): \(error)")
+            }
+        }
         if let u = rc.upstream {
             do {
                 upstream = try UpstreamServer(host: u.listen, port: u.port, allowedWriters: u.allowedWriters, software: (0, 1, 0))
@@ -84,6 +97,7 @@ final class Runtime {
     private func stopIO() {
         upstream?.stop()
         upstream = nil
+        breakers = [:]
         buses.forEach { $0.stop() }
         relays.values.forEach { $0.stop() }
         buses = []
@@ -93,6 +107,17 @@ final class Runtime {
 
     /// Runs until SIGTERM. Chargers keep their own fallback after we stop.
     func run() {
+        if let spec = getenv("LMC_GPIO_SIMULATOR").map({ String(cString: $0) }) {
+            let model = SimulatedBreakers(spec: spec, wirings: Array(config.runtime.breakers.values))
+            breakerModel = model
+            log("GPIO simulated (LMC_GPIO_SIMULATOR=\(spec)): no real lines are driven")
+            GPIOSimulator.with(model.sim) { loop() }
+        } else {
+            loop()
+        }
+    }
+
+    private func loop() {
         startIO()
         notifier.ready(status: "control loop running, \(config.periodMilliseconds) ms period")
         let period = UInt64(config.periodMilliseconds) * 1_000_000
@@ -163,7 +188,10 @@ final class Runtime {
             status.note("lockout reset by \(user)")
             return "reset-lockout: sent; an automatic close follows when conditions allow"
         case ("test-trip", 2):
-            return "error: no breaker is wired for site \(words[1]) in this configuration"
+            guard breakers[words[1]] != nil else { return "error: no breaker is wired for site \(words[1]) in this configuration" }
+            manualTrips[words[1]] = user
+            status.note("test trip of \(words[1]) by \(user)")
+            return "test-trip: trip command sent to site \(words[1]); lmc status shows the breaker's answer"
         default:
             return "error: unknown command '\(words.joined(separator: " "))'"
         }
@@ -221,13 +249,24 @@ final class Runtime {
                               safe: SafeSetPoint(firmW: site.floorW, tccW: config.sources[site.id]?.tcc?.watts),
                               pocImportW: siteImport[site.id],
                               relayFailingSince: relayStatus?.failingSinceNs.map { Double($0) / 1e9 },
-                              breakerClosed: nil, connectionOrder: site.connectionOrder)
+                              breakerClosed: (try? breakers[site.id]?.isClosed()) ?? nil, connectionOrder: site.connectionOrder)
         }
         let out = supervisor.tick(SupervisorInputs(now: now, secondsOfDay: secondsOfDay, meters: meterStatus, sites: sites,
                                                    tripRequests: decision.tripRequests,
                                                    upstreamHeartbeatAt: upstream?.upstreamHeartbeatAtNs.map { Double($0) / 1e9 },
-                                                   resetLockout: resetRequested))
+                                                   resetLockout: resetRequested, manualTrips: manualTrips))
         resetRequested = false
+        manualTrips = [:]
+        for (site, command) in out.breaker {
+            guard let b = breakers[site] else { continue }
+            do {
+                try b.execute(command)
+                breakerModel?.follow(command, wiring: b.wiring)
+            } catch {
+                log("breaker \(site): \(command) failed: \(error)")
+                status.note("breaker \(site): \(command) failed: \(error)")
+            }
+        }
         for site in config.sites {
             relays[site.id]?.post(watts: out.setPoints[site.id] ?? site.floorW)
         }
@@ -284,6 +323,25 @@ extension Runtime {
                 return .init(setPointW: sp, boundBy: UInt16(bound), pocImportW: siteImport[site.id],
                              relayOK: relay?.failingSinceNs == nil, appliedA: relay?.appliedA)
             })
+    }
+}
+
+/// Stands in for breakers on a machine without GPIO (LMC_GPIO_SIMULATOR="gpiochip0:16"): a simulated
+/// chip whose auxiliary contacts follow the trip and close coils, as a healthy breaker's would.
+final class SimulatedBreakers {
+    let sim: GPIOSimulator
+    init(spec: String, wirings: [BreakerWiring]) {
+        let parts = spec.split(separator: ":")
+        let name = parts.first.map(String.init) ?? "gpiochip0"
+        let count = parts.count > 1 ? Int(parts[1]) ?? 16 : 16
+        sim = GPIOSimulator(chips: [.init(name: name, label: "lmc-simulated", lineNames: (0..<count).map { "line\($0)" })])
+        for w in wirings { if let aux = w.auxiliary { sim.drive(chip: aux.chip, offset: aux.offset, high: !aux.activeLow) } }
+    }
+
+    func follow(_ command: BreakerCommand, wiring: BreakerWiring) {
+        guard let aux = wiring.auxiliary else { return }
+        let closed = command == .close
+        sim.drive(chip: aux.chip, offset: aux.offset, high: closed != aux.activeLow)
     }
 }
 

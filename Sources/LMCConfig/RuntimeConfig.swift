@@ -2,6 +2,7 @@ import CTSensorDriver
 import FailSafe
 import ModbusBridge
 import SetPointRelay
+import Supervision
 
 /// The parts of lmc.toml the daemon needs beyond the control core: buses, meters, chargers, the
 /// supervisor. Parsed together with the control sections by `Configuration.parse`.
@@ -49,6 +50,9 @@ public struct RuntimeConfig: Sendable {
         public var allowedWriters: Set<String>
     }
     public var upstream: Upstream?
+
+    /// Site id → the wiring of its breaker (trip/close coils, auxiliary contact).
+    public var breakers: [String: BreakerWiring] = [:]
 
     public static let empty = RuntimeConfig(boxID: "lmc", socketPath: "/run/lmc/control.sock", buses: [], meters: [], mpMeter: [:],
                                             sitePocMeter: [:], chargers: [], supervisor: SupervisorConfig(), upstream: nil)
@@ -101,6 +105,21 @@ extension RuntimeConfig {
             if let poc = s.string("poc_meter", default: ""), !poc.isEmpty {
                 if !meterIDs.contains(poc) { issues.add(s.table.line(of: "poc_meter"), "\(s.path).poc_meter", "= \"\(poc)\": no [[meter]] has this id") }
                 rc.sitePocMeter[siteID] = poc
+            }
+            if let b = s.table("breaker") {
+                let chip = b.string("chip", default: "gpiochip0")!
+                let trip = b.number("trip_line", min: 0, max: 1023)
+                let close = b.optionalNumber("close_line", min: 0, max: 1023)
+                let aux = b.optionalNumber("aux_line", min: 0, max: 1023)
+                let wiring = BreakerWiring(
+                    trip: .init(chip: chip, offset: Int(trip ?? 0), activeLow: b.bool("trip_active_low", default: false)),
+                    close: close.map { .init(chip: chip, offset: Int($0), activeLow: b.bool("close_active_low", default: false)) },
+                    auxiliary: aux.map { .init(chip: chip, offset: Int($0), activeLow: b.bool("aux_active_low", default: false)) },
+                    pulseMilliseconds: Int(b.number("pulse_ms", default: 200, min: 0, max: 10_000)!))
+                _ = b.bool("close_active_low", default: false)
+                _ = b.bool("aux_active_low", default: false)
+                b.rejectUnknownKeys()
+                if trip != nil { rc.breakers[siteID] = wiring }
             }
             if let c = s.table("charger") {
                 let endpoint = readEndpoint(c, issues)

@@ -245,3 +245,14 @@ struct Rig {
         }
     }
 }
+
+extension SupervisorTests {
+    @Test func aTestTripTripsAndSaysWho() {
+        var r = Rig(SupervisorConfig(goodSamplesToRecover: 10, startupDelayWindow: 0...0, autoCloseDelay: nil))
+        r.run(70)
+        let o = r.sup.tick(SupervisorInputs(now: r.t, meters: r.meters.map { var m = $0; m.lastGoodAt = r.t; return m }, sites: [r.site],
+                                            manualTrips: ["hub": "engineer"]))
+        #expect(o.breaker == ["hub": .trip])
+        #expect(o.reason.contains("test trip by engineer"))
+    }
+}

@@ -210,6 +210,39 @@ import Testing
         #expect(try applied() == 231)
     }
 
+    @Test func aTestTripOpensTheBreakerThroughTheDaemon() throws {
+        let dir = "/tmp/lmc-e2e-t-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let meter = try PyModbusPeer(profile: Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path, values: Self.loaded, jitter: 1e-4)
+        defer { meter.stop() }
+        let charger = try ChargerPeer(profile: Repo.root.appendingPathComponent("hw/chargers/alfen-ng9xx.toml").path,
+                                      validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
+        defer { charger.stop() }
+        let socket = "\(dir)/control.sock"
+        let path = "\(dir)/lmc.toml"
+        try (config(meterPort: meter.port, chargerPort: charger.port, socket: socket)
+             + "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        // No GPIO chip here: the daemon's simulated chip, whose aux contact follows the coils.
+        let lmc = try ChildProcess(Repo.lmc, ["run", "--config", path], environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
+        defer { lmc.terminate() }
+        func applied() throws -> Double { (try charger.state()["limit_a"] as? NSNumber)?.doubleValue ?? -1 }
+        try waitFor(15, "charger at 362 A") { try applied() == 362 }
+        let unconfirmed = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--socket", socket])
+        #expect(unconfirmed.status == 1 && unconfirmed.err.contains("confirm with --yes"))
+        let r = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--yes", "--socket", socket])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("trip command sent to site hub"))
+        try waitFor(5, "TRIPPED") { try run(Repo.lmc, ["status", "--socket", socket]).out.contains("TRIPPED") }
+        let s = try run(Repo.lmc, ["status", "--socket", socket]).out
+        #expect(s.contains("test trip by root"), "\(s)")
+        // An open breaker holds the site at its safe set point: 150 kVA = 217 A.
+        try waitFor(5, "charger at 217 A") { try applied() == 217 }
+        let none = try run(Repo.lmc, ["test", "trip", "--site", "nowhere", "--yes", "--socket", socket])
+        #expect(none.status == 1 && none.err.contains("no breaker is wired for site nowhere"))
+    }
+
     @Test func aBadConfigRefusesToStartAndNamesTheKey() throws {
         let path = "/tmp/lmc-bad-\(getpid()).toml"
         defer { unlink(path) }
