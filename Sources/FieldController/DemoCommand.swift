@@ -1,5 +1,5 @@
 import ArgumentParser
-import Headroom
+import LMCConfig
 import ModbusBridge
 import Synchronization
 
@@ -9,120 +9,180 @@ import Glibc
 import Musl
 #endif
 
-/// `lmc demo`: the source's example day, time-compressed, over real loopback Modbus TCP.
+/// `lmc demo`: the source's example day, time-compressed, through the real daemon.
 ///
-/// Three simulated devices are libmodbus servers on 127.0.0.1: the transformer's CT meter and the
-/// site's PoC meter (Eastron SDM630 input-register layout: total VA at 30057 = address 0x0038) and the
-/// hub charger (Alfen NG9xx: max current float32 at holding 1210). A plant thread moves the site's
-/// import towards min(demand, the charger's limit) and writes the meters; the control loop reads both
-/// meters, computes the direct headroom and writes the limit to the charger with function 16 — every
-/// value crosses a real Modbus round trip.
-///
-/// The loop runs the real control core (Headroom, direct mode, the example site of
-/// hw/examples/lmc.toml) on the plant's virtual time. The FailSafe supervisor and the daemon's runtime
-/// are not in the loop yet.
+/// Three libmodbus servers on 127.0.0.1 stand in for the transformer's CT meter and the site's PoC meter
+/// (Eastron SDM630 register map) and the hub charger (Alfen NG9xx map: float32 max current at 1210,
+/// function 16 only, applied current at 1206). A plant thread moves the site's import towards
+/// min(demand, the charger's limit) and writes both meters. `lmc run`'s own loop — bus thread, Headroom,
+/// FailSafe, relay thread, control socket — runs against them with the example site's configuration,
+/// its time constants divided by the compression so that the day behaves as it would in real time.
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run the example day against simulated meter and charger over loopback Modbus TCP (no hardware, no config).",
+        abstract: "Run the example day through the real control loop against simulated meters and charger over loopback Modbus TCP (no hardware, no config).",
         discussion: """
-        Prints one line per simulated hour and a summary: seconds above the transformer rating,
-        energy delivered against a perfect-knowledge oracle and against a firm 150 kVA connection.
-        Example: lmc demo --seconds 30
+        The status view refreshes every second; at the end: seconds above the transformer rating (and
+        above it + 2 %), energy delivered against a perfect-knowledge oracle and a firm 150 kVA
+        connection, and the path of an SVG plot of the day.
+        Example: lmc demo --seconds 120
         """
     )
 
     @Option(help: "Real seconds the simulated day takes.")
-    var seconds: Double = 60
+    var seconds: Double = 240
 
-    @Option(name: .customLong("period-ms"), help: "Control period in milliseconds.")
-    var periodMilliseconds: Int = 100
+    @Option(help: ArgumentHelp("Where to write the SVG plot.", valueName: "file"))
+    var plot: String?
+
+    @Flag(help: "Print the status view once a simulated hour instead of refreshing the screen.")
+    var plain = false
 
     func validate() throws {
-        guard seconds >= 1 && seconds <= 86_400 else { throw ValidationError("--seconds \(seconds) is outside 1–86400") }
-        guard (10...10_000).contains(periodMilliseconds) else { throw ValidationError("--period-ms \(periodMilliseconds) is outside 10–10000") }
+        guard seconds >= 2 && seconds <= 86_400 else { throw ValidationError("--seconds \(seconds) is outside 2–86400") }
     }
 
-    static let vaRegister: UInt16 = 0x0038      // SDM630 30057 total system VA, float32
-    static let currentRegister: UInt16 = 0x0006 // SDM630 30007 phase 1 current, float32
-    static let limitRegister: UInt16 = 1210     // Alfen NG9xx max current, float32, FC16 only
     static let f32 = RegisterCodec(.f32)
-    /// A per phase at 400 V line-to-line, unity power factor: kVA × 1000 / (√3 × 400).
-    static let ampsPerKVA = 1000 / (3.0.squareRoot() * 400)
+    /// A per phase at 230 V, three phases, unity power factor: kVA × 1000 / 690.
+    static let ampsPerKVA = 1000.0 / 690
 
     func run() throws {
+        let speed = 86_400 / seconds
         let meterLayout = ModbusServer.Layout(input: 0..<0x50)
-        // Alfen answers exception 0x01 to function 6 on its float registers; so does this one.
         let charger = try ModbusServer.tcp(layout: .init(holding: 1200..<1230)) { req in
-            req.function == 6 ? .exception(.illegalFunction) : .reply
+            req.function == 6 && req.address >= 1206 && req.address <= 1213 ? .exception(.illegalFunction) : .reply
         }
         let trafo = try ModbusServer.tcp(layout: meterLayout)
         let site = try ModbusServer.tcp(layout: meterLayout)
         defer { charger.stop(); trafo.stop(); site.stop() }
-        try charger.set(Self.ampsPerKVA * ExampleDay.firmKVA, as: Self.f32, in: .holding, address: Self.limitRegister)
 
-        print("lmc demo: example day, 500 kVA transformer, EV site 250 kVA rated / 150 kVA firm")
+        let plant = DemoPlant(trafo: trafo, site: site, charger: charger, speed: speed)
+        let dir = "/tmp/lmc-demo-\(getpid())"
+        mkdir(dir, 0o755)
+        defer { unlink("\(dir)/control.sock"); rmdir(dir) }
+        let text = Self.config(trafoPort: trafo.port, sitePort: site.port, chargerPort: charger.port, socket: "\(dir)/control.sock", speed: speed)
+        let config: Configuration
+        switch Configuration.parse(text) {
+        case .failure(let e):
+            printError("the demo's configuration did not load (are the hw/ profiles installed? set LMC_HW_DIR):\n\(e)")
+            throw ExitCode(2)
+        case .success(let c): config = c
+        }
+
+        print("lmc demo: the Charge Project example day in \(Int(seconds)) s (\(Int(speed))× faster) through lmc run's control loop")
         print("meter tcp 127.0.0.1:\(trafo.port), PoC meter tcp 127.0.0.1:\(site.port), charger tcp 127.0.0.1:\(charger.port)")
-        print(" time  trafo kVA  backgr  site kVA  limit kVA   amps  reads  writes")
-
-        let speed = 86_400 / seconds
-        let plant = Plant(trafo: trafo, site: site, charger: charger, speed: speed)
+        let runtime = try Runtime(config: config, path: "(demo)")
+        let control = try ControlSocket(path: "\(dir)/control.sock", board: runtime.status, commands: runtime.commands)
+        defer { control.stop() }
+        stopSignal.store(0, ordering: .relaxed)
+        let box = UncheckedBox(runtime)
+        let loop = ServiceThread { box.value.run() }
         let plantThread = ServiceThread { plant.run() }
-        defer { plant.stop(); plantThread.join() }
+        defer {
+            plant.stop()
+            plantThread.join()
+            stopSignal.store(1, ordering: .relaxed)
+            loop.join()
+        }
 
-        let opts = ModbusClientOptions(responseTimeoutMilliseconds: 200, byteTimeoutMilliseconds: 50)
-        let trafoClient = try ModbusClient(.tcp(host: "127.0.0.1", port: trafo.port), options: opts)
-        let siteClient = try ModbusClient(.tcp(host: "127.0.0.1", port: site.port), options: opts)
-        let chargerClient = try ModbusClient(.tcp(host: "127.0.0.1", port: charger.port), options: opts)
-
-        var controller = ExampleSite.controller(mode: .direct)
-        var limitKVA = ExampleDay.firmKVA
-        var written = -1.0
-        var reads = 0, writes = 0, errors = 0
-        var nextHour = 0.0
-        let period = UInt64(periodMilliseconds) * 1_000_000
-        var next = now() + period
-
-        while true {
-            let simT = plant.simulatedSeconds
-            if simT >= 86_400 { break }
-            do {
-                let trafoVA = try trafoClient.read(Self.f32, from: .input, unit: 1, address: Self.vaRegister)
-                let siteVA = try siteClient.read(Self.f32, from: .input, unit: 1, address: Self.vaRegister)
-                reads += 2
-                let decision = controller.tick(now: simT, .init(mp: [ExampleSite.mpID: [trafoVA]],
-                                                                 siteImportW: [ExampleSite.siteID: siteVA],
-                                                                 secondsOfDay: simT)).sites[0]
-                limitKVA = decision.sent
-                let amps = (limitKVA * Self.ampsPerKVA).rounded(.down)
-                if amps != written {
-                    try chargerClient.write(amps, as: Self.f32, unit: 1, address: Self.limitRegister)
-                    written = amps
-                    writes += 1
+        var lastHour = -1
+        while plant.simulatedSeconds < 86_400 {
+            usleep(plain ? 100_000 : 1_000_000)
+            let t = plant.simulatedSeconds
+            let clock = "\(pad(String(Int(t) / 3600), 2)):\(pad(String((Int(t) % 3600) / 60), 2))"
+            if plain {
+                let hour = Int(t) / 3600
+                if hour != lastHour && hour < 24 {
+                    lastHour = hour
+                    let s = runtime.status.current
+                    let sp = s?.sites.first.map { "\(Int($0.setPointW / 1000)) kW (\($0.boundBy))" } ?? "--"
+                    print("\(clock)  \(s?.mode.rawValue ?? "STARTING")  trafo \(s?.mps.first?.value.map { "\(Int($0 / 1000)) kVA" } ?? "--")  set point \(sp)")
                 }
-                if simT >= nextHour {
-                    let h = Int(simT) / 3600, m = (Int(simT) % 3600) / 60
-                    print("\(pad(String(h), 2)):\(pad(String(m), 2))  \(col(trafoVA / 1000, 9))  \(col(ExampleDay.background(at: simT), 6))  \(col(siteVA / 1000, 8))  \(col(limitKVA, 9))  \(col(amps, 5))  \(pad(String(reads), 5, right: true))  \(pad(String(writes), 6, right: true))")
-                    nextHour += 3600
-                }
-            } catch {
-                errors += 1
-                printError("\(error)")
+            } else {
+                print("\u{1B}[H\u{1B}[2J" + "simulated time \(clock)\n" + runtime.status.render(), terminator: "")
+                fflush(nil)
             }
-            let t = now()
-            if next > t { usleep(UInt32((next - t) / 1000)) }
-            next += period
         }
         let s = plant.summary()
+        let path = plot ?? "\(FileManager_currentDirectory())/lmc-demo.svg"
+        let wrote = plant.writeSVG(to: path)
         print("")
-        print("summary: \(reads) meter reads, \(writes) charger writes, \(errors) Modbus errors over loopback")
-        print("  seconds above 500 kVA:      \(col(s.overloadSeconds, 8)) s")
-        print("  seconds above 510 kVA (+2%):\(col(s.beyondToleranceSeconds, 8)) s")
-        print("  EV energy delivered:        \(col(s.deliveredKWh, 8)) kWh")
-        print("  vs perfect-knowledge oracle: \(col(100 * s.deliveredKWh / s.oracleKWh, 7)) %  (oracle \(col(s.oracleKWh, 0)) kWh)")
-        print("  vs firm 150 kVA connection:  \(col(100 * s.deliveredKWh / s.firmKWh, 7)) %  (firm \(col(s.firmKWh, 0)) kWh)")
-        if errors > 0 { throw ExitCode(1) }
+        print("summary of the day (\(Int(speed))× compressed, control period 100 ms = \(Int(0.1 * speed)) s simulated):")
+        print("  seconds above 500 kVA:         \(col(s.overloadSeconds, 8)) s")
+        print("  seconds above 510 kVA (+2 %):  \(col(s.beyondToleranceSeconds, 8)) s")
+        print("  EV energy delivered:           \(col(s.deliveredKWh, 8)) kWh")
+        print("  share of the oracle:           \(col(100 * s.deliveredKWh / s.oracleKWh, 8)) %  (oracle \(col(s.oracleKWh, 0)) kWh)")
+        print("  share of a firm 150 kVA:       \(col(100 * s.deliveredKWh / s.firmKWh, 8)) %  (firm \(col(s.firmKWh, 0)) kWh)")
+        print(wrote ? "  plot: \(path)" : "  plot: could not write \(path)")
     }
+
+    /// The example site (hw/examples/lmc.toml) with its time constants divided by the compression —
+    /// except the non-response time, which must stay longer than a few meter polls in real time.
+    static func config(trafoPort: Int, sitePort: Int, chargerPort: Int, socket: String, speed: Double) -> String {
+        func t(_ seconds: Double) -> String { String(max(seconds / speed, 0.0)) }
+        return """
+        [box]
+        id = "demo"
+        socket = "\(socket)"
+        [control]
+        mode = "direct"
+        period_ms = 100
+        [failsafe]
+        good_samples = 3
+        startup_delay_max_s = 0
+        recovery_ramp_kw_per_s = \(2 * speed)
+        response_time_s = \(max(30 / speed, 1))
+        [[bus]]
+        id = "trafo"
+        tcp = "127.0.0.1:\(trafoPort)"
+        [[bus]]
+        id = "poc"
+        tcp = "127.0.0.1:\(sitePort)"
+        [[meter]]
+        id = "trafo_ct"
+        bus = "trafo"
+        profile = "eastron-sdm630"
+        ct_rating_a = 1000
+        [[meter]]
+        id = "hub_poc"
+        bus = "poc"
+        profile = "eastron-sdm630"
+        ct_rating_a = 500
+        [[measurement_point]]
+        id = "trafo"
+        kind = "apparent_power"
+        meter = "trafo_ct"
+        sensitivity_per_kw = 1.0
+        regulate_margin_kva = 8
+        ride_through_s = \(t(3))
+        regulate_interval_s = \(t(10))
+        release_interval_s = \(t(60))
+        ramp_kw = 8
+        filter_s = \(t(5))
+        [measurement_point.upper]
+        limit_kva = 500
+        release_zone_kva = 492
+        release_trigger_kva = 488
+        [[site]]
+        id = "hub"
+        firm_kw = 150
+        rated_kw = 250
+        setpoint_unit = "kva"
+        quantum = 1
+        ramp_up_kw_per_s = \(2 * speed)
+        poc_meter = "hub_poc"
+        [site.charger]
+        profile = "alfen-ng9xx"
+        tcp = "127.0.0.1:\(chargerPort)"
+        unit = 1
+        max_current_a = 400
+        """
+    }
+}
+
+private func FileManager_currentDirectory() -> String {
+    var buf = [CChar](repeating: 0, count: 4096)
+    return getcwd(&buf, buf.count).map { String(cString: $0) } ?? "/tmp"
 }
 
 private func col(_ v: Double, _ width: Int) -> String {
@@ -131,17 +191,19 @@ private func col(_ v: Double, _ width: Int) -> String {
     return String(repeating: " ", count: max(0, width - s.count)) + s
 }
 
-private func now() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+final class UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
 }
 
-/// The physical side of the demo: background load from the example day, the site following the
-/// charger's limit through a 5 s first-order lag, both written into the simulated meters.
-private final class Plant: Sendable {
+extension Runtime: @unchecked Sendable {}
+
+/// The physical side of the demo: the example day's background, the site following the charger's
+/// limit through a 5 s (simulated) lag, both meters and the charger's applied current kept current.
+final class DemoPlant: Sendable {
     struct Summary { var overloadSeconds = 0.0, beyondToleranceSeconds = 0.0, deliveredKWh = 0.0, oracleKWh = 0.0, firmKWh = 0.0 }
-    private struct State { var simT = 0.0; var siteKVA = 150.0; var summary = Summary() }
+    struct Point { var t: Double, background: Double, load: Double, site: Double, limit: Double }
+    private struct State { var simT = 0.0; var siteKVA = 0.0; var summary = Summary(); var points: [Point] = []; var nextPoint = 0.0 }
 
     let trafo: ModbusServer, site: ModbusServer, charger: ModbusServer
     let speed: Double
@@ -153,7 +215,7 @@ private final class Plant: Sendable {
         self.site = site
         self.charger = charger
         self.speed = speed
-        publish(background: ExampleDay.background(at: 0), siteKVA: 150)
+        publish(background: ExampleDay.background(at: 0), siteKVA: 0)
     }
 
     var simulatedSeconds: Double { state.withLock { $0.simT } }
@@ -164,33 +226,79 @@ private final class Plant: Sendable {
         let stepReal = 0.01
         let dt = stepReal * speed
         while !stopped.load(ordering: .relaxed) {
-            let limitA = charger.registers(.holding, address: DemoCommand.limitRegister, count: 2)
-            let limitKVA = ((try? DemoCommand.f32.decode(limitA)) ?? 0) / DemoCommand.ampsPerKVA
-            let (bg, s) = state.withLock { st -> (Double, Double) in
-                guard st.simT < 86_400 else { return (0, -1) }
+            let limitA = (try? DemoCommand.f32.decode(charger.registers(.holding, address: 1210, count: 2))) ?? 0
+            // The charger applies what it was told (readback for the relay).
+            charger.setRegisters(.holding, address: 1206, charger.registers(.holding, address: 1210, count: 2))
+            let limitKVA = limitA / DemoCommand.ampsPerKVA
+            let done: (Double, Double)? = state.withLock { st in
+                guard st.simT < 86_400 else { return nil }
                 let bg = ExampleDay.background(at: st.simT)
+                // Noise a real feeder has: ±0.5 % (the meters must not read frozen).
+                let noisy = bg * (1 + Double.random(in: -0.005...0.005))
                 let target = min(ExampleDay.evDemandKVA, limitKVA)
                 st.siteKVA += (target - st.siteKVA) * (1 - exp(-dt / 5))
-                if bg + st.siteKVA > ExampleDay.transformerKVA { st.summary.overloadSeconds += dt }
-                if bg + st.siteKVA > ExampleDay.transformerKVA * 1.02 { st.summary.beyondToleranceSeconds += dt }
+                let load = noisy + st.siteKVA
+                if load > ExampleDay.transformerKVA { st.summary.overloadSeconds += dt }
+                if load > ExampleDay.transformerKVA * 1.02 { st.summary.beyondToleranceSeconds += dt }
                 st.summary.deliveredKWh += st.siteKVA * dt / 3600
                 st.summary.oracleKWh += min(ExampleDay.evDemandKVA, ExampleDay.transformerKVA - bg) * dt / 3600
                 st.summary.firmKWh += min(ExampleDay.evDemandKVA, ExampleDay.firmKVA) * dt / 3600
+                if st.simT >= st.nextPoint {
+                    st.points.append(Point(t: st.simT, background: bg, load: load, site: st.siteKVA, limit: limitKVA))
+                    st.nextPoint += 300
+                }
                 st.simT += dt
-                return (bg, st.siteKVA)
+                return (noisy, st.siteKVA)
             }
-            if s < 0 { return }
+            guard let (bg, s) = done else { return }
             publish(background: bg, siteKVA: s)
             usleep(UInt32(stepReal * 1_000_000))
         }
     }
 
     private func publish(background: Double, siteKVA: Double) {
-        let siteVA = siteKVA * 1000
-        let totalVA = (background + siteKVA) * 1000
-        try? trafo.set(totalVA, as: DemoCommand.f32, in: .input, address: DemoCommand.vaRegister)
-        try? trafo.set(totalVA / 1000 * DemoCommand.ampsPerKVA, as: DemoCommand.f32, in: .input, address: DemoCommand.currentRegister)
-        try? site.set(siteVA, as: DemoCommand.f32, in: .input, address: DemoCommand.vaRegister)
-        try? site.set(siteKVA * DemoCommand.ampsPerKVA, as: DemoCommand.f32, in: .input, address: DemoCommand.currentRegister)
+        func meter(_ m: ModbusServer, kva: Double) {
+            let amps = kva * DemoCommand.ampsPerKVA
+            for (i, a) in [UInt16(0x00), 0x02, 0x04].enumerated() { try? m.set(230 + Double(i) * 0.3, as: DemoCommand.f32, in: .input, address: a) }
+            for a in [UInt16(0x06), 0x08, 0x0A] { try? m.set(amps, as: DemoCommand.f32, in: .input, address: a) }
+            try? m.set(kva * 1000 * 0.98, as: DemoCommand.f32, in: .input, address: 0x34)
+            try? m.set(kva * 1000, as: DemoCommand.f32, in: .input, address: 0x38)
+            try? m.set(50, as: DemoCommand.f32, in: .input, address: 0x46)
+        }
+        meter(trafo, kva: background + siteKVA)
+        meter(site, kva: siteKVA)
+    }
+
+    /// Constraint load, its limit, the site's limit and import over the day — readable without tools.
+    func writeSVG(to path: String) -> Bool {
+        let pts = state.withLock { $0.points }
+        guard !pts.isEmpty, let f = fopen(path, "w") else { return false }
+        defer { fclose(f) }
+        let w = 900.0, h = 420.0, left = 60.0, bottom = 40.0, top = 30.0
+        func x(_ t: Double) -> Double { left + t / 86_400 * (w - left - 20) }
+        func y(_ kva: Double) -> Double { h - bottom - kva / 600 * (h - bottom - top) }
+        func line(_ values: [(Double, Double)], _ color: String, _ dash: String = "") -> String {
+            let d = values.map { "\(Int(x($0.0))),\(Int(y($0.1)))" }.joined(separator: " ")
+            return "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" \(dash) points=\"\(d)\"/>\n"
+        }
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        svg += "<text x=\"\(Int(left))\" y=\"18\">lmc demo — Charge Project example day: 500 kVA transformer, EV hub 250 kVA rated / 150 kVA firm</text>\n"
+        for kva in stride(from: 0.0, through: 600, by: 100) {
+            svg += "<line x1=\"\(Int(left))\" x2=\"\(Int(w - 20))\" y1=\"\(Int(y(kva)))\" y2=\"\(Int(y(kva)))\" stroke=\"#ddd\"/><text x=\"10\" y=\"\(Int(y(kva)) + 4)\">\(Int(kva)) kVA</text>\n"
+        }
+        for hour in stride(from: 0, through: 24, by: 3) {
+            svg += "<text x=\"\(Int(x(Double(hour) * 3600)) - 10)\" y=\"\(Int(h - 15))\">\(hour):00</text>\n"
+        }
+        svg += line([(0, 500), (86_400, 500)], "#c00", "stroke-dasharray=\"6 4\"")
+        svg += line(pts.map { ($0.t, $0.load) }, "#333")
+        svg += line(pts.map { ($0.t, $0.background) }, "#999")
+        svg += line(pts.map { ($0.t, $0.limit) }, "#06c")
+        svg += line(pts.map { ($0.t, $0.site) }, "#2a2")
+        let legend = [("#333", "transformer load"), ("#999", "background"), ("#06c", "site set point (charger limit)"), ("#2a2", "site import"), ("#c00", "rating 500 kVA")]
+        for (i, (c, label)) in legend.enumerated() {
+            svg += "<rect x=\"\(Int(left) + 10 + i * 165)\" y=\"30\" width=\"12\" height=\"4\" fill=\"\(c)\"/><text x=\"\(Int(left) + 26 + i * 165)\" y=\"36\">\(label)</text>\n"
+        }
+        svg += "</svg>\n"
+        return fputs(svg, f) >= 0
     }
 }

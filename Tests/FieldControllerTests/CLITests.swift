@@ -110,17 +110,25 @@ import Testing
         #expect(p.status != 0 && p.err.contains("--yes"))
     }
 
-    @Test func demoRunsTheExampleDayOverLoopbackModbus() throws {
-        let r = try run(Repo.lmc, ["demo", "--seconds", "4"], timeout: 60)
+    @Test func demoRunsTheExampleDayThroughTheDaemon() throws {
+        let plot = "/tmp/lmc-demo-test-\(getpid()).svg"
+        defer { unlink(plot) }
+        let r = try run(Repo.lmc, ["demo", "--seconds", "6", "--plain", "--plot", plot], timeout: 90)
         #expect(r.status == 0, "\(r.err)")
-        #expect(r.out.contains("0 Modbus errors"))
-        #expect(r.out.contains("seconds above 500 kVA:"))
-        // Hourly lines: the limit never leaves [150, 250] kVA.
-        let limits = r.out.split(separator: "\n").filter { $0.count > 5 && $0.dropFirst(2).first == ":" }
-            .compactMap { Double($0.split(separator: " ", omittingEmptySubsequences: true)[4]) }
-        #expect(limits.count >= 20)
-        #expect(limits.allSatisfy { (150...250).contains($0) }, "\(limits)")
+        #expect(r.out.contains("through lmc run's control loop"))
+        #expect(r.out.contains("seconds above 510 kVA (+2 %):"))
+        #expect(r.out.contains("plot: \(plot)"))
+        // Hourly lines: the set point never leaves [150, 250] kW.
+        let setPoints = r.out.split(separator: "\n").compactMap { line -> Double? in
+            guard let range = line.range(of: "set point ") else { return nil }
+            return Double(line[range.upperBound...].split(separator: " ")[0])
+        }
+        #expect(setPoints.count >= 20)
+        #expect(setPoints.allSatisfy { (150...250).contains($0) }, "\(setPoints)")
+        let svg = try String(contentsOfFile: plot, encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.components(separatedBy: "<polyline").count == 6)
     }
+
 }
 
 /// `lmc simulate` and `lmc config check` as an engineer runs them.
