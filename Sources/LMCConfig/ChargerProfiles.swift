@@ -4,16 +4,7 @@ import SetPointRelay
 /// Charger set-point maps as data (`hw/chargers/NAME.toml`); the format is in hw/README.md.
 public enum ChargerProfiles {
     public static func load(_ nameOrPath: String) -> Result<ChargerProfile, ConfigErrors> {
-        let candidates = nameOrPath.hasSuffix(".toml") ? [nameOrPath] : MeterProfiles.searchPath.map { "\($0)/chargers/\(nameOrPath).toml" }
-        for path in candidates {
-            guard let text = readText(path) else { continue }
-            let name = String(path.split(separator: "/").last!.dropLast(5))
-            return parse(text, name: name).mapError { e in
-                ConfigErrors(issues: e.issues.map { var i = $0; i.path = "\(path): \(i.path)"; return i })
-            }
-        }
-        return .failure(ConfigErrors(issues: [ConfigIssue(line: nil, path: nameOrPath,
-            message: "no such charger profile (looked in \(candidates.joined(separator: ", ")))")]))
+        loadProfile(nameOrPath, folder: "chargers", parse: parse) { "no such charger profile (looked in \($0))" }
     }
 
     public static func parse(_ text: String, name: String) -> Result<ChargerProfile, ConfigErrors> {

@@ -18,16 +18,7 @@ public enum MeterProfiles {
 
     /// Loads a profile by name (`eastron-sdm630`) from the search path, or from a path to a .toml file.
     public static func load(_ nameOrPath: String) -> Result<MeterProfile, ConfigErrors> {
-        let candidates = nameOrPath.hasSuffix(".toml") ? [nameOrPath] : searchPath.map { "\($0)/meters/\(nameOrPath).toml" }
-        for path in candidates {
-            guard let text = readText(path) else { continue }
-            let name = String(path.split(separator: "/").last!.dropLast(5))
-            return parse(text, name: name).mapError { e in
-                ConfigErrors(issues: e.issues.map { var i = $0; i.path = "\(path): \(i.path)"; return i })
-            }
-        }
-        return .failure(ConfigErrors(issues: [ConfigIssue(line: nil, path: nameOrPath,
-            message: "no such meter profile (looked in \(candidates.joined(separator: ", "))); available: \(available().joined(separator: ", "))")]))
+        loadProfile(nameOrPath, folder: "meters", parse: parse) { "no such meter profile (looked in \($0)); available: \(available().joined(separator: ", "))" }
     }
 
     /// Profile names found on the search path.
@@ -79,6 +70,21 @@ public enum MeterProfiles {
         return .success(MeterProfile(name: name, description: description, table: function == "holding" ? .holding : .input,
                                      registers: specs, maxRegistersPerRead: Int(maxRead)))
     }
+}
+
+/// Finds `folder/NAME.toml` on the search path (or takes a .toml path) and parses it; every issue
+/// is prefixed with the file's path.
+func loadProfile<P>(_ nameOrPath: String, folder: String, parse: (String, String) -> Result<P, ConfigErrors>,
+                    notFound: (String) -> String) -> Result<P, ConfigErrors> {
+    let candidates = nameOrPath.hasSuffix(".toml") ? [nameOrPath] : MeterProfiles.searchPath.map { "\($0)/\(folder)/\(nameOrPath).toml" }
+    for path in candidates {
+        guard let text = readText(path) else { continue }
+        let name = String(path.split(separator: "/").last!.dropLast(5))
+        return parse(text, name).mapError { e in
+            ConfigErrors(issues: e.issues.map { var i = $0; i.path = "\(path): \(i.path)"; return i })
+        }
+    }
+    return .failure(ConfigErrors(issues: [ConfigIssue(line: nil, path: nameOrPath, message: notFound(candidates.joined(separator: ", ")))]))
 }
 
 /// A whole text file, or nil when it cannot be opened.

@@ -2,11 +2,48 @@ import Foundation
 import LMCTestSupport
 import Testing
 
+/// `lmc run` with its peers for one test: a live pymodbus SDM630 meter, a pymodbus Alfen-like charger,
+/// the config in a directory of its own.
+final class Daemon {
+    let dir: String
+    let meter: PyModbusPeer
+    let charger: ChargerPeer
+    let socket: String
+    let path: String
+    let lmc: ChildProcess
+
+    init(tag: String, extra: String = "", environment: [String: String]? = nil) throws {
+        dir = "/tmp/lmc-e2e-\(tag)-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(dir, 0o755)
+        meter = try PyModbusPeer(profile: Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path,
+                                 values: RunEndToEnd.loaded, jitter: 1e-4)
+        charger = try ChargerPeer(profile: Repo.root.appendingPathComponent("hw/chargers/alfen-ng9xx.toml").path,
+                                  validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
+        socket = "\(dir)/control.sock"
+        path = "\(dir)/lmc.toml"
+        try (RunEndToEnd.config(meterPort: meter.port, chargerPort: charger.port, socket: socket) + extra)
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        lmc = try ChildProcess(Repo.lmc, ["run", "--config", path], environment: environment)
+    }
+
+    /// The current the charger was last told (A), -1 before any.
+    func applied() throws -> Double { (try charger.state()["limit_a"] as? NSNumber)?.doubleValue ?? -1 }
+    func status() throws -> String { try run(Repo.lmc, ["status", "--socket", socket]).out }
+
+    deinit {
+        lmc.terminate()
+        charger.stop()
+        meter.stop()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
+
 /// `lmc run` as systemd would run it, against a pymodbus meter and a pymodbus Alfen-like charger.
 @Suite(.serialized) struct RunEndToEnd {
     static let loaded = #"{"voltage_l1": 230, "voltage_l2": 230, "voltage_l3": 230, "current_l1": 500, "current_l2": 500, "current_l3": 500, "apparent_power_total": 400000, "power_total": 390000}"#
 
-    func config(meterPort: Int, chargerPort: Int, socket: String) -> String {
+    static func config(meterPort: Int, chargerPort: Int, socket: String) -> String {
         """
         [box]
         id = "e2e"
@@ -67,52 +104,37 @@ import Testing
     }
 
     @Test func loadStepSilenceAndABadReload() throws {
-        let dir = "/tmp/lmc-e2e-\(getpid())"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let meter = try PyModbusPeer(profile: Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path, values: Self.loaded, jitter: 1e-4)
-        defer { meter.stop() }
-        let charger = try ChargerPeer(profile: Repo.root.appendingPathComponent("hw/chargers/alfen-ng9xx.toml").path,
-                                      validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
-        defer { charger.stop() }
-        let socket = "\(dir)/control.sock"
-        let path = "\(dir)/lmc.toml"
-        try config(meterPort: meter.port, chargerPort: charger.port, socket: socket).write(toFile: path, atomically: true, encoding: .utf8)
-        let lmc = try ChildProcess(Repo.lmc, ["run", "--config", path])
-        defer { lmc.terminate() }
-        func applied() throws -> Double { (try charger.state()["limit_a"] as? NSNumber)?.doubleValue ?? -1 }
-        func status() throws -> String { try run(Repo.lmc, ["status", "--socket", socket]).out }
-
+        let d = try Daemon(tag: "s")
         // Start-up: the fallback first, then the rated 250 kVA = 362 A per phase once it sees the meter.
-        try waitFor(15, "charger at 362 A") { try applied() == 362 }
-        #expect(charger.writes(waitingFor: 1210).first?.address == 1212, "safe current programmed before any limit")
-        #expect(try status().contains("NORMAL"))
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        #expect(d.charger.writes(waitingFor: 1210).first?.address == 1212, "safe current programmed before any limit")
+        #expect(try d.status().contains("NORMAL"))
 
         // A load step to 520 kVA at the transformer reaches the charger as a lower limit.
-        meter.send(#"set {"apparent_power_total": 520000}"#)
-        try waitFor(5, "charger below 362 A") { try applied() < 362 }
-        let s = try status()
+        d.meter.send(#"set {"apparent_power_total": 520000}"#)
+        try waitFor(5, "charger below 362 A") { try d.applied() < 362 }
+        let s = try d.status()
         #expect(s.contains("regulating") && s.contains("mp:trafo"), "\(s)")
 
         // SIGHUP with a broken config: refused, the running one kept.
-        let good = try String(contentsOfFile: path, encoding: .utf8)
-        try good.replacingOccurrences(of: "limit_kva = 500", with: "limit_kv = 500").write(toFile: path, atomically: true, encoding: .utf8)
-        kill(lmc.process.processIdentifier, SIGHUP)
-        try waitFor(5, "reload refused on stderr") { lmc.stderr.contains("reload refused") }
-        #expect(lmc.stderr.contains("limit_kv: unknown key"))
-        #expect(lmc.process.isRunning)
-        #expect(try status().contains("note: reload refused"))
+        let good = try String(contentsOfFile: d.path, encoding: .utf8)
+        try good.replacingOccurrences(of: "limit_kva = 500", with: "limit_kv = 500").write(toFile: d.path, atomically: true, encoding: .utf8)
+        kill(d.lmc.process.processIdentifier, SIGHUP)
+        try waitFor(5, "reload refused on stderr") { d.lmc.stderr.contains("reload refused") }
+        #expect(d.lmc.stderr.contains("limit_kv: unknown key"))
+        #expect(d.lmc.process.isRunning)
+        #expect(try d.status().contains("note: reload refused"))
 
         // The meter goes silent: blind within the blind time, and the charger gets the safe 150 kVA = 217 A.
-        meter.send("silence on")
-        try waitFor(5, "charger at the safe 217 A") { try applied() == 217 }
-        #expect(try status().contains("FAILSAFE"))
+        d.meter.send("silence on")
+        try waitFor(5, "charger at the safe 217 A") { try d.applied() == 217 }
+        #expect(try d.status().contains("FAILSAFE"))
 
         // SIGTERM: a clean stop; the charger keeps the fallback lmc programmed (safe current 217 A).
-        kill(lmc.process.processIdentifier, SIGTERM)
-        try waitFor(5, "lmc stopped") { !lmc.process.isRunning }
-        #expect(lmc.process.terminationStatus == 0)
-        #expect((try charger.state()["safe_a"] as! NSNumber).doubleValue == 217)
+        kill(d.lmc.process.processIdentifier, SIGTERM)
+        try waitFor(5, "lmc stopped") { !d.lmc.process.isRunning }
+        #expect(d.lmc.process.terminationStatus == 0)
+        #expect((try d.charger.state()["safe_a"] as! NSNumber).doubleValue == 217)
     }
 
     @Test(.enabled(if: getuid() == 0, "creates a test user and group; needs root"))
@@ -121,42 +143,28 @@ import Testing
         _ = try run("/usr/sbin/groupadd", ["-f", "lmc"])
         _ = try run("/usr/sbin/useradd", ["-r", "-M", "-s", "/usr/sbin/nologin", "-G", "lmc", "lmc-e2e"])
         _ = try run("/usr/sbin/usermod", ["-aG", "lmc", "lmc-e2e"])
-        let dir = "/tmp/lmc-e2e-w-\(getpid())"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        chmod(dir, 0o755)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let meter = try PyModbusPeer(profile: Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path, values: Self.loaded, jitter: 1e-4)
-        defer { meter.stop() }
-        let charger = try ChargerPeer(profile: Repo.root.appendingPathComponent("hw/chargers/alfen-ng9xx.toml").path,
-                                      validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
-        defer { charger.stop() }
-        let socket = "\(dir)/control.sock"
-        let path = "\(dir)/lmc.toml"
-        try config(meterPort: meter.port, chargerPort: charger.port, socket: socket).write(toFile: path, atomically: true, encoding: .utf8)
-        let lmc = try ChildProcess(Repo.lmc, ["run", "--config", path])
-        defer { lmc.terminate() }
-        func applied() throws -> Double { (try charger.state()["limit_a"] as? NSNumber)?.doubleValue ?? -1 }
-        try waitFor(15, "charger at 362 A") { try applied() == 362 }
+        let d = try Daemon(tag: "w")
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
 
         // root (an admin) may override: 180 kVA → 260 A per phase at the charger.
-        let ok = try run(Repo.lmc, ["override", "set", "--site", "hub", "--kw", "180", "--for", "30m", "--socket", socket])
+        let ok = try run(Repo.lmc, ["override", "set", "--site", "hub", "--kw", "180", "--for", "30m", "--socket", d.socket])
         #expect(ok.status == 0, "\(ok.err)")
         #expect(ok.out.contains("at most 180.0 kW for 1800 s"))
-        try waitFor(5, "charger at 260 A") { try applied() == 260 }
-        try waitFor(3, "the override logged with its user") { lmc.stderr.contains("control: 'override set hub 180.0 1800' by user root") }
+        try waitFor(5, "charger at 260 A") { try d.applied() == 260 }
+        try waitFor(3, "the override logged with its user") { d.lmc.stderr.contains("control: 'override set hub 180.0 1800' by user root") }
 
         // A member of lmc only: may read, may not change.
-        let refused = try run("/usr/sbin/runuser", ["-u", "lmc-e2e", "--", Repo.lmc, "override", "set", "--site", "hub", "--kw", "250", "--for", "1m", "--socket", socket])
+        let refused = try run("/usr/sbin/runuser", ["-u", "lmc-e2e", "--", Repo.lmc, "override", "set", "--site", "hub", "--kw", "250", "--for", "1m", "--socket", d.socket])
         #expect(refused.status == 1)
         #expect(refused.err.contains("permission denied: user lmc-e2e is not in group lmc-admin"), "\(refused.err)")
-        try waitFor(3, "the refusal logged with its user") { lmc.stderr.contains("refused 'override set hub 250.0 60' from user lmc-e2e") }
-        #expect(try applied() == 260, "nothing changed")
-        let read = try run("/usr/sbin/runuser", ["-u", "lmc-e2e", "--", Repo.lmc, "status", "--socket", socket])
+        try waitFor(3, "the refusal logged with its user") { d.lmc.stderr.contains("refused 'override set hub 250.0 60' from user lmc-e2e") }
+        #expect(try d.applied() == 260, "nothing changed")
+        let read = try run("/usr/sbin/runuser", ["-u", "lmc-e2e", "--", Repo.lmc, "status", "--socket", d.socket])
         #expect(read.status == 0 && read.out.contains("override"), "\(read.out)\(read.err)")
 
         // lmc watch on an 80×24 terminal: mode, the MP's value and the set point at a glance.
         let session = "lmcw\(getpid())"
-        _ = try run("/usr/bin/tmux", ["new-session", "-d", "-s", session, "-x", "80", "-y", "24", "\(Repo.lmc) watch --socket \(socket)"])
+        _ = try run("/usr/bin/tmux", ["new-session", "-d", "-s", session, "-x", "80", "-y", "24", "\(Repo.lmc) watch --socket \(d.socket)"])
         defer { _ = try? run("/usr/bin/tmux", ["kill-session", "-t", session]) }
         var screen = ""
         try waitFor(5, "watch shows the status") {
@@ -170,34 +178,19 @@ import Testing
     }
 
     @Test func scadaReadsTheMapAndItsRemoteSetPointReachesTheCharger() throws {
-        let dir = "/tmp/lmc-e2e-u-\(getpid())"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let meter = try PyModbusPeer(profile: Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path, values: Self.loaded, jitter: 1e-4)
-        defer { meter.stop() }
-        let charger = try ChargerPeer(profile: Repo.root.appendingPathComponent("hw/chargers/alfen-ng9xx.toml").path,
-                                      validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
-        defer { charger.stop() }
         // A free port for the upstream server.
         let probe = try run(Repo.python, ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
         let upPort = Int(probe.out.trimmingCharacters(in: .whitespacesAndNewlines))!
-        let socket = "\(dir)/control.sock"
-        let path = "\(dir)/lmc.toml"
-        try (config(meterPort: meter.port, chargerPort: charger.port, socket: socket)
-             + "\n[upstream]\nlisten = \"127.0.0.1\"\nport = \(upPort)\nallowed_writers = [\"127.0.0.1\"]\n")
-            .write(toFile: path, atomically: true, encoding: .utf8)
-        let lmc = try ChildProcess(Repo.lmc, ["run", "--config", path])
-        defer { lmc.terminate() }
-        func applied() throws -> Double { (try charger.state()["limit_a"] as? NSNumber)?.doubleValue ?? -1 }
+        let d = try Daemon(tag: "u", extra: "\n[upstream]\nlisten = \"127.0.0.1\"\nport = \(upPort)\nallowed_writers = [\"127.0.0.1\"]\n")
         func scada(_ args: [String]) throws -> [String: Any] {
             let r = try run(Repo.python, [Repo.peer("upstream_client.py"), String(upPort)] + args)
             return try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
         }
-        try waitFor(15, "charger at 362 A") { try applied() == 362 }
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
         #expect(try scada(["read", "10", "1"])["registers"] as? [Int] == [0], "mode NORMAL")
         // SCADA asks for 160 kW for a minute: 160 kVA = 231 A per phase at the charger.
         #expect(try scada(["write-float", "1000", "160000", "60"])["ok"] as? Bool == true)
-        try waitFor(5, "charger at 231 A") { try applied() == 231 }
+        try waitFor(5, "charger at 231 A") { try d.applied() == 231 }
         var site: [Int] = []
         try waitFor(3, "the map shows the remote set point") {
             site = try scada(["read", "200", "3"])["registers"] as? [Int] ?? []
@@ -207,46 +200,32 @@ import Testing
         // From another address the same write is refused and changes nothing.
         let foreign = try run(Repo.python, [Repo.peer("upstream_client.py"), String(upPort), "--source", "127.0.0.2", "write-float", "1000", "250000", "60"])
         #expect(foreign.out.contains("\"ok\": false"))
-        #expect(try applied() == 231)
+        #expect(try d.applied() == 231)
     }
 
     @Test func aTestTripOpensTheBreakerThroughTheDaemon() throws {
-        let dir = "/tmp/lmc-e2e-t-\(getpid())"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let meter = try PyModbusPeer(profile: Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path, values: Self.loaded, jitter: 1e-4)
-        defer { meter.stop() }
-        let charger = try ChargerPeer(profile: Repo.root.appendingPathComponent("hw/chargers/alfen-ng9xx.toml").path,
-                                      validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
-        defer { charger.stop() }
-        let socket = "\(dir)/control.sock"
-        let path = "\(dir)/lmc.toml"
-        try (config(meterPort: meter.port, chargerPort: charger.port, socket: socket)
-             + "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n")
-            .write(toFile: path, atomically: true, encoding: .utf8)
         // No GPIO chip here: the daemon's simulated chip, whose aux contact follows the coils.
-        let lmc = try ChildProcess(Repo.lmc, ["run", "--config", path], environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
-        defer { lmc.terminate() }
-        func applied() throws -> Double { (try charger.state()["limit_a"] as? NSNumber)?.doubleValue ?? -1 }
-        try waitFor(15, "charger at 362 A") { try applied() == 362 }
-        let unconfirmed = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--socket", socket])
+        let d = try Daemon(tag: "t", extra: "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
+                           environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        let unconfirmed = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--socket", d.socket])
         #expect(unconfirmed.status == 1 && unconfirmed.err.contains("confirm with --yes"))
-        let r = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--yes", "--socket", socket])
+        let r = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--yes", "--socket", d.socket])
         #expect(r.status == 0, "\(r.err)")
         #expect(r.out.contains("trip command sent to site hub"))
-        try waitFor(5, "TRIPPED") { try run(Repo.lmc, ["status", "--socket", socket]).out.contains("TRIPPED") }
-        let s = try run(Repo.lmc, ["status", "--socket", socket]).out
+        try waitFor(5, "TRIPPED") { try d.status().contains("TRIPPED") }
+        let s = try d.status()
         #expect(s.contains("test trip by root"), "\(s)")
         // An open breaker holds the site at its safe set point: 150 kVA = 217 A.
-        try waitFor(5, "charger at 217 A") { try applied() == 217 }
-        let none = try run(Repo.lmc, ["test", "trip", "--site", "nowhere", "--yes", "--socket", socket])
+        try waitFor(5, "charger at 217 A") { try d.applied() == 217 }
+        let none = try run(Repo.lmc, ["test", "trip", "--site", "nowhere", "--yes", "--socket", d.socket])
         #expect(none.status == 1 && none.err.contains("no breaker is wired for site nowhere"))
     }
 
     @Test func aBadConfigRefusesToStartAndNamesTheKey() throws {
         let path = "/tmp/lmc-bad-\(getpid()).toml"
         defer { unlink(path) }
-        try config(meterPort: 1, chargerPort: 2, socket: "/tmp/x.sock").replacingOccurrences(of: "poll_ms = 100", with: "poll_ms = 5")
+        try Self.config(meterPort: 1, chargerPort: 2, socket: "/tmp/x.sock").replacingOccurrences(of: "poll_ms = 100", with: "poll_ms = 5")
             .write(toFile: path, atomically: true, encoding: .utf8)
         let r = try run(Repo.lmc, ["run", "--config", path])
         #expect(r.status == 2)
