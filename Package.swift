@@ -28,6 +28,8 @@ let package = Package(
         .target(name: "FailSafe"),
         // The thin hardware side of the supervisor: breaker lines, systemd and hardware watchdogs.
         .target(name: "Supervision", dependencies: ["DigitalIO", "FailSafe"]),
+        // Crash-safe on-disk rings (docs/ringlog.md).
+        .target(name: "RingLog"),
         // Pure control core: MP state machines, arbitration, scenario replay.
         .target(name: "Headroom"),
         // The config file: a small TOML reader and the schema, with errors naming line and key.
@@ -39,7 +41,7 @@ let package = Package(
         .executableTarget(
             name: "FieldController",
             dependencies: [
-                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay",
+                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -55,6 +57,7 @@ let package = Package(
         .testTarget(name: "LMCConfigTests", dependencies: ["LMCConfig"]),
         .testTarget(name: "CTSensorDriverTests", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
         .testTarget(name: "SetPointRelayTests", dependencies: ["SetPointRelay", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
+        .testTarget(name: "RingLogTests", dependencies: ["RingLog", "LMCTestSupport"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "DigitalIO", "FailSafe"]),
         .testTarget(
             name: "FailSafeTests",
