@@ -19,7 +19,7 @@ final class ControlSocket: Sendable {
     private let stopFlag = Atomic(false)
     private let thread: Mutex<ServiceThread?> = Mutex(nil)
 
-    init(path: String, board: StatusBoard, commands: CommandQueue) throws {
+    init(path: String, board: StatusBoard, commands: CommandQueue, events: EventInbox? = nil) throws {
         self.path = path
         unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -68,6 +68,7 @@ final class ControlSocket: Sendable {
                 case "override", "reset-lockout", "test-trip":
                     if !peer.may(read: false) {
                         log("control: refused '\(request)' from user \(peer.name) (uid \(peer.uid)): not in group lmc-admin")
+                        events?.post(.command, "refused '\(request)' from user \(peer.name) (uid \(peer.uid)): not in group lmc-admin")
                         answer = "error: permission denied: user \(peer.name) is not in group lmc-admin\n"
                     } else {
                         log("control: '\(request)' by user \(peer.name) (uid \(peer.uid))")
@@ -251,7 +252,7 @@ struct RunCommand: ParsableCommand {
         signal(SIGHUP) { _ in reloadSignal.store(1, ordering: .relaxed) }
         signal(SIGPIPE, SIG_IGN)
         let runtime = try Runtime(config: c, path: config)
-        let control = try ControlSocket(path: socket ?? c.runtime.socketPath, board: runtime.status, commands: runtime.commands)
+        let control = try ControlSocket(path: socket ?? c.runtime.socketPath, board: runtime.status, commands: runtime.commands, events: runtime.inbox)
         defer { control.stop() }
         runtime.run()
     }

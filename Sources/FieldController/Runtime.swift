@@ -4,6 +4,7 @@ import FailSafe
 import Headroom
 import LMCConfig
 import ModbusBridge
+import RingLog
 import SetPointRelay
 import Supervision
 import Synchronization
@@ -39,6 +40,12 @@ final class Runtime {
     private var manualTrips: [String: String] = [:]
     /// Set when LMC_GPIO_SIMULATOR stands in for the GPIO chip (no hardware: demos, tests).
     private var breakerModel: SimulatedBreakers?
+    private var logStore: LogStore?
+    /// Events from other threads (the control socket), written by the loop.
+    let inbox = EventInbox()
+    private var lastMode: Mode?
+    private var lastAlarms = Set<String>()
+    private var clockOffsetNs: Int64?
     let status = StatusBoard()
     let commands = CommandQueue()
     private var resetRequested = false
@@ -51,6 +58,28 @@ final class Runtime {
         self.configPath = path
         headroom = try config.controller()
         supervisor = Supervisor(config.runtime.supervisor)
+    }
+
+    private func openLog() {
+        let l = config.runtime.log
+        do {
+            let store = try LogStore(directory: l.directory, boxID: config.runtime.boxID, samplesMB: l.samplesMB, eventsMB: l.eventsMB,
+                                     syncIntervalSeconds: l.syncIntervalSeconds)
+            for moved in store.movedAside { log("ring log: corrupt header, moved aside to \(moved); a new ring was started") }
+            logStore = store
+        } catch {
+            log("ring log not available: \(error); running without it")
+            status.note("ring log not available: \(error)")
+        }
+    }
+
+    /// Appends an event to the events ring (and the journal).
+    func event(_ kind: EventRecord.Kind, _ text: String) {
+        log("event \(kind.name): \(text)")
+        let mono = monotonicNs()
+        do { try logStore?.event(EventRecord(kind: kind, text: text), wallNs: wallNs(), monoNs: mono) } catch {
+            status.note("ring log write failed: \(error)")
+        }
     }
 
     private func startIO() {
@@ -118,6 +147,9 @@ final class Runtime {
     }
 
     private func loop() {
+        if logStore == nil { openLog() }
+        event(.start, "lmc \(LMC.version) started, box \(config.runtime.boxID)")
+        event(.config, "loaded \(configPath) (fnv1a64 \(configHash))")
         startIO()
         notifier.ready(status: "control loop running, \(config.periodMilliseconds) ms period")
         let period = UInt64(config.periodMilliseconds) * 1_000_000
@@ -137,6 +169,8 @@ final class Runtime {
             if onTime { notifier.watchdog() }
         }
         notifier.stopping()
+        event(.stop, "stopping on signal")
+        try? logStore?.flush(monoNs: monotonicNs())
         stopIO()
     }
 
@@ -148,7 +182,7 @@ final class Runtime {
         }
         switch Configuration.parse(text) {
         case .failure(let e):
-            log("reload refused, keeping the running configuration:\n\(e)")
+            event(.config, "reload refused, keeping the running configuration: \(e.issues.map(\.description).joined(separator: "; "))")
             status.note("reload refused: \(e.issues.count) problem(s) in \(configPath)")
         case .success(let c):
             do {
@@ -158,7 +192,7 @@ final class Runtime {
                 headroom = h
                 supervisor = Supervisor(c.runtime.supervisor)
                 startIO()
-                log("reloaded \(configPath)")
+                event(.config, "reloaded \(configPath) (fnv1a64 \(configHash))")
                 status.note("reloaded \(configPath)")
             } catch {
                 log("reload refused: \(error)")
@@ -200,7 +234,18 @@ final class Runtime {
     @discardableResult
     func tick(nowNs: UInt64) -> Bool {
         let now = Double(nowNs) / 1e9
-        commands.drain { words, user in handle(words, user: user, now: now) }
+        commands.drain { words, user in
+            let answer = handle(words, user: user, now: now)
+            event(.command, "'\(words.joined(separator: " "))' by \(user): \(answer)")
+            return answer
+        }
+        for e in inbox.drain() { event(e.kind, e.text) }
+        // The wall clock may jump (NTP, a dead RTC battery): control runs on the monotonic clock; the log says so.
+        let offset = Int64(bitPattern: wallNs()) - Int64(bitPattern: nowNs)
+        if let previous = clockOffsetNs, abs(offset - previous) > 2_000_000_000 {
+            event(.clockJump, "wall clock moved \((offset - previous) / 1_000_000) ms against the monotonic clock")
+        }
+        clockOffsetNs = offset
         let blindNs = UInt64(config.runtime.supervisor.blindTime * 1e9)
         var mpValues: [String: [Double]?] = [:]
         var meterStatus: [MeterStatus] = []
@@ -270,7 +315,27 @@ final class Runtime {
         for site in config.sites {
             relays[site.id]?.post(watts: out.setPoints[site.id] ?? site.floorW)
         }
-        upstream?.publish(upstreamSnapshot(out: out, decision: decision, siteImport: siteImport, mpValues: mpValues))
+        let snapshot = upstreamSnapshot(out: out, decision: decision, siteImport: siteImport, mpValues: mpValues)
+        upstream?.publish(snapshot)
+        if out.mode != lastMode {
+            event(.mode, "\(lastMode?.rawValue ?? "-") → \(out.mode.rawValue): \(out.reason)")
+            lastMode = out.mode
+        }
+        let alarms = Set(out.alarms.map(\.description))
+        for a in alarms.subtracting(lastAlarms).sorted() { event(.alarmRaised, a) }
+        for a in lastAlarms.subtracting(alarms).sorted() { event(.alarmCleared, a) }
+        lastAlarms = alarms
+        for (site, command) in out.breaker { event(.breaker, "\(site): \(command.rawValue) (\(out.reason))") }
+        do {
+            try logStore?.record(SampleRecord(mode: UInt8(snapshot.mode),
+                                              mps: snapshot.mps.map { .init(value: Float($0.value ?? .nan), quality: UInt8($0.quality)) },
+                                              sites: snapshot.sites.map { .init(setPointW: Float($0.setPointW), boundBy: UInt8($0.boundBy),
+                                                                                importW: Float($0.pocImportW ?? .nan)) }),
+                                 wallNs: wallNs(), monoNs: nowNs)
+            try logStore?.events.flushIfDue(monoNs: nowNs)
+        } catch {
+            status.note("ring log write failed: \(error)")
+        }
         status.update(StatusBoard.Snapshot(
             mode: out.mode, reason: out.reason, cycles: cycles, overruns: overruns,
             mps: config.measurementPoints.map { mp in
@@ -343,6 +408,29 @@ final class SimulatedBreakers {
         let closed = command == .close
         sim.drive(chip: aux.chip, offset: aux.offset, high: closed != aux.activeLow)
     }
+}
+
+/// Events posted from other threads, written by the control loop.
+final class EventInbox: Sendable {
+    private let items = Mutex<[EventRecord]>([])
+    func post(_ kind: EventRecord.Kind, _ text: String) { items.withLock { $0.append(EventRecord(kind: kind, text: text)) } }
+    func drain() -> [EventRecord] { items.withLock { let x = $0; $0 = []; return x } }
+}
+
+extension Runtime {
+    /// FNV-1a 64 of the config file: which config was running, in the events ring.
+    var configHash: String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in (readText(configPath) ?? "").utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let hex = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+func wallNs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 func wallSecondsOfDay() -> Double {

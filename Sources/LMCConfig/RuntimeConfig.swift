@@ -51,6 +51,15 @@ public struct RuntimeConfig: Sendable {
     }
     public var upstream: Upstream?
 
+    /// The ring log: where, and how big each ring is.
+    public struct Log: Sendable, Equatable {
+        public var directory: String
+        public var samplesMB: Double
+        public var eventsMB: Double
+        public var syncIntervalSeconds: Double
+    }
+    public var log = Log(directory: "/var/lib/lmc", samplesMB: 64, eventsMB: 4, syncIntervalSeconds: 1)
+
     /// Site id → the wiring of its breaker (trip/close coils, auxiliary contact).
     public var breakers: [String: BreakerWiring] = [:]
 
@@ -163,6 +172,13 @@ extension RuntimeConfig {
             s.relayAlarmAfter = f.number("relay_alarm_after_s", default: 5, min: 0)!
             f.rejectUnknownKeys()
             rc.supervisor = s
+        }
+        if let l = top.table("log") {
+            rc.log.directory = l.string("directory", default: "/var/lib/lmc")!
+            rc.log.samplesMB = l.number("samples_mb", default: 64, min: 0.1, max: 65_536)!
+            rc.log.eventsMB = l.number("events_mb", default: 4, min: 0.1, max: 65_536)!
+            rc.log.syncIntervalSeconds = l.number("sync_interval_s", default: 1, min: 0, max: 60)!
+            l.rejectUnknownKeys()
         }
         if let u = top.table("upstream") {
             let listen = u.string("listen", default: "0.0.0.0")!

@@ -248,6 +248,12 @@ public final class RingWriter {
         return seq
     }
 
+    /// Flushes if the sync interval has passed since the last sync (call every cycle, so a quiet ring
+    /// still reaches the disk within the interval).
+    public func flushIfDue(monoNs: UInt64) throws(RingError) {
+        if !pending.isEmpty && monoNs >= lastSyncNs + syncIntervalNs { try flush(monoNs: monoNs) }
+    }
+
     /// Writes and syncs everything queued.
     public func flush(monoNs: UInt64) throws(RingError) {
         if !pending.isEmpty {

@@ -48,6 +48,11 @@ final class Daemon {
         [box]
         id = "e2e"
         socket = "\(socket)"
+        [log]
+        directory = "\((socket as NSString).deletingLastPathComponent)"
+        sync_interval_s = 0.2
+        samples_mb = 1
+        events_mb = 0.5
         [control]
         mode = "incremental"
         period_ms = 100
@@ -135,6 +140,32 @@ final class Daemon {
         try waitFor(5, "lmc stopped") { !d.lmc.process.isRunning }
         #expect(d.lmc.process.terminationStatus == 0)
         #expect((try d.charger.state()["safe_a"] as! NSNumber).doubleValue == 217)
+
+        // The events ring tells the story, in order.
+        let events = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
+        let kinds = events.split(separator: "\n").dropFirst().map { $0.split(separator: ",")[3] }
+        #expect(kinds.first == "start" && kinds.last == "stop", "\(kinds)")
+        for needle in ["STARTUP → NORMAL", "reload refused", "limit_kv: unknown key", "NORMAL → FAILSAFE: blind: trafo lost"] {
+            #expect(events.contains(needle), "events lack '\(needle)':\n\(events)")
+        }
+        // The samples ring, parsed back by Python's csv module: one row per cycle, modes and set points as lived.
+        let csvPath = "\(d.dir)/samples.csv"
+        let export = try run(Repo.lmc, ["log", "export", "--ring", "samples", "--dir", d.dir])
+        try export.out.write(toFile: csvPath, atomically: true, encoding: .utf8)
+        let parsed = try run(Repo.python, ["-c", """
+        import csv, json, sys
+        rows = list(csv.DictReader(open(sys.argv[1])))
+        print(json.dumps({"n": len(rows), "modes": sorted(set(r["mode"] for r in rows)),
+                          "min_sp": min(float(r["site0_set_point_w"]) for r in rows), "max_sp": max(float(r["site0_set_point_w"]) for r in rows),
+                          "seq_ok": all(int(b["seq"]) == int(a["seq"]) + 1 for a, b in zip(rows, rows[1:]))}))
+        """, csvPath])
+        let o = try JSONSerialization.jsonObject(with: Data(parsed.out.utf8)) as! [String: Any]
+        #expect((o["n"] as! Int) > 30)
+        #expect(o["modes"] as? [String] == ["FAILSAFE", "NORMAL", "STARTUP"])
+        #expect((o["min_sp"] as! Double) == 150_000 && (o["max_sp"] as! Double) == 250_000)
+        #expect(o["seq_ok"] as? Bool == true)
+        let info = try run(Repo.lmc, ["log", "info", "--dir", d.dir]).out
+        #expect(info.contains("samples:") && info.contains("events:"), "\(info)")
     }
 
     @Test(.enabled(if: getuid() == 0, "creates a test user and group; needs root"))
@@ -159,6 +190,10 @@ final class Daemon {
         #expect(refused.err.contains("permission denied: user lmc-e2e is not in group lmc-admin"), "\(refused.err)")
         try waitFor(3, "the refusal logged with its user") { d.lmc.stderr.contains("refused 'override set hub 250.0 60' from user lmc-e2e") }
         #expect(try d.applied() == 260, "nothing changed")
+        try waitFor(3, "commands in the events ring with their users") {
+            let e = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
+            return e.contains("'override set hub 180.0 1800' by root") && e.contains("refused 'override set hub 250.0 60' from user lmc-e2e")
+        }
         let read = try run("/usr/sbin/runuser", ["-u", "lmc-e2e", "--", Repo.lmc, "status", "--socket", d.socket])
         #expect(read.status == 0 && read.out.contains("override"), "\(read.out)\(read.err)")
 

@@ -299,3 +299,63 @@ public final class DropSwitch: @unchecked Sendable {
         set { lock.lock(); value = newValue; lock.unlock() }
     }
 }
+
+/// A child started with posix_spawn, not Foundation's Process: for tests that start and SIGKILL
+/// hundreds of children, where Foundation's child bookkeeping is not robust. Its stdout is a pipe read
+/// on demand; `kill` sends SIGKILL and reaps it.
+public final class SpawnedChild {
+    public let pid: pid_t
+    private let readFD: Int32
+    private var buffer = ""
+
+    public init(_ executable: String, _ arguments: [String]) throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw PeerError("pipe failed") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, executable, &actions, nil, argv, environ)
+        close(fds[1])
+        guard rc == 0 else { close(fds[0]); throw PeerError("posix_spawn \(executable) failed: \(rc)") }
+        pid = child
+        readFD = fds[0]
+        _ = fcntl(readFD, F_SETFL, fcntl(readFD, F_GETFL) | O_NONBLOCK)
+    }
+
+    /// Everything the child has written so far, as lines.
+    public func lines() -> [String] {
+        var buf = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = read(readFD, &buf, buf.count)
+            if n <= 0 { break }
+            buffer += String(decoding: buf[0..<n], as: UTF8.self)
+        }
+        return buffer.split(separator: "\n").map(String.init)
+    }
+
+    /// Waits for a line starting with `prefix`.
+    public func waitForLine(prefix: String, timeout: TimeInterval = 10) throws -> String {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if let l = lines().first(where: { $0.hasPrefix(prefix) }) { return l }
+            usleep(2_000)
+        }
+        throw PeerError("no '\(prefix)' line within \(timeout) s")
+    }
+
+    /// SIGKILL, reap, and read what it wrote before dying.
+    public func kill() -> [String] {
+        _ = Glibc.kill(pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+        let l = lines()
+        close(readFD)
+        return l
+    }
+}

@@ -119,14 +119,11 @@ func tempRing(_ tag: String) -> String { "/tmp/lmc-ring-\(tag)-\(getpid())-\(UIn
         var totalGaps = 0
         var previousHead: UInt64 = 0
         for round in 0..<200 {
-            let child = try ChildProcess(Repo.lmc, ["_ring-test-writer", "--path", path, "--capacity", "512", "--sync-ms", "5"])
+            let child = try SpawnedChild(Repo.lmc, ["_ring-test-writer", "--path", path, "--capacity", "512", "--sync-ms", "5"])
             _ = try child.waitForLine(prefix: "START")
             usleep(UInt32.random(in: 2_000...25_000))
-            kill(child.process.processIdentifier, SIGKILL)
-            let end = Date().addingTimeInterval(5)
-            while child.process.isRunning && Date() < end { usleep(1_000) }
-            usleep(5_000) // let the last stdout lines arrive
-            let synced = child.lines.compactMap { $0.hasPrefix("SYNCED ") ? UInt64($0.dropFirst(7)) : nil }.max() ?? 0
+            let lines = child.kill()
+            let synced = lines.compactMap { $0.hasPrefix("SYNCED ") ? UInt64($0.dropFirst(7)) : nil }.max() ?? 0
             expectedFloor = max(expectedFloor, synced)
 
             let ring = try RingFile(path: path, ringName: "samples", boxID: "crash-test", recordSize: 64, capacity: 512)

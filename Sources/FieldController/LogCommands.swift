@@ -1,0 +1,257 @@
+import ArgumentParser
+import RingLog
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+struct LogCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "log",
+        abstract: "Read the ring log: what the box measured and decided (read-only; the DNO's SSH account runs these).",
+        subcommands: [Info.self, Export.self, SSHCommand.self]
+    )
+
+    struct Location: ParsableArguments {
+        @Option(help: ArgumentHelp("Ring log directory.", valueName: "dir"))
+        var dir: String = "/var/lib/lmc"
+    }
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Each ring's size, records held and the span of time they cover.",
+                                                        discussion: "Example: lmc log info")
+        @OptionGroup var location: Location
+
+        func run() throws {
+            for name in ["samples", "events"] {
+                let path = "\(location.dir)/\(name).ring"
+                guard let r = try? RingReader(path: path) else {
+                    print("\(name): no ring at \(path)")
+                    continue
+                }
+                defer { r.release() }
+                var first: RingRecord?, last: RingRecord?
+                let (count, skipped) = r.forEach { rec in
+                    if first == nil { first = rec }
+                    last = rec
+                }
+                let mb = Double(RingFile.headerSize + r.recordSize * r.capacity) / 1_048_576
+                var line = "\(name): \(String(format1(mb))) MB, \(r.capacity) records of \(r.recordSize) B; holds \(count)"
+                if skipped > 0 { line += ", \(skipped) unreadable skipped" }
+                if let f = first, let l = last {
+                    let span = Double(l.monoNs &- f.monoNs) / 1e9
+                    line += "; \(isoTime(f.wallNs)) to \(isoTime(l.wallNs)) (\(format1(span / 3600)) h)"
+                    if count > 1 {
+                        let perRecord = span / Double(count - 1)
+                        line += "; full ring spans \(format1(perRecord * Double(r.capacity) / 86_400)) days at this rate"
+                    }
+                }
+                print(line)
+            }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stream a ring as CSV or JSON lines, oldest first, in constant memory.",
+            discussion: """
+            --from and --to take a UTC date (2026-11-01) or time (2026-11-01T17:30:00).
+            samples columns: seq, time (UTC), mono_s, mode, then per measurement point i mp<i>_value (SI) and
+            mp<i>_quality (good/estimated/bad), per site j site<j>_set_point_w, site<j>_bound_by, site<j>_import_w.
+            events columns: seq, time, mono_s, kind, text.
+            Example: lmc log export --ring events --from 2026-11-01 > events.csv
+            """
+        )
+        @OptionGroup var location: Location
+        @Option(help: ArgumentHelp("samples or events.", valueName: "ring")) var ring: String
+        @Option(help: ArgumentHelp("From (UTC).", valueName: "time")) var from: String?
+        @Option(help: ArgumentHelp("To (UTC).", valueName: "time")) var to: String?
+        @Option(help: ArgumentHelp("csv or jsonl.", valueName: "format")) var format: String = "csv"
+
+        func validate() throws {
+            guard ["samples", "events"].contains(ring) else { throw ValidationError("--ring '\(ring)' is not samples or events") }
+            guard ["csv", "jsonl"].contains(format) else { throw ValidationError("--format '\(format)' is not csv or jsonl") }
+            if let from, parseUTC(from) == nil { throw ValidationError("--from '\(from)' is not a UTC date or time (2026-11-01 or 2026-11-01T17:30:00)") }
+            if let to, parseUTC(to) == nil { throw ValidationError("--to '\(to)' is not a UTC date or time (2026-11-01 or 2026-11-01T17:30:00)") }
+        }
+
+        func run() throws {
+            let path = "\(location.dir)/\(ring).ring"
+            let r: RingReader
+            do { r = try RingReader(path: path) } catch {
+                printError("\(error)")
+                throw ExitCode(1)
+            }
+            defer { r.release() }
+            let fromNs = from.flatMap(parseUTC).map { UInt64($0) * 1_000_000_000 } ?? 0
+            let toNs = to.flatMap(parseUTC).map { UInt64($0) * 1_000_000_000 } ?? .max
+            var out = BufferedOutput()
+            var headerDone = false
+            r.forEach { rec in
+                guard rec.wallNs >= fromNs && rec.wallNs <= toNs else { return }
+                if ring == "events" {
+                    guard let e = EventRecord.decodePayload(rec.payload) else { return }
+                    if format == "csv" {
+                        if !headerDone { out.write("seq,time,mono_s,kind,text\n"); headerDone = true }
+                        out.write("\(rec.seq),\(isoTime(rec.wallNs)),\(monoSeconds(rec.monoNs)),\(e.kind.name),\(csvQuote(e.text))\n")
+                    } else {
+                        out.write(JSON.render(.object([("seq", .int(Int(rec.seq))), ("time", .string(isoTime(rec.wallNs))),
+                                                       ("mono_s", .number(Double(rec.monoNs) / 1e9)), ("kind", .string(e.kind.name)),
+                                                       ("text", .string(e.text))])) + "\n")
+                    }
+                } else {
+                    guard let s = SampleRecord.decode(rec.payload) else { return }
+                    let mode = ModeCodes.names.indices.contains(Int(s.mode)) ? ModeCodes.names[Int(s.mode)] : "?"
+                    let quality = ["good", "estimated", "bad"]
+                    if format == "csv" {
+                        if !headerDone {
+                            var h = "seq,time,mono_s,mode"
+                            for i in s.mps.indices { h += ",mp\(i)_value,mp\(i)_quality" }
+                            for j in s.sites.indices { h += ",site\(j)_set_point_w,site\(j)_bound_by,site\(j)_import_w" }
+                            out.write(h + "\n")
+                            headerDone = true
+                        }
+                        var line = "\(rec.seq),\(isoTime(rec.wallNs)),\(monoSeconds(rec.monoNs)),\(mode)"
+                        for m in s.mps { line += ",\(num(m.value)),\(quality[min(Int(m.quality), 2)])" }
+                        for site in s.sites {
+                            let b = LimitCodes.names.indices.contains(Int(site.boundBy)) ? LimitCodes.names[Int(site.boundBy)] : "?"
+                            line += ",\(num(site.setPointW)),\(b),\(num(site.importW))"
+                        }
+                        out.write(line + "\n")
+                    } else {
+                        out.write(JSON.render(.object([
+                            ("seq", .int(Int(rec.seq))), ("time", .string(isoTime(rec.wallNs))), ("mono_s", .number(Double(rec.monoNs) / 1e9)),
+                            ("mode", .string(mode)),
+                            ("mps", .array(s.mps.map { .object([("value", $0.value.isFinite ? .number(Double($0.value)) : .null),
+                                                                ("quality", .string(quality[min(Int($0.quality), 2)]))]) })),
+                            ("sites", .array(s.sites.map { .object([("set_point_w", .number(Double($0.setPointW))),
+                                                                    ("bound_by", .string(LimitCodes.names.indices.contains(Int($0.boundBy)) ? LimitCodes.names[Int($0.boundBy)] : "?")),
+                                                                    ("import_w", $0.importW.isFinite ? .number(Double($0.importW)) : .null)]) })),
+                        ])) + "\n")
+                    }
+                }
+            }
+            out.flush()
+        }
+    }
+
+    /// The DNO's SSH account (`ForceCommand lmc log ssh-command`): runs only the read-only log commands
+    /// named in SSH_ORIGINAL_COMMAND, refusing anything else with a message.
+    struct SSHCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ssh-command",
+            abstract: "Run the read-only log command in SSH_ORIGINAL_COMMAND (the lmc-logs account's forced command).",
+            discussion: """
+            Allowed: log info, log export … (with --ring, --from, --to, --format). Anything else — another
+            command, shell syntax, quotes — is refused. Example from the DNO's side:
+              ssh lmc-logs@box log export --ring events --from 2026-11-01 > nov.csv
+            """
+        )
+        @OptionGroup var location: Location
+
+        func run() throws {
+            let original = getenv("SSH_ORIGINAL_COMMAND").map { String(cString: $0) } ?? ""
+            switch Self.check(original) {
+            case .failure(let why):
+                printError("refused: \(why). Allowed: log info | log export --ring samples|events [--from T] [--to T] [--format csv|jsonl]")
+                throw ExitCode(1)
+            case .success(let args):
+                var argv = args + ["--dir", location.dir]
+                if args.first == "info" { argv = ["info", "--dir", location.dir] }
+                var command = try LogCommand.parseAsRoot(argv)
+                try command.run()
+            }
+        }
+
+        /// Splits and checks the requested command: plain words only, from the allowed set.
+        static func check(_ text: String) -> Result<[String], CheckError> {
+            let allowedChars = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:T ")
+            if text.isEmpty { return .failure(.init("no command given")) }
+            if let bad = text.first(where: { !allowedChars.contains($0) }) {
+                return .failure(.init("character '\(bad)' is not allowed (no shell here)"))
+            }
+            var words = text.split(separator: " ").map(String.init)
+            if words.first == "lmc" { words.removeFirst() }
+            guard words.first == "log", words.count >= 2 else { return .failure(.init("only 'log …' commands are allowed")) }
+            words.removeFirst()
+            switch words[0] {
+            case "info":
+                guard words.count == 1 else { return .failure(.init("'log info' takes no arguments")) }
+            case "export":
+                let options: Set = ["--ring", "--from", "--to", "--format"]
+                var i = 1
+                while i < words.count {
+                    guard options.contains(words[i]), i + 1 < words.count else { return .failure(.init("'\(words[i])' is not an allowed option of log export")) }
+                    i += 2
+                }
+            default:
+                return .failure(.init("'log \(words[0])' is not allowed"))
+            }
+            return .success(words)
+        }
+
+        struct CheckError: Error, CustomStringConvertible {
+            var description: String
+            init(_ d: String) { description = d }
+        }
+    }
+}
+
+/// Parses "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM[:SS]" as UTC seconds.
+func parseUTC(_ text: String) -> Int? {
+    let parts = text.split(separator: "T")
+    let d = parts[0].split(separator: "-").compactMap { Int($0) }
+    guard d.count == 3, (1...12).contains(d[1]), (1...31).contains(d[2]) else { return nil }
+    var t = [0, 0, 0]
+    if parts.count == 2 {
+        let hms = parts[1].split(separator: ":").compactMap { Int($0) }
+        guard (2...3).contains(hms.count), (0...23).contains(hms[0]), (0...59).contains(hms[1]) else { return nil }
+        t = hms + (hms.count == 2 ? [0] : [])
+    } else if parts.count > 2 {
+        return nil
+    }
+    var tmv = tm()
+    tmv.tm_year = Int32(d[0] - 1900)
+    tmv.tm_mon = Int32(d[1] - 1)
+    tmv.tm_mday = Int32(d[2])
+    tmv.tm_hour = Int32(t[0])
+    tmv.tm_min = Int32(t[1])
+    tmv.tm_sec = Int32(t[2])
+    return Int(timegm(&tmv))
+}
+
+func isoTime(_ ns: UInt64) -> String {
+    var t = time_t(ns / 1_000_000_000)
+    var tmv = tm()
+    gmtime_r(&t, &tmv)
+    func p(_ v: Int32, _ w: Int = 2) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
+    let ms = Int32((ns / 1_000_000) % 1000)
+    return "\(p(tmv.tm_year + 1900, 4))-\(p(tmv.tm_mon + 1))-\(p(tmv.tm_mday))T\(p(tmv.tm_hour)):\(p(tmv.tm_min)):\(p(tmv.tm_sec)).\(p(ms, 3))Z"
+}
+
+private func monoSeconds(_ ns: UInt64) -> String { "\(ns / 1_000_000_000).\(pad(String((ns / 1_000_000) % 1000), 3))" }
+private func num(_ f: Float) -> String { f.isFinite ? "\(Double(f))" : "" }
+private func format1(_ v: Double) -> String { "\((v * 10).rounded() / 10)" }
+private func csvQuote(_ s: String) -> String {
+    s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\"" : s
+}
+
+/// stdout in 64 KiB writes: exports stream at disk speed in constant memory.
+struct BufferedOutput {
+    private var buf: [UInt8] = []
+    mutating func write(_ s: String) {
+        buf += s.utf8
+        if buf.count >= 65_536 { flush() }
+    }
+    mutating func flush() {
+        var off = 0
+        while off < buf.count {
+            let n = buf[off...].withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            off += n
+        }
+        buf.removeAll(keepingCapacity: true)
+    }
+}

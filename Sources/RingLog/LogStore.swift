@@ -1,0 +1,207 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// What the daemon records every control cycle (the samples ring). Values in SI units; NaN: no value.
+public struct SampleRecord: Sendable, Equatable {
+    public struct MP: Sendable, Equatable {
+        public var value: Float
+        /// 0 good, 1 estimated, 2 bad.
+        public var quality: UInt8
+        public init(value: Float, quality: UInt8) { self.value = value; self.quality = quality }
+    }
+    public struct Site: Sendable, Equatable {
+        public var setPointW: Float
+        /// Index into `LimitCodes.names`.
+        public var boundBy: UInt8
+        public var importW: Float
+        public init(setPointW: Float, boundBy: UInt8, importW: Float) { self.setPointW = setPointW; self.boundBy = boundBy; self.importW = importW }
+    }
+    /// Index into `ModeCodes.names`.
+    public var mode: UInt8
+    public var mps: [MP]
+    public var sites: [Site]
+
+    public init(mode: UInt8, mps: [MP], sites: [Site]) { self.mode = mode; self.mps = mps; self.sites = sites }
+
+    public static let maxMPs = 8, maxSites = 8
+
+    public func encode() -> [UInt8] {
+        var b: [UInt8] = [mode, UInt8(min(mps.count, Self.maxMPs))]
+        for m in mps.prefix(Self.maxMPs) { b += le(m.value.bitPattern); b.append(m.quality) }
+        b.append(UInt8(min(sites.count, Self.maxSites)))
+        for s in sites.prefix(Self.maxSites) { b += le(s.setPointW.bitPattern); b.append(s.boundBy); b += le(s.importW.bitPattern) }
+        return b
+    }
+
+    public static func decode(_ b: [UInt8]) -> SampleRecord? {
+        guard b.count >= 3 else { return nil }
+        var i = 2
+        var mps: [MP] = []
+        for _ in 0..<Int(b[1]) {
+            guard i + 5 <= b.count else { return nil }
+            mps.append(MP(value: Float(bitPattern: u32(b, i)), quality: b[i + 4]))
+            i += 5
+        }
+        guard i < b.count else { return nil }
+        let n = Int(b[i]); i += 1
+        var sites: [Site] = []
+        for _ in 0..<n {
+            guard i + 9 <= b.count else { return nil }
+            sites.append(Site(setPointW: Float(bitPattern: u32(b, i)), boundBy: b[i + 4], importW: Float(bitPattern: u32(b, i + 5))))
+            i += 9
+        }
+        return SampleRecord(mode: b[0], mps: mps, sites: sites)
+    }
+}
+
+public enum ModeCodes {
+    public static let names = ["NORMAL", "DEGRADED", "STARTUP", "FAILSAFE", "NON_RESPONSE", "TRIPPED", "LOCKOUT"]
+}
+
+public enum LimitCodes {
+    public static let names = ["ceiling", "mp", "tcc", "dsc", "schedule", "override", "remote", "floor", "ramp", "fail-safe"]
+}
+
+/// An event: mode changes with reasons, alarms, trips, config loads, operator commands with the user,
+/// clock jumps, start and stop.
+public struct EventRecord: Sendable, Equatable {
+    public enum Kind: UInt8, Sendable, CaseIterable {
+        case start = 1, stop, mode, alarmRaised, alarmCleared, breaker, config, command, clockJump, log
+        public var name: String {
+            switch self {
+            case .start: "start"
+            case .stop: "stop"
+            case .mode: "mode"
+            case .alarmRaised: "alarm_raised"
+            case .alarmCleared: "alarm_cleared"
+            case .breaker: "breaker"
+            case .config: "config"
+            case .command: "command"
+            case .clockJump: "clock_jump"
+            case .log: "log"
+            }
+        }
+    }
+    public var kind: Kind
+    public var text: String
+    public init(kind: Kind, text: String) { self.kind = kind; self.text = text }
+
+    func encode(max: Int) -> [UInt8] {
+        var bytes = Array(text.utf8)
+        if bytes.count > max - 1 {
+            bytes = Array(bytes.prefix(max - 4))
+            // Do not cut a UTF-8 sequence in half.
+            while let last = bytes.last, last & 0xC0 == 0x80 { bytes.removeLast() }
+            if let last = bytes.last, last >= 0xC0 { bytes.removeLast() }
+            bytes += Array("…".utf8)
+        }
+        return [kind.rawValue] + bytes
+    }
+
+    static func decode(_ b: [UInt8]) -> EventRecord? {
+        guard let first = b.first, let k = Kind(rawValue: first) else { return nil }
+        return EventRecord(kind: k, text: String(decoding: b.dropFirst(), as: UTF8.self))
+    }
+}
+
+/// The daemon's rings in one directory: `samples.ring` (every cycle) and `events.ring`.
+public final class LogStore {
+    public static let recordSize = 256
+    public let directory: String
+    public let samples: RingWriter
+    public let events: RingWriter
+
+    /// - Parameters: sizes in MB decide each ring's capacity (`lmc log info` shows the span it holds).
+    public init(directory: String, boxID: String, samplesMB: Double, eventsMB: Double, syncIntervalSeconds: Double = 1) throws(RingError) {
+        self.directory = directory
+        func capacity(_ mb: Double) -> Int { max(16, Int(mb * 1_048_576) / Self.recordSize) }
+        samples = RingWriter(try RingFile(path: "\(directory)/samples.ring", ringName: "samples", boxID: boxID,
+                                          recordSize: Self.recordSize, capacity: capacity(samplesMB)), syncIntervalSeconds: syncIntervalSeconds)
+        events = RingWriter(try RingFile(path: "\(directory)/events.ring", ringName: "events", boxID: boxID,
+                                         recordSize: Self.recordSize, capacity: capacity(eventsMB)), syncIntervalSeconds: syncIntervalSeconds)
+    }
+
+    /// Files moved aside because their header was corrupt (reported at start).
+    public var movedAside: [String] { [samples.ring.movedAside, events.ring.movedAside].compactMap { $0 } }
+
+    public func record(_ s: SampleRecord, wallNs: UInt64, monoNs: UInt64) throws(RingError) {
+        try samples.append(s.encode(), wallNs: wallNs, monoNs: monoNs)
+    }
+
+    public func event(_ e: EventRecord, wallNs: UInt64, monoNs: UInt64) throws(RingError) {
+        try events.append(e.encode(max: events.ring.payloadCapacity), wallNs: wallNs, monoNs: monoNs)
+    }
+
+    public func flush(monoNs: UInt64) throws(RingError) {
+        try samples.flush(monoNs: monoNs)
+        try events.flush(monoNs: monoNs)
+    }
+}
+
+/// Opens a ring for reading only, whatever its size: what `lmc log` and the DNO's SSH account use.
+public struct RingReader {
+    public let path: String
+    public let recordSize: Int
+    public let capacity: Int
+    public let ringName: String
+    public let boxID: String
+    private let fd: Int32
+
+    public init(path: String) throws(RingError) {
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RingError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
+        var h = [UInt8](repeating: 0, count: 124)
+        guard pread(fd, &h, 124, 0) == 124, Array(h[0..<8]) == RingFile.magic,
+              RingFile.get32(h, 120) == CRC32C.checksum(Array(h[0..<120])) else {
+            closeFD(fd)
+            throw RingError(path: path, message: "not a ring log, or its header is corrupt")
+        }
+        self.path = path
+        recordSize = Int(RingFile.get32(h, 12))
+        capacity = Int(RingFile.get64(h, 16))
+        ringName = String(decoding: h[24..<56].prefix { $0 != 0 }, as: UTF8.self)
+        boxID = String(decoding: h[56..<120].prefix { $0 != 0 }, as: UTF8.self)
+    }
+
+    public func release() { closeFD(fd) }
+
+    /// Streams every valid record, oldest first, in constant memory; returns the count of skipped slots.
+    @discardableResult
+    public func forEach(_ body: (RingRecord) throws -> Void) rethrows -> (records: Int, skipped: Int) {
+        // Pass 1: the head (highest valid sequence), reading slot by slot.
+        var r = [UInt8](repeating: 0, count: recordSize)
+        var head: UInt64 = 0
+        for slot in 0..<capacity {
+            guard pread(fd, &r, recordSize, off_t(RingFile.headerSize + slot * recordSize)) == recordSize else { break }
+            if let seq = RingFile.validSeq(r, slot: slot, capacity: capacity, recordSize: recordSize) { head = max(head, seq) }
+        }
+        guard head > 0 else { return (0, 0) }
+        var count = 0, skipped = 0
+        var seq = head > UInt64(capacity) ? head - UInt64(capacity) + 1 : 1
+        while seq <= head {
+            let slot = Int((seq - 1) % UInt64(capacity))
+            if pread(fd, &r, recordSize, off_t(RingFile.headerSize + slot * recordSize)) == recordSize,
+               RingFile.validSeq(r, slot: slot, capacity: capacity, recordSize: recordSize) == seq {
+                let len = Int(RingFile.get16(r, 24))
+                try body(RingRecord(seq: seq, wallNs: RingFile.get64(r, 8), monoNs: RingFile.get64(r, 16), payload: Array(r[26..<(26 + len)])))
+                count += 1
+            } else {
+                skipped += 1
+            }
+            seq += 1
+        }
+        return (count, skipped)
+    }
+}
+
+extension EventRecord {
+    public static func decodePayload(_ b: [UInt8]) -> EventRecord? { decode(b) }
+}
+
+private func closeFD(_ fd: Int32) { _ = close(fd) }
+
+private func le(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+private func u32(_ b: [UInt8], _ at: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b[at + $1]) << (8 * $1) } }
