@@ -161,6 +161,10 @@ final class Runtime {
             let now = monotonicNs()
             if now > next + period / 2 {
                 overruns += 1
+                // Logged at the first and then every 100th, so a slow box does not flood its own log.
+                if overruns == 1 || overruns % 100 == 0 {
+                    event(.log, "control cycle overran its \(config.periodMilliseconds) ms period by \((now - next) / 1_000_000) ms (\(overruns) overruns so far)")
+                }
                 next = now + period
             } else {
                 if next > now { usleep(UInt32((next - now) / 1000)) }
