@@ -261,7 +261,9 @@ final class DemoPlant: Sendable {
     }
 
     private func publish(background: Double, siteKVA: Double) {
-        func meter(_ m: ModbusServer, kva: Double) {
+        func meter(_ m: ModbusServer, kva exact: Double) {
+            // A real meter's last digits never stand still under load (lmc calls a constant reading frozen).
+            let kva = exact * (1 + Double.random(in: -0.0005...0.0005))
             let amps = kva * DemoCommand.ampsPerKVA
             for (i, a) in [UInt16(0x00), 0x02, 0x04].enumerated() { try? m.set(230 + Double(i) * 0.3, as: DemoCommand.f32, in: .input, address: a) }
             for a in [UInt16(0x06), 0x08, 0x0A] { try? m.set(amps, as: DemoCommand.f32, in: .input, address: a) }

@@ -35,6 +35,8 @@ public final class ModbusChargerRelay {
     private let client: ModbusClient
     public private(set) var status = RelayStatus(fallbackProgrammed: false, writes: 0, refreshes: 0)
     private var reconnectsSeen = -1
+    /// How long after a write the readback must match.
+    public static let settleSeconds = 2.0
 
     public init(profile: ChargerProfile, endpoint: ModbusEndpoint, unit: UInt8? = nil, conversion: CurrentConversion,
                 safeCurrentA: Double, maxCurrentA: Double? = nil, options: ModbusClientOptions = .init()) throws(ModbusError) {
@@ -76,7 +78,10 @@ public final class ModbusChargerRelay {
                 let regs = try client.readRegisters(profile.readbackTable, unit: unit, address: rb.address, count: rb.codec.registerCount)
                 let applied = (try? rb.decodeAmps(regs)) ?? .nan
                 status.appliedA = applied
-                if abs(applied - target) > max(0.5, conversion.stepA) {
+                // A charger takes a moment to apply a new limit: judge the readback only once the last
+                // write has had `settleSeconds` to take effect.
+                let settled = status.writtenAtNs.map { nowNs >= $0 + UInt64(Self.settleSeconds * 1e9) } ?? false
+                if settled && !(abs(applied - target) <= max(0.5, conversion.stepA)) {
                     markFailing(nowNs, "readback: charger applies \(fmtA(applied)) A, we wrote \(fmtA(target)) A")
                     return status
                 }

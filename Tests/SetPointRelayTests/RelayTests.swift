@@ -130,10 +130,12 @@ let sixteenAmpsW = 16.0 * 3 * 230
         defer { peer.stop() }
         let relay = try ModbusChargerRelay(profile: try chargerProfile("abb-terra-ac"), endpoint: .tcp(host: "127.0.0.1", port: peer.port),
                                            conversion: .init(stepA: 1), safeCurrentA: 6)
-        let st = relay.apply(amps: 25, nowNs: monotonicNow())
+        let t = monotonicNow()
+        #expect(relay.apply(amps: 25, nowNs: t).failingSinceNs == nil, "not judged before the charger has had time to apply it")
+        let st = relay.apply(amps: 25, nowNs: t + 3_000_000_000)
         #expect(st.failingSinceNs != nil)
         #expect(st.lastError == "readback: charger applies 20 A, we wrote 25 A")
-        #expect(relay.apply(amps: 16, nowNs: monotonicNow()).failingSinceNs == nil)
+        #expect(relay.apply(amps: 16, nowNs: t + 6_000_000_000).failingSinceNs == nil)
     }
 
     @Test func aDeadChargerIsFailingSinceTheFirstAttempt() throws {
