@@ -168,8 +168,7 @@ public final class BusWorker: Sendable {
 
     public let endpoint: ModbusEndpoint
     public let meters: [Meter]
-    private let stopFlag = Atomic(false)
-    private let thread: Mutex<ServiceThread?> = Mutex(nil)
+    private let loop = LoopThread()
     private let options: ModbusClientOptions
 
     public init(endpoint: ModbusEndpoint, options: ModbusClientOptions = .init(), meters: [Meter]) {
@@ -178,18 +177,8 @@ public final class BusWorker: Sendable {
         self.options = options
     }
 
-    public func start() {
-        thread.withLock { t in
-            guard t == nil else { return }
-            t = ServiceThread { [self] in self.run() }
-        }
-    }
-
-    public func stop() {
-        stopFlag.store(true, ordering: .releasing)
-        let t = thread.withLock { t -> ServiceThread? in defer { t = nil }; return t }
-        t?.join()
-    }
+    public func start() { loop.start { [self] in self.run() } }
+    public func stop() { loop.stop() }
 
     private func run() {
         let pollers = meters.map { MeterPoller(name: $0.name, profile: $0.profile, unit: $0.unit, rules: $0.rules) }
@@ -201,7 +190,7 @@ public final class BusWorker: Sendable {
             return
         }
         var due = meters.map { _ in now() }
-        while !stopFlag.load(ordering: .acquiring) {
+        while !loop.isStopping {
             let t = now()
             for i in meters.indices where due[i] <= t {
                 meters[i].slot.store(pollers[i].poll(client))

@@ -16,8 +16,7 @@ import Musl
 final class ControlSocket: Sendable {
     let path: String
     private let fd: Int32
-    private let stopFlag = Atomic(false)
-    private let thread: Mutex<ServiceThread?> = Mutex(nil)
+    private let loop = LoopThread()
 
     init(path: String, board: StatusBoard, commands: CommandQueue, events: EventInbox? = nil) throws {
         self.path = path
@@ -38,9 +37,9 @@ final class ControlSocket: Sendable {
         if let g = getgrnam("lmc") { _ = chown(path, getuid(), g.pointee.gr_gid) }
         chmod(path, 0o660)
         let listener = fd
-        let stop = ServiceFlag()
-        let t = ServiceThread {
-            while !stop.isSet {
+        let loop = self.loop
+        loop.start {
+            while !loop.isStopping {
                 var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
                 if poll(&pfd, 1, 100) <= 0 { continue }
                 let c = accept(listener, nil, nil)
@@ -82,16 +81,10 @@ final class ControlSocket: Sendable {
                 close(c)
             }
         }
-        thread.withLock { $0 = t }
-        stopper = stop
     }
 
-    private let stopper: ServiceFlag
-
     func stop() {
-        stopper.set()
-        let t = thread.withLock { t -> ServiceThread? in defer { t = nil }; return t }
-        t?.join()
+        loop.stop()
         close(fd)
         unlink(path)
     }
@@ -193,11 +186,6 @@ final class CommandQueue: Sendable {
     }
 }
 
-final class ServiceFlag: Sendable {
-    private let flag = Atomic(false)
-    func set() { flag.store(true, ordering: .releasing) }
-    var isSet: Bool { flag.load(ordering: .acquiring) }
-}
 
 struct SocketError: Error, CustomStringConvertible {
     var message: String

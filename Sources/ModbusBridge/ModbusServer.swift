@@ -59,9 +59,8 @@ public final class ModbusServer: Sendable {
 
     private let mapping: Mutex<Mapping>
     private let context: Context
-    private let stopFlag = Atomic<Bool>(false)
     private let served = Atomic<Int>(0)
-    private let thread: Mutex<ServiceThread?> = Mutex(nil)
+    private let loop = LoopThread()
     private let filter: Filter?
 
     /// The TCP port actually bound (useful with port 0), or 0 for RTU.
@@ -138,9 +137,7 @@ public final class ModbusServer: Sendable {
         self.endpointDescription = description
     }
 
-    private func start(_ body: @escaping @Sendable () -> Void) {
-        thread.withLock { $0 = ServiceThread(body) }
-    }
+    private func start(_ body: @escaping @Sendable () -> Void) { loop.start(body) }
 
     deinit {
         stop()
@@ -149,11 +146,7 @@ public final class ModbusServer: Sendable {
     }
 
     /// Stops serving and closes every connection. Idempotent.
-    public func stop() {
-        stopFlag.store(true, ordering: .releasing)
-        let t = thread.withLock { t -> ServiceThread? in defer { t = nil }; return t }
-        t?.join()
-    }
+    public func stop() { loop.stop() }
 
     /// Requests answered so far (replies and exceptions).
     public var requestsServed: Int { served.load(ordering: .relaxed) }
@@ -222,7 +215,7 @@ public final class ModbusServer: Sendable {
 
     // MARK: Serving
 
-    private var stopping: Bool { stopFlag.load(ordering: .acquiring) }
+    private var stopping: Bool { loop.isStopping }
 
     private func serveTCP(listener: Int32) {
         let ctx = context.pointer

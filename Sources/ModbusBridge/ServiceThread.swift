@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -28,4 +29,30 @@ public final class ServiceThread: @unchecked Sendable {
 
     /// Waits for `body` to return.
     public func join() { pthread_join(thread, nil) }
+}
+
+/// A loop on its own POSIX thread with a stop flag — what every worker here (bus pollers, charger
+/// relays, servers, the control socket) needs: start once, ask `isStopping` each turn, `stop` joins.
+public final class LoopThread: Sendable {
+    private let stopFlag = Atomic(false)
+    private let thread = Mutex<ServiceThread?>(nil)
+
+    public init() {}
+
+    public var isStopping: Bool { stopFlag.load(ordering: .acquiring) }
+
+    /// Starts `body` on a new thread, unless already started.
+    public func start(_ body: @escaping @Sendable () -> Void) {
+        thread.withLock { t in
+            guard t == nil else { return }
+            t = ServiceThread(body)
+        }
+    }
+
+    /// Sets the flag and waits for the loop to return. Idempotent.
+    public func stop() {
+        stopFlag.store(true, ordering: .releasing)
+        let t = thread.withLock { t -> ServiceThread? in defer { t = nil }; return t }
+        t?.join()
+    }
 }

@@ -154,26 +154,14 @@ private func monotonicNs() -> UInt64 {
 public final class RelayWorker: Sendable {
     private struct Slot { var watts: Double?; var version = 0; var status = RelayStatus(fallbackProgrammed: false, writes: 0, refreshes: 0) }
     private let slot = Mutex(Slot())
-    private let stopFlag = Atomic(false)
-    private let wake = Atomic(0)
-    private let thread: Mutex<ServiceThread?> = Mutex(nil)
+    private let loop = LoopThread()
     private let make: @Sendable () throws -> ModbusChargerRelay
 
     /// `make` builds the relay on the worker thread (the Modbus client belongs to that thread).
     public init(_ make: @escaping @Sendable () throws -> ModbusChargerRelay) { self.make = make }
 
-    public func start() {
-        thread.withLock { t in
-            guard t == nil else { return }
-            t = ServiceThread { [self] in self.run() }
-        }
-    }
-
-    public func stop() {
-        stopFlag.store(true, ordering: .releasing)
-        let t = thread.withLock { t -> ServiceThread? in defer { t = nil }; return t }
-        t?.join()
-    }
+    public func start() { loop.start { [self] in self.run() } }
+    public func stop() { loop.stop() }
 
     /// Posts a new set point (W); the worker writes it at once.
     public func post(watts: Double) {
@@ -188,7 +176,7 @@ public final class RelayWorker: Sendable {
         var relay: ModbusChargerRelay?
         var seen = -1
         var lastAttempt: UInt64 = 0
-        while !stopFlag.load(ordering: .acquiring) {
+        while !loop.isStopping {
             let (watts, version) = slot.withLock { ($0.watts, $0.version) }
             let now = monotonicNs()
             if relay == nil { relay = try? make() }
