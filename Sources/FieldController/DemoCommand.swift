@@ -72,6 +72,7 @@ struct DemoCommand: ParsableCommand {
         print("lmc demo: the Charge Project example day in \(Int(seconds)) s (\(Int(speed))× faster) through lmc run's control loop")
         print("meter tcp 127.0.0.1:\(trafo.port), PoC meter tcp 127.0.0.1:\(site.port), charger tcp 127.0.0.1:\(charger.port)")
         let runtime = try Runtime(config: config, path: "(demo)")
+        runtime.echoEvents = false
         let control = try ControlSocket(path: "\(dir)/control.sock", board: runtime.status, commands: runtime.commands)
         defer { control.stop() }
         stopSignal.store(0, ordering: .relaxed)

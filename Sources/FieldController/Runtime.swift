@@ -73,9 +73,12 @@ final class Runtime {
         }
     }
 
+    /// Echo events to stderr (the journal under systemd); the demo turns it off to keep its screen.
+    var echoEvents = true
+
     /// Appends an event to the events ring (and the journal).
     func event(_ kind: EventRecord.Kind, _ text: String) {
-        log("event \(kind.name): \(text)")
+        if echoEvents { log("event \(kind.name): \(text)") }
         let mono = monotonicNs()
         do { try logStore?.event(EventRecord(kind: kind, text: text), wallNs: wallNs(), monoNs: mono) } catch {
             status.note("ring log write failed: \(error)")
