@@ -50,10 +50,10 @@ public final class MeterPoller {
                 raw += regs
             }
         } catch {
-            return MeterReading(meter: name, values: [:], estimated: [], monotonicNs: now(), quality: .bad(Self.reason(error)),
+            return MeterReading(meter: name, values: [:], estimated: [], monotonicNs: monotonicNanoseconds(), quality: .bad(Self.reason(error)),
                                 error: error.description)
         }
-        let arrived = now()
+        let arrived = monotonicNanoseconds()
         var values: [Quantity: Double] = [:]
         for spec in profile.registers {
             guard let (start, regs) = blocks.last(where: { $0.0 <= spec.address }) else { continue }
@@ -109,11 +109,6 @@ public final class MeterPoller {
     }
 }
 
-func now() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
 
 /// The latest reading of a meter and when it was last good, behind a lock: the control tick reads it,
 /// the bus thread writes it. No queue: a slow reader sees the newest value, never a backlog.
@@ -184,21 +179,21 @@ public final class BusWorker: Sendable {
         let pollers = meters.map { MeterPoller(name: $0.name, profile: $0.profile, unit: $0.unit, rules: $0.rules) }
         guard let client = try? ModbusClient(endpoint, options: options) else {
             for m in meters {
-                m.slot.store(MeterReading(meter: m.name, values: [:], estimated: [], monotonicNs: now(), quality: .bad(.disconnected),
+                m.slot.store(MeterReading(meter: m.name, values: [:], estimated: [], monotonicNs: monotonicNanoseconds(), quality: .bad(.disconnected),
                                           error: "cannot create a Modbus context for \(endpoint)"))
             }
             return
         }
-        var due = meters.map { _ in now() }
+        var due = meters.map { _ in monotonicNanoseconds() }
         while !loop.isStopping {
-            let t = now()
+            let t = monotonicNanoseconds()
             for i in meters.indices where due[i] <= t {
                 meters[i].slot.store(pollers[i].poll(client))
                 due[i] += UInt64(meters[i].periodMs) * 1_000_000
-                if due[i] < now() { due[i] = now() }  // overrun: no catch-up burst
+                if due[i] < monotonicNanoseconds() { due[i] = monotonicNanoseconds() }  // overrun: no catch-up burst
             }
             let next = due.min()!
-            let n = now()
+            let n = monotonicNanoseconds()
             if next > n { usleep(UInt32(min(next - n, 50_000_000) / 1000)) }
         }
     }

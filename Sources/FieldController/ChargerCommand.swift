@@ -94,9 +94,7 @@ struct ChargerCommand: ParsableCommand {
             let relay = try ModbusChargerRelay(profile: p, endpoint: target.connection.endpoint, unit: UInt8(target.connection.unit),
                                                conversion: .init(), safeCurrentA: safeAmps, maxCurrentA: max(amps, p.maxCurrentA),
                                                options: .init(responseTimeoutMilliseconds: target.connection.timeoutMilliseconds))
-            var ts = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &ts)
-            let st = relay.apply(amps: amps, nowNs: UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec))
+            let st = relay.apply(amps: amps, nowNs: monotonicNanoseconds())
             if let e = st.lastError {
                 printError(e)
                 throw ExitCode(1)

@@ -252,13 +252,12 @@ struct StatusCommand: ParsableCommand {
         abstract: "Show what the box is doing and why: mode, measurement points, set points, relays, alarms.",
         discussion: "Fits an 80×24 serial console. Example: lmc status"
     )
-    @Option(help: ArgumentHelp("Control socket.", valueName: "path"))
-    var socket: String = "/run/lmc/control.sock"
+    @OptionGroup var socket: SocketOption
     @Flag(help: "Print JSON for scripts.")
     var json = false
 
     func run() throws {
-        do { print(try ControlSocket.request(json ? "status-json" : "status", path: socket), terminator: "") } catch {
+        do { print(try ControlSocket.request(json ? "status-json" : "status", path: socket.socket), terminator: "") } catch {
             printError("\(error)")
             throw ExitCode(1)
         }
@@ -271,14 +270,13 @@ struct WatchCommand: ParsableCommand {
         abstract: "lmc status, refreshed every second (Ctrl-C to leave).",
         discussion: "Clears the screen with a plain ANSI sequence; works on a dumb 80×24 serial terminal."
     )
-    @Option(help: ArgumentHelp("Control socket.", valueName: "path"))
-    var socket: String = "/run/lmc/control.sock"
+    @OptionGroup var socket: SocketOption
     @Option(help: "Refresh interval in seconds.")
     var interval: Double = 1
 
     func run() throws {
         while true {
-            let text = (try? ControlSocket.request("status", path: socket)) ?? "lmc: daemon not reachable at \(socket)\n"
+            let text = (try? ControlSocket.request("status", path: socket.socket)) ?? "lmc: daemon not reachable at \(socket.socket)\n"
             print("\u{1B}[H\u{1B}[2J" + text, terminator: "")
             fflush(nil)
             usleep(UInt32(max(0.1, interval) * 1_000_000))

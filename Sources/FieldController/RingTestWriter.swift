@@ -1,4 +1,5 @@
 import ArgumentParser
+import ModbusBridge
 import RingLog
 
 #if canImport(Glibc)
@@ -27,9 +28,7 @@ struct RingTestWriter: ParsableCommand {
             let seq = w.nextSeq
             var payload = [UInt8](repeating: 0, count: 32)
             for i in 0..<32 { payload[i] = UInt8(truncatingIfNeeded: seq >> (8 * UInt64(i % 8))) }
-            var ts = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &ts)
-            let mono = UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+            let mono = monotonicNanoseconds()
             _ = try w.append(payload, wallNs: mono, monoNs: mono)
             if w.syncedHead != last {
                 last = w.syncedHead

@@ -19,11 +19,6 @@ import Musl
 let stopSignal = Atomic<Int>(0)
 let reloadSignal = Atomic<Int>(0)
 
-func monotonicNs() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
 
 /// The daemon: sensors → Headroom → FailSafe → relays, every period on the monotonic clock. Buses and
 /// relays run on their own threads and meet the loop in latest-value slots; nothing queues.
@@ -79,7 +74,7 @@ final class Runtime {
     /// Appends an event to the events ring (and the journal).
     func event(_ kind: EventRecord.Kind, _ text: String) {
         if echoEvents { log("event \(kind.name): \(text)") }
-        let mono = monotonicNs()
+        let mono = monotonicNanoseconds()
         do { try logStore?.event(EventRecord(kind: kind, text: text), wallNs: wallNs(), monoNs: mono) } catch {
             status.note("ring log write failed: \(error)")
         }
@@ -156,12 +151,12 @@ final class Runtime {
         startIO()
         notifier.ready(status: "control loop running, \(config.periodMilliseconds) ms period")
         let period = UInt64(config.periodMilliseconds) * 1_000_000
-        var next = monotonicNs() + period
+        var next = monotonicNanoseconds() + period
         while stopSignal.load(ordering: .relaxed) == 0 {
             if reloadSignal.exchange(0, ordering: .relaxed) != 0 { reload() }
-            let onTime = tick(nowNs: monotonicNs())
+            let onTime = tick(nowNs: monotonicNanoseconds())
             cycles += 1
-            let now = monotonicNs()
+            let now = monotonicNanoseconds()
             if now > next + period / 2 {
                 overruns += 1
                 // Logged at the first and then every 100th, so a slow box does not flood its own log.
@@ -177,7 +172,7 @@ final class Runtime {
         }
         notifier.stopping()
         event(.stop, "stopping on signal")
-        try? logStore?.flush(monoNs: monotonicNs())
+        try? logStore?.flush(monoNs: monotonicNanoseconds())
         stopIO()
     }
 

@@ -8,12 +8,12 @@ public enum ChargerProfiles {
     }
 
     public static func parse(_ text: String, name: String) -> Result<ChargerProfile, ConfigErrors> {
-        let root: TOMLTable
-        do { root = try TOML.parse(text) } catch {
-            return .failure(ConfigErrors(issues: [ConfigIssue(line: error.line, path: "(syntax)", message: error.message)]))
+        let top: Section
+        switch Section.root(of: text) {
+        case .failure(let e): return .failure(e)
+        case .success(let s): top = s
         }
-        let issues = IssueList()
-        let top = Section(root, path: "", line: nil, issues: issues)
+        let issues = top.issues
         let description = top.string("description", default: name)!
         let unit = top.number("default_unit", default: 1, min: 0, max: 255)!
         let minA = top.number("min_current_a", default: 6, min: 0)!

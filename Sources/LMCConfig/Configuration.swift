@@ -18,12 +18,12 @@ public struct Configuration: Sendable {
 
     /// Parses and checks a config file; every problem is reported, each with its line and key path.
     public static func parse(_ text: String) -> Result<Configuration, ConfigErrors> {
-        let root: TOMLTable
-        do { root = try TOML.parse(text) } catch {
-            return .failure(ConfigErrors(issues: [ConfigIssue(line: error.line, path: "(syntax)", message: error.message)]))
+        let top: Section
+        switch Section.root(of: text) {
+        case .failure(let e): return .failure(e)
+        case .success(let s): top = s
         }
-        let issues = IssueList()
-        let top = Section(root, path: "", line: nil, issues: issues)
+        let issues = top.issues
 
         let control = top.table("control")
         let mode = control?.string("mode", default: "direct", oneOf: HeadroomController.Mode.allCases.map(\.rawValue)) ?? "direct"

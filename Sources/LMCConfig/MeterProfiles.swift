@@ -36,12 +36,12 @@ public enum MeterProfiles {
     }
 
     public static func parse(_ text: String, name: String) -> Result<MeterProfile, ConfigErrors> {
-        let root: TOMLTable
-        do { root = try TOML.parse(text) } catch {
-            return .failure(ConfigErrors(issues: [ConfigIssue(line: error.line, path: "(syntax)", message: error.message)]))
+        let top: Section
+        switch Section.root(of: text) {
+        case .failure(let e): return .failure(e)
+        case .success(let s): top = s
         }
-        let issues = IssueList()
-        let top = Section(root, path: "", line: nil, issues: issues)
+        let issues = top.issues
         let description = top.string("description", default: name)!
         let function = top.string("function", oneOf: ["input", "holding"]) ?? "input"
         let type = top.string("type", default: "f32", oneOf: RegisterCodec.ValueType.allCases.map(\.rawValue))!

@@ -33,6 +33,15 @@ struct Section {
         self.issues = issues
     }
 
+    /// The top-level section of a TOML text, or its syntax error as a config issue.
+    static func root(of text: String) -> Result<Section, ConfigErrors> {
+        do {
+            return .success(Section(try TOML.parse(text), path: "", line: nil, issues: IssueList()))
+        } catch {
+            return .failure(ConfigErrors(issues: [ConfigIssue(line: error.line, path: "(syntax)", message: error.message)]))
+        }
+    }
+
     private func key(_ k: String) -> String { path.isEmpty ? k : "\(path).\(k)" }
 
     func has(_ k: String) -> Bool { table[k] != nil }

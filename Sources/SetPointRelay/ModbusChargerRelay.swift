@@ -143,11 +143,6 @@ func fmtA(_ a: Double) -> String {
     return r == r.rounded() && abs(r) < 1e9 ? "\(Int(r))" : "\(r)"
 }
 
-private func monotonicNs() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
 
 /// The relay's own thread: the control tick posts set points into a slot (the newest wins) and reads
 /// the status; the thread writes at once on a change and refreshes in between.
@@ -178,7 +173,7 @@ public final class RelayWorker: Sendable {
         var lastAttempt: UInt64 = 0
         while !loop.isStopping {
             let (watts, version) = slot.withLock { ($0.watts, $0.version) }
-            let now = monotonicNs()
+            let now = monotonicNanoseconds()
             if relay == nil { relay = try? make() }
             if let relay, let watts {
                 let refreshDue = now - lastAttempt >= UInt64(min(relay.profile.refreshSeconds, 1) * 1e9)

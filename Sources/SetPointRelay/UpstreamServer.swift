@@ -69,7 +69,7 @@ public final class UpstreamServer: Sendable {
     private let server: ModbusServer
     private final class WriteLog: Sendable {
         let times = Mutex<[UInt16: UInt64]>([:])
-        func mark(_ a: UInt16) { times.withLock { $0[a] = monotonic() } }
+        func mark(_ a: UInt16) { times.withLock { $0[a] = monotonicNanoseconds() } }
         func at(_ a: UInt16) -> UInt64? { times.withLock { $0[a] } }
     }
     private let writes: WriteLog
@@ -139,8 +139,3 @@ public final class UpstreamServer: Sendable {
     public var upstreamHeartbeatAtNs: UInt64? { writes.at(Map.upstreamHeartbeat) }
 }
 
-private func monotonic() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}

@@ -5,6 +5,13 @@ import Testing
 
 func payload(_ seq: UInt64) -> [UInt8] { (0..<32).map { UInt8(truncatingIfNeeded: seq >> (8 * UInt64($0 % 8))) } }
 
+/// Writes records 1…count (payload from the sequence number) into a new ring and closes it.
+func writeRing(_ path: String, capacity: Int, count: Int) throws {
+    let w = RingWriter(try RingFile(path: path, ringName: "samples", boxID: "t", recordSize: 64, capacity: capacity), syncIntervalSeconds: 0)
+    for i in 1...count { try w.append(payload(UInt64(i)), wallNs: UInt64(i), monoNs: UInt64(i)) }
+    try w.flush(monoNs: 0)
+}
+
 func tempRing(_ tag: String) -> String { "/tmp/lmc-ring-\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
 
 @Suite struct RingFileTests {
@@ -16,11 +23,7 @@ func tempRing(_ tag: String) -> String { "/tmp/lmc-ring-\(tag)-\(getpid())-\(UIn
     @Test func wrapsAroundAndReadsBackInOrder() throws {
         let path = tempRing("wrap")
         defer { unlink(path) }
-        do {
-            let w = RingWriter(try RingFile(path: path, ringName: "samples", boxID: "t", recordSize: 64, capacity: 256), syncIntervalSeconds: 0)
-            for i in 1...1000 { try w.append(payload(UInt64(i)), wallNs: UInt64(i), monoNs: UInt64(i)) }
-            try w.flush(monoNs: 0)
-        }
+        try writeRing(path, capacity: 256, count: 1000)
         let ring = try RingFile(path: path, ringName: "samples", boxID: "t", recordSize: 64, capacity: 256)
         #expect(ring.head == 1000 && ring.corruptSlots == 0)
         var skipped = 0
@@ -33,11 +36,7 @@ func tempRing(_ tag: String) -> String { "/tmp/lmc-ring-\(tag)-\(getpid())-\(UIn
     @Test func aTornLastRecordIsSkippedAndCounted() throws {
         let path = tempRing("torn")
         defer { unlink(path) }
-        do {
-            let w = RingWriter(try RingFile(path: path, ringName: "samples", boxID: "t", recordSize: 64, capacity: 64), syncIntervalSeconds: 0)
-            for i in 1...40 { try w.append(payload(UInt64(i)), wallNs: 0, monoNs: 0) }
-            try w.flush(monoNs: 0)
-        }
+        try writeRing(path, capacity: 64, count: 40)
         // Half of record 40 never reached the disk.
         let fd = open(path, O_RDWR)
         var zeros = [UInt8](repeating: 0, count: 32)
@@ -53,11 +52,7 @@ func tempRing(_ tag: String) -> String { "/tmp/lmc-ring-\(tag)-\(getpid())-\(UIn
     @Test func flippedBitsAreNeverReturned() throws {
         let path = tempRing("flip")
         defer { unlink(path) }
-        do {
-            let w = RingWriter(try RingFile(path: path, ringName: "samples", boxID: "t", recordSize: 64, capacity: 64), syncIntervalSeconds: 0)
-            for i in 1...50 { try w.append(payload(UInt64(i)), wallNs: 0, monoNs: 0) }
-            try w.flush(monoNs: 0)
-        }
+        try writeRing(path, capacity: 64, count: 50)
         let fd = open(path, O_RDWR)
         for slot in [4, 17, 30] {
             var b: UInt8 = 0
@@ -79,11 +74,7 @@ func tempRing(_ tag: String) -> String { "/tmp/lmc-ring-\(tag)-\(getpid())-\(UIn
     @Test func aTruncatedFileKeepsWhatItHas() throws {
         let path = tempRing("trunc")
         defer { unlink(path) }
-        do {
-            let w = RingWriter(try RingFile(path: path, ringName: "samples", boxID: "t", recordSize: 64, capacity: 100), syncIntervalSeconds: 0)
-            for i in 1...80 { try w.append(payload(UInt64(i)), wallNs: 0, monoNs: 0) }
-            try w.flush(monoNs: 0)
-        }
+        try writeRing(path, capacity: 100, count: 80)
         truncate(path, off_t(RingFile.headerSize + 50 * 64 + 10))
         let ring = try RingFile(path: path, ringName: "samples", boxID: "t", recordSize: 64, capacity: 100)
         #expect(ring.head == 50)
@@ -95,11 +86,7 @@ func tempRing(_ tag: String) -> String { "/tmp/lmc-ring-\(tag)-\(getpid())-\(UIn
     @Test func aCorruptHeaderIsMovedAsideNotDiscarded() throws {
         let path = tempRing("hdr")
         defer { unlink(path); unlink("\(path).corrupt-1") }
-        do {
-            let w = RingWriter(try RingFile(path: path, ringName: "samples", boxID: "t", recordSize: 64, capacity: 16), syncIntervalSeconds: 0)
-            try w.append(payload(1), wallNs: 0, monoNs: 0)
-            try w.flush(monoNs: 0)
-        }
+        try writeRing(path, capacity: 16, count: 1)
         let fd = open(path, O_RDWR)
         pwrite(fd, "XXXX", 4, 0)
         close(fd)
