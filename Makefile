@@ -2,6 +2,7 @@
 # Both install what they need first (scripts/ensure-deps.sh).
 SWIFT ?= swift
 JOBS ?= 2
+TEST_TIMEOUT ?= 1800
 
 .PHONY: deps build run test release clean
 
@@ -16,7 +17,10 @@ run: build
 
 test: deps
 	$(SWIFT) build -j $(JOBS) --build-tests
-	LMC_PYTHON=$(CURDIR)/.venv/bin/python $(SWIFT) test -j $(JOBS) --skip-build
+	@# A hung test must fail the run, not eat CI's 90 minutes: the whole suite gets TEST_TIMEOUT.
+	LMC_PYTHON=$(CURDIR)/.venv/bin/python timeout --kill-after=30 $(TEST_TIMEOUT) \
+		$(SWIFT) test -j $(JOBS) --skip-build \
+		|| { rc=$$?; [ $$rc -eq 124 ] && echo "make test: the tests did not finish within $(TEST_TIMEOUT) s" >&2; exit $$rc; }
 
 release: deps
 	$(SWIFT) build -c release -j $(JOBS) --static-swift-stdlib

@@ -198,12 +198,14 @@ final class Daemon {
         #expect(read.status == 0 && read.out.contains("override"), "\(read.out)\(read.err)")
 
         // lmc watch on an 80×24 terminal: mode, the MP's value and the set point at a glance.
-        let session = "lmcw\(getpid())"
-        _ = try run("/usr/bin/tmux", ["new-session", "-d", "-s", session, "-x", "80", "-y", "24", "\(Repo.lmc) watch --socket \(d.socket)"])
-        defer { _ = try? run("/usr/bin/tmux", ["kill-session", "-t", session]) }
+        // A tmux server of our own (-L), started detached so it holds none of the runner's descriptors.
+        let server = "lmc-test-\(getpid())", session = "watch"
+        let started = try runDetached("/usr/bin/tmux", ["-L", server, "new-session", "-d", "-s", session, "-x", "80", "-y", "24", "\(Repo.lmc) watch --socket \(d.socket)"])
+        #expect(started == 0)
+        defer { _ = try? runDetached("/usr/bin/tmux", ["-L", server, "kill-server"]) }
         var screen = ""
         try waitFor(5, "watch shows the status") {
-            screen = try run("/usr/bin/tmux", ["capture-pane", "-p", "-t", session]).out
+            screen = try run("/usr/bin/tmux", ["-L", server, "capture-pane", "-p", "-t", session]).out
             return screen.contains("NORMAL") && screen.contains("hub")
         }
         let lines = screen.split(separator: "\n", omittingEmptySubsequences: false)

@@ -278,8 +278,55 @@ public func run(_ executable: String, _ arguments: [String], timeout: TimeInterv
         p.terminate()
         throw PeerError("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
     }
-    p.waitUntilExit()
+    // Bounded too: a child that leaves a daemon behind holding Foundation's exit-watch socket
+    // would otherwise hang the whole test run (a tmux server did, in CI).
+    let end = Date().addingTimeInterval(10)
+    while p.isRunning {
+        if Date() > end {
+            throw PeerError("\(executable) \(arguments.joined(separator: " ")) closed its output but did not exit within 10 s")
+        }
+        usleep(5_000)
+    }
     return (p.terminationStatus, String(decoding: outData.get(), as: UTF8.self), String(decoding: errData.get(), as: UTF8.self))
+}
+
+/// Runs a command that leaves a daemon behind (`tmux new-session -d` starts a tmux server): spawned
+/// with every descriptor above stderr closed, so the daemon holds none of ours, and with output to
+/// /dev/null. Returns the exit status of the command itself.
+@discardableResult
+public func runDetached(_ executable: String, _ arguments: [String], timeout: TimeInterval = 10) throws -> Int32 {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    for fd: Int32 in 0...2 {
+        posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
+    }
+    try closeFromThree(&actions)
+    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { for a in argv { free(a) } }
+    var child: pid_t = 0
+    let rc = posix_spawn(&child, executable, &actions, nil, argv, environ)
+    guard rc == 0 else { throw PeerError("posix_spawn \(executable) failed: \(String(cString: strerror(rc)))") }
+    let end = Date().addingTimeInterval(timeout)
+    var status: Int32 = 0
+    while waitpid(child, &status, WNOHANG) == 0 {
+        if Date() > end {
+            _ = Glibc.kill(child, SIGKILL)
+            _ = waitpid(child, &status, 0)
+            throw PeerError("\(executable) \(arguments.joined(separator: " ")) did not exit within \(timeout) s")
+        }
+        usleep(5_000)
+    }
+    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+}
+
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+), which Swift's Glibc module does not export.
+private func closeFromThree(_ actions: inout posix_spawn_file_actions_t) throws {
+    typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
+        throw PeerError("this libc has no posix_spawn_file_actions_addclosefrom_np (glibc 2.34 or later needed)")
+    }
+    _ = unsafeBitCast(sym, to: CloseFrom.self)(&actions, 3)
 }
 
 final class LockedData: @unchecked Sendable {
@@ -317,6 +364,7 @@ public final class SpawnedChild {
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         posix_spawn_file_actions_addclose(&actions, fds[0])
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        try closeFromThree(&actions)
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for a in argv { free(a) } }
         var child: pid_t = 0
