@@ -305,7 +305,16 @@ public func runDetached(_ executable: String, _ arguments: [String], timeout: Ti
     let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
     defer { for a in argv { free(a) } }
     var child: pid_t = 0
-    let rc = posix_spawn(&child, executable, &actions, nil, argv, environ)
+    // The spawning thread may block signals (Dispatch's workers do) and a child inherits the mask: a
+    // tmux server with SIGCHLD and SIGTERM blocked never exits. Start it with none blocked.
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attr, &none)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
+    let rc = posix_spawn(&child, executable, &actions, &attr, argv, environ)
     guard rc == 0 else { throw PeerError("posix_spawn \(executable) failed: \(String(cString: strerror(rc)))") }
     let end = Date().addingTimeInterval(timeout)
     var status: Int32 = 0
