@@ -230,11 +230,7 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(2)
         case .success(let x): c = x
         }
-        // A parent may start us with signals blocked (Foundation's Process does): unblock the ones we use.
-        var wanted = sigset_t()
-        sigemptyset(&wanted)
-        for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&wanted, s) }
-        pthread_sigmask(SIG_UNBLOCK, &wanted, nil)
+        unblockStopSignals()
         signal(SIGTERM) { _ in stopSignal.store(1, ordering: .relaxed) }
         signal(SIGINT) { _ in stopSignal.store(1, ordering: .relaxed) }
         signal(SIGHUP) { _ in reloadSignal.store(1, ordering: .relaxed) }
@@ -275,11 +271,22 @@ struct WatchCommand: ParsableCommand {
     var interval: Double = 1
 
     func run() throws {
+        unblockStopSignals()
         while true {
             let text = (try? ControlSocket.request("status", path: socket.socket)) ?? "lmc: daemon not reachable at \(socket.socket)\n"
-            print("\u{1B}[H\u{1B}[2J" + text, terminator: "")
-            fflush(nil)
+            let screen = Array(("\u{1B}[H\u{1B}[2J" + text).utf8)
+            // The terminal went away (serial cable pulled, SSH dropped): leave instead of polling forever.
+            if screen.withUnsafeBytes({ Glibc.write(1, $0.baseAddress, $0.count) }) < 0 { throw ExitCode(1) }
             usleep(UInt32(max(0.1, interval) * 1_000_000))
         }
     }
+}
+
+/// A parent may start us with signals blocked (Foundation's Process does, and a tmux server passes its
+/// mask on): unblock the ones that stop or reload us, so SIGTERM, Ctrl-C and a hang-up work.
+func unblockStopSignals() {
+    var wanted = sigset_t()
+    sigemptyset(&wanted)
+    for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&wanted, s) }
+    pthread_sigmask(SIG_UNBLOCK, &wanted, nil)
 }

@@ -11,7 +11,7 @@ struct LogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "log",
         abstract: "Read the ring log: what the box measured and decided (read-only; the DNO's SSH account runs these).",
-        subcommands: [Info.self, Export.self, SSHCommand.self]
+        subcommands: [Info.self, Export.self, Audit.self, Plot.self, SSHCommand.self]
     )
 
     struct Location: ParsableArguments {
@@ -25,7 +25,7 @@ struct LogCommand: ParsableCommand {
         @OptionGroup var location: Location
 
         func run() throws {
-            for name in ["samples", "events"] {
+            for name in ["samples", "halfhours", "events"] {
                 let path = "\(location.dir)/\(name).ring"
                 guard let r = try? RingReader(path: path) else {
                     print("\(name): no ring at \(path)")
@@ -60,18 +60,23 @@ struct LogCommand: ParsableCommand {
             --from and --to take a UTC date (2026-11-01) or time (2026-11-01T17:30:00).
             samples columns: seq, time (UTC), mono_s, mode, then per measurement point i mp<i>_value (SI) and
             mp<i>_quality (good/estimated/bad), per site j site<j>_set_point_w, site<j>_bound_by, site<j>_import_w.
+            halfhours columns: seq, period_start (UTC), seconds_covered, clock_jumped, s_<MODE> for each mode,
+            then per measurement point NAME: NAME_unit, NAME_limit, NAME_trip, NAME_min, NAME_mean, NAME_max,
+            NAME_s_beyond_limit, NAME_s_beyond_trip, NAME_s_bad; per site NAME: NAME_ceiling_w, NAME_sp_min_w,
+            NAME_sp_mean_w, NAME_imported_kwh, NAME_curtailed_kwh, NAME_s_restricted, NAME_import_metered.
+            A config change that adds or renames points or sites starts a new header row.
             events columns: seq, time, mono_s, kind, text.
-            Example: lmc log export --ring events --from 2026-11-01 > events.csv
+            Example: lmc log export --ring halfhours --from 2026-11-01 > nov.csv
             """
         )
         @OptionGroup var location: Location
-        @Option(help: ArgumentHelp("samples or events.", valueName: "ring")) var ring: String
+        @Option(help: ArgumentHelp("samples, halfhours or events.", valueName: "ring")) var ring: String
         @Option(help: ArgumentHelp("From (UTC).", valueName: "time")) var from: String?
         @Option(help: ArgumentHelp("To (UTC).", valueName: "time")) var to: String?
         @Option(help: ArgumentHelp("csv or jsonl.", valueName: "format")) var format: String = "csv"
 
         func validate() throws {
-            guard ["samples", "events"].contains(ring) else { throw ValidationError("--ring '\(ring)' is not samples or events") }
+            guard ["samples", "halfhours", "events"].contains(ring) else { throw ValidationError("--ring '\(ring)' is not samples, halfhours or events") }
             guard ["csv", "jsonl"].contains(format) else { throw ValidationError("--format '\(format)' is not csv or jsonl") }
             if let from, parseUTC(from) == nil { throw ValidationError("--from '\(from)' is not a UTC date or time (2026-11-01 or 2026-11-01T17:30:00)") }
             if let to, parseUTC(to) == nil { throw ValidationError("--to '\(to)' is not a UTC date or time (2026-11-01 or 2026-11-01T17:30:00)") }
@@ -89,7 +94,21 @@ struct LogCommand: ParsableCommand {
             let toNs = to.flatMap(parseUTC).map { UInt64($0) * 1_000_000_000 } ?? .max
             var out = BufferedOutput()
             var headerDone = false
+            var lastHeader = ""
             r.forEach { rec in
+                if ring == "halfhours" {
+                    guard let h = HalfHourRecord.decode(rec.payload) else { return }
+                    let startNs = UInt64(h.periodStart) * 1_000_000_000
+                    guard startNs >= fromNs && startNs <= toNs else { return }
+                    if format == "csv" {
+                        let header = HalfHourCSV.header(h)
+                        if header != lastHeader { out.write(header + "\n"); lastHeader = header }
+                        out.write(HalfHourCSV.row(h, seq: rec.seq) + "\n")
+                    } else {
+                        out.write(JSON.render(HalfHourCSV.json(h, seq: rec.seq)) + "\n")
+                    }
+                    return
+                }
                 guard rec.wallNs >= fromNs && rec.wallNs <= toNs else { return }
                 if ring == "events" {
                     guard let e = EventRecord.decodePayload(rec.payload) else { return }
@@ -144,9 +163,12 @@ struct LogCommand: ParsableCommand {
             commandName: "ssh-command",
             abstract: "Run the read-only log command in SSH_ORIGINAL_COMMAND (the lmc-logs account's forced command).",
             discussion: """
-            Allowed: log info, log export … (with --ring, --from, --to, --format). Anything else — another
-            command, shell syntax, quotes — is refused. Example from the DNO's side:
-              ssh lmc-logs@box log export --ring events --from 2026-11-01 > nov.csv
+            Allowed: log info; log export (--ring, --from, --to, --format); log audit (--day); log plot
+            (--from, --to, --width). Anything else — another command, shell syntax, quotes — is refused.
+            Examples from the DNO's side:
+              ssh lmc-logs@box log export --ring halfhours --from 2026-11-01 > nov.csv
+              ssh lmc-logs@box log audit --day 2026-11-20
+              ssh lmc-logs@box log plot --from 2026-11-20 --to 2026-11-21 > day.svg
             """
         )
         @OptionGroup var location: Location
@@ -155,7 +177,7 @@ struct LogCommand: ParsableCommand {
             let original = getenv("SSH_ORIGINAL_COMMAND").map { String(cString: $0) } ?? ""
             switch Self.check(original) {
             case .failure(let why):
-                printError("refused: \(why). Allowed: log info | log export --ring samples|events [--from T] [--to T] [--format csv|jsonl]")
+                printError("refused: \(why). Allowed: log info | log export --ring samples|halfhours|events [--from T] [--to T] [--format csv|jsonl] | log audit [--day YYYY-MM-DD] | log plot [--from T] [--to T] [--width PX]")
                 throw ExitCode(1)
             case .success(let args):
                 var argv = args + ["--dir", location.dir]
@@ -179,11 +201,15 @@ struct LogCommand: ParsableCommand {
             switch words[0] {
             case "info":
                 guard words.count == 1 else { return .failure(.init("'log info' takes no arguments")) }
-            case "export":
-                let options: Set = ["--ring", "--from", "--to", "--format"]
+            case "export", "audit", "plot":
+                let options: Set<String> = switch words[0] {
+                case "export": ["--ring", "--from", "--to", "--format"]
+                case "audit": ["--day"]
+                default: ["--from", "--to", "--width"]
+                }
                 var i = 1
                 while i < words.count {
-                    guard options.contains(words[i]), i + 1 < words.count else { return .failure(.init("'\(words[i])' is not an allowed option of log export")) }
+                    guard options.contains(words[i]), i + 1 < words.count else { return .failure(.init("'\(words[i])' is not an allowed option of log \(words[0])")) }
                     i += 2
                 }
             default:

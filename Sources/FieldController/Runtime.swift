@@ -36,6 +36,7 @@ final class Runtime {
     /// Set when LMC_GPIO_SIMULATOR stands in for the GPIO chip (no hardware: demos, tests).
     private var breakerModel: SimulatedBreakers?
     private var logStore: LogStore?
+    private var halfHours: HalfHourAccumulator
     /// Events from other threads (the control socket), written by the loop.
     let inbox = EventInbox()
     private var lastMode: Mode?
@@ -53,12 +54,21 @@ final class Runtime {
         self.configPath = path
         headroom = try config.controller()
         supervisor = Supervisor(config.runtime.supervisor)
+        halfHours = HalfHourAccumulator(mps: config.measurementPoints, sites: config.sites)
+    }
+
+    /// Writes a closed half hour to its ring.
+    private func write(_ h: HalfHourRecord?) {
+        guard let h else { return }
+        do { try logStore?.record(h, wallNs: wallNs(), monoNs: monotonicNanoseconds()) } catch {
+            status.note("ring log write failed: \(error)")
+        }
     }
 
     private func openLog() {
         let l = config.runtime.log
         do {
-            let store = try LogStore(directory: l.directory, boxID: config.runtime.boxID, samplesMB: l.samplesMB, eventsMB: l.eventsMB,
+            let store = try LogStore(directory: l.directory, boxID: config.runtime.boxID, samplesMB: l.samplesMB, eventsMB: l.eventsMB, halfHoursMB: l.halfHoursMB,
                                      syncIntervalSeconds: l.syncIntervalSeconds)
             for moved in store.movedAside { log("ring log: corrupt header, moved aside to \(moved); a new ring was started") }
             logStore = store
@@ -172,6 +182,7 @@ final class Runtime {
         }
         notifier.stopping()
         event(.stop, "stopping on signal")
+        write(halfHours.finish())
         try? logStore?.flush(monoNs: monotonicNanoseconds())
         stopIO()
     }
@@ -193,6 +204,9 @@ final class Runtime {
                 config = c
                 headroom = h
                 supervisor = Supervisor(c.runtime.supervisor)
+                // Limits or sites may have changed: the half hour so far is closed under the old ones.
+                write(halfHours.finish())
+                halfHours = HalfHourAccumulator(mps: c.measurementPoints, sites: c.sites)
                 startIO()
                 event(.config, "reloaded \(configPath) (fnv1a64 \(configHash))")
                 status.note("reloaded \(configPath)")
@@ -329,11 +343,13 @@ final class Runtime {
         lastAlarms = alarms
         for (site, command) in out.breaker { event(.breaker, "\(site): \(command.rawValue) (\(out.reason))") }
         do {
-            try logStore?.record(SampleRecord(mode: UInt8(snapshot.mode),
-                                              mps: snapshot.mps.map { .init(value: Float($0.value ?? .nan), quality: UInt8($0.quality)) },
-                                              sites: snapshot.sites.map { .init(setPointW: Float($0.setPointW), boundBy: UInt8($0.boundBy),
-                                                                                importW: Float($0.pocImportW ?? .nan)) }),
-                                 wallNs: wallNs(), monoNs: nowNs)
+            let sample = SampleRecord(mode: UInt8(snapshot.mode),
+                                      mps: snapshot.mps.map { .init(value: Float($0.value ?? .nan), quality: UInt8($0.quality)) },
+                                      sites: snapshot.sites.map { .init(setPointW: Float($0.setPointW), boundBy: UInt8($0.boundBy),
+                                                                        importW: Float($0.pocImportW ?? .nan)) })
+            let wall = wallNs()
+            try logStore?.record(sample, wallNs: wall, monoNs: nowNs)
+            if let closed = halfHours.add(sample, wallNs: wall, monoNs: nowNs) { try logStore?.record(closed, wallNs: wall, monoNs: nowNs) }
             try logStore?.events.flushIfDue(monoNs: nowNs)
         } catch {
             status.note("ring log write failed: \(error)")
@@ -444,4 +460,17 @@ func wallSecondsOfDay() -> Double {
 
 func log(_ message: String) {
     printError(message)
+}
+
+extension HalfHourAccumulator {
+    /// What each half-hour record is judged against: the MPs' limits and the sites' ceilings.
+    init(mps: [MeasurementPointConfig], sites: [SiteConfig]) {
+        self.init(
+            mps: mps.map { mp in
+                let t = mp.upper ?? mp.lower
+                let unit: UInt8 = switch mp.kind { case .current: 0; case .apparentPower: 1; case .voltage: 2 }
+                return MPSpec(name: mp.id, unit: unit, lowerLimit: mp.upper == nil, limit: t?.limit ?? .nan, trip: t?.trip)
+            },
+            sites: sites.map { SiteSpec(name: $0.id, ceilingW: $0.ceilingW) })
+    }
 }

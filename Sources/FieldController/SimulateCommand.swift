@@ -1,6 +1,7 @@
 import ArgumentParser
 import Headroom
 import LMCConfig
+import RingLog
 
 #if canImport(Glibc)
 import Glibc
@@ -26,8 +27,13 @@ struct SimulateCommand: ParsableCommand {
         firm connection, min(demand, firm); set-point changes and reversals per hour (a change followed
         within 60 s by a change the other way).
 
+        With --log-dir the run is also written as the daemon would write it — samples, half-hours and
+        events rings, timed from --start — so lmc log audit and lmc log plot show what the DNO would see.
+
         Example:
           lmc simulate --scenario ../shared/scenarios/seed-example-day.csv --trace day.csv
+          lmc simulate --scenario ../shared/scenarios/seed-example-day.csv --log-dir /tmp/day --start 2026-11-20
+          lmc log audit --dir /tmp/day --day 2026-11-20
         """
     )
 
@@ -42,6 +48,12 @@ struct SimulateCommand: ParsableCommand {
 
     @Flag(help: "Print JSON instead of text.")
     var json = false
+
+    @Option(name: .customLong("log-dir"), help: ArgumentHelp("Also write the run as ring logs into this directory (created; existing rings there are appended to).", valueName: "dir"))
+    var logDir: String?
+
+    @Option(help: ArgumentHelp("UTC date or time the scenario starts at, for --log-dir.", valueName: "time"))
+    var start: String = "2026-01-01"
 
     @Option(name: .customLong("lag-s"), help: "Site response time constant in seconds.")
     var lag: Double = 5
@@ -66,6 +78,7 @@ struct SimulateCommand: ParsableCommand {
         guard (0...50).contains(noisePercent) else { throw ValidationError("--noise-pct \(noisePercent) is outside 0–50") }
         guard period > 0 && period <= 60 else { throw ValidationError("--period-s \(period) is outside (0, 60]") }
         guard (0...50).contains(tolerancePercent) else { throw ValidationError("--tolerance-pct \(tolerancePercent) is outside 0–50") }
+        guard parseUTC(start) != nil else { throw ValidationError("--start '\(start)' is not a UTC date or time (2026-11-20 or 2026-11-20T06:00:00)") }
         for s in steps where parseStep(s) == nil {
             throw ValidationError("--step '\(s)' is not START_S:KVA:DURATION_S (e.g. 43200:40:600)")
         }
@@ -114,11 +127,16 @@ struct SimulateCommand: ParsableCommand {
             }
             fputs("t_s,background_kva,constraint_kva,site_kva,demand_kva,setpoint_kw,sent,bound_by\n", out)
         }
+        let rings = try logDir.map { try SimulationRings(directory: $0, startUTC: parseUTC(start)!, durationS: s.duration, periodS: period,
+                                                          mps: controller.mps.map(\.config), sites: controller.siteConfigs, scenario: scenario) }
+        let mpCount = controller.mps.count
         let r = simulate(s, controller: &controller, mpID: mp.config.id, plant: plant, period: period) { row in
+            rings?.add(row, mpCount: mpCount)
             guard let out else { return }
             fputs("\(row.t),\(k(row.backgroundVA)),\(k(row.constraintVA)),\(k(row.siteVA)),\(k(row.demandVA)),\(k(row.setPointW)),\(row.sent),\(row.boundBy)\n", out)
         }
         if let out { fclose(out) }
+        try rings?.close()
         if json {
             print(JSON.render(.object([
                 ("scenario", .string(scenario)), ("hours", .number(r.hours)), ("mode", .string(controller.mode.rawValue)),
@@ -159,4 +177,52 @@ func readFile(_ path: String, what: String) throws -> String {
         throw ExitCode(2)
     }
     return text
+}
+
+/// The rings `lmc simulate --log-dir` writes: wall time = --start + virtual time, monotonic = virtual time.
+final class SimulationRings {
+    let store: LogStore
+    let startNs: UInt64
+    var halfHours: HalfHourAccumulator
+    var lastMonoNs: UInt64 = 0
+
+    init(directory: String, startUTC: Int, durationS: Double, periodS: Double, mps: [MeasurementPointConfig], sites: [SiteConfig], scenario: String) throws {
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST {
+            printError("cannot create --log-dir \(directory): \(String(cString: strerror(errno)))")
+            throw ExitCode(1)
+        }
+        // Big enough for the whole run (at most 256 MB of samples: a coarser --period-s for longer runs).
+        let samplesMB = min(256, (durationS / periodS + 100) * Double(LogStore.recordSize) / 1_048_576)
+        let halfHoursMB = (durationS / 1800 + 100) * Double(HalfHourRecord.recordSize) / 1_048_576
+        do {
+            store = try LogStore(directory: directory, boxID: "simulate", samplesMB: samplesMB, eventsMB: 0.1, halfHoursMB: halfHoursMB,
+                                 syncIntervalSeconds: 60)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+        startNs = UInt64(startUTC) * 1_000_000_000
+        halfHours = HalfHourAccumulator(mps: mps, sites: sites)
+        try? store.event(EventRecord(kind: .start, text: "lmc simulate \(scenario)"), wallNs: startNs, monoNs: 0)
+    }
+
+    func add(_ row: TraceRow, mpCount: Int) {
+        let mono = UInt64(max(0, row.t) * 1e9)
+        lastMonoNs = mono
+        let sample = SampleRecord(mode: 0,
+                                  mps: [.init(value: Float(row.constraintVA), quality: 0)]
+                                      + Array(repeating: .init(value: .nan, quality: 2), count: max(0, mpCount - 1)),
+                                  sites: [.init(setPointW: Float(row.setPointW), boundBy: LimitCodes.code(row.boundBy.description), importW: Float(row.siteVA))])
+        try? store.record(sample, wallNs: startNs + mono, monoNs: mono)
+        if let h = halfHours.add(sample, wallNs: startNs + mono, monoNs: mono) { try? store.record(h, wallNs: startNs + mono, monoNs: mono) }
+    }
+
+    func close() throws {
+        if let h = halfHours.finish() { try? store.record(h, wallNs: startNs + lastMonoNs, monoNs: lastMonoNs) }
+        try? store.event(EventRecord(kind: .stop, text: "simulation ended"), wallNs: startNs + lastMonoNs, monoNs: lastMonoNs)
+        do { try store.flush(monoNs: lastMonoNs) } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+    }
 }

@@ -56,9 +56,10 @@ public struct RuntimeConfig: Sendable {
         public var directory: String
         public var samplesMB: Double
         public var eventsMB: Double
+        public var halfHoursMB: Double
         public var syncIntervalSeconds: Double
     }
-    public var log = Log(directory: "/var/lib/lmc", samplesMB: 64, eventsMB: 4, syncIntervalSeconds: 1)
+    public var log = Log(directory: "/var/lib/lmc", samplesMB: 64, eventsMB: 4, halfHoursMB: 64, syncIntervalSeconds: 1)
 
     /// Site id → the wiring of its breaker (trip/close coils, auxiliary contact).
     public var breakers: [String: BreakerWiring] = [:]
@@ -177,6 +178,7 @@ extension RuntimeConfig {
             rc.log.directory = l.string("directory", default: "/var/lib/lmc")!
             rc.log.samplesMB = l.number("samples_mb", default: 64, min: 0.1, max: 65_536)!
             rc.log.eventsMB = l.number("events_mb", default: 4, min: 0.1, max: 65_536)!
+            rc.log.halfHoursMB = l.number("halfhours_mb", default: 64, min: 0.1, max: 65_536)!
             rc.log.syncIntervalSeconds = l.number("sync_interval_s", default: 1, min: 0, max: 60)!
             l.rejectUnknownKeys()
         }

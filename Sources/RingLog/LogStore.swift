@@ -63,6 +63,10 @@ public enum ModeCodes {
 
 public enum LimitCodes {
     public static let names = ["ceiling", "mp", "tcc", "dsc", "schedule", "override", "remote", "floor", "ramp", "fail-safe"]
+    /// The code of a binding source as Headroom names it ("mp:trafo", "schedule:evening", "tcc" …).
+    public static func code(_ source: String) -> UInt8 {
+        UInt8(names.firstIndex(of: String(source.split(separator: ":").first ?? "")) ?? 0)
+    }
 }
 
 /// An event: mode changes with reasons, alarms, trips, config loads, operator commands with the user,
@@ -107,28 +111,39 @@ public struct EventRecord: Sendable, Equatable {
     }
 }
 
-/// The daemon's rings in one directory: `samples.ring` (every cycle) and `events.ring`.
+/// The daemon's rings in one directory: `samples.ring` (every cycle), `halfhours.ring` (a record per
+/// UTC half hour) and `events.ring`.
 public final class LogStore {
     public static let recordSize = 256
     public let directory: String
     public let samples: RingWriter
+    public let halfHours: RingWriter
     public let events: RingWriter
 
     /// - Parameters: sizes in MB decide each ring's capacity (`lmc log info` shows the span it holds).
-    public init(directory: String, boxID: String, samplesMB: Double, eventsMB: Double, syncIntervalSeconds: Double = 1) throws(RingError) {
+    public init(directory: String, boxID: String, samplesMB: Double, eventsMB: Double, halfHoursMB: Double = 64,
+                syncIntervalSeconds: Double = 1) throws(RingError) {
         self.directory = directory
-        func capacity(_ mb: Double) -> Int { max(16, Int(mb * 1_048_576) / Self.recordSize) }
-        samples = RingWriter(try RingFile(path: "\(directory)/samples.ring", ringName: "samples", boxID: boxID,
-                                          recordSize: Self.recordSize, capacity: capacity(samplesMB)), syncIntervalSeconds: syncIntervalSeconds)
-        events = RingWriter(try RingFile(path: "\(directory)/events.ring", ringName: "events", boxID: boxID,
-                                         recordSize: Self.recordSize, capacity: capacity(eventsMB)), syncIntervalSeconds: syncIntervalSeconds)
+        func ring(_ name: String, _ mb: Double, _ size: Int) throws(RingError) -> RingWriter {
+            RingWriter(try RingFile(path: "\(directory)/\(name).ring", ringName: name, boxID: boxID, recordSize: size,
+                                    capacity: max(16, Int(mb * 1_048_576) / size)), syncIntervalSeconds: syncIntervalSeconds)
+        }
+        samples = try ring("samples", samplesMB, Self.recordSize)
+        halfHours = try ring("halfhours", halfHoursMB, HalfHourRecord.recordSize)
+        events = try ring("events", eventsMB, Self.recordSize)
     }
 
     /// Files moved aside because their header was corrupt (reported at start).
-    public var movedAside: [String] { [samples.ring.movedAside, events.ring.movedAside].compactMap { $0 } }
+    public var movedAside: [String] { [samples.ring.movedAside, halfHours.ring.movedAside, events.ring.movedAside].compactMap { $0 } }
 
     public func record(_ s: SampleRecord, wallNs: UInt64, monoNs: UInt64) throws(RingError) {
         try samples.append(s.encode(), wallNs: wallNs, monoNs: monoNs)
+    }
+
+    /// A closed half hour, written and synced at once: these are few and kept for years.
+    public func record(_ h: HalfHourRecord, wallNs: UInt64, monoNs: UInt64) throws(RingError) {
+        try halfHours.append(h.encode(), wallNs: wallNs, monoNs: monoNs)
+        try halfHours.flush(monoNs: monoNs)
     }
 
     public func event(_ e: EventRecord, wallNs: UInt64, monoNs: UInt64) throws(RingError) {
@@ -137,6 +152,7 @@ public final class LogStore {
 
     public func flush(monoNs: UInt64) throws(RingError) {
         try samples.flush(monoNs: monoNs)
+        try halfHours.flush(monoNs: monoNs)
         try events.flush(monoNs: monoNs)
     }
 }

@@ -5,17 +5,7 @@ import Testing
 /// `lmc log ssh-command`: what the DNO's forced-command account may and may not run.
 @Suite struct SSHCommandTests {
     func ssh(_ command: String, dir: String) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Repo.lmc)
-        p.arguments = ["log", "ssh-command", "--dir", dir]
-        p.environment = ["SSH_ORIGINAL_COMMAND": command, "PATH": "/usr/bin:/bin"]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-                String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        try run(Repo.lmc, ["log", "ssh-command", "--dir", dir], environment: ["SSH_ORIGINAL_COMMAND": command, "PATH": "/usr/bin:/bin"])
     }
 
     @Test func refusesAnythingButTheReadOnlyLogCommands() throws {
@@ -57,6 +47,115 @@ import Testing
         let viaLmc = try ssh("lmc log info", dir: dir)
         #expect(viaLmc.status == 0)
         let bad = try ssh("log export --ring halfyears", dir: dir)
-        #expect(bad.status != 0 && bad.err.contains("--ring 'halfyears' is not samples or events"))
+        #expect(bad.status != 0 && bad.err.contains("--ring 'halfyears' is not samples, halfhours or events"))
+    }
+}
+
+/// The DNO's day review: a simulated day written as the daemon writes it, then audited, exported and
+/// plotted — and the numbers agree with the simulation's own accounting.
+@Suite(.serialized) struct AuditAndPlotTests {
+    static let dir = "/tmp/lmc-audit-\(getpid())"
+    static let scenario = Repo.root.deletingLastPathComponent().appendingPathComponent("shared/scenarios/seed-example-day.csv").path
+
+    /// Runs the example day once into `dir` and returns the simulation's JSON report.
+    static let report: [String: Double] = {
+        try? FileManager.default.removeItem(atPath: dir)
+        let r = try! run(Repo.lmc, ["simulate", "--scenario", scenario, "--log-dir", dir, "--start", "2026-11-20", "--json"])
+        precondition(r.status == 0, r.err)
+        let o = try! JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        return o.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+    }()
+
+    @Test func theAuditAgreesWithTheSimulation() throws {
+        let report = Self.report
+        let r = try run(Repo.lmc, ["log", "audit", "--dir", Self.dir, "--day", "2026-11-20"])
+        #expect(r.status == 0, "\(r.err)")
+        let lines = r.out.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.allSatisfy { $0.count <= 80 }, "fits an 80-column console")
+        #expect(r.out.contains("2026-11-20 (UTC), 48 of 48 half hours recorded"))
+        #expect(r.out.contains("trafo: limit 500.0 kVA, trip 550.0 kVA"))
+        // The day line: total seconds over the limit equal the simulation's count; energy imported equals
+        // the energy the simulation delivered.
+        let dayLines = lines.filter { $0.hasPrefix("day") }
+        #expect(dayLines.count == 2, "\(r.out)")
+        let overSeconds = Double(dayLines[0].split(separator: " ").reversed()[2])!
+        #expect(abs(overSeconds - report["seconds_above_limit"]!) < 1)
+        let kwh = dayLines[1].split(separator: " ").compactMap { Double($0) }
+        #expect(abs(kwh[0] - report["delivered_kwh"]!) < 0.2, "\(dayLines[1]) vs \(report)")
+        // Curtailment happens in the evening peak only.
+        let row = { (t: String) in lines.first { $0.hasPrefix(t) && $0.contains("kW ") }! }
+        #expect(row("03:00").contains(" 0.0 kWh"))
+        #expect(!row("17:30").contains(" 0.0 kWh"), "\(row("17:30"))")
+        #expect(r.out.contains("none: NORMAL in every recorded half hour"))
+        // Without --day: the newest day in the ring.
+        let newest = try run(Repo.lmc, ["log", "audit", "--dir", Self.dir])
+        #expect(newest.out == r.out)
+        // A day with nothing recorded says so.
+        let empty = try run(Repo.lmc, ["log", "audit", "--dir", Self.dir, "--day", "2026-11-21"])
+        #expect(empty.status == 0 && empty.out.contains("0 of 48 half hours recorded") && empty.out.contains("no half hours recorded on this day"))
+    }
+
+    @Test func halfHoursExportRoundTripsThroughPythonsCSV() throws {
+        let report = Self.report
+        let csv = try run(Repo.lmc, ["log", "export", "--ring", "halfhours", "--dir", Self.dir, "--from", "2026-11-20T12:00", "--to", "2026-11-20T23:59"])
+        #expect(csv.status == 0, "\(csv.err)")
+        let path = "\(Self.dir)/hh.csv"
+        try csv.out.write(toFile: path, atomically: true, encoding: .utf8)
+        let parsed = try run(Repo.python, ["-c", """
+        import csv, json, sys
+        rows = list(csv.DictReader(open(sys.argv[1])))
+        print(json.dumps({"n": len(rows), "first": rows[0]["period_start"], "over": sum(float(r["trafo_s_beyond_limit"]) for r in rows),
+                          "peak": max(float(r["trafo_max"]) for r in rows), "unit": rows[0]["trafo_unit"],
+                          "curtailed": sum(float(r["hub_curtailed_kwh"]) for r in rows), "normal": sum(float(r["s_NORMAL"]) for r in rows)}))
+        """, path])
+        let o = try JSONSerialization.jsonObject(with: Data(parsed.out.utf8)) as! [String: Any]
+        #expect(o["n"] as? Int == 24, "12:00 to 23:30")
+        #expect(o["first"] as? String == "2026-11-20T12:00:00.000Z")
+        #expect(abs((o["over"] as! Double) - report["seconds_above_limit"]!) < 1, "all of the day's overload is after noon")
+        #expect(abs((o["peak"] as! Double) - 500_000 - report["largest_overshoot_kva"]! * 1000) < 100)
+        #expect(o["unit"] as? String == "VA")
+        #expect((o["curtailed"] as! Double) > 100)
+        #expect((o["normal"] as! Double) >= 12 * 3600 - 60)
+    }
+
+    @Test func thePlotIsAValidSVGWithEveryPanel() throws {
+        _ = Self.report
+        let r = try run(Repo.lmc, ["log", "plot", "--dir", Self.dir, "--from", "2026-11-20T12:00", "--to", "2026-11-20T22:00", "--width", "1000"])
+        #expect(r.status == 0, "\(r.err)")
+        let path = "\(Self.dir)/plot.svg"
+        try r.out.write(toFile: path, atomically: true, encoding: .utf8)
+        let parsed = try run(Repo.python, ["-c", """
+        import json, sys, xml.etree.ElementTree as ET
+        root = ET.parse(sys.argv[1]).getroot()
+        ns = "{http://www.w3.org/2000/svg}"
+        texts = [t.text for t in root.iter(ns + "text")]
+        print(json.dumps({"width": root.get("width"), "polylines": len(list(root.iter(ns + "polyline"))),
+                          "texts": texts}))
+        """, path])
+        #expect(parsed.status == 0, "the SVG parses as XML: \(parsed.err)")
+        let o = try JSONSerialization.jsonObject(with: Data(parsed.out.utf8)) as! [String: Any]
+        let texts = o["texts"] as! [String]
+        #expect(o["width"] as? String == "1000")
+        #expect(texts.contains("trafo (kVA)") && texts.contains("sites (kW)") && texts.contains("hub set point") && texts.contains("limit"))
+        #expect(texts.contains("18:00"), "a time axis in UTC")
+        // value, limit, trip, set point and import at least.
+        #expect((o["polylines"] as! Int) >= 5)
+        let bad = try run(Repo.lmc, ["log", "plot", "--dir", Self.dir, "--from", "2026-11-20T12:00", "--to", "2026-11-20T11:00"])
+        #expect(bad.status != 0 && bad.err.contains("--to '2026-11-20T11:00' is not after --from '2026-11-20T12:00'"))
+    }
+
+    @Test func theDNOsAccountMayAuditAndPlot() throws {
+        _ = Self.report
+        let s = SSHCommandTests()
+        let audit = try s.ssh("log audit --day 2026-11-20", dir: Self.dir)
+        #expect(audit.status == 0 && audit.out.contains("48 of 48 half hours recorded"), "\(audit.err)")
+        let plot = try s.ssh("log plot --from 2026-11-20T16:00 --to 2026-11-20T18:00", dir: Self.dir)
+        #expect(plot.status == 0 && plot.out.hasPrefix("<svg"), "\(plot.err)")
+        let export = try s.ssh("log export --ring halfhours --from 2026-11-20", dir: Self.dir)
+        #expect(export.status == 0 && export.out.split(separator: "\n").count == 49)
+        let refused = try s.ssh("log audit --dir etc", dir: Self.dir)
+        #expect(refused.status == 1 && refused.err.contains("'--dir' is not an allowed option of log audit"))
+        let badDay = try s.ssh("log audit --day 2026-13-01", dir: Self.dir)
+        #expect(badDay.status != 0 && badDay.err.contains("--day '2026-13-01' is not a UTC date"))
     }
 }

@@ -165,7 +165,20 @@ final class Daemon {
         #expect((o["min_sp"] as! Double) == 150_000 && (o["max_sp"] as! Double) == 250_000)
         #expect(o["seq_ok"] as? Bool == true)
         let info = try run(Repo.lmc, ["log", "info", "--dir", d.dir]).out
-        #expect(info.contains("samples:") && info.contains("events:"), "\(info)")
+        #expect(info.contains("samples:") && info.contains("halfhours:") && info.contains("events:"), "\(info)")
+        // The stop closed the half hour so far: one record (two if the run straddled a boundary) whose
+        // seconds in each mode add up to what it covers, with STARTUP, NORMAL and FAILSAFE all present.
+        let hh = try run(Repo.lmc, ["log", "export", "--ring", "halfhours", "--format", "jsonl", "--dir", d.dir]).out
+        let records = hh.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        #expect((1...2).contains(records.count), "\(hh)")
+        var inMode: [String: Double] = [:]
+        for r in records { for (k, v) in r["seconds_in_mode"] as! [String: Double] { inMode[k, default: 0] += v } }
+        #expect(inMode["STARTUP"]! > 0 && inMode["NORMAL"]! > 0 && inMode["FAILSAFE"]! > 0, "\(inMode)")
+        let covered = records.reduce(0) { $0 + ($1["seconds_covered"] as! Double) }
+        #expect(abs(inMode.values.reduce(0, +) - covered) <= 0.35 * Double(records.count), "rounding to tenths only")
+        let mp = (records.last!["mps"] as! [[String: Any]])[0]
+        #expect(mp["name"] as? String == "trafo" && mp["limit"] as? Double == 500_000, "\(mp)")
+        #expect((mp["s_bad"] as! Double) > 0, "the silent meter's seconds are counted as bad")
     }
 
     @Test(.enabled(if: getuid() == 0, "creates a test user and group; needs root"))

@@ -256,10 +256,12 @@ public final class PtyPair: @unchecked Sendable {
 
 /// Runs a command to completion; returns status, stdout and stderr.
 @discardableResult
-public func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> (status: Int32, out: String, err: String) {
+public func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                timeout: TimeInterval = 60) throws -> (status: Int32, out: String, err: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
+    if let environment { p.environment = environment }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err
