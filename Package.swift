@@ -7,6 +7,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "lmc", targets: ["FieldController"]),
+        .executable(name: "lmc-bench", targets: ["LMCBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -42,6 +43,15 @@ let package = Package(
             name: "FieldController",
             dependencies: [
                 "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // `make bench`: the measurements behind docs/PERFORMANCE.md (not installed on boxes).
+        .executableTarget(
+            name: "LMCBench",
+            dependencies: [
+                "ModbusBridge", "Headroom", "RingLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import RingLog
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -249,13 +250,24 @@ func parseUTC(_ text: String) -> Int? {
 }
 
 func isoTime(_ ns: UInt64) -> String {
-    var t = time_t(ns / 1_000_000_000)
-    var tmv = tm()
-    gmtime_r(&t, &tmv)
-    func p(_ v: Int32, _ w: Int = 2) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
-    let ms = Int32((ns / 1_000_000) % 1000)
-    return "\(p(tmv.tm_year + 1900, 4))-\(p(tmv.tm_mon + 1))-\(p(tmv.tm_mday))T\(p(tmv.tm_hour)):\(p(tmv.tm_min)):\(p(tmv.tm_sec)).\(p(ms, 3))Z"
+    let second = ns / 1_000_000_000
+    let prefix: String
+    if let cached = isoPrefixCache.withLock({ $0 }), cached.second == second {
+        prefix = cached.text
+    } else {
+        var t = time_t(second)
+        var tmv = tm()
+        gmtime_r(&t, &tmv)
+        func p(_ v: Int32, _ w: Int = 2) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
+        prefix = "\(p(tmv.tm_year + 1900, 4))-\(p(tmv.tm_mon + 1))-\(p(tmv.tm_mday))T\(p(tmv.tm_hour)):\(p(tmv.tm_min)):\(p(tmv.tm_sec))."
+        isoPrefixCache.withLock { $0 = (second, prefix) }
+    }
+    let ms = Int((ns / 1_000_000) % 1000)
+    return prefix + (ms < 10 ? "00" : ms < 100 ? "0" : "") + String(ms) + "Z"
 }
+
+/// Exports print runs of records within the same second: their date and time is formatted once.
+private let isoPrefixCache = Mutex<(second: UInt64, text: String)?>(nil)
 
 private func monoSeconds(_ ns: UInt64) -> String { "\(ns / 1_000_000_000).\(pad(String((ns / 1_000_000) % 1000), 3))" }
 private func num(_ f: Float) -> String { f.isFinite ? "\(Double(f))" : "" }

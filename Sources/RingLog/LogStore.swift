@@ -187,22 +187,25 @@ public struct RingReader {
     /// Streams every valid record, oldest first, in constant memory; returns the count of skipped slots.
     @discardableResult
     public func forEach(_ body: (RingRecord) throws -> Void) rethrows -> (records: Int, skipped: Int) {
-        // Pass 1: the head (highest valid sequence), reading slot by slot.
-        var r = [UInt8](repeating: 0, count: recordSize)
+        var window = SlotWindow(fd: fd, recordSize: recordSize, capacity: capacity)
+        // Pass 1: the head (highest valid sequence).
         var head: UInt64 = 0
         for slot in 0..<capacity {
-            guard pread(fd, &r, recordSize, off_t(RingFile.headerSize + slot * recordSize)) == recordSize else { break }
-            if let seq = RingFile.validSeq(r, slot: slot, capacity: capacity, recordSize: recordSize) { head = max(head, seq) }
+            guard let seq = window.withSlot(slot, { RingFile.validSeq($0, slot: slot, capacity: capacity, recordSize: recordSize) }) else { continue }
+            if let seq { head = max(head, seq) }
         }
         guard head > 0 else { return (0, 0) }
         var count = 0, skipped = 0
         var seq = head > UInt64(capacity) ? head - UInt64(capacity) + 1 : 1
         while seq <= head {
             let slot = Int((seq - 1) % UInt64(capacity))
-            if pread(fd, &r, recordSize, off_t(RingFile.headerSize + slot * recordSize)) == recordSize,
-               RingFile.validSeq(r, slot: slot, capacity: capacity, recordSize: recordSize) == seq {
+            let rec: RingRecord? = window.withSlot(slot) { r in
+                guard RingFile.validSeq(r, slot: slot, capacity: capacity, recordSize: recordSize) == seq else { return nil }
                 let len = Int(RingFile.get16(r, 24))
-                try body(RingRecord(seq: seq, wallNs: RingFile.get64(r, 8), monoNs: RingFile.get64(r, 16), payload: Array(r[26..<(26 + len)])))
+                return RingRecord(seq: seq, wallNs: RingFile.get64(r, 8), monoNs: RingFile.get64(r, 16), payload: Array(r[26..<(26 + len)]))
+            } ?? nil
+            if let rec {
+                try body(rec)
                 count += 1
             } else {
                 skipped += 1
@@ -210,6 +213,38 @@ public struct RingReader {
             seq += 1
         }
         return (count, skipped)
+    }
+}
+
+/// Reads slots through a 64 KiB window: one pread per window instead of one per record.
+struct SlotWindow {
+    let fd: Int32
+    let recordSize: Int
+    let capacity: Int
+    let slotsPerWindow: Int
+    var buffer: [UInt8]
+    var first = -1
+    var count = 0
+
+    init(fd: Int32, recordSize: Int, capacity: Int) {
+        self.fd = fd
+        self.recordSize = recordSize
+        self.capacity = capacity
+        slotsPerWindow = max(1, 65_536 / recordSize)
+        buffer = [UInt8](repeating: 0, count: slotsPerWindow * recordSize)
+    }
+
+    /// Calls `body` with the slot's bytes; nil when the file is shorter than the slot.
+    mutating func withSlot<T>(_ slot: Int, _ body: ([UInt8]) -> T) -> T? {
+        if slot < first || slot >= first + count {
+            first = slot - slot % slotsPerWindow
+            let want = min(slotsPerWindow, capacity - first) * recordSize
+            let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(RingFile.headerSize + first * recordSize)) }
+            count = max(0, got) / recordSize
+        }
+        guard slot < first + count else { return nil }
+        let start = (slot - first) * recordSize
+        return body(Array(buffer[start..<(start + recordSize)]))
     }
 }
 

@@ -1,0 +1,105 @@
+import ArgumentParser
+import ModbusBridge
+import RingLog
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Ring log cost: append throughput, write amplification at the daemon's rate, export rate.
+struct RingBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ring", abstract: "Ring log: append throughput, write amplification, export rate.")
+    @Option(help: "Directory for the rings (on the disk to measure).") var dir: String = "/var/tmp/lmc-bench"
+    @Option(help: "Records for the throughput run.") var records: Int = 500_000
+    @Option(help: "Seconds of daemon time (10 Hz, 1 s sync) for the amplification run.") var daemonSeconds: Int = 120
+    @Option(help: "The lmc binary, for the export rate.") var lmc: String = ".build/release/lmc"
+
+    /// A typical cycle's record: one MP, one site.
+    static func sample(_ i: Int) -> [UInt8] {
+        SampleRecord(mode: 0, mps: [.init(value: 400_000 + Float(i % 1000), quality: 0)],
+                     sites: [.init(setPointW: 250_000, boundBy: 1, importW: 240_000 + Float(i % 100))]).encode()
+    }
+
+    func run() throws {
+        _ = mkdir(dir, 0o755)
+        let payloadBytes = Double(Self.sample(0).count)
+
+        // 1. Throughput: appends as fast as they come, synced every second of real time.
+        let path = "\(dir)/samples.ring"
+        unlink(path)
+        let capacity = records + 16
+        let w = RingWriter(try RingFile(path: path, ringName: "samples", boxID: "bench", recordSize: LogStore.recordSize, capacity: capacity),
+                           syncIntervalSeconds: 1)
+        let t0 = nowSeconds()
+        for i in 0..<records {
+            let mono = monotonicNanoseconds()
+            try w.append(Self.sample(i), wallNs: mono, monoNs: mono)
+        }
+        try w.flush(monoNs: monotonicNanoseconds())
+        let dt = nowSeconds() - t0
+        let rate = Double(records) / dt
+        row("ring append, full speed (1 s sync)", "\(Int(rate)) records/s", "10 records/s (10 Hz control)", "\(Int(rate / 10))×",
+            "\(records) records of \(Int(payloadBytes)) B payload in \(LogStore.recordSize) B slots, CRC-32C, one pwrite per batch + fdatasync each second")
+
+        // 2. Write amplification at the daemon's rate: 10 records per virtual second, synced each second.
+        let path2 = "\(dir)/amp.ring"
+        unlink(path2)
+        let w2 = RingWriter(try RingFile(path: path2, ringName: "samples", boxID: "bench", recordSize: LogStore.recordSize, capacity: 65_536),
+                            syncIntervalSeconds: 1)
+        sync()
+        let before = kernelWriteBytes()
+        let n = daemonSeconds * 10
+        for i in 0..<n {
+            let mono = UInt64(i) * 100_000_000
+            try w2.append(Self.sample(i), wallNs: mono, monoNs: mono)
+        }
+        try w2.flush(monoNs: UInt64(n) * 100_000_000)
+        let written = Double(kernelWriteBytes() - before)
+        let amp = written / (Double(n) * payloadBytes)
+        row("ring write amplification at 10 Hz", "\(fmt(amp)) B written per payload B (\(fmt(written / Double(daemonSeconds) / 1024)) KiB/s)",
+            "\(fmt(Double(LogStore.recordSize) / payloadBytes)) (slot size / payload)", "\(fmt(amp / (Double(LogStore.recordSize) / payloadBytes), 2))×",
+            "/proc/self/io write_bytes over \(daemonSeconds) s of 10 Hz cycles, fdatasync each second; a 4 KiB page is rewritten per sync")
+
+        // 3. Export rate: lmc log export of the throughput ring to CSV.
+        if access(lmc, X_OK) == 0 {
+            let out = "\(dir)/export.csv"
+            let t1 = nowSeconds()
+            let status = spawn(lmc, ["log", "export", "--ring", "samples", "--dir", dir], stdout: out)
+            let dt1 = nowSeconds() - t1
+            var st = stat()
+            stat(out, &st)
+            if status == 0 {
+                row("ring export to CSV", "\(Int(Double(records) / dt1)) records/s, \(fmt(Double(st.st_size) / dt1 / 1_048_576)) MB/s",
+                    "86 400 records (a day at 1 Hz) in \(fmt(86_400 / (Double(records) / dt1), 2)) s", "",
+                    "lmc log export --ring samples of \(records) records, output to a file; constant memory")
+            } else {
+                printError("lmc log export failed with status \(status)")
+            }
+            unlink(out)
+        }
+        unlink(path)
+        unlink(path2)
+    }
+}
+
+func printError(_ s: String) {
+    let b = Array((s + "\n").utf8)
+    _ = b.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+/// Runs a command to completion with stdout to a file; returns its exit status.
+func spawn(_ exe: String, _ args: [String], stdout path: String) -> Int32 {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
+    defer { for a in argv { free(a) } }
+    var pid: pid_t = 0
+    guard posix_spawn(&pid, exe, &actions, nil, argv, environ) == 0 else { return -1 }
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    return (status >> 8) & 0xff
+}
