@@ -4,7 +4,7 @@ SWIFT ?= swift
 JOBS ?= 2
 TEST_TIMEOUT ?= 1800
 
-.PHONY: deps build run test release clean
+.PHONY: deps build run test release bench clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -24,6 +24,13 @@ test: deps
 
 release: deps
 	$(SWIFT) build -c release -j $(JOBS) --static-swift-stdlib
+
+# Every benchmark behind docs/PERFORMANCE.md (about 10 minutes on 2 cores; writes that file).
+bench:
+	@LMC_BENCH_DEPS=1 scripts/ensure-deps.sh
+	$(SWIFT) build -c release -j $(JOBS) --static-swift-stdlib --product lmc
+	$(SWIFT) build -c release -j $(JOBS) --product lmc-bench
+	bench/run.sh
 
 clean:
 	rm -rf .build .venv

@@ -11,6 +11,12 @@ dpkg -s pkg-config    >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v socat >/dev/null 2>&1     || need_apt+=(socat)
 command -v tmux  >/dev/null 2>&1     || need_apt+=(tmux)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# make bench also needs the C compiler for its libmodbus peer, valgrind and the sqlite3 shell.
+if [ "${LMC_BENCH_DEPS:-}" = 1 ]; then
+  command -v gcc      >/dev/null 2>&1 || need_apt+=(gcc)
+  command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
+  command -v sqlite3  >/dev/null 2>&1 || need_apt+=(sqlite3)
+fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "ensure-deps: installing ${need_apt[*]}"

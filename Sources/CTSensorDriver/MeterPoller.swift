@@ -113,15 +113,29 @@ public final class MeterPoller {
 /// The latest reading of a meter and when it was last good, behind a lock: the control tick reads it,
 /// the bus thread writes it. No queue: a slow reader sees the newest value, never a backlog.
 public final class LatestReading: Sendable {
-    private struct State { var reading: MeterReading?; var lastGoodNs: UInt64?; var polls = 0; var bad = 0 }
+    private struct State { var reading: MeterReading?; var lastGoodNs: UInt64?; var polls = 0; var bad = 0; var recentGoodNs: [UInt64] = [] }
     private let state = Mutex(State())
     public init() {}
 
     public func store(_ r: MeterReading) {
         state.withLock { s in
+            let previousUsable = s.reading?.quality.isUsable ?? false
             s.reading = r
             s.polls += 1
-            if r.quality.isUsable { s.lastGoodNs = r.monotonicNs } else { s.bad += 1 }
+            if r.quality.isUsable {
+                s.lastGoodNs = r.monotonicNs
+                s.recentGoodNs.append(r.monotonicNs)
+                if s.recentGoodNs.count > 64 { s.recentGoodNs.removeFirst(s.recentGoodNs.count - 64) }
+            } else {
+                s.bad += 1
+                // Frozen after n identical polls: the n − 1 before this one passed as good but were
+                // already stuck. The last trustworthy reading is the first of the run, so the blind
+                // time counts from there — a frozen meter is as blind as a dead one, as soon.
+                if case .bad(.frozen(let n)) = r.quality, previousUsable, n >= 2, s.recentGoodNs.count >= n - 1 {
+                    s.lastGoodNs = s.recentGoodNs[s.recentGoodNs.count - (n - 1)]
+                    s.recentGoodNs.removeLast(n - 2)
+                }
+            }
         }
     }
 

@@ -35,7 +35,7 @@ enum HalfHourCSV {
     }
 
     static func json(_ h: HalfHourRecord, seq: UInt64) -> JSON.Value {
-        func n(_ f: Float) -> JSON.Value { f.isFinite ? .number(Double(f)) : .null }
+        func n(_ f: Float) -> JSON.Value { jsonNumber(f) }
         return .object([
             ("seq", .int(Int(seq))), ("period_start", .string(isoTime(UInt64(h.periodStart) * 1_000_000_000))),
             ("seconds_covered", .number(h.secondsCovered)), ("clock_jumped", .bool(h.clockJumped)),
@@ -56,7 +56,7 @@ enum HalfHourCSV {
     }
 
     static func unitName(_ u: UInt8) -> String { HalfHourRecord.unitNames.indices.contains(Int(u)) ? HalfHourRecord.unitNames[Int(u)] : "?" }
-    static func num(_ f: Float) -> String { f.isFinite ? "\(Double(f))" : "" }
+    static func num(_ f: Float) -> String { f.isFinite ? "\(f)" : "" }
 }
 
 extension LogCommand {

@@ -133,22 +133,28 @@ struct LogCommand: ParsableCommand {
                             out.write(h + "\n")
                             headerDone = true
                         }
-                        var line = "\(rec.seq),\(isoTime(rec.wallNs)),\(monoSeconds(rec.monoNs)),\(mode)"
-                        for m in s.mps { line += ",\(num(m.value)),\(quality[min(Int(m.quality), 2)])" }
+                        // The hot path of a big export: bytes appended directly, no intermediate strings.
+                        out.append(rec.seq); out.byte(0x2C)
+                        out.write(isoPrefix(rec.wallNs / 1_000_000_000)); out.append3(rec.wallNs / 1_000_000 % 1000); out.byte(0x5A); out.byte(0x2C)
+                        out.append(rec.monoNs / 1_000_000_000); out.byte(0x2E); out.append3(rec.monoNs / 1_000_000 % 1000)
+                        out.byte(0x2C); out.write(mode)
+                        for m in s.mps {
+                            out.byte(0x2C); out.append(m.value); out.byte(0x2C); out.write(quality[min(Int(m.quality), 2)])
+                        }
                         for site in s.sites {
                             let b = LimitCodes.names.indices.contains(Int(site.boundBy)) ? LimitCodes.names[Int(site.boundBy)] : "?"
-                            line += ",\(num(site.setPointW)),\(b),\(num(site.importW))"
+                            out.byte(0x2C); out.append(site.setPointW); out.byte(0x2C); out.write(b); out.byte(0x2C); out.append(site.importW)
                         }
-                        out.write(line + "\n")
+                        out.byte(0x0A)
                     } else {
                         out.write(JSON.render(.object([
                             ("seq", .int(Int(rec.seq))), ("time", .string(isoTime(rec.wallNs))), ("mono_s", .number(Double(rec.monoNs) / 1e9)),
                             ("mode", .string(mode)),
-                            ("mps", .array(s.mps.map { .object([("value", $0.value.isFinite ? .number(Double($0.value)) : .null),
+                            ("mps", .array(s.mps.map { .object([("value", jsonNumber($0.value)),
                                                                 ("quality", .string(quality[min(Int($0.quality), 2)]))]) })),
-                            ("sites", .array(s.sites.map { .object([("set_point_w", .number(Double($0.setPointW))),
+                            ("sites", .array(s.sites.map { .object([("set_point_w", jsonNumber($0.setPointW)),
                                                                     ("bound_by", .string(LimitCodes.names.indices.contains(Int($0.boundBy)) ? LimitCodes.names[Int($0.boundBy)] : "?")),
-                                                                    ("import_w", $0.importW.isFinite ? .number(Double($0.importW)) : .null)]) })),
+                                                                    ("import_w", jsonNumber($0.importW))]) })),
                         ])) + "\n")
                     }
                 }
@@ -250,27 +256,31 @@ func parseUTC(_ text: String) -> Int? {
 }
 
 func isoTime(_ ns: UInt64) -> String {
-    let second = ns / 1_000_000_000
-    let prefix: String
-    if let cached = isoPrefixCache.withLock({ $0 }), cached.second == second {
-        prefix = cached.text
-    } else {
-        var t = time_t(second)
-        var tmv = tm()
-        gmtime_r(&t, &tmv)
-        func p(_ v: Int32, _ w: Int = 2) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
-        prefix = "\(p(tmv.tm_year + 1900, 4))-\(p(tmv.tm_mon + 1))-\(p(tmv.tm_mday))T\(p(tmv.tm_hour)):\(p(tmv.tm_min)):\(p(tmv.tm_sec))."
-        isoPrefixCache.withLock { $0 = (second, prefix) }
-    }
-    let ms = Int((ns / 1_000_000) % 1000)
-    return prefix + (ms < 10 ? "00" : ms < 100 ? "0" : "") + String(ms) + "Z"
+    isoPrefix(ns / 1_000_000_000) + threeDigits(Int((ns / 1_000_000) % 1000)) + "Z"
 }
+
+/// "2026-11-20T17:30:05." for a UTC second, cached: exports print runs of records in the same second.
+func isoPrefix(_ second: UInt64) -> String {
+    if let cached = isoPrefixCache.withLock({ $0 }), cached.second == second { return cached.text }
+    var t = time_t(second)
+    var tmv = tm()
+    gmtime_r(&t, &tmv)
+    func p(_ v: Int32, _ w: Int = 2) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
+    let text = "\(p(tmv.tm_year + 1900, 4))-\(p(tmv.tm_mon + 1))-\(p(tmv.tm_mday))T\(p(tmv.tm_hour)):\(p(tmv.tm_min)):\(p(tmv.tm_sec))."
+    isoPrefixCache.withLock { $0 = (second, text) }
+    return text
+}
+
+private func threeDigits(_ v: Int) -> String { (v < 10 ? "00" : v < 100 ? "0" : "") + String(v) }
 
 /// Exports print runs of records within the same second: their date and time is formatted once.
 private let isoPrefixCache = Mutex<(second: UInt64, text: String)?>(nil)
 
 private func monoSeconds(_ ns: UInt64) -> String { "\(ns / 1_000_000_000).\(pad(String((ns / 1_000_000) % 1000), 3))" }
-private func num(_ f: Float) -> String { f.isFinite ? "\(Double(f))" : "" }
+/// A Float as its shortest decimal (400123.4, not 400123.40625); empty for NaN.
+private func num(_ f: Float) -> String { f.isFinite ? "\(f)" : "" }
+/// The same for JSON: the Float's shortest decimal as a Double.
+func jsonNumber(_ f: Float) -> JSON.Value { f.isFinite ? .number(Double("\(f)") ?? Double(f)) : .null }
 private func format1(_ v: Double) -> String { "\((v * 10).rounded() / 10)" }
 private func csvQuote(_ s: String) -> String {
     s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\"" : s
@@ -282,6 +292,28 @@ struct BufferedOutput {
     mutating func write(_ s: String) {
         buf += s.utf8
         if buf.count >= 65_536 { flush() }
+    }
+    mutating func byte(_ b: UInt8) { buf.append(b) }
+    /// An unsigned integer in decimal.
+    mutating func append(_ v: UInt64) {
+        if v < 10 { buf.append(0x30 + UInt8(v)); return }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0, x = v
+        withUnsafeMutableBytes(of: &digits) { d in
+            while x > 0 { d[n] = 0x30 + UInt8(x % 10); x /= 10; n += 1 }
+            for k in stride(from: n - 1, through: 0, by: -1) { buf.append(d[k]) }
+        }
+        if buf.count >= 65_536 { flush() }
+    }
+    /// Three digits, zero padded (milliseconds).
+    mutating func append3(_ v: UInt64) {
+        buf.append(0x30 + UInt8(v / 100 % 10)); buf.append(0x30 + UInt8(v / 10 % 10)); buf.append(0x30 + UInt8(v % 10))
+    }
+    /// A Float's shortest decimal; nothing for NaN (an empty CSV field).
+    mutating func append(_ f: Float) {
+        guard f.isFinite else { return }
+        buf += f.description.utf8
     }
     mutating func flush() {
         var off = 0

@@ -202,7 +202,8 @@ public struct RingReader {
             let rec: RingRecord? = window.withSlot(slot) { r in
                 guard RingFile.validSeq(r, slot: slot, capacity: capacity, recordSize: recordSize) == seq else { return nil }
                 let len = Int(RingFile.get16(r, 24))
-                return RingRecord(seq: seq, wallNs: RingFile.get64(r, 8), monoNs: RingFile.get64(r, 16), payload: Array(r[26..<(26 + len)]))
+                let p = r.startIndex + 26
+                return RingRecord(seq: seq, wallNs: RingFile.get64(r, 8), monoNs: RingFile.get64(r, 16), payload: Array(r[p..<(p + len)]))
             } ?? nil
             if let rec {
                 try body(rec)
@@ -235,7 +236,7 @@ struct SlotWindow {
     }
 
     /// Calls `body` with the slot's bytes; nil when the file is shorter than the slot.
-    mutating func withSlot<T>(_ slot: Int, _ body: ([UInt8]) -> T) -> T? {
+    mutating func withSlot<T>(_ slot: Int, _ body: (ArraySlice<UInt8>) -> T) -> T? {
         if slot < first || slot >= first + count {
             first = slot - slot % slotsPerWindow
             let want = min(slotsPerWindow, capacity - first) * recordSize
@@ -244,7 +245,7 @@ struct SlotWindow {
         }
         guard slot < first + count else { return nil }
         let start = (slot - first) * recordSize
-        return body(Array(buffer[start..<(start + recordSize)]))
+        return body(buffer[start..<(start + recordSize)])
     }
 }
 

@@ -161,12 +161,18 @@ public final class RingFile {
     }
 
     static func validSeq(_ r: [UInt8], slot: Int, capacity: Int, recordSize: Int) -> UInt64? {
+        validSeq(r[...], slot: slot, capacity: capacity, recordSize: recordSize)
+    }
+
+    /// Whether a slot's bytes hold a valid record of a sequence number that belongs in this slot.
+    static func validSeq(_ r: ArraySlice<UInt8>, slot: Int, capacity: Int, recordSize: Int) -> UInt64? {
         let seq = get64(r, 0)
         guard seq > 0, Int((seq - 1) % UInt64(capacity)) == slot else { return nil }
         let len = Int(get16(r, 24))
         guard len <= recordSize - overhead else { return nil }
         let crcAt = recordSize - 4
-        guard get32(r, crcAt) == CRC32C.checksum(Array(r[0..<crcAt])) else { return nil }
+        let s = r.startIndex
+        guard get32(r, crcAt) == r[s..<(s + crcAt)].withUnsafeBytes({ CRC32C.checksum($0) }) else { return nil }
         return seq
     }
 
@@ -230,9 +236,13 @@ public final class RingFile {
     static func put16(_ b: inout [UInt8], _ at: Int, _ v: UInt16) { for i in 0..<2 { b[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
     static func put32(_ b: inout [UInt8], _ at: Int, _ v: UInt32) { for i in 0..<4 { b[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
     static func put64(_ b: inout [UInt8], _ at: Int, _ v: UInt64) { for i in 0..<8 { b[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
-    static func get16(_ b: [UInt8], _ at: Int) -> UInt16 { (0..<2).reduce(0) { $0 | UInt16(b[at + $1]) << (8 * $1) } }
-    static func get32(_ b: [UInt8], _ at: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b[at + $1]) << (8 * $1) } }
-    static func get64(_ b: [UInt8], _ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(b[at + $1]) << (8 * $1) } }
+    static func get16(_ b: [UInt8], _ at: Int) -> UInt16 { get16(b[...], at) }
+    static func get32(_ b: [UInt8], _ at: Int) -> UInt32 { get32(b[...], at) }
+    static func get64(_ b: [UInt8], _ at: Int) -> UInt64 { get64(b[...], at) }
+    // Little-endian fields at an offset from the slice's start.
+    static func get16(_ b: ArraySlice<UInt8>, _ at: Int) -> UInt16 { let s = b.startIndex + at; return (0..<2).reduce(0) { $0 | UInt16(b[s + $1]) << (8 * $1) } }
+    static func get32(_ b: ArraySlice<UInt8>, _ at: Int) -> UInt32 { let s = b.startIndex + at; return (0..<4).reduce(0) { $0 | UInt32(b[s + $1]) << (8 * $1) } }
+    static func get64(_ b: ArraySlice<UInt8>, _ at: Int) -> UInt64 { let s = b.startIndex + at; return (0..<8).reduce(0) { $0 | UInt64(b[s + $1]) << (8 * $1) } }
 }
 
 public struct RingRecord: Sendable, Equatable {

@@ -242,6 +242,26 @@ let boardValues: [String: Double] = [
         print("dead meter seen bad after \(Int(dead * 1000)) ms, frozen after \(Int(frozen * 1000)) ms (100 ms poll, 200 ms timeout)")
         #expect(slot.reading.map { if case .bad(.frozen) = $0.quality { true } else { false } } == true)
     }
+
+    @Test func aFrozenMeterWasLastGoodAtTheStartOfItsRun() {
+        // Polls every 100 ms; from t = 1.0 s the registers stop changing; the 10th identical poll
+        // (t = 1.9 s) is judged frozen. The last trustworthy reading is the one at 1.0 s, so the blind
+        // time runs from there: safe at 2.0 s with a 1 s blind time, not at 2.9 s.
+        let slot = LatestReading()
+        func reading(_ t: Double, _ q: Quality) -> MeterReading {
+            MeterReading(meter: "m", values: [.currentL1: 400], estimated: [], monotonicNs: UInt64(t * 1e9), quality: q, error: nil)
+        }
+        for k in 0..<19 { slot.store(reading(Double(k) * 0.1, .good)) }
+        #expect(slot.lastGoodNs == 1_800_000_000)
+        slot.store(reading(1.9, .bad(.frozen(polls: 10))))
+        #expect(slot.lastGoodNs == 1_000_000_000)
+        // Still frozen: nothing moves it further.
+        slot.store(reading(2.0, .bad(.frozen(polls: 11))))
+        #expect(slot.lastGoodNs == 1_000_000_000)
+        // Alive again: good from the first changed poll.
+        slot.store(reading(2.1, .good))
+        #expect(slot.lastGoodNs == 2_100_000_000)
+    }
 }
 
 
