@@ -19,6 +19,8 @@ let package = Package(
                        providers: [.apt(["libmodbus-dev"])]),
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod",
                        providers: [.apt(["libgpiod-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"])]),
 
         // Thin typed wrappers; every C call goes through Internals/Seam.swift.
         .target(name: "ModbusBridge", dependencies: ["CModbus"]),
@@ -34,7 +36,9 @@ let package = Package(
         // Pure control core: MP state machines, arbitration, scenario replay.
         .target(name: "Headroom"),
         // The config file: a small TOML reader and the schema, with errors naming line and key.
-        .target(name: "LMCConfig", dependencies: ["Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision"]),
+        .target(name: "LMCConfig", dependencies: ["Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision", "OSCP"]),
+        // OSCP 2.0 Capacity Provider: a small HTTP/1.1 server and client over OpenSSL (docs/oscp.md).
+        .target(name: "OSCP", dependencies: ["ModbusBridge", "COpenSSL"]),
         // Set points to chargers (Modbus profiles as data) and the upstream Modbus server.
         .target(name: "SetPointRelay", dependencies: ["ModbusBridge"]),
 
@@ -42,7 +46,7 @@ let package = Package(
         .executableTarget(
             name: "FieldController",
             dependencies: [
-                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog",
+                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog", "OSCP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -78,6 +82,7 @@ let package = Package(
             dependencies: ["Headroom", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "LMCTestSupport"]),
+        .testTarget(name: "OSCPTests", dependencies: ["OSCP", "LMCTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

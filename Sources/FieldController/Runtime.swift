@@ -4,6 +4,7 @@ import FailSafe
 import Headroom
 import LMCConfig
 import ModbusBridge
+import OSCP
 import RingLog
 import SetPointRelay
 import Supervision
@@ -31,6 +32,7 @@ final class Runtime {
     private var slots: [String: LatestReading] = [:]
     private var relays: [String: RelayWorker] = [:]
     private var upstream: UpstreamServer?
+    private var oscp: OSCPCapacityProvider?
     private var breakers: [String: BreakerDriver] = [:]
     private var manualTrips: [String: String] = [:]
     /// Set when LMC_GPIO_SIMULATOR stands in for the GPIO chip (no hardware: demos, tests).
@@ -121,6 +123,17 @@ final class Runtime {
                 status.note("breaker \(site): \(error)")
             }
         }
+        if let o = rc.oscp {
+            let inbox = inbox
+            do {
+                let p = try OSCPCapacityProvider(o) { text, alarm in inbox.post(alarm ? .alarmRaised : .log, text) }
+                p.start()
+                oscp = p
+            } catch {
+                log("OSCP endpoint not started: \(error)")
+                status.note("OSCP failed: \(error)")
+            }
+        }
         if let u = rc.upstream {
             do {
                 upstream = try UpstreamServer(host: u.listen, port: u.port, allowedWriters: u.allowedWriters, software: (0, 1, 0))
@@ -134,6 +147,8 @@ final class Runtime {
     private func stopIO() {
         upstream?.stop()
         upstream = nil
+        oscp?.stop()
+        oscp = nil
         breakers = [:]
         buses.forEach { $0.stop() }
         relays.values.forEach { $0.stop() }
@@ -306,10 +321,15 @@ final class Runtime {
         let sites = config.sites.map { site -> SiteInputs in
             let d = decision.sites.first { $0.site == site.id }!
             let relayStatus = relays[site.id]?.status
+            let oscpStatus = oscp?.status(site: site.id)
+            // Failing since: the charger relay or the OSCP relay (the FP unreachable or its heartbeat lapsed).
+            let failing = [relayStatus?.failingSinceNs, oscpStatus?.failingSinceNs].compactMap { $0 }.min()
+            // The site's import: the DNO's PoC meter; without one, what the CPMS reports (lower trust).
+            let reported = oscpStatus.flatMap { st in st.reportedAtNs.map { nowNs &- $0 < 120_000_000_000 } == true ? st.reportedImportW : nil }
             return SiteInputs(id: site.id, requestedW: d.setPointW,
                               safe: SafeSetPoint(firmW: site.floorW, tccW: config.sources[site.id]?.tcc?.watts),
-                              pocImportW: siteImport[site.id],
-                              relayFailingSince: relayStatus?.failingSinceNs.map { Double($0) / 1e9 },
+                              pocImportW: siteImport[site.id] ?? reported,
+                              relayFailingSince: failing.map { Double($0) / 1e9 },
                               breakerClosed: (try? breakers[site.id]?.isClosed()) ?? nil, connectionOrder: site.connectionOrder)
         }
         let out = supervisor.tick(SupervisorInputs(now: now, secondsOfDay: secondsOfDay, meters: meterStatus, sites: sites,
@@ -329,7 +349,13 @@ final class Runtime {
             }
         }
         for site in config.sites {
-            relays[site.id]?.post(watts: out.setPoints[site.id] ?? site.floorW)
+            let sp = out.setPoints[site.id] ?? site.floorW
+            relays[site.id]?.post(watts: sp)
+            if config.runtime.oscp?.groups[site.id] != nil {
+                // The fallback the CPMS applies if it loses us: the TCC profile, or the firm value.
+                let fallback = config.sources[site.id]?.tcc?.watts ?? [site.floorW]
+                oscp?.post(site: site.id, watts: sp, fallbackW: fallback)
+            }
         }
         let snapshot = upstreamSnapshot(out: out, decision: decision, siteImport: siteImport, mpValues: mpValues)
         upstream?.publish(snapshot)
@@ -371,7 +397,10 @@ final class Runtime {
                 return .init(id: site.id, setPointW: sp, requestedW: d.setPointW, boundBy: supervised ? "fail-safe" : "\(d.boundBy)",
                              reason: supervised ? "\(out.mode.rawValue): safe set point (headroom would allow \(Int(d.setPointW / 1000)) kW)" : d.reason,
                              importW: siteImport[site.id], chargerA: relay?.writtenA, appliedA: relay?.appliedA,
-                             relayError: relay?.lastError)
+                             relayError: relay?.lastError, oscp: oscp?.status(site: site.id).map { o in
+                                 "OSCP \(o.group): \(o.phase)" + (o.lastForecastKW.map { ", told \(Int($0)) kW" } ?? "")
+                                     + (o.failingSinceNs != nil ? ", FAILING" + (o.lastError.map { " (\($0))" } ?? " (FP heartbeat lapsed)") : "")
+                             })
             },
             alarms: out.alarms.map(\.description)))
         return true

@@ -15,6 +15,7 @@ final class StatusBoard: Sendable {
         struct Site: Sendable {
             var id: String, setPointW: Double, requestedW: Double, boundBy: String, reason: String
             var importW: Double?, chargerA: Double?, appliedA: Double?, relayError: String?
+            var oscp: String? = nil
         }
         var mode: Mode
         var reason: String
@@ -56,6 +57,7 @@ final class StatusBoard: Sendable {
                              + pad(charger, 13) + site.boundBy))
             lines.append(cut("  " + site.reason))
             if let e = site.relayError { lines.append(cut("  relay: " + e)) }
+            if let o = site.oscp { lines.append(cut("  " + o)) }
         }
         lines.append("")
         lines.append(s.alarms.isEmpty ? "no alarms" : "ALARMS")
@@ -77,6 +79,7 @@ final class StatusBoard: Sendable {
                 ("bound_by", .string(site.boundBy)), ("reason", .string(site.reason)), ("import_w", site.importW.map { .number($0) } ?? .null),
                 ("charger_a", site.chargerA.map { .number($0) } ?? .null), ("applied_a", site.appliedA.map { .number($0) } ?? .null),
                 ("relay_error", site.relayError.map { .string($0) } ?? .null),
+                ("oscp", site.oscp.map { .string($0) } ?? .null),
             ]) })),
             ("alarms", .array(s.alarms.map { .string($0) })),
         ]))

@@ -1,6 +1,7 @@
 import CTSensorDriver
 import FailSafe
 import ModbusBridge
+import OSCP
 import SetPointRelay
 import Supervision
 
@@ -50,6 +51,9 @@ public struct RuntimeConfig: Sendable {
         public var allowedWriters: Set<String>
     }
     public var upstream: Upstream?
+
+    /// OSCP 2.0 to the CPMS (`[oscp]` with `oscp_group` on sites); nil when not configured.
+    public var oscp: OSCPConfig?
 
     /// The ring log: where, and how big each ring is.
     public struct Log: Sendable, Equatable {
@@ -110,8 +114,10 @@ extension RuntimeConfig {
                 rc.mpMeter[mp.table["id"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "?"] = meter
             }
         }
+        var oscpGroups: [String: String] = [:]
         for s in sites {
             let siteID = s.table["id"].flatMap { if case .string(let x) = $0 { x } else { nil } } ?? "?"
+            if let g = s.string("oscp_group", default: ""), !g.isEmpty { oscpGroups[siteID] = g }
             if let poc = s.string("poc_meter", default: ""), !poc.isEmpty {
                 if !meterIDs.contains(poc) { issues.add(s.table.line(of: "poc_meter"), "\(s.path).poc_meter", "= \"\(poc)\": no [[meter]] has this id") }
                 rc.sitePocMeter[siteID] = poc
@@ -200,6 +206,33 @@ extension RuntimeConfig {
             u.markUsed("allowed_writers")
             u.rejectUnknownKeys()
             rc.upstream = Upstream(listen: listen, port: Int(port), allowedWriters: writers)
+        }
+        if let o = top.table("oscp") {
+            let listen = o.string("listen", default: "127.0.0.1")!
+            let port = o.number("port", default: 8090, min: 1, max: 65_535)!
+            let ours = o.string("our_base_url") ?? ""
+            let fp = o.string("fp_base_url") ?? ""
+            let fpToken = o.string("fp_token") ?? ""
+            let token = o.string("token") ?? ""
+            let hb = o.number("heartbeat_interval_s", default: 30, min: 1, max: 3600)!
+            let ownHB = o.number("own_heartbeat_default_s", default: 60, min: 1, max: 3600)!
+            let minutes = o.number("forecast_minutes", default: 15, min: 1, max: 1440)!
+            let refresh = o.number("refresh_s", default: 300, min: 5, max: 86_400)!
+            let cert = o.string("tls_certificate", default: "")!
+            let key = o.string("tls_key", default: "")!
+            let ca = o.string("ca_file", default: "")!
+            let plain = o.bool("allow_plain_http", default: false)
+            o.rejectUnknownKeys()
+            let c = OSCPConfig(listenHost: listen, listenPort: Int(port), ourBaseURL: ours, fpBaseURL: fp, fpInitialToken: fpToken, ourToken: token,
+                               heartbeatIntervalS: Int(hb), defaultOwnHeartbeatS: Int(ownHB), forecastMinutes: minutes, refreshS: refresh,
+                               groups: oscpGroups, certificate: cert.isEmpty ? nil : cert, key: key.isEmpty ? nil : key,
+                               caFile: ca.isEmpty ? nil : ca, allowPlainHTTP: plain)
+            if ![ours, fp, fpToken, token].contains("") {
+                for problem in c.validate() { issues.add(o.table.line(of: "fp_base_url"), "oscp", problem) }
+            }
+            rc.oscp = c
+        } else if !oscpGroups.isEmpty {
+            issues.add(nil, "site.oscp_group", "is set but there is no [oscp] section: add one (docs/config.md)")
         }
         var seed: UInt64 = 1469598103934665603
         for b in rc.boxID.utf8 { seed = (seed ^ UInt64(b)) &* 1099511628211 }

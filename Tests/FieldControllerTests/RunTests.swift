@@ -12,7 +12,7 @@ final class Daemon {
     let path: String
     let lmc: ChildProcess
 
-    init(tag: String, extra: String = "", environment: [String: String]? = nil) throws {
+    init(tag: String, extra: String = "", siteExtra: String = "", environment: [String: String]? = nil) throws {
         dir = "/tmp/lmc-e2e-\(tag)-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         chmod(dir, 0o755)
@@ -22,7 +22,7 @@ final class Daemon {
                                   validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
         socket = "\(dir)/control.sock"
         path = "\(dir)/lmc.toml"
-        try (RunEndToEnd.config(meterPort: meter.port, chargerPort: charger.port, socket: socket) + extra)
+        try (RunEndToEnd.config(meterPort: meter.port, chargerPort: charger.port, socket: socket, siteExtra: siteExtra) + extra)
             .write(toFile: path, atomically: true, encoding: .utf8)
         lmc = try ChildProcess(Repo.lmc, ["run", "--config", path], environment: environment)
     }
@@ -43,7 +43,7 @@ final class Daemon {
 @Suite(.serialized) struct RunEndToEnd {
     static let loaded = #"{"voltage_l1": 230, "voltage_l2": 230, "voltage_l3": 230, "current_l1": 500, "current_l2": 500, "current_l3": 500, "apparent_power_total": 400000, "power_total": 390000}"#
 
-    static func config(meterPort: Int, chargerPort: Int, socket: String) -> String {
+    static func config(meterPort: Int, chargerPort: Int, socket: String, siteExtra: String = "") -> String {
         """
         [box]
         id = "e2e"
@@ -52,6 +52,7 @@ final class Daemon {
         directory = "\((socket as NSString).deletingLastPathComponent)"
         sync_interval_s = 0.2
         samples_mb = 1
+        halfhours_mb = 0.1
         events_mb = 0.5
         [control]
         mode = "incremental"
@@ -92,6 +93,7 @@ final class Daemon {
         setpoint_unit = "kva"
         quantum = 1
         ramp_up_kw_per_s = 100
+        \(siteExtra)
         [site.charger]
         profile = "alfen-ng9xx"
         tcp = "127.0.0.1:\(chargerPort)"

@@ -418,3 +418,38 @@ public final class SpawnedChild {
         return l
     }
 }
+
+/// The OSCP Flexibility Provider peer (Tests/peers/oscp_fp_peer.py): validates every body lmc sends
+/// against the OSCP 2.0 schemas and reports each exchange as a JSON line.
+public final class OSCPPeer: @unchecked Sendable {
+    public let child: ChildProcess
+    public let port: Int
+    public let fpToken: String
+
+    public init(initialToken: String, requireHeartbeatS: Int = 2, sendHeartbeatS: Double = 0.5, ackPath: String = "handshake_acknowledgment",
+                tls: (cert: String, key: String, ca: String)? = nil) throws {
+        var args = [Repo.peer("oscp_fp_peer.py"), "--initial-token", initialToken, "--require-heartbeat-s", String(requireHeartbeatS),
+                    "--send-heartbeat-s", String(sendHeartbeatS), "--ack-path", ackPath]
+        if let tls { args += ["--tls-cert", tls.cert, "--tls-key", tls.key, "--cafile", tls.ca] }
+        child = try ChildProcess(Repo.python, args)
+        let first = try child.waitForLine(prefix: "{\"listening\"")
+        let o = try JSONSerialization.jsonObject(with: Data(first.utf8)) as! [String: Any]
+        port = (o["listening"] as! NSNumber).intValue
+        fpToken = o["fp_token"] as! String
+    }
+
+    /// Every JSON event the peer printed.
+    public var events: [[String: Any]] {
+        child.lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+    /// Requests lmc made to the FP, optionally of one endpoint.
+    public func received(_ path: String? = nil) -> [[String: Any]] {
+        events.filter { $0["event"] as? String == "message" && (path == nil || $0["path"] as? String == path) }
+    }
+    /// Requests the FP made to lmc, with lmc's status.
+    public func sent(_ path: String? = nil) -> [[String: Any]] {
+        events.filter { $0["event"] as? String == "sent" && (path == nil || $0["path"] as? String == path) }
+    }
+    public func send(_ line: String) { child.send(line) }
+    public func stop() { child.stop() }
+}
