@@ -22,6 +22,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"])]),
 
+        // The few libc spellings that differ between glibc and musl (aarch64 static SDK).
+        .target(name: "LMCPlatform"),
         // Thin typed wrappers; every C call goes through Internals/Seam.swift.
         .target(name: "ModbusBridge", dependencies: ["CModbus"]),
         .target(name: "DigitalIO", dependencies: ["CGPIOD"]),
@@ -30,7 +32,7 @@ let package = Package(
         .target(name: "CTSensorDriver", dependencies: ["ModbusBridge", "DigitalIO"]),
         .target(name: "FailSafe"),
         // The thin hardware side of the supervisor: breaker lines, systemd and hardware watchdogs.
-        .target(name: "Supervision", dependencies: ["DigitalIO", "FailSafe"]),
+        .target(name: "Supervision", dependencies: ["DigitalIO", "FailSafe", "LMCPlatform"]),
         // Crash-safe on-disk rings (docs/ringlog.md).
         .target(name: "RingLog"),
         // Pure control core: MP state machines, arbitration, scenario replay.
@@ -38,7 +40,7 @@ let package = Package(
         // The config file: a small TOML reader and the schema, with errors naming line and key.
         .target(name: "LMCConfig", dependencies: ["Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision", "OSCP"]),
         // OSCP 2.0 Capacity Provider: a small HTTP/1.1 server and client over OpenSSL (docs/oscp.md).
-        .target(name: "OSCP", dependencies: ["ModbusBridge", "COpenSSL"]),
+        .target(name: "OSCP", dependencies: ["ModbusBridge", "COpenSSL", "LMCPlatform"]),
         // Set points to chargers (Modbus profiles as data) and the upstream Modbus server.
         .target(name: "SetPointRelay", dependencies: ["ModbusBridge"]),
 
@@ -46,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "FieldController",
             dependencies: [
-                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog", "OSCP",
+                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog", "OSCP", "LMCPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

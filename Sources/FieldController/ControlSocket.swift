@@ -1,3 +1,4 @@
+import LMCPlatform
 import ArgumentParser
 import LMCConfig
 import ModbusBridge
@@ -21,7 +22,7 @@ final class ControlSocket: Sendable {
     init(path: String, board: StatusBoard, commands: CommandQueue, events: EventInbox? = nil) throws {
         self.path = path
         unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, Sys.sockStream | Sys.sockCloexec, 0)
         self.fd = fd
         guard fd >= 0 else { throw SocketError(message: "socket: \(String(cString: strerror(errno)))") }
         var addr = sockaddr_un()
@@ -91,7 +92,7 @@ final class ControlSocket: Sendable {
 
     /// Sends one request to the daemon and returns the answer.
     static func request(_ line: String, path: String) throws -> String {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Sys.sockStream, 0)
         defer { close(fd) }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
@@ -276,7 +277,7 @@ struct WatchCommand: ParsableCommand {
             let text = (try? ControlSocket.request("status", path: socket.socket)) ?? "lmc: daemon not reachable at \(socket.socket)\n"
             let screen = Array(("\u{1B}[H\u{1B}[2J" + text).utf8)
             // The terminal went away (serial cable pulled, SSH dropped): leave instead of polling forever.
-            if screen.withUnsafeBytes({ Glibc.write(1, $0.baseAddress, $0.count) }) < 0 { throw ExitCode(1) }
+            if screen.withUnsafeBytes({ Sys.write(1, $0.baseAddress, $0.count) }) < 0 { throw ExitCode(1) }
             usleep(UInt32(max(0.1, interval) * 1_000_000))
         }
     }

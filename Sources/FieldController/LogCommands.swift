@@ -1,3 +1,4 @@
+import LMCPlatform
 import ArgumentParser
 import RingLog
 import Synchronization
@@ -318,7 +319,7 @@ struct BufferedOutput {
     mutating func flush() {
         var off = 0
         while off < buf.count {
-            let n = buf[off...].withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+            let n = buf[off...].withUnsafeBytes { Sys.write(1, $0.baseAddress, $0.count) }
             if n <= 0 { break }
             off += n
         }

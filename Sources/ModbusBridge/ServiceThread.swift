@@ -10,11 +10,17 @@ import Musl
 public final class ServiceThread: @unchecked Sendable {
     private final class Box {
         let body: @Sendable () -> Void
-        /// Starts `body` on a new thread at once.
-    public init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
     }
 
+    // pthread_t is an integer in glibc and a pointer in musl (the static Linux SDK).
+    #if canImport(Glibc)
     private var thread = pthread_t()
+    private var handle: pthread_t { thread }
+    #else
+    private var thread: pthread_t? = nil
+    private var handle: pthread_t { thread! }
+    #endif
 
     /// Starts `body` on a new thread at once.
     public init(_ body: @escaping @Sendable () -> Void) {
@@ -28,7 +34,7 @@ public final class ServiceThread: @unchecked Sendable {
     }
 
     /// Waits for `body` to return.
-    public func join() { pthread_join(thread, nil) }
+    public func join() { pthread_join(handle, nil) }
 }
 
 /// A loop on its own POSIX thread with a stop flag — what every worker here (bus pollers, charger

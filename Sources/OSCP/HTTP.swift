@@ -1,3 +1,4 @@
+import LMCPlatform
 import ModbusBridge
 
 #if canImport(Glibc)
@@ -93,14 +94,14 @@ final class Connection {
 
     deinit {
         if let ssl { TLSSeam.close(ssl) }
-        Glibc.close(fd)
+        Sys.close(fd)
     }
 
     func send(_ bytes: [UInt8]) throws(HTTPError) {
         var off = 0
         while off < bytes.count {
             let n = bytes[off...].withUnsafeBytes { p in
-                ssl.map { TLSSeam.write($0, p.baseAddress!, p.count) } ?? Glibc.send(fd, p.baseAddress, p.count, Int32(MSG_NOSIGNAL))
+                ssl.map { TLSSeam.write($0, p.baseAddress!, p.count) } ?? Sys.send(fd, p.baseAddress, p.count, Int32(MSG_NOSIGNAL))
             }
             guard n > 0 else { throw HTTPError("write failed: \(ssl == nil ? String(cString: strerror(errno)) : TLSSeam.lastError())") }
             off += n
@@ -111,7 +112,7 @@ final class Connection {
     private func fill() throws(HTTPError) -> Bool {
         var chunk = [UInt8](repeating: 0, count: 16_384)
         let n = chunk.withUnsafeMutableBytes { p in
-            ssl.map { TLSSeam.read($0, p.baseAddress!, p.count) } ?? Glibc.recv(fd, p.baseAddress, p.count, 0)
+            ssl.map { TLSSeam.read($0, p.baseAddress!, p.count) } ?? Sys.recv(fd, p.baseAddress, p.count, 0)
         }
         if n == 0 { return false }
         if n < 0 {
@@ -202,7 +203,7 @@ public final class HTTPServer: Sendable {
         if let certificate, let key { ctx = try TLSSeam.serverContext(certificate: certificate, key: key) }
         tls = ctx.map { TLS(ctx: $0) }
         self.maxBody = maxBody
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_INET, Sys.sockStream | Sys.sockCloexec, 0)
         guard fd >= 0 else { throw HTTPError("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -210,13 +211,13 @@ public final class HTTPServer: Sendable {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else {
-            Glibc.close(fd)
+            Sys.close(fd)
             throw HTTPError("listen address '\(host)' is not an IPv4 address")
         }
         let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard bound == 0, listen(fd, 16) == 0 else {
             let e = String(cString: strerror(errno))
-            Glibc.close(fd)
+            Sys.close(fd)
             throw HTTPError("cannot listen on \(host):\(port): \(e)")
         }
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -230,7 +231,7 @@ public final class HTTPServer: Sendable {
                 guard poll(&p, 1, 200) > 0 else { continue }
                 var peer = sockaddr_in()
                 var plen = socklen_t(MemoryLayout<sockaddr_in>.size)
-                let c = withUnsafeMutablePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(fd, $0, &plen) } }
+                let c = withUnsafeMutablePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Sys.accept(fd, $0, &plen) } }
                 guard c >= 0 else { continue }
                 _ = fcntl(c, F_SETFD, FD_CLOEXEC)
                 var ip = [CChar](repeating: 0, count: 64)
@@ -246,7 +247,7 @@ public final class HTTPServer: Sendable {
 
     public func stop() {
         loop.stop()
-        Glibc.close(listenFD)
+        Sys.close(listenFD)
         if let tls { TLSSeam.freeContext(tls.ctx) }
     }
 
@@ -320,14 +321,14 @@ public final class HTTPClient: Sendable {
     static func connect(host: String, port: Int, timeoutSeconds: Double) throws(HTTPError) -> Int32 {
         var hints = addrinfo()
         hints.ai_family = AF_INET
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_socktype = Sys.sockStream
         var res: UnsafeMutablePointer<addrinfo>?
         guard getaddrinfo(host, String(port), &hints, &res) == 0, let ai = res else { throw HTTPError("cannot resolve \(host)") }
         defer { freeaddrinfo(res) }
-        let fd = socket(ai.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        let fd = socket(ai.pointee.ai_family, Sys.sockStream | Sys.sockCloexec | Sys.sockNonblock, 0)
         guard fd >= 0 else { throw HTTPError("socket: \(String(cString: strerror(errno)))") }
-        if Glibc.connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) != 0 && errno != EINPROGRESS {
-            let e = String(cString: strerror(errno)); Glibc.close(fd)
+        if Sys.connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) != 0 && errno != EINPROGRESS {
+            let e = String(cString: strerror(errno)); Sys.close(fd)
             throw HTTPError("cannot connect to \(host):\(port): \(e)")
         }
         var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
@@ -335,7 +336,7 @@ public final class HTTPClient: Sendable {
         var len = socklen_t(MemoryLayout<Int32>.size)
         guard poll(&p, 1, Int32(timeoutSeconds * 1000)) == 1, getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0, err == 0 else {
             let e = err != 0 ? String(cString: strerror(err)) : "timed out after \(timeoutSeconds) s"
-            Glibc.close(fd)
+            Sys.close(fd)
             throw HTTPError("cannot connect to \(host):\(port): \(e)")
         }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import LMCPlatform
 import Glibc
 #elseif canImport(Musl)
 import Musl
@@ -27,7 +28,7 @@ public struct SystemdNotifier: Sendable {
     @discardableResult
     public func send(_ message: String) -> Bool {
         guard let path = socketPath else { return false }
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, Sys.sockDgram | Sys.sockCloexec, 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         var addr = sockaddr_un()

@@ -172,7 +172,9 @@ func tempRing(_ tag: String) -> String { "/tmp/lmc-ring-\(tag)-\(getpid())-\(UIn
             skipped += s
             #expect(intact, "pass \(passes): a record's payload does not match its sequence number")
             #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $1 > $0 }, "pass \(passes): out of order")
-            if let last = seqs.last { #expect(last >= lastHead, "pass \(passes): the newest record went back"); lastHead = last }
+            // Across passes nothing is promised about the newest record returned: a writer that laps a
+            // slow reader overwrites what it was about to read (those slots are skipped, never misread).
+            if let last = seqs.last { lastHead = max(lastHead, last) }
         }
         #expect(returned > 0 && lastHead > 4096, "the writer wrapped the ring while we read (head \(lastHead))")
         print("reader during appends: \(passes) passes, \(returned) records returned, \(skipped) slots skipped (being rewritten)")

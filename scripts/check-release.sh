@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The release checks CI runs (make release-check): out/lmc is fully static and runs; the .deb installs,
+# its unit verifies, its user and directories are right, and it removes cleanly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fail() { echo "release-check: FAIL: $*" >&2; exit 1; }
+bin=out/lmc
+file "$bin" | grep -q "statically linked" || fail "$(file "$bin")"
+lddout=$(ldd "$bin" 2>&1 || true)
+echo "$lddout" | grep -q "not a dynamic executable" || fail "ldd: $lddout"
+echo "release-check: $bin is static, $(stat -c %s "$bin") bytes ($(( $(stat -c %s "$bin") / 1048576 )) MiB), stripped: $(file "$bin" | grep -q 'not stripped' && echo no || echo yes)"
+"$bin" --version >/dev/null || fail "--version"
+repo=$PWD
+out=$(cd /tmp && LMC_HW_DIR="$repo/hw" timeout 120 "$repo/$bin" demo --seconds 4 --plain --plot /tmp/lmc-release-check.svg 2>&1) || fail "demo: $out"
+echo "$out" | grep -q "summary of the day" || fail "demo printed no summary: $out"
+echo "release-check: the static binary ran its demo"
+
+deb=$(ls out/lmc_*.deb | tail -1)
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+dpkg -s lmc >/dev/null 2>&1 && $SUDO dpkg -r lmc >/dev/null
+$SUDO dpkg -i "$deb" >/dev/null || fail "dpkg -i $deb"
+[ -x /usr/bin/lmc ] || fail "/usr/bin/lmc missing"
+getent passwd lmc >/dev/null || fail "user lmc missing"
+getent group lmc-admin >/dev/null || fail "group lmc-admin missing"
+[ "$(stat -c '%U:%G %a' /var/lib/lmc)" = "lmc:lmc 750" ] || fail "/var/lib/lmc is $(stat -c '%U:%G %a' /var/lib/lmc)"
+[ "$(stat -c '%G %a' /etc/lmc/lmc.toml)" = "lmc 640" ] || fail "/etc/lmc/lmc.toml is $(stat -c '%G %a' /etc/lmc/lmc.toml)"
+/usr/bin/lmc config check --config /etc/lmc/lmc.toml >/dev/null || fail "the installed example config does not check (profiles in /usr/share/lmc/hw?)"
+if command -v systemd-analyze >/dev/null 2>&1; then
+  verify=$(systemd-analyze verify /usr/lib/systemd/system/lmc.service 2>&1) || fail "systemd-analyze verify: $verify"
+  # A box without a gpio group is told so; anything else is a fault of the unit.
+  other=$(echo "$verify" | grep -v -e "gpio" -e "^$" || true)
+  [ -z "$other" ] || fail "systemd-analyze verify: $other"
+fi
+echo "release-check: $deb installed; unit verified; user, groups and directories as expected"
+$SUDO dpkg -r lmc >/dev/null || fail "dpkg -r"
+[ ! -e /usr/bin/lmc ] || fail "/usr/bin/lmc left behind"
+[ ! -e /usr/lib/systemd/system/lmc.service ] || fail "unit left behind"
+echo "release-check: removed cleanly (conffiles and /var/lib/lmc kept until purge)"
