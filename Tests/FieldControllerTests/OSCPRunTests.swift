@@ -91,7 +91,7 @@ import Testing
         }
         let arrived = try #require(fp.received("update_group_capacity_forecast").dropFirst(before).first { Self.blocks($0).first?["capacity"] as? Double == 180 })
         print("set-point change (lmc override) to forecast at the FP: \(Int(((arrived["t"] as? Double ?? 0) - t0) * 1000)) ms")
-        print("captured exchange:\n" + fp.child.lines.prefix(12).joined(separator: "\n"))
+        print("captured exchange (first lines, cut at 240 characters):\n" + fp.child.lines.prefix(9).map { String($0.prefix(240)) }.joined(separator: "\n"))
 
         // The FP reports the site's import: shown nowhere as the DNO's meter, but lmc accepts it.
         fp.send("measure 1000")
