@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "lmc", targets: ["FieldController"]),
         .executable(name: "lmc-bench", targets: ["LMCBench"]),
+        .executable(name: "lmc-fuzz", targets: ["LMCFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -61,6 +62,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+
+        // make fuzz: libFuzzer targets for every input from outside; without the fuzzer, a corpus replayer.
+        .executableTarget(name: "LMCFuzz", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "OSCP", "RingLog"]),
 
         // Test helpers: Python peers, socat pty pairs, the built `lmc`.
         .target(name: "LMCTestSupport", path: "Tests/LMCTestSupport"),

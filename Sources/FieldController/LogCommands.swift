@@ -195,66 +195,12 @@ struct LogCommand: ParsableCommand {
             }
         }
 
-        /// Splits and checks the requested command: plain words only, from the allowed set.
-        static func check(_ text: String) -> Result<[String], CheckError> {
-            let allowedChars = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:T ")
-            if text.isEmpty { return .failure(.init("no command given")) }
-            if let bad = text.first(where: { !allowedChars.contains($0) }) {
-                return .failure(.init("character '\(bad)' is not allowed (no shell here)"))
-            }
-            var words = text.split(separator: " ").map(String.init)
-            if words.first == "lmc" { words.removeFirst() }
-            guard words.first == "log", words.count >= 2 else { return .failure(.init("only 'log …' commands are allowed")) }
-            words.removeFirst()
-            switch words[0] {
-            case "info":
-                guard words.count == 1 else { return .failure(.init("'log info' takes no arguments")) }
-            case "export", "audit", "plot":
-                let options: Set<String> = switch words[0] {
-                case "export": ["--ring", "--from", "--to", "--format"]
-                case "audit": ["--day"]
-                default: ["--from", "--to", "--width"]
-                }
-                var i = 1
-                while i < words.count {
-                    guard options.contains(words[i]), i + 1 < words.count else { return .failure(.init("'\(words[i])' is not an allowed option of log \(words[0])")) }
-                    i += 2
-                }
-            default:
-                return .failure(.init("'log \(words[0])' is not allowed"))
-            }
-            return .success(words)
-        }
-
-        struct CheckError: Error, CustomStringConvertible {
-            var description: String
-            init(_ d: String) { description = d }
-        }
+        static func check(_ text: String) -> Result<[String], LogAccess.Refusal> { LogAccess.check(text) }
     }
 }
 
 /// Parses "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM[:SS]" as UTC seconds.
-func parseUTC(_ text: String) -> Int? {
-    let parts = text.split(separator: "T")
-    let d = parts[0].split(separator: "-").compactMap { Int($0) }
-    guard d.count == 3, (1...12).contains(d[1]), (1...31).contains(d[2]) else { return nil }
-    var t = [0, 0, 0]
-    if parts.count == 2 {
-        let hms = parts[1].split(separator: ":").compactMap { Int($0) }
-        guard (2...3).contains(hms.count), (0...23).contains(hms[0]), (0...59).contains(hms[1]) else { return nil }
-        t = hms + (hms.count == 2 ? [0] : [])
-    } else if parts.count > 2 {
-        return nil
-    }
-    var tmv = tm()
-    tmv.tm_year = Int32(d[0] - 1900)
-    tmv.tm_mon = Int32(d[1] - 1)
-    tmv.tm_mday = Int32(d[2])
-    tmv.tm_hour = Int32(t[0])
-    tmv.tm_min = Int32(t[1])
-    tmv.tm_sec = Int32(t[2])
-    return Int(timegm(&tmv))
-}
+func parseUTC(_ text: String) -> Int? { LogAccess.parseUTC(text) }
 
 func isoTime(_ ns: UInt64) -> String {
     isoPrefix(ns / 1_000_000_000) + threeDigits(Int((ns / 1_000_000) % 1000)) + "Z"

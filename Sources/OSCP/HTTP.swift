@@ -161,7 +161,7 @@ final class Connection {
 }
 
 /// Parses a request head: "POST /path HTTP/1.1" and headers.
-func parseHead(_ head: String) -> (String, String, [String: String])? {
+public func parseHead(_ head: String) -> (String, String, [String: String])? {
     var lines = head.split(separator: "\r\n", omittingEmptySubsequences: false).map(String.init)
     guard !lines.isEmpty else { return nil }
     let first = lines.removeFirst().split(separator: " ")

@@ -1,0 +1,146 @@
+import CTSensorDriver
+import LMCConfig
+import ModbusBridge
+import OSCP
+import RingLog
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The inputs a box takes from outside, each as a function of arbitrary bytes. Nothing here may crash,
+/// hang or return something invalid; a finding becomes a file in Fuzz/regressions/TARGET.
+enum FuzzTargets {
+    static let names = ["config", "registers", "oscp", "ring", "ssh", "time"]
+
+    static func run(_ target: String, _ data: [UInt8]) {
+        switch target {
+        case "config": config(data)
+        case "registers": registers(data)
+        case "oscp": oscp(data)
+        case "ring": ring(data)
+        case "ssh": ssh(data)
+        case "time": time(data)
+        default: fatalError("no fuzz target '\(target)'; targets: \(names.joined(separator: ", "))")
+        }
+    }
+
+    /// lmc.toml: the parser and the schema, errors named, never a crash.
+    static func config(_ data: [UInt8]) {
+        _ = Configuration.parse(String(decoding: data, as: UTF8.self))
+    }
+
+    /// A meter's reply: every profile's registers decoded from the bytes and judged.
+    nonisolated(unsafe) static var profiles: [MeterProfile] = {
+        ["eastron-sdm630", "carlo-gavazzi-em24", "carlo-gavazzi-em340", "schneider-iem3000", "schneider-pm5100", "generic"]
+            .compactMap { try? MeterProfiles.load($0).get() }
+    }()
+
+    static func registers(_ data: [UInt8]) {
+        var regs: [UInt16] = []
+        var i = 0
+        while i + 1 < data.count { regs.append(UInt16(data[i]) << 8 | UInt16(data[i + 1])); i += 2 }
+        for p in profiles {
+            var values: [Quantity: Double] = [:]
+            for r in p.registers {
+                let off = Int(r.address) % max(1, regs.count)
+                let slice = Array(regs.dropFirst(off).prefix(r.codec.registerCount))
+                if let v = try? r.codec.decode(slice) { values[r.quantity] = v }
+            }
+            var judge = QualityJudge(QualityRules(ctRatingA: 600))
+            _ = judge.judge(values: values, raw: regs)
+        }
+    }
+
+    /// An HTTP request head and every OSCP body type.
+    static func oscp(_ data: [UInt8]) {
+        _ = parseHead(String(decoding: data, as: UTF8.self))
+        if case .success(let m) = decodeOSCP(OSCPWire.Register.self, from: data) { _ = m.validate() }
+        if case .success(let m) = decodeOSCP(OSCPWire.Handshake.self, from: data) { _ = m.validate() }
+        if case .success(let m) = decodeOSCP(OSCPWire.HandshakeAcknowledgement.self, from: data) { _ = m.validate() }
+        if case .success(let m) = decodeOSCP(OSCPWire.Heartbeat.self, from: data) { _ = m.validate() }
+        if case .success(let m) = decodeOSCP(OSCPWire.UpdateGroupCapacityForecast.self, from: data) { _ = m.validate() }
+        if case .success(let m) = decodeOSCP(OSCPWire.UpdateGroupMeasurements.self, from: data) { _ = m.validate() }
+        if case .success(let m) = decodeOSCP(OSCPWire.GroupCapacityComplianceError.self, from: data) { _ = m.validate() }
+        _ = RFC3339.parse(String(decoding: data, as: UTF8.self))
+    }
+
+    /// A ring file's bytes (a power cut, a bad flash block, a hostile file): recovery and reading return
+    /// only records whose CRC checks, in sequence order, and never crash.
+    static func ring(_ data: [UInt8]) {
+        let path = "/tmp/lmc-fuzz-ring-\(getpid())"
+        // A valid header (so the slots are reached) followed by the fuzz bytes as slots, unless the input
+        // asks for its own header (first byte odd).
+        var file: [UInt8]
+        if let first = data.first, first & 1 == 1 {
+            file = data
+        } else {
+            unlink(path)
+            if let r = try? RingFile(path: path, ringName: "samples", boxID: "fuzz", recordSize: 64, capacity: 16) {
+                _ = r
+            }
+            file = Array(readAll(path).prefix(RingFile.headerSize)) + Array(data.dropFirst())
+        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { return }
+        _ = file.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        if let reader = try? RingReader(path: path) {
+            var last: UInt64 = 0
+            _ = reader.forEach { rec in
+                precondition(rec.seq > last, "ring reader returned sequence \(rec.seq) after \(last)")
+                last = rec.seq
+                _ = SampleRecord.decode(rec.payload)
+                _ = HalfHourRecord.decode(rec.payload)
+                _ = EventRecord.decodePayload(rec.payload)
+            }
+            reader.release()
+        }
+        // Recovery as the writer does it (may move a bad header aside).
+        _ = try? RingFile(path: path, ringName: "samples", boxID: "fuzz", recordSize: 64, capacity: 16)
+        unlink(path)
+        for f in (try? listDirectory("/tmp")) ?? [] where f.hasPrefix("lmc-fuzz-ring-\(getpid()).corrupt") { unlink("/tmp/" + f) }
+    }
+
+    /// The DNO's SSH account: whatever arrives, only plain allowed words pass.
+    static func ssh(_ data: [UInt8]) {
+        let text = String(decoding: data, as: UTF8.self)
+        if case .success(let words) = LogAccess.check(text) {
+            let bad = Set("';|&$`<>\\\"(){}*?!~\n\t/")
+            precondition(!words.joined().contains { bad.contains($0) }, "ssh-command let through \(words)")
+            precondition(["info", "export", "audit", "plot"].contains(words[0]), "ssh-command let through \(words)")
+        }
+    }
+
+    /// --from/--to/--day: a date never crashes and, when accepted, formats back to itself.
+    static func time(_ data: [UInt8]) {
+        let text = String(decoding: data, as: UTF8.self)
+        if let t = LogAccess.parseUTC(text) { precondition(t >= 0, "\(text) parsed to \(t)") }
+    }
+}
+
+func readAll(_ path: String) -> [UInt8] {
+    guard let f = fopen(path, "r") else { return [] }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = fread(&buf, 1, buf.count, f)
+        if n <= 0 { break }
+        out += buf[0..<n]
+    }
+    return out
+}
+
+func listDirectory(_ path: String) throws -> [String] {
+    guard let d = opendir(path) else { return [] }
+    defer { closedir(d) }
+    var names: [String] = []
+    while let e = readdir(d) {
+        var name = e.pointee.d_name
+        names.append(withUnsafeBytes(of: &name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+    }
+    return names
+}
