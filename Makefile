@@ -3,8 +3,10 @@
 SWIFT ?= swift
 JOBS ?= 2
 TEST_TIMEOUT ?= 1800
+FUZZ_SECONDS ?= 60
+FUZZ_RT = $(shell dirname $$(dirname $$(which swift)))/lib/swift/clang/lib/linux
 
-.PHONY: deps build run test release deb release-check bench clean
+.PHONY: deps build run test release deb release-check bench fuzz sanitize clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -21,7 +23,8 @@ test: deps
 	LMC_PYTHON=$(CURDIR)/.venv/bin/python timeout --kill-after=30 $(TEST_TIMEOUT) \
 		$(SWIFT) test -j $(JOBS) --skip-build \
 		|| { rc=$$?; [ $$rc -eq 124 ] && echo "make test: the tests did not finish within $(TEST_TIMEOUT) s" >&2; exit $$rc; }
-	@# The release as a DNO gets it: the static binary and the package.
+	@# Every fuzz target for a bounded time, then the release as a DNO gets it.
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 	$(MAKE) --no-print-directory release-check
 
 # One fully static, stripped lmc in out/ (libmodbus built from Debian's source, libgpiod, OpenSSL).
@@ -49,5 +52,23 @@ bench:
 	$(SWIFT) build -c release -j $(JOBS) --product lmc-bench
 	bench/run.sh
 
+# libFuzzer with AddressSanitizer on every input from outside (Fuzz/README.md).
+fuzz: deps
+	$(SWIFT) build -j $(JOBS) --product lmc-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=address \
+		-Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp -Xswiftc -DFUZZING \
+		-Xlinker $(FUZZ_RT)/libclang_rt.fuzzer_no_main-x86_64.a -Xlinker -lstdc++ 2>&1 | grep -v "Cannot export local symbol" || true
+	@set -e; for t in config registers oscp ring ssh time; do \
+		mkdir -p .build-fuzz/corpus/$$t; \
+		LMC_FUZZ_TARGET=$$t LMC_HW_DIR=$(CURDIR)/hw .build-fuzz/debug/lmc-fuzz .build-fuzz/corpus/$$t Fuzz/corpus/$$t \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=.build-fuzz/finding-$$t- \
+			> .build-fuzz/$$t.log 2>&1 || { tail -40 .build-fuzz/$$t.log; echo "make fuzz: target $$t found something: .build-fuzz/finding-$$t-*" >&2; exit 1; }; \
+		echo "fuzz $$t: $$(sed -n 's/stat::number_of_executed_units: *//p' .build-fuzz/$$t.log) executions in $(FUZZ_SECONDS) s, nothing found"; \
+	done
+
+# The test suite under AddressSanitizer and ThreadSanitizer (each its own build; about 10 minutes each).
+sanitize: deps
+	LMC_PYTHON=$(CURDIR)/.venv/bin/python $(SWIFT) test -j $(JOBS) --scratch-path .build-asan --sanitize=address
+	LMC_PYTHON=$(CURDIR)/.venv/bin/python $(SWIFT) test -j $(JOBS) --scratch-path .build-tsan --sanitize=thread
+
 clean:
-	rm -rf .build .build-release .build-static .venv out
+	rm -rf .build .build-release .build-static .build-fuzz .build-asan .build-tsan .venv out

@@ -64,7 +64,8 @@ let package = Package(
         ),
 
         // make fuzz: libFuzzer targets for every input from outside; without the fuzzer, a corpus replayer.
-        .executableTarget(name: "LMCFuzz", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "OSCP", "RingLog"]),
+        .target(name: "CLibFuzzer"),
+        .executableTarget(name: "LMCFuzz", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "OSCP", "RingLog", "CLibFuzzer"]),
 
         // Test helpers: Python peers, socat pty pairs, the built `lmc`.
         .target(name: "LMCTestSupport", path: "Tests/LMCTestSupport"),

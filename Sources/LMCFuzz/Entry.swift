@@ -5,14 +5,22 @@ import Musl
 #endif
 
 #if FUZZING
-// Built with -sanitize=fuzzer,address -DFUZZING (make fuzz): libFuzzer calls this; the target is chosen
-// by LMC_FUZZ_TARGET.
-nonisolated(unsafe) let fuzzTarget: String = getenv("LMC_FUZZ_TARGET").map { String(cString: $0) } ?? "config"
+import CLibFuzzer
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
-    FuzzTargets.run(fuzzTarget, Array(UnsafeBufferPointer(start: data, count: size)))
-    return 0
+// Built with -sanitize=fuzzer,address -DFUZZING (make fuzz): SwiftPM's main hands over to libFuzzer's
+// driver, which calls back with each input; the target is chosen by LMC_FUZZ_TARGET.
+let fuzzTarget: String = getenv("LMC_FUZZ_TARGET").map { String(cString: $0) } ?? "config"
+
+@main
+struct Fuzz {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+            FuzzTargets.run(fuzzTarget, data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
+            return 0
+        })
+    }
 }
 #else
 /// Without the fuzzer: `lmc-fuzz TARGET FILE|DIR…` runs every file through the target — how the

@@ -139,8 +139,9 @@ func listDirectory(_ path: String) throws -> [String] {
     defer { closedir(d) }
     var names: [String] = []
     while let e = readdir(d) {
-        var name = e.pointee.d_name
-        names.append(withUnsafeBytes(of: &name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+        // d_name is as long as the entry, not sizeof(dirent): read it as a C string in place.
+        let name = UnsafeRawPointer(e).advanced(by: MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self)
+        names.append(String(cString: name))
     }
     return names
 }

@@ -159,3 +159,25 @@ import Testing
         #expect(badDay.status != 0 && badDay.err.contains("--day '2026-13-01' is not a UTC date"))
     }
 }
+
+/// The fuzz corpus and every input that once found something (Fuzz/), through the plain replayer.
+@Suite struct FuzzRegressions {
+    @Test(arguments: ["config", "registers", "oscp", "ring", "ssh", "time"])
+    func theFuzzCorpusAndEveryPastFindingReplayCleanly(target: String) throws {
+        let fuzz = (Repo.lmc as NSString).deletingLastPathComponent + "/lmc-fuzz"
+        var dirs = [Repo.root.appendingPathComponent("Fuzz/corpus/\(target)").path]
+        let regressions = Repo.root.appendingPathComponent("Fuzz/regressions/\(target)").path
+        if FileManager.default.fileExists(atPath: regressions) { dirs.append(regressions) }
+        let r = try run(fuzz, [target] + dirs, environment: ["LMC_HW_DIR": Repo.root.appendingPathComponent("hw").path])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        #expect(r.out.contains("no crash"))
+    }
+
+    @Test func datesAreStrict() throws {
+        // Found by review for the time target: these crashed or were misread.
+        for bad in ["", "99999999999-01-01", "2026-xx-01-05", "2026-11-01T", "2026-11-01T25:00", "2026-11-01T10:00:61", "1969-12-31"] {
+            let r = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", "/nonexistent", "--from", bad])
+            #expect(r.status != 0 && r.err.contains("is not a UTC date or time"), "'\(bad)': \(r.err)")
+        }
+    }
+}
