@@ -86,6 +86,8 @@ public struct MeterStatus: Sendable, Equatable {
     public var lastGoodAt: Double?
     /// The sample of this tick is good.
     public var goodNow: Bool
+    /// What is wrong with it, when it is not ("timeout", "frozen for 10 polls"): named in the reason.
+    public var problem: String?
 
     public init(id: String, group: String? = nil, lastGoodAt: Double?, goodNow: Bool) {
         self.id = id
@@ -214,7 +216,8 @@ public struct Supervisor: Sendable {
             let fresh = ms.filter { m in m.lastGoodAt.map { now - $0 <= config.blindTime } ?? false }
             if fresh.isEmpty {
                 let last = ms.compactMap(\.lastGoodAt).max()
-                blindGroups.append(last.map { "\(g) lost \(fmt(now - $0)) s ago" } ?? "\(g) never seen")
+                let why = ms.compactMap(\.problem).first.map { " (\($0))" } ?? ""
+                blindGroups.append((last.map { "\(g) lost \(fmt(now - $0)) s ago" } ?? "\(g) never seen") + why)
             } else if fresh.count < ms.count {
                 let lost = ms.filter { m in !fresh.contains(m) }.map(\.id)
                 degraded.append("\(g): \(lost.joined(separator: ", ")) lost, using \(fresh.map(\.id).joined(separator: ", "))")

@@ -42,7 +42,7 @@ final class Runtime {
     /// Events from other threads (the control socket), written by the loop.
     let inbox = EventInbox()
     private var lastMode: Mode?
-    private var lastAlarms = Set<String>()
+    private var lastAlarms: [String: String] = [:]
     private var clockOffsetNs: Int64?
     let status = StatusBoard()
     let commands = CommandQueue()
@@ -123,7 +123,8 @@ final class Runtime {
                 status.note("breaker \(site): \(error)")
             }
         }
-        if let o = rc.oscp {
+        if var o = rc.oscp {
+            o.stateFile = "\(rc.log.directory)/oscp.state"
             let inbox = inbox
             do {
                 let p = try OSCPCapacityProvider(o) { text, alarm in inbox.post(alarm ? .alarmRaised : .log, text) }
@@ -293,8 +294,9 @@ final class Runtime {
                 }
             }
             mpValues[mp.id] = .some(values)
-            meterStatus.append(MeterStatus(id: meterID, group: mp.id, lastGoodAt: slot.lastGoodNs.map { Double($0) / 1e9 },
-                                           goodNow: values != nil))
+            var status = MeterStatus(id: meterID, group: mp.id, lastGoodAt: slot.lastGoodNs.map { Double($0) / 1e9 }, goodNow: values != nil)
+            if let r, case .bad(let why) = r.quality { status.problem = why.description }
+            meterStatus.append(status)
         }
         var siteImport: [String: Double] = [:]
         for site in config.sites {
@@ -363,9 +365,12 @@ final class Runtime {
             event(.mode, "\(lastMode?.rawValue ?? "-") → \(out.mode.rawValue): \(out.reason)")
             lastMode = out.mode
         }
-        let alarms = Set(out.alarms.map(\.description))
-        for a in alarms.subtracting(lastAlarms).sorted() { event(.alarmRaised, a) }
-        for a in lastAlarms.subtracting(alarms).sorted() { event(.alarmCleared, a) }
+        // An alarm is raised and cleared by its code and subject; its message may change while it stands
+        // (a duration counting up) without raising it again.
+        var alarms: [String: String] = [:]
+        for a in out.alarms { alarms["\(a.code) \(a.subject)"] = a.description }
+        for key in Set(alarms.keys).subtracting(lastAlarms.keys).sorted() { event(.alarmRaised, alarms[key]!) }
+        for key in Set(lastAlarms.keys).subtracting(alarms.keys).sorted() { event(.alarmCleared, lastAlarms[key]!) }
         lastAlarms = alarms
         for (site, command) in out.breaker { event(.breaker, "\(site): \(command.rawValue) (\(out.reason))") }
         do {

@@ -35,6 +35,9 @@ public struct OSCPConfig: Sendable, Equatable {
     public var caFile: String?
     /// Plain HTTP off loopback only when this is set.
     public var allowPlainHTTP: Bool
+    /// Where the FP's token and base URL from its registration are kept (0600), so a restart or a
+    /// reload resumes with a handshake instead of registering again with the out-of-band token.
+    public var stateFile: String?
 
     public init(listenHost: String = "127.0.0.1", listenPort: Int = 8090, ourBaseURL: String, fpBaseURL: String, fpInitialToken: String,
                 ourToken: String, heartbeatIntervalS: Int = 30, defaultOwnHeartbeatS: Int = 60, forecastMinutes: Double = 15, refreshS: Double = 300,
@@ -122,6 +125,10 @@ public final class OSCPCapacityProvider: Sendable {
         self.wallClock = wallClock
         guard let fpURL = HTTPURL(config.fpBaseURL) else { throw HTTPError("oscp.fp_base_url '\(config.fpBaseURL)' is not a URL") }
         var s = State(fp: FP(token: config.fpInitialToken, baseURL: fpURL))
+        if let saved = config.stateFile.flatMap(Self.loadRegistration) {
+            s.fp = FP(token: saved.token, baseURL: saved.url)
+            s.phase = .handshaking
+        }
         for (site, group) in config.groups { s.sites[site] = OSCPSiteStatus(group: group, phase: Phase.registering.rawValue, forecastsSent: 0) }
         let st = Mutex(s)
         state = st
@@ -231,7 +238,14 @@ public final class OSCPCapacityProvider: Sendable {
                 succeeded()
                 // The acknowledgement arrives as its own request; until then, ask again every 30 s.
                 state.withLock { $0.nextAttemptNs = nowNs + 30_000_000_000 }
-            case .failure(let e): failed("handshake", e, nowNs: nowNs)
+            case .failure(let e):
+                // The FP no longer knows the token we kept (it was re-provisioned): register afresh.
+                if e.description.contains("HTTP 401"), let f = config.stateFile {
+                    unlink(f)
+                    state.withLock { $0.fp = FP(token: config.fpInitialToken, baseURL: HTTPURL(config.fpBaseURL)!); $0.phase = .registering }
+                    events("OSCP: the FP refused the token kept from its last registration; registering again", false)
+                }
+                failed("handshake", e, nowNs: nowNs)
             }
         case .ready:
             readyStep(nowNs: nowNs)
@@ -335,7 +349,30 @@ public final class OSCPCapacityProvider: Sendable {
 
     // MARK: inbound
 
+    static func loadRegistration(_ path: String) -> (token: String, url: HTTPURL)? {
+        guard let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = fread(&buf, 1, buf.count - 1, f)
+        let lines = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: "\n").map(String.init)
+        guard lines.count >= 2, !lines[0].isEmpty, let url = HTTPURL(lines[1]) else { return nil }
+        return (lines[0], url)
+    }
+
+    private func saveRegistration(token: String, url: HTTPURL) {
+        guard let path = config.stateFile else { return }
+        let tmp = path + ".new"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { events("OSCP: cannot keep the registration in \(path): \(String(cString: strerror(errno)))", false); return }
+        let text = Array("\(token)\n\(url)\n".utf8)
+        _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        fsync(fd)
+        close(fd)
+        rename(tmp, path)
+    }
+
     fileprivate func registered(by fpToken: String, baseURL: HTTPURL) {
+        saveRegistration(token: fpToken, url: baseURL)
         state.withLock { s in
             s.fp = FP(token: fpToken, baseURL: baseURL)
             s.phase = .handshaking

@@ -123,7 +123,8 @@ import Testing
             guard let range = line.range(of: "set point ") else { return nil }
             return Double(line[range.upperBound...].split(separator: " ")[0])
         }
-        #expect(setPoints.count >= 20)
+        // Under a sanitizer (make sanitize sets LMC_SLOW) the loop runs slower and prints fewer hours.
+        #expect(setPoints.count >= (ProcessInfo.processInfo.environment["LMC_SLOW"] == nil ? 20 : 8))
         #expect(setPoints.allSatisfy { (150...250).contains($0) }, "\(setPoints)")
         let svg = try String(contentsOfFile: plot, encoding: .utf8)
         #expect(svg.hasPrefix("<svg") && svg.components(separatedBy: "<polyline").count == 6)

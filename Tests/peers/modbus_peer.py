@@ -127,7 +127,8 @@ async def main():
     live = {"values": json.loads(args.values), "silent": False}
     if args.profile:
         # A live meter: every read re-encodes the current values (changed with "set {json}" on stdin),
-        # and "silence on" makes it stop answering (the request times out at the client).
+        # "silence on" makes it stop answering (the request times out at the client), "freeze on" makes it
+        # repeat its last reply bit for bit.
         import tomllib
         with open(args.profile, "rb") as f:
             prof = tomllib.load(f)
@@ -137,7 +138,12 @@ async def main():
                 await asyncio.sleep(30)
             # Real meters never repeat bit-identical readings under load: --jitter adds a little noise so
             # that lmc's frozen-value rule does not (rightly) call a constant reading frozen.
-            jittered = {q: v * (1 + random.uniform(-args.jitter, args.jitter)) for q, v in live["values"].items()}
+            # "freeze on": the meter repeats the last registers it sent, bit for bit (a stuck meter).
+            if live.get("frozen") and live.get("last") is not None:
+                jittered = live["last"]
+            else:
+                jittered = {q: v * (1 + random.uniform(-args.jitter, args.jitter)) for q, v in live["values"].items()}
+                live["last"] = jittered
             table = spec_from_profile(args.profile, jittered)
             for entry in table.get(prof.get("function", "input"), []):
                 for i, w in enumerate(encode(entry)):
@@ -172,6 +178,10 @@ async def main():
                 live["silent"] = True
             elif line == "silence off":
                 live["silent"] = False
+            elif line == "freeze on":
+                live["frozen"] = True
+            elif line == "freeze off":
+                live["frozen"] = False
             print(f"OK {line}", flush=True)
         loop.call_soon_threadsafe(stop.set)
 
