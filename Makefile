@@ -6,7 +6,7 @@ TEST_TIMEOUT ?= 1800
 FUZZ_SECONDS ?= 60
 FUZZ_RT = $(shell dirname $$(dirname $$(which swift)))/lib/swift/clang/lib/linux
 
-.PHONY: deps build run test release deb release-check bench fuzz sanitize clean
+.PHONY: deps build run test release deb release-check bench fuzz sanitize soak clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -64,6 +64,12 @@ fuzz: deps
 			> .build-fuzz/$$t.log 2>&1 || { tail -40 .build-fuzz/$$t.log; echo "make fuzz: target $$t found something: .build-fuzz/finding-$$t-*" >&2; exit 1; }; \
 		echo "fuzz $$t: $$(sed -n 's/stat::number_of_executed_units: *//p' .build-fuzz/$$t.log) executions in $(FUZZ_SECONDS) s, nothing found"; \
 	done
+
+# The fault-injection soak for an hour (make test runs it for 2 minutes): SOAK_SECONDS to change.
+SOAK_SECONDS ?= 3600
+soak: deps
+	$(SWIFT) build -j $(JOBS) --build-tests
+	LMC_SOAK_SECONDS=$(SOAK_SECONDS) LMC_PYTHON=$(CURDIR)/.venv/bin/python $(SWIFT) test -j $(JOBS) --skip-build --filter Soak
 
 # The test suite under AddressSanitizer and ThreadSanitizer (each its own build; about 10 minutes each).
 sanitize: deps
