@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "LMCBench",
             dependencies: [
-                "ModbusBridge", "Headroom", "RingLog",
+                "ModbusBridge", "Headroom", "RingLog", "CTSensorDriver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

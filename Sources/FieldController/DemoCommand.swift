@@ -1,4 +1,5 @@
 import ArgumentParser
+import CTSensorDriver
 import LMCConfig
 import ModbusBridge
 import Synchronization
@@ -48,7 +49,7 @@ struct DemoCommand: ParsableCommand {
 
     func run() throws {
         let speed = 86_400 / seconds
-        let meterLayout = ModbusServer.Layout(input: 0..<0x50)
+        let meterLayout = SimulatedSDM630.layout
         let charger = try ModbusServer.tcp(layout: .init(holding: 1200..<1230)) { req in
             req.function == 6 && req.address >= 1206 && req.address <= 1213 ? .exception(.illegalFunction) : .reply
         }
@@ -263,18 +264,8 @@ final class DemoPlant: Sendable {
     }
 
     private func publish(background: Double, siteKVA: Double) {
-        func meter(_ m: ModbusServer, kva exact: Double) {
-            // A real meter's last digits never stand still under load (lmc calls a constant reading frozen).
-            let kva = exact * (1 + Double.random(in: -0.0005...0.0005))
-            let amps = kva * DemoCommand.ampsPerKVA
-            for (i, a) in [UInt16(0x00), 0x02, 0x04].enumerated() { try? m.set(230 + Double(i) * 0.3, as: DemoCommand.f32, in: .input, address: a) }
-            for a in [UInt16(0x06), 0x08, 0x0A] { try? m.set(amps, as: DemoCommand.f32, in: .input, address: a) }
-            try? m.set(kva * 1000 * 0.98, as: DemoCommand.f32, in: .input, address: 0x34)
-            try? m.set(kva * 1000, as: DemoCommand.f32, in: .input, address: 0x38)
-            try? m.set(50, as: DemoCommand.f32, in: .input, address: 0x46)
-        }
-        meter(trafo, kva: background + siteKVA)
-        meter(site, kva: siteKVA)
+        SimulatedSDM630.publish(trafo, kva: background + siteKVA)
+        SimulatedSDM630.publish(site, kva: siteKVA)
     }
 
     /// Constraint load, its limit, the site's limit and import over the day — readable without tools.

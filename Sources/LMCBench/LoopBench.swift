@@ -1,4 +1,5 @@
 import ArgumentParser
+import CTSensorDriver
 import ModbusBridge
 import Synchronization
 
@@ -182,7 +183,7 @@ final class BenchPlant: Sendable {
 
     init() throws {
         let b = box
-        let layout = ModbusServer.Layout(input: 0..<0x50)
+        let layout = SimulatedSDM630.layout
         trafo = try ModbusServer.tcp(layout: layout) { _ in b.m.withLock { $0.silent } ? .drop : .reply }
         site = try ModbusServer.tcp(layout: layout)
         charger = try ModbusServer.tcp(layout: .init(holding: 1200..<1230)) { req in
@@ -247,17 +248,8 @@ final class BenchPlant: Sendable {
         charger.setRegisters(.holding, address: 1206, charger.registers(.holding, address: LoopBench.limitRegister, count: 2))
         let (bg, frozen) = box.m.withLock { ($0.background, $0.frozen) }
         if frozen { return }
-        func meter(_ m: ModbusServer, kva exact: Double) {
-            let kva = exact * (1 + Double.random(in: -0.0005...0.0005))
-            let amps = kva * LoopBench.ampsPerKVA
-            for (i, a) in [UInt16(0x00), 0x02, 0x04].enumerated() { try? m.set(230 + Double(i) * 0.3, as: LoopBench.f32, in: .input, address: a) }
-            for a in [UInt16(0x06), 0x08, 0x0A] { try? m.set(amps, as: LoopBench.f32, in: .input, address: a) }
-            try? m.set(kva * 1000 * 0.98, as: LoopBench.f32, in: .input, address: 0x34)
-            try? m.set(kva * 1000, as: LoopBench.f32, in: .input, address: 0x38)
-            try? m.set(50, as: LoopBench.f32, in: .input, address: 0x46)
-        }
-        meter(trafo, kva: bg + limitKVA)
-        meter(site, kva: limitKVA)
+        SimulatedSDM630.publish(trafo, kva: bg + limitKVA)
+        SimulatedSDM630.publish(site, kva: limitKVA)
     }
 }
 
