@@ -352,6 +352,7 @@ final class Runtime {
         }
         for site in config.sites {
             let sp = out.setPoints[site.id] ?? site.floorW
+            headroom.noteApplied(site: site.id, watts: sp)
             relays[site.id]?.post(watts: sp)
             if config.runtime.oscp?.groups[site.id] != nil {
                 // The fallback the CPMS applies if it loses us: the TCC profile, or the firm value.

@@ -135,6 +135,14 @@ public struct HeadroomController: Sendable {
     }
 
     public func mp(_ id: String) -> MeasurementPoint? { mps.first { $0.config.id == id } }
+
+    /// What the site was actually given, after the supervisor (fail-safe, its recovery ramp, a trip).
+    /// When that is below what this controller decided, it becomes the controller's base: increases are
+    /// ramped from it, and in incremental mode a reduction is taken from it — not from a set point the
+    /// site never had (the soak found regulation steps spent on such a phantom after a fail-safe).
+    public mutating func noteApplied(site: String, watts: Double) {
+        if let s = sent[site], watts < s { sent[site] = watts }
+    }
 }
 
 public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {

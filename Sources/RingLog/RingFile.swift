@@ -97,9 +97,14 @@ public final class RingFile {
             fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
             guard fd >= 0 else { throw RingError(path: path, message: "cannot create: \(String(cString: strerror(errno)))") }
             let size = off_t(Self.headerSize + recordSize * capacity)
-            if posix_fallocate(fd, 0, size) != 0 && ftruncate(fd, size) != 0 {
+            // Preallocated, so that a disk filling up later never stops the log. Only a filesystem that
+            // cannot preallocate at all gets a sparse file; no space is an error, and the file goes.
+            let rc = posix_fallocate(fd, 0, size)
+            if rc != 0 && (rc != EOPNOTSUPP && rc != EINVAL || ftruncate(fd, size) != 0) {
                 close(fd)
-                throw RingError(path: path, message: "cannot preallocate \(size) bytes: \(String(cString: strerror(errno)))")
+                unlink(path)
+                let mb = (Double(size) / 1_048_576 * 10).rounded() / 10
+                throw RingError(path: path, message: "cannot preallocate \(mb) MB (\(String(cString: strerror(rc != 0 ? rc : errno)))): free space, or lower [log] \(ringName)_mb")
             }
             var header = [UInt8](repeating: 0, count: Self.headerSize)
             Self.writeHeader(&header, recordSize: recordSize, capacity: capacity, ringName: ringName, boxID: boxID)

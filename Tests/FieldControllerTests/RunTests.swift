@@ -304,3 +304,46 @@ final class Daemon {
         #expect(line?.contains("OK") == true || line?.contains("SAFE") == true, "\(line ?? "")")
     }
 }
+
+/// The ring directory on a small tmpfs: preallocation means a disk that fills up later costs nothing;
+/// a disk too small to start with leaves control running without the log, and says so.
+@Suite(.serialized) struct RingDirectoryFull {
+    static func mountTmpfs(_ dir: String, size: String) -> Bool {
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return (try? run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", dir]))?.status == 0
+    }
+
+    @Test(.enabled(if: getuid() == 0, "mounts a tmpfs; needs root"))
+    func aDiskThatFillsUpAfterStartCostsNothing() throws {
+        let dir = "/tmp/lmc-e2e-full-\(getpid())"
+        guard Self.mountTmpfs(dir, size: "2m") else { Issue.record("cannot mount a tmpfs at \(dir)"); return }
+        defer { _ = try? run("/bin/umount", ["-l", dir]) }
+        let d = try Daemon(tag: "full")
+        let end = Date().addingTimeInterval(15)
+        while Date() < end, (try? d.applied()) != 362 { usleep(50_000) }
+        #expect(try d.applied() == 362)
+        // Fill what is left of the disk.
+        _ = try run("/bin/dd", ["if=/dev/zero", "of=\(dir)/filler", "bs=64k", "count=100"])
+        let df = try run("/bin/df", ["--output=avail", dir]).out
+        #expect(df.split(separator: "\n").last?.trimmingCharacters(in: .whitespaces) == "0", "the disk is full: \(df)")
+        let before = try run(Repo.lmc, ["log", "export", "--ring", "samples", "--dir", dir]).out.split(separator: "\n").count
+        usleep(2_000_000)
+        let after = try run(Repo.lmc, ["log", "export", "--ring", "samples", "--dir", dir]).out.split(separator: "\n").count
+        #expect(after > before + 10, "samples kept coming into the preallocated ring: \(before) → \(after)")
+        #expect(!(try d.status()).contains("ring log write failed"))
+    }
+
+    @Test(.enabled(if: getuid() == 0, "mounts a tmpfs; needs root"))
+    func aDiskTooSmallForTheRingsLeavesControlRunningAndSaysSo() throws {
+        let dir = "/tmp/lmc-e2e-tiny-\(getpid())"
+        guard Self.mountTmpfs(dir, size: "1m") else { Issue.record("cannot mount a tmpfs at \(dir)"); return }
+        defer { _ = try? run("/bin/umount", ["-l", dir]) }
+        let d = try Daemon(tag: "tiny")
+        let end = Date().addingTimeInterval(15)
+        while Date() < end, (try? d.applied()) != 362 { usleep(50_000) }
+        #expect(try d.applied() == 362, "control runs without the log")
+        let s = try d.status()
+        #expect(s.contains("ring log not available"), "\(s)")
+        #expect(d.lmc.stderr.contains("ring log not available"), "and the journal says so")
+    }
+}

@@ -172,3 +172,25 @@ func trafoMP() -> MeasurementPointConfig {
         }
     }
 }
+
+@Suite struct AppliedSetPointTests {
+    @Test func aReductionAfterAFailSafeIsTakenFromWhatTheSiteHad() throws {
+        // Incremental mode, one MP (1 VA per W), limit 500 kVA; the site was at 250 kW, then the supervisor
+        // held it at 150 kW (fail-safe) and is ramping it back.
+        let mp = MeasurementPointConfig(id: "trafo", kind: .apparentPower, sensitivity: 1,
+                                        upper: .init(limit: 500_000, releaseZone: 492_000, releaseTrigger: 488_000),
+                                        regulateMargin: 8_000, rideThrough: 0, regulateInterval: 2, releaseInterval: 5, rampW: 8_000, filterTimeConstant: 0)
+        let site = SiteConfig(id: "hub", floorW: 100_000, ceilingW: 250_000, rampUpWPerSecond: 10_000_000)
+        var c = try HeadroomController(mode: .incremental, mps: [mp], sites: [site])
+        for k in 0..<10 { _ = c.tick(now: Double(k) * 0.1, .init(mp: ["trafo": [400_000]])) }
+        #expect(c.setPoint("hub") == 250_000)
+        // The supervisor gave the site 180 kW; the transformer reads 520 kVA: 28 kVA too much.
+        c.noteApplied(site: "hub", watts: 180_000)
+        let d = c.tick(now: 1.1, .init(mp: ["trafo": [520_000]]))
+        // The reduction comes off the 180 kW the site had: 180 − 28 = 152 kW, not 250 − 28 = 222 kW.
+        #expect(abs(d.sites[0].setPointW - 152_000) < 1_000, "\(d.sites[0].setPointW)")
+        // A higher applied value changes nothing (the controller's own decision stands).
+        c.noteApplied(site: "hub", watts: 240_000)
+        #expect(c.setPoint("hub") == d.sites[0].setPointW)
+    }
+}

@@ -12,7 +12,8 @@ Reads its register addresses and encodings from an lmc charger profile, encodes 
   (Alfen: float32 registers take function 16 only);
 - prints every write as "WRITE <seconds> fc=<n> addr=<a> values=<list>" so a test sees their order;
 - on a stdin line "reboot", drops its connections, forgets what was programmed and serves again on the
-  same port; "state" prints "STATE <json>"; end of stdin stops it.
+  same port; "state" prints "STATE <json>"; "refuse on|off" makes it refuse every write with an
+  exception (busy); end of stdin stops it.
 """
 import argparse
 import asyncio
@@ -58,6 +59,7 @@ def nregs(reg):
 class Charger:
     def __init__(self, prof, args):
         self.prof, self.args = prof, args
+        self.refusing = False
         self.reset()
 
     def reset(self):
@@ -78,6 +80,8 @@ class Charger:
         limit = p["limit"]
         if set_values is not None:
             print(f"WRITE {time.monotonic():.3f} fc={function_code} addr={address} values={list(set_values)}", flush=True)
+            if self.refusing:
+                return ExcCodes.SLAVE_DEVICE_BUSY if hasattr(ExcCodes, "SLAVE_DEVICE_BUSY") else ExcCodes.DEVICE_BUSY
             if address == limit["address"]:
                 if function_code == 6 and self.args.refuse_fc6_on_limit:
                     return ExcCodes.ILLEGAL_FUNCTION
@@ -155,6 +159,10 @@ async def main():
             print("REBOOTED", flush=True)
         elif line == "state":
             print("STATE " + json.dumps(charger.state()), flush=True)
+        elif line in ("refuse on", "refuse off"):
+            # A charger that answers but refuses every write (busy): the relay must call itself failing.
+            charger.refusing = line == "refuse on"
+            print("REFUSING " + str(charger.refusing), flush=True)
     await server.shutdown()
     task.cancel()
 
