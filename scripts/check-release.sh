@@ -17,7 +17,7 @@ echo "release-check: the static binary ran its demo"
 
 deb=$(ls out/lmc_*.deb | tail -1)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-dpkg-query -W -f="${Status}" lmc 2>/dev/null | grep -q " installed" && $SUDO dpkg -r lmc >/dev/null || true
+dpkg-query -W -f='${Status}' lmc 2>/dev/null | grep -q ' installed' && $SUDO dpkg -r lmc >/dev/null || true
 $SUDO dpkg -i "$deb" >/dev/null || fail "dpkg -i $deb"
 [ -x /usr/bin/lmc ] || fail "/usr/bin/lmc missing"
 getent passwd lmc >/dev/null || fail "user lmc missing"
