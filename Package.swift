@@ -65,7 +65,7 @@ let package = Package(
 
         // make fuzz: libFuzzer targets for every input from outside; without the fuzzer, a corpus replayer.
         .target(name: "CLibFuzzer"),
-        .executableTarget(name: "LMCFuzz", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "OSCP", "RingLog", "CLibFuzzer"]),
+        .executableTarget(name: "LMCFuzz", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "OSCP", "RingLog", "Supervision", "CLibFuzzer"]),
 
         // Test helpers: Python peers, socat pty pairs, the built `lmc`.
         .target(name: "LMCTestSupport", path: "Tests/LMCTestSupport"),

@@ -1,4 +1,5 @@
 import LMCPlatform
+import Supervision
 import ArgumentParser
 import LMCConfig
 import ModbusBridge
@@ -51,31 +52,30 @@ final class ControlSocket: Sendable {
                 let n = read(c, &buf, 512)
                 let request = n > 0 ? String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters() : ""
                 let peer = Peer(socket: c)
-                let words = request.split(separator: " ").map(String.init)
                 let answer: String
-                switch words.first ?? "" {
-                case "status", "status-json", "alarms":
+                switch ControlRequest.parse(request) {
+                case .failure(let why):
+                    answer = "error: \(why)\n"
+                case .success(let req) where !req.changes:
                     if !peer.may(read: true) {
                         answer = "error: permission denied: user \(peer.name) is not in group lmc\n"
-                    } else if words[0] == "status" {
+                    } else if req == .status {
                         answer = board.render()
-                    } else if words[0] == "status-json" {
+                    } else if req == .statusJSON {
                         answer = board.json() + "\n"
                     } else {
                         let alarms = board.current?.alarms ?? []
                         answer = alarms.isEmpty ? "no alarms\n" : alarms.joined(separator: "\n") + "\n"
                     }
-                case "override", "reset-lockout", "test-trip":
+                case .success:
                     if !peer.may(read: false) {
                         log("control: refused '\(request)' from user \(peer.name) (uid \(peer.uid)): not in group lmc-admin")
                         events?.post(.command, "refused '\(request)' from user \(peer.name) (uid \(peer.uid)): not in group lmc-admin")
                         answer = "error: permission denied: user \(peer.name) is not in group lmc-admin\n"
                     } else {
                         log("control: '\(request)' by user \(peer.name) (uid \(peer.uid))")
-                        answer = commands.submit(words, user: peer.name) + "\n"
+                        answer = commands.submit(request.split(separator: " ").map(String.init), user: peer.name) + "\n"
                     }
-                default:
-                    answer = "error: unknown request '\(request)' (known: status, status-json, alarms, override, reset-lockout, test-trip)\n"
                 }
                 var a = answer
                 a.withUTF8 { b in _ = write(c, b.baseAddress, b.count) }

@@ -3,6 +3,7 @@ import LMCConfig
 import ModbusBridge
 import OSCP
 import RingLog
+import Supervision
 
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +14,7 @@ import Musl
 /// The inputs a box takes from outside, each as a function of arbitrary bytes. Nothing here may crash,
 /// hang or return something invalid; a finding becomes a file in Fuzz/regressions/TARGET.
 enum FuzzTargets {
-    static let names = ["config", "registers", "oscp", "ring", "ssh", "time"]
+    static let names = ["config", "registers", "oscp", "ring", "ssh", "time", "control"]
 
     static func run(_ target: String, _ data: [UInt8]) {
         switch target {
@@ -23,6 +24,7 @@ enum FuzzTargets {
         case "ring": ring(data)
         case "ssh": ssh(data)
         case "time": time(data)
+        case "control": control(data)
         default: fatalError("no fuzz target '\(target)'; targets: \(names.joined(separator: ", "))")
         }
     }
@@ -112,6 +114,17 @@ enum FuzzTargets {
             precondition(!words.joined().contains { bad.contains($0) }, "ssh-command let through \(words)")
             precondition(["info", "export", "audit", "plot"].contains(words[0]), "ssh-command let through \(words)")
         }
+    }
+
+    /// A control-socket request: only well-formed commands with finite, bounded values pass, and what
+    /// passes reads back the same.
+    static func control(_ data: [UInt8]) {
+        guard case .success(let r) = ControlRequest.parse(String(decoding: data, as: UTF8.self)) else { return }
+        if case .overrideSet(_, let kw, let s) = r {
+            precondition(kw.isFinite && kw >= 0 && kw <= ControlRequest.maxOverrideKW, "override kW \(kw) let through")
+            precondition(s.isFinite && s > 0 && s <= ControlRequest.maxOverrideSeconds, "override of \(s) s let through")
+        }
+        guard case .success(let back) = ControlRequest.parse(r.line), back == r else { preconditionFailure("\(r.line) does not read back") }
     }
 
     /// --from/--to/--day: a date never crashes and, when accepted, formats back to itself.
