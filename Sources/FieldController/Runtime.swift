@@ -448,16 +448,22 @@ extension Runtime {
 /// chip whose auxiliary contacts follow the trip and close coils, as a healthy breaker's would.
 final class SimulatedBreakers {
     let sim: GPIOSimulator
+    /// `CHIP:LINES[:stuck=FILE]`: while FILE exists the auxiliary contact does not move — a breaker
+    /// whose mechanism or contact failed (fault injection for the soak).
+    let stuckFile: String?
+
     init(spec: String, wirings: [BreakerWiring]) {
         let parts = spec.split(separator: ":")
         let name = parts.first.map(String.init) ?? "gpiochip0"
         let count = parts.count > 1 ? Int(parts[1]) ?? 16 : 16
+        stuckFile = parts.dropFirst(2).first { $0.hasPrefix("stuck=") }.map { String($0.dropFirst(6)) }
         sim = GPIOSimulator(chips: [.init(name: name, label: "lmc-simulated", lineNames: (0..<count).map { "line\($0)" })])
         for w in wirings { if let aux = w.auxiliary { sim.drive(chip: aux.chip, offset: aux.offset, high: !aux.activeLow) } }
     }
 
     func follow(_ command: BreakerCommand, wiring: BreakerWiring) {
         guard let aux = wiring.auxiliary else { return }
+        if let f = stuckFile, access(f, F_OK) == 0 { return }
         let closed = command == .close
         sim.drive(chip: aux.chip, offset: aux.offset, high: closed != aux.activeLow)
     }

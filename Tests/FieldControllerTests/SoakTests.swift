@@ -4,7 +4,7 @@ import Testing
 
 /// `lmc run` for minutes against its peers while a fault schedule runs; the invariants are checked
 /// from outside, from what the peers saw and what the log says. `make test` runs it for
-/// LMC_SOAK_SECONDS (default 130: every fault once); `make soak` for an hour.
+/// LMC_SOAK_SECONDS (default 140: every fault once); `make soak` for an hour.
 @Suite(.serialized) struct Soak {
     /// Where the plant is: 250 kVA background swinging ±100 kVA over a 90 s "day", a 250 kW site with
     /// 150 kW firm: at the peak the site must come down to 150 kW.
@@ -14,7 +14,7 @@ import Testing
 
     enum Fault: String, CaseIterable { case meterSilent = "meter silent", meterFrozen = "meter frozen", meterNaN = "meter NaN",
                                         chargerReboot = "charger reboot", chargerRefuses = "charger refusing writes", cpmsAway = "CPMS away", badReload = "bad config reload",
-                                        goodReload = "good config reload", kill = "SIGKILL and restart" }
+                                        goodReload = "good config reload", breakerStuck = "breaker not confirming a trip", kill = "SIGKILL and restart" }
 
     final class Plant: @unchecked Sendable {
         let lock = NSLock()
@@ -26,7 +26,7 @@ import Testing
     }
 
     @Test func faultsUnderLoadKeepEveryInvariant() throws {
-        let seconds = Double(ProcessInfo.processInfo.environment["LMC_SOAK_SECONDS"] ?? "") ?? 130
+        let seconds = Double(ProcessInfo.processInfo.environment["LMC_SOAK_SECONDS"] ?? "") ?? 140
         let fp = try OSCPPeer(initialToken: "initial-fp-token", requireHeartbeatS: 1, sendHeartbeatS: 0.3)
         defer { fp.stop() }
         let meter = try PyModbusPeer(profile: Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path,
@@ -50,9 +50,14 @@ import Testing
             .replacingOccurrences(of: "recovery_ramp_kw_per_s = 100", with: "recovery_ramp_kw_per_s = 10")
             .replacingOccurrences(of: "ramp_up_kw_per_s = 100", with: "ramp_up_kw_per_s = 10")
             .replacingOccurrences(of: "profile = \"alfen-ng9xx\"", with: "profile = \"\(profile)\"")
+            // A breaker on simulated GPIO lines whose contact can be made to stick; it recloses 2 s after a trip.
+            .replacingOccurrences(of: "[failsafe]\n", with: "[failsafe]\nauto_close_delay_s = 2\nbreaker_confirm_s = 1\nmax_trips = 100\n")
+            + "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n"
         try good.write(toFile: path, atomically: true, encoding: .utf8)
 
-        var lmc = try ChildProcess(Repo.lmc, ["run", "--config", path])
+        let stuck = "\(dir)/breaker-stuck"
+        let gpio = ["LMC_GPIO_SIMULATOR": "gpiochip0:8:stuck=\(stuck)"]
+        var lmc = try ChildProcess(Repo.lmc, ["run", "--config", path], environment: gpio)
         var starts = 1
         var rssChecks: [(first: Int, last: Int)] = []
         func rss(_ pid: Int32) -> Int {
@@ -112,11 +117,19 @@ import Testing
                 try good.write(toFile: path, atomically: true, encoding: .utf8)
             case .goodReload:
                 kill(lmc.process.processIdentifier, SIGHUP); usleep(1_000_000)
+            case .breakerStuck:
+                // An engineer's test trip while the breaker's contact is stuck: TRIP_FAILED and a re-pulse;
+                // the contact frees after 3 s, the trip is confirmed, and the breaker recloses itself.
+                FileManager.default.createFile(atPath: stuck, contents: nil)
+                _ = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--yes", "--socket", socket])
+                usleep(3_000_000)
+                unlink(stuck)
+                usleep(4_000_000)
             case .kill:
                 rssChecks.append((rssFirst ?? 0, rss(lmc.process.processIdentifier)))
                 kill(lmc.process.processIdentifier, SIGKILL)
                 usleep(300_000)
-                lmc = try ChildProcess(Repo.lmc, ["run", "--config", path])
+                lmc = try ChildProcess(Repo.lmc, ["run", "--config", path], environment: gpio)
                 starts += 1
                 usleep(1_000_000)
             }
@@ -151,7 +164,7 @@ import Testing
             // A charger refusing writes cannot be curtailed: that is the non-response path (trip after the
             // response time), not a control failure, so its window is left out.
             // lmc is blind (meter faults) or not running (the kill) in the others.
-            let notSeeing: Set<Fault> = [.meterSilent, .meterFrozen, .meterNaN, .chargerRefuses, .kill]
+            let notSeeing: Set<Fault> = [.meterSilent, .meterFrozen, .meterNaN, .chargerRefuses, .kill, .breakerStuck]
             if s.trafo > 510 && !(s.fault.map(notSeeing.contains) ?? false) { over += dt; worst = max(worst, over) } else { over = 0 }
         }
         #expect(worst <= 1.5, "\(worst) s above 510 kVA while seeing")
@@ -170,6 +183,10 @@ import Testing
         #expect(raised <= 3 * injected.count + 3, "\(raised) alarms raised for \(injected.count) faults")
         // The OSCP relay resumes after a reload and a restart with the token the FP gave it.
         #expect(!has("register failed"), "OSCP re-registered with a stale token")
+        if injected.contains(.breakerStuck) {
+            #expect(has("TRIP_FAILED hub"), "a trip the contact does not confirm is an alarm")
+            #expect(has("hub: trip") && has("hub: close"), "re-pulsed, confirmed, reclosed")
+        }
         if injected.contains(.chargerRefuses) { #expect(has("RELAY_FAILING hub"), "a charger refusing writes raises the relay alarm") }
         if injected.contains(.cpmsAway) { #expect(has("heartbeat lapsed"), "OSCP lapse event") }
         if injected.contains(.badReload) { #expect(has("reload refused"), "refused reload event") }
