@@ -489,7 +489,27 @@ extension Runtime {
 func wallNs() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    let ns = UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    return UInt64(Int64(bitPattern: ns) &+ WallClockFault.offsetNs())
+}
+
+/// Fault injection for the soak, like LMC_GPIO_SIMULATOR: LMC_WALL_CLOCK_OFFSET_FILE names a file whose
+/// number (seconds) is added to the wall clock — an NTP step without the privilege to set the clock.
+/// Read at most twice a second; unset on a real box.
+enum WallClockFault {
+    static let path = getenv("LMC_WALL_CLOCK_OFFSET_FILE").map { String(cString: $0) }
+    private static let cache = Mutex<(readAtNs: UInt64, offsetNs: Int64)>((0, 0))
+
+    static func offsetNs() -> Int64 {
+        guard let path else { return 0 }
+        let now = monotonicNanoseconds()
+        return cache.withLock { c in
+            if c.readAtNs != 0 && now &- c.readAtNs < 500_000_000 { return c.offsetNs }
+            let seconds = readText(path).flatMap { Double($0.trimmingCharacters()) } ?? 0
+            c = (now, Int64(seconds * 1e9))
+            return c.offsetNs
+        }
+    }
 }
 
 func wallSecondsOfDay() -> Double {

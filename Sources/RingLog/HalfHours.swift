@@ -185,6 +185,8 @@ public struct HalfHourAccumulator: Sendable {
         let p = Self.periodStart(wallNs: wallNs)
         var closed: HalfHourRecord?
         if period != p {
+            // A step of the wall clock that leaves the half hour closes it: both halves carry the flag.
+            if jumped { clockJumped = true }
             closed = finish()
             period = p
         }

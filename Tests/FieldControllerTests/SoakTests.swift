@@ -4,7 +4,7 @@ import Testing
 
 /// `lmc run` for minutes against its peers while a fault schedule runs; the invariants are checked
 /// from outside, from what the peers saw and what the log says. `make test` runs it for
-/// LMC_SOAK_SECONDS (default 140: every fault once); `make soak` for an hour.
+/// LMC_SOAK_SECONDS (default 152: every fault once); `make soak` for an hour.
 @Suite(.serialized) struct Soak {
     /// Where the plant is: 250 kVA background swinging ±100 kVA over a 90 s "day", a 250 kW site with
     /// 150 kW firm: at the peak the site must come down to 150 kW.
@@ -14,7 +14,8 @@ import Testing
 
     enum Fault: String, CaseIterable { case meterSilent = "meter silent", meterFrozen = "meter frozen", meterNaN = "meter NaN",
                                         chargerReboot = "charger reboot", chargerRefuses = "charger refusing writes", cpmsAway = "CPMS away", badReload = "bad config reload",
-                                        goodReload = "good config reload", breakerStuck = "breaker not confirming a trip", kill = "SIGKILL and restart" }
+                                        goodReload = "good config reload", breakerStuck = "breaker not confirming a trip", clockJump = "wall clock steps 2 h",
+                                        kill = "SIGKILL and restart" }
 
     final class Plant: @unchecked Sendable {
         let lock = NSLock()
@@ -26,7 +27,7 @@ import Testing
     }
 
     @Test func faultsUnderLoadKeepEveryInvariant() throws {
-        let seconds = Double(ProcessInfo.processInfo.environment["LMC_SOAK_SECONDS"] ?? "") ?? 140
+        let seconds = Double(ProcessInfo.processInfo.environment["LMC_SOAK_SECONDS"] ?? "") ?? 152
         let fp = try OSCPPeer(initialToken: "initial-fp-token", requireHeartbeatS: 1, sendHeartbeatS: 0.3)
         defer { fp.stop() }
         let meter = try PyModbusPeer(profile: Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path,
@@ -56,7 +57,8 @@ import Testing
         try good.write(toFile: path, atomically: true, encoding: .utf8)
 
         let stuck = "\(dir)/breaker-stuck"
-        let gpio = ["LMC_GPIO_SIMULATOR": "gpiochip0:8:stuck=\(stuck)"]
+        let clock = "\(dir)/wall-clock-offset"
+        let gpio = ["LMC_GPIO_SIMULATOR": "gpiochip0:8:stuck=\(stuck)", "LMC_WALL_CLOCK_OFFSET_FILE": clock]
         var lmc = try ChildProcess(Repo.lmc, ["run", "--config", path], environment: gpio)
         var starts = 1
         var rssChecks: [(first: Int, last: Int)] = []
@@ -117,6 +119,10 @@ import Testing
                 try good.write(toFile: path, atomically: true, encoding: .utf8)
             case .goodReload:
                 kill(lmc.process.processIdentifier, SIGHUP); usleep(1_000_000)
+            case .clockJump:
+                // NTP steps the wall clock: control runs on the monotonic clock and must not notice.
+                try "7200".write(toFile: clock, atomically: true, encoding: .utf8)
+                usleep(2_000_000)
             case .breakerStuck:
                 // An engineer's test trip while the breaker's contact is stuck: TRIP_FAILED and a re-pulse;
                 // the contact frees after 3 s, the trip is confirmed, and the breaker recloses itself.
@@ -183,6 +189,11 @@ import Testing
         #expect(raised <= 3 * injected.count + 3, "\(raised) alarms raised for \(injected.count) faults")
         // The OSCP relay resumes after a reload and a restart with the token the FP gave it.
         #expect(!has("register failed"), "OSCP re-registered with a stale token")
+        if injected.contains(.clockJump) {
+            #expect(has("clock_jump,wall clock moved 72"), "the step is an event")
+            let hh = try run(Repo.lmc, ["log", "export", "--ring", "halfhours", "--format", "jsonl", "--dir", dir]).out
+            #expect(hh.contains("\"clock_jumped\":true"), "the half hour of the step is flagged: \(hh.prefix(300))")
+        }
         if injected.contains(.breakerStuck) {
             #expect(has("TRIP_FAILED hub"), "a trip the contact does not confirm is an alarm")
             #expect(has("hub: trip") && has("hub: close"), "re-pulsed, confirmed, reclosed")

@@ -87,6 +87,7 @@ import Testing
         // NTP steps the wall clock an hour ahead: the monotonic clock moved 1 s.
         let closed = Self.feed(&a, from: 100, to: 200, wallOffset: 3600) { _ in Self.sample(400, mode: 1) }
         #expect(closed.count == 1 && closed[0].secondsCovered == 99)
+        #expect(closed[0].clockJumped, "the half hour the clock left is flagged too")
         let hClosed = a.finish()
         let h = try #require(hClosed)
         #expect(h.periodStart == UInt32(Self.day) + 3600 && h.clockJumped)
