@@ -4,7 +4,7 @@ import Testing
 
 /// `lmc run` for minutes against its peers while a fault schedule runs; the invariants are checked
 /// from outside, from what the peers saw and what the log says. `make test` runs it for
-/// LMC_SOAK_SECONDS (default 152: every fault once); `make soak` for an hour.
+/// LMC_SOAK_SECONDS (default 164: every fault once); `make soak` for an hour.
 @Suite(.serialized) struct Soak {
     /// Where the plant is: 250 kVA background swinging ±100 kVA over a 90 s "day", a 250 kW site with
     /// 150 kW firm: at the peak the site must come down to 150 kW.
@@ -13,6 +13,7 @@ import Testing
     static let safeA = 217.0
 
     enum Fault: String, CaseIterable { case meterSilent = "meter silent", meterFrozen = "meter frozen", meterNaN = "meter NaN",
+                                        lineGarbage = "garbage on the RTU line",
                                         chargerReboot = "charger reboot", chargerRefuses = "charger refusing writes", cpmsAway = "CPMS away", badReload = "bad config reload",
                                         goodReload = "good config reload", breakerStuck = "breaker not confirming a trip", clockJump = "wall clock steps 2 h",
                                         kill = "SIGKILL and restart" }
@@ -27,10 +28,16 @@ import Testing
     }
 
     @Test func faultsUnderLoadKeepEveryInvariant() throws {
-        let seconds = Double(ProcessInfo.processInfo.environment["LMC_SOAK_SECONDS"] ?? "") ?? 152
+        let seconds = Double(ProcessInfo.processInfo.environment["LMC_SOAK_SECONDS"] ?? "") ?? 164
         let fp = try OSCPPeer(initialToken: "initial-fp-token", requireHeartbeatS: 1, sendHeartbeatS: 0.3)
         defer { fp.stop() }
-        let meter = try PyModbusPeer(profile: Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path,
+        // The meter on an RS-485 line: lmc ↔ pty pair ↔ a tap that can corrupt bytes ↔ pty pair ↔ pymodbus.
+        let lmcLine = try PtyPair(), meterLine = try PtyPair()
+        defer { lmcLine.close(); meterLine.close() }
+        let tap = try ChildProcess(Repo.python, [Repo.peer("line_tap.py"), "--lmc-side", lmcLine.b, "--meter-side", meterLine.a])
+        _ = try tap.waitForLine(prefix: "READY")
+        defer { tap.stop() }
+        let meter = try PyModbusPeer(rtuDevice: meterLine.b, baud: 115_200, profile: Repo.root.appendingPathComponent("hw/meters/eastron-sdm630.toml").path,
                                      values: RunEndToEnd.loaded, jitter: 1e-4)
         defer { meter.stop() }
         let dir = "/tmp/lmc-soak-\(getpid())"
@@ -46,7 +53,8 @@ import Testing
         let socket = "\(dir)/control.sock", path = "\(dir)/lmc.toml"
         // The end-to-end config with a site's realistic pace: increases and the recovery after fail-safe
         // at 10 kW/s (the fast tests use 100).
-        let good = (RunEndToEnd.config(meterPort: meter.port, chargerPort: charger.port, socket: socket, siteExtra: "oscp_group = \"hub-group\"")
+        let good = (RunEndToEnd.config(meterPort: 1, chargerPort: charger.port, socket: socket, siteExtra: "oscp_group = \"hub-group\"")
+            .replacingOccurrences(of: "tcp = \"127.0.0.1:1\"", with: "rtu = \"\(lmcLine.a)\"\nbaud = 115200")
             + OSCPEndToEnd.oscpConfig(fpPort: fp.port, ourPort: try OSCPEndToEnd.freePort()))
             .replacingOccurrences(of: "recovery_ramp_kw_per_s = 100", with: "recovery_ramp_kw_per_s = 10")
             .replacingOccurrences(of: "ramp_up_kw_per_s = 100", with: "ramp_up_kw_per_s = 10")
@@ -107,6 +115,8 @@ import Testing
                 meter.send("freeze on"); usleep(3_000_000); meter.send("freeze off")
             case .meterNaN:
                 meter.send("set {\"current_l1\": NaN, \"apparent_power_total\": NaN}"); usleep(3_000_000)
+            case .lineGarbage:
+                tap.send("garbage on"); usleep(3_000_000); tap.send("garbage off")
             case .chargerReboot:
                 try charger.reboot(); usleep(1_000_000)
             case .chargerRefuses:
@@ -155,7 +165,7 @@ import Testing
 
         // 1. While blind (the meter silent, frozen or NaN for longer than the blind time plus the time to
         //    judge it), the charger is never above the safe current.
-        let blindFaults: Set<Fault> = [.meterSilent, .meterFrozen, .meterNaN]
+        let blindFaults: Set<Fault> = [.meterSilent, .meterFrozen, .meterNaN, .lineGarbage]
         let blindSamples = samples.filter { s in s.fault.map { blindFaults.contains($0) } == true && s.sinceFault > 2.0 && s.sinceFault < 2.9 }
         #expect(!blindSamples.isEmpty)
         let above = blindSamples.filter { $0.limitA > Self.safeA + 0.5 }
@@ -170,7 +180,7 @@ import Testing
             // A charger refusing writes cannot be curtailed: that is the non-response path (trip after the
             // response time), not a control failure, so its window is left out.
             // lmc is blind (meter faults) or not running (the kill) in the others.
-            let notSeeing: Set<Fault> = [.meterSilent, .meterFrozen, .meterNaN, .chargerRefuses, .kill, .breakerStuck]
+            let notSeeing: Set<Fault> = [.meterSilent, .meterFrozen, .meterNaN, .lineGarbage, .chargerRefuses, .kill, .breakerStuck]
             if s.trafo > 510 && !(s.fault.map(notSeeing.contains) ?? false) { over += dt; worst = max(worst, over) } else { over = 0 }
         }
         #expect(worst <= 1.5, "\(worst) s above 510 kVA while seeing")
@@ -183,6 +193,7 @@ import Testing
         func has(_ s: String) -> Bool { events.contains(s) }
         if injected.contains(.meterSilent) { #expect(has("FAILSAFE: blind"), "blind event") }
         if injected.contains(.meterFrozen) { #expect(has("blind: trafo lost") && has("(frozen for"), "a frozen meter named as the reason") }
+        if injected.contains(.lineGarbage) { #expect(has("(CRC error)") || has("(invalid reply"), "garbage on the line named as the reason") }
         if injected.contains(.meterNaN) { #expect(has("is NaN or infinite"), "a NaN reading named as the reason") }
         // Alarms are raised once per episode, not every cycle while their message changes.
         let raised = events.split(separator: "\n").filter { $0.split(separator: ",").dropFirst(3).first == "alarm_raised" }.count

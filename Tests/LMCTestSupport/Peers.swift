@@ -145,6 +145,14 @@ public final class PyModbusPeer: @unchecked Sendable {
         port = 0
     }
 
+    /// A live meter (profile mode) on a serial device, 8N1.
+    public init(rtuDevice: String, baud: Int, profile: String, values: String, jitter: Double = 0) throws {
+        child = try ChildProcess(Repo.python, [Repo.peer("modbus_peer.py"), "--rtu", rtuDevice, "--baud", String(baud), "--profile", profile,
+                                               "--values", values, "--jitter", String(jitter)])
+        _ = try child.waitForLine(prefix: "READY")
+        port = 0
+    }
+
     /// Live meter (profile mode): new values, or silence on/off.
     public func send(_ line: String) { child.send(line) }
 
