@@ -67,14 +67,14 @@ final class ControlSocket: Sendable {
                         let alarms = board.current?.alarms ?? []
                         answer = alarms.isEmpty ? "no alarms\n" : alarms.joined(separator: "\n") + "\n"
                     }
-                case .success:
+                case .success(let req):
                     if !peer.may(read: false) {
                         log("control: refused '\(request)' from user \(peer.name) (uid \(peer.uid)): not in group lmc-admin")
                         events?.post(.command, "refused '\(request)' from user \(peer.name) (uid \(peer.uid)): not in group lmc-admin")
                         answer = "error: permission denied: user \(peer.name) is not in group lmc-admin\n"
                     } else {
                         log("control: '\(request)' by user \(peer.name) (uid \(peer.uid))")
-                        answer = commands.submit(request.split(separator: " ").map(String.init), user: peer.name) + "\n"
+                        answer = commands.submit(req, line: request.split(separator: " ").joined(separator: " "), user: peer.name) + "\n"
                     }
                 }
                 var a = answer
@@ -155,14 +155,15 @@ struct Peer {
 
 /// Changing commands, handed from the socket thread to the control loop and answered by it.
 final class CommandQueue: Sendable {
-    private struct Item { var id: Int; var words: [String]; var user: String; var answer: String? }
+    /// The parsed request, and its line as the operator sent it (for the log).
+    private struct Item { var id: Int; var request: ControlRequest; var line: String; var user: String; var answer: String? }
     private let items = Mutex<[Item]>([])
     private let counter = Atomic(0)
 
     /// Blocks the socket thread until the loop has handled the command (at most 3 s).
-    func submit(_ words: [String], user: String) -> String {
+    func submit(_ request: ControlRequest, line: String, user: String) -> String {
         let id = counter.add(1, ordering: .relaxed).newValue
-        items.withLock { $0.append(Item(id: id, words: words, user: user, answer: nil)) }
+        items.withLock { $0.append(Item(id: id, request: request, line: line, user: user, answer: nil)) }
         for _ in 0..<300 {
             if let a = items.withLock({ list -> String? in
                 guard let i = list.firstIndex(where: { $0.id == id }), let a = list[i].answer else { return nil }
@@ -176,10 +177,10 @@ final class CommandQueue: Sendable {
     }
 
     /// Called by the loop: handles every pending command.
-    func drain(_ handle: ([String], String) -> String) {
+    func drain(_ handle: (ControlRequest, _ line: String, _ user: String) -> String) {
         let pending = items.withLock { $0.filter { $0.answer == nil } }
         for p in pending {
-            let a = handle(p.words, p.user)
+            let a = handle(p.request, p.line, p.user)
             items.withLock { list in
                 if let i = list.firstIndex(where: { $0.id == p.id }) { list[i].answer = a }
             }

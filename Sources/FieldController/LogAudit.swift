@@ -56,6 +56,7 @@ enum HalfHourCSV {
     }
 
     static func unitName(_ u: UInt8) -> String { HalfHourRecord.unitNames.indices.contains(Int(u)) ? HalfHourRecord.unitNames[Int(u)] : "?" }
+    /// A Float at its own precision (400123.4, not 400123.40625); empty for NaN (an empty CSV field).
     static func num(_ f: Float) -> String { f.isFinite ? "\(f)" : "" }
 }
 
@@ -83,12 +84,7 @@ extension LogCommand {
         }
 
         func run() throws {
-            let path = "\(location.dir)/halfhours.ring"
-            let r: RingReader
-            do { r = try RingReader(path: path) } catch {
-                printError("\(error)")
-                throw ExitCode(1)
-            }
+            let r = try location.open("halfhours")
             defer { r.release() }
             // The day: given, or the newest in the ring (one pass; the ring is small).
             var dayStart: UInt32
@@ -100,7 +96,7 @@ extension LogCommand {
                     if let h = HalfHourRecord.decode(rec.payload) { newest = max(newest ?? 0, h.periodStart) }
                 }
                 guard let newest else {
-                    printError("\(path): no half hours recorded yet (the first is written 30 min after start)")
+                    printError("\(r.path): no half hours recorded yet (the first is written 30 min after start)")
                     throw ExitCode(1)
                 }
                 dayStart = newest - newest % 86_400

@@ -19,6 +19,14 @@ struct LogCommand: ParsableCommand {
     struct Location: ParsableArguments {
         @Option(help: ArgumentHelp("Ring log directory.", valueName: "dir"))
         var dir: String = "/var/lib/lmc"
+
+        /// Opens `NAME.ring` in the directory for reading; says why and exits 1 when it cannot.
+        func open(_ ring: String) throws -> RingReader {
+            do { return try RingReader(path: "\(dir)/\(ring).ring") } catch {
+                printError("\(error)")
+                throw ExitCode(1)
+            }
+        }
     }
 
     struct Info: ParsableCommand {
@@ -85,12 +93,7 @@ struct LogCommand: ParsableCommand {
         }
 
         func run() throws {
-            let path = "\(location.dir)/\(ring).ring"
-            let r: RingReader
-            do { r = try RingReader(path: path) } catch {
-                printError("\(error)")
-                throw ExitCode(1)
-            }
+            let r = try location.open(ring)
             defer { r.release() }
             let fromNs = from.flatMap(parseUTC).map { UInt64($0) * 1_000_000_000 } ?? 0
             let toNs = to.flatMap(parseUTC).map { UInt64($0) * 1_000_000_000 } ?? .max
@@ -224,8 +227,6 @@ private func threeDigits(_ v: Int) -> String { (v < 10 ? "00" : v < 100 ? "0" : 
 private let isoPrefixCache = Mutex<(second: UInt64, text: String)?>(nil)
 
 private func monoSeconds(_ ns: UInt64) -> String { "\(ns / 1_000_000_000).\(pad(String((ns / 1_000_000) % 1000), 3))" }
-/// A Float as its shortest decimal (400123.4, not 400123.40625); empty for NaN.
-private func num(_ f: Float) -> String { f.isFinite ? "\(f)" : "" }
 /// The same for JSON: the Float's shortest decimal as a Double.
 func jsonNumber(_ f: Float) -> JSON.Value { f.isFinite ? .number(Double("\(f)") ?? Double(f)) : .null }
 private func format1(_ v: Double) -> String { "\((v * 10).rounded() / 10)" }

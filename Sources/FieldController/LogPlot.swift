@@ -34,12 +34,7 @@ extension LogCommand {
         }
 
         func run() throws {
-            let path = "\(location.dir)/samples.ring"
-            let r: RingReader
-            do { r = try RingReader(path: path) } catch {
-                printError("\(error)")
-                throw ExitCode(1)
-            }
+            let r = try location.open("samples")
             defer { r.release() }
             var t1 = to.flatMap(parseUTC).map(Double.init)
             var t0 = from.flatMap(parseUTC).map(Double.init)
@@ -47,7 +42,7 @@ extension LogCommand {
                 var newest = 0.0
                 r.forEach { newest = max(newest, Double($0.wallNs) / 1e9) }
                 guard newest > 0 else {
-                    printError("\(path): no samples recorded yet")
+                    printError("\(r.path): no samples recorded yet")
                     throw ExitCode(1)
                 }
                 if t1 == nil { t1 = t0.map { min($0 + 86_400, newest) } ?? newest }

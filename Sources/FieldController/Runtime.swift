@@ -234,41 +234,40 @@ final class Runtime {
 
     /// One control cycle. Returns true when it completed (feeds the watchdog).
     /// Engineer commands from the control socket, applied between cycles.
-    private func handle(_ words: [String], user: String, now: Double) -> String {
-        switch (words.first ?? "", words.count) {
-        case ("override", 5) where words[1] == "set":
-            guard config.sites.contains(where: { $0.id == words[2] }) else { return "error: no site \"\(words[2])\" (sites: \(config.sites.map(\.id).joined(separator: ", ")))" }
-            guard let kw = Double(words[3]), kw >= 0, let seconds = Double(words[4]), seconds > 0 else { return "error: override set SITE KW SECONDS" }
-            var src = headroom.sources[words[2]] ?? SiteSources()
+    private func handle(_ request: ControlRequest, user: String, now: Double) -> String {
+        switch request {
+        case .overrideSet(let site, let kw, let seconds):
+            guard config.sites.contains(where: { $0.id == site }) else { return "error: no site \"\(site)\" (sites: \(config.sites.map(\.id).joined(separator: ", ")))" }
+            var src = headroom.sources[site] ?? SiteSources()
             src.override = Lease(watts: kw * 1000, expiresAt: now + seconds)
-            headroom.sources[words[2]] = src
-            status.note("override \(words[2]) \(Int(kw)) kW for \(Int(seconds)) s by \(user)")
-            return "override: site \(words[2]) at most \(kw) kW for \(Int(seconds)) s (the most restrictive source still wins)"
-        case ("override", 3) where words[1] == "clear":
-            guard headroom.sources[words[2]]?.override != nil else { return "override: none active for site \(words[2])" }
-            headroom.sources[words[2]]?.override = nil
-            status.note("override \(words[2]) cleared by \(user)")
-            return "override: cleared for site \(words[2])"
-        case ("reset-lockout", 1):
+            headroom.sources[site] = src
+            status.note("override \(site) \(Int(kw)) kW for \(Int(seconds)) s by \(user)")
+            return "override: site \(site) at most \(kw) kW for \(Int(seconds)) s (the most restrictive source still wins)"
+        case .overrideClear(let site):
+            guard headroom.sources[site]?.override != nil else { return "override: none active for site \(site)" }
+            headroom.sources[site]?.override = nil
+            status.note("override \(site) cleared by \(user)")
+            return "override: cleared for site \(site)"
+        case .resetLockout:
             resetRequested = true
             status.note("lockout reset by \(user)")
             return "reset-lockout: sent; an automatic close follows when conditions allow"
-        case ("test-trip", 2):
-            guard breakers[words[1]] != nil else { return "error: no breaker is wired for site \(words[1]) in this configuration" }
-            manualTrips[words[1]] = user
-            status.note("test trip of \(words[1]) by \(user)")
-            return "test-trip: trip command sent to site \(words[1]); lmc status shows the breaker's answer"
-        default:
-            return "error: unknown command '\(words.joined(separator: " "))'"
+        case .testTrip(let site):
+            guard breakers[site] != nil else { return "error: no breaker is wired for site \(site) in this configuration" }
+            manualTrips[site] = user
+            status.note("test trip of \(site) by \(user)")
+            return "test-trip: trip command sent to site \(site); lmc status shows the breaker's answer"
+        case .status, .statusJSON, .alarms:
+            return "error: '\(request.line)' is answered by the socket, not the control loop"
         }
     }
 
     @discardableResult
     func tick(nowNs: UInt64) -> Bool {
         let now = Double(nowNs) / 1e9
-        commands.drain { words, user in
-            let answer = handle(words, user: user, now: now)
-            event(.command, "'\(words.joined(separator: " "))' by \(user): \(answer)")
+        commands.drain { request, line, user in
+            let answer = handle(request, user: user, now: now)
+            event(.command, "'\(line)' by \(user): \(answer)")
             return answer
         }
         for e in inbox.drain() { event(e.kind, e.text) }

@@ -258,25 +258,10 @@ final class Child {
     let pid: pid_t
 
     init(_ exe: String, _ args: [String], log: String) throws {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
-        let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
-        defer { for a in argv { free(a) } }
-        var p: pid_t = 0
-        let rc = posix_spawn(&p, exe, &actions, &attr, argv, environ)
-        guard rc == 0 else { throw ValidationError("cannot start \(exe): \(String(cString: strerror(rc)))") }
-        pid = p
+        switch startProcess(exe, args, stdout: log, stderrToo: true) {
+        case .success(let p): pid = p
+        case .failure(let e): throw ValidationError("cannot start \(exe): \(e)")
+        }
     }
 
     func terminate() {

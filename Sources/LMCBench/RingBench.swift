@@ -94,17 +94,38 @@ func printError(_ s: String) {
     _ = b.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
 
-/// Runs a command to completion with stdout to a file; returns its exit status.
+/// Runs a command to completion with stdout to a file; returns its exit status (-1: it did not start).
 func spawn(_ exe: String, _ args: [String], stdout path: String) -> Int32 {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
-    defer { for a in argv { free(a) } }
-    var pid: pid_t = 0
-    guard posix_spawn(&pid, exe, &actions, nil, argv, environ) == 0 else { return -1 }
+    guard case .success(let pid) = startProcess(exe, args, stdout: path, stderrToo: false) else { return -1 }
     var status: Int32 = 0
     waitpid(pid, &status, 0)
     return (status >> 8) & 0xff
+}
+
+/// posix_spawn with stdin from /dev/null, stdout (and stderr, if asked) to a file, and no signal
+/// blocked — the one way lmc-bench starts its children. Failure: posix_spawn's error number.
+func startProcess(_ exe: String, _ args: [String], stdout path: String, stderrToo: Bool) -> Result<pid_t, Errno> {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    if stderrToo { posix_spawn_file_actions_adddup2(&actions, 1, 2) }
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attr, &none)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
+    let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
+    defer { for a in argv { free(a) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, exe, &actions, &attr, argv, environ)
+    return rc == 0 ? .success(pid) : .failure(Errno(code: rc))
+}
+
+struct Errno: Error, CustomStringConvertible {
+    let code: Int32
+    var description: String { String(cString: strerror(code)) }
 }

@@ -114,7 +114,6 @@ public final class OSCPCapacityProvider: Sendable {
     private let state: Mutex<State>
     private let server: HTTPServer
     private let client: HTTPClient
-    private let fpClient: HTTPClient
     private let loop = LoopThread()
     private let events: EventSink
     private let wallClock: @Sendable () -> Double
@@ -133,7 +132,6 @@ public final class OSCPCapacityProvider: Sendable {
         let st = Mutex(s)
         state = st
         client = try HTTPClient(caFile: config.caFile, useTLS: fpURL.tls)
-        fpClient = client
         let box = Handler(config: config)
         server = try HTTPServer(host: config.listenHost, port: config.listenPort, certificate: config.certificate, key: config.key) { req in
             box.handle(req)
@@ -177,7 +175,7 @@ public final class OSCPCapacityProvider: Sendable {
     private func send(_ suffix: String, _ body: [UInt8]) -> Result<Void, HTTPError> {
         let (fp, url) = state.withLock { ($0.fp, $0.fp.baseURL.appending(suffix)) }
         do {
-            let r = try fpClient.post(url, headers: headers(fp.token), body: body)
+            let r = try client.post(url, headers: headers(fp.token), body: body)
             guard (200..<300).contains(r.status) else {
                 return .failure(HTTPError("\(url.path): HTTP \(r.status)\(r.header("X-Error-Message").map { " (\($0))" } ?? "")"))
             }

@@ -291,7 +291,7 @@ extension HalfHourRecord {
     }
 }
 
-// Little-endian byte building and reading for the record payloads.
+// Little-endian byte building and reading for the record payloads (samples and half hours).
 struct Bytes {
     var bytes: [UInt8] = []
     mutating func u8(_ v: UInt8) { bytes.append(v) }

@@ -29,31 +29,29 @@ public struct SampleRecord: Sendable, Equatable {
     public static let maxMPs = 8, maxSites = 8
 
     public func encode() -> [UInt8] {
-        var b: [UInt8] = [mode, UInt8(min(mps.count, Self.maxMPs))]
-        for m in mps.prefix(Self.maxMPs) { b += le(m.value.bitPattern); b.append(m.quality) }
-        b.append(UInt8(min(sites.count, Self.maxSites)))
-        for s in sites.prefix(Self.maxSites) { b += le(s.setPointW.bitPattern); b.append(s.boundBy); b += le(s.importW.bitPattern) }
-        return b
+        var b = Bytes()
+        b.u8(mode); b.u8(UInt8(min(mps.count, Self.maxMPs)))
+        for m in mps.prefix(Self.maxMPs) { b.f32(m.value); b.u8(m.quality) }
+        b.u8(UInt8(min(sites.count, Self.maxSites)))
+        for s in sites.prefix(Self.maxSites) { b.f32(s.setPointW); b.u8(s.boundBy); b.f32(s.importW) }
+        return b.bytes
     }
 
-    public static func decode(_ b: [UInt8]) -> SampleRecord? {
-        guard b.count >= 3 else { return nil }
-        var i = 2
+    public static func decode(_ bytes: [UInt8]) -> SampleRecord? {
+        var r = Reader(bytes)
+        guard let mode = r.u8(), let nmp = r.u8() else { return nil }
         var mps: [MP] = []
-        for _ in 0..<Int(b[1]) {
-            guard i + 5 <= b.count else { return nil }
-            mps.append(MP(value: Float(bitPattern: u32(b, i)), quality: b[i + 4]))
-            i += 5
+        for _ in 0..<nmp {
+            guard let v = r.f32(), let q = r.u8() else { return nil }
+            mps.append(MP(value: v, quality: q))
         }
-        guard i < b.count else { return nil }
-        let n = Int(b[i]); i += 1
+        guard let nsite = r.u8() else { return nil }
         var sites: [Site] = []
-        for _ in 0..<n {
-            guard i + 9 <= b.count else { return nil }
-            sites.append(Site(setPointW: Float(bitPattern: u32(b, i)), boundBy: b[i + 4], importW: Float(bitPattern: u32(b, i + 5))))
-            i += 9
+        for _ in 0..<nsite {
+            guard let sp = r.f32(), let bound = r.u8(), let imp = r.f32() else { return nil }
+            sites.append(Site(setPointW: sp, boundBy: bound, importW: imp))
         }
-        return SampleRecord(mode: b[0], mps: mps, sites: sites)
+        return SampleRecord(mode: mode, mps: mps, sites: sites)
     }
 }
 
@@ -255,5 +253,3 @@ extension EventRecord {
 
 private func closeFD(_ fd: Int32) { _ = close(fd) }
 
-private func le(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
-private func u32(_ b: [UInt8], _ at: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b[at + $1]) << (8 * $1) } }

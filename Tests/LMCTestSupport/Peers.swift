@@ -305,27 +305,7 @@ public func run(_ executable: String, _ arguments: [String], environment: [Strin
 /// /dev/null. Returns the exit status of the command itself.
 @discardableResult
 public func runDetached(_ executable: String, _ arguments: [String], timeout: TimeInterval = 10) throws -> Int32 {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    for fd: Int32 in 0...2 {
-        posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
-    }
-    try closeFromThree(&actions)
-    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-    defer { for a in argv { free(a) } }
-    var child: pid_t = 0
-    // The spawning thread may block signals (Dispatch's workers do) and a child inherits the mask: a
-    // tmux server with SIGCHLD and SIGTERM blocked never exits. Start it with none blocked.
-    var attr = posix_spawnattr_t()
-    posix_spawnattr_init(&attr)
-    defer { posix_spawnattr_destroy(&attr) }
-    var none = sigset_t()
-    sigemptyset(&none)
-    posix_spawnattr_setsigmask(&attr, &none)
-    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
-    let rc = posix_spawn(&child, executable, &actions, &attr, argv, environ)
-    guard rc == 0 else { throw PeerError("posix_spawn \(executable) failed: \(String(cString: strerror(rc)))") }
+    let child = try spawn(executable, arguments, stdoutFD: nil, quietStderr: true)
     let end = Date().addingTimeInterval(timeout)
     var status: Int32 = 0
     while waitpid(child, &status, WNOHANG) == 0 {
@@ -337,6 +317,35 @@ public func runDetached(_ executable: String, _ arguments: [String], timeout: Ti
         usleep(5_000)
     }
     return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+}
+
+/// posix_spawn as the tests start children that must not hold the runner's descriptors (a daemonising
+/// tmux did) nor inherit a blocked signal mask (Dispatch's workers block most signals; a tmux server
+/// started so could not be stopped): stdin /dev/null, stdout to `stdoutFD` or /dev/null, stderr to
+/// /dev/null or inherited, every other descriptor closed, no signal blocked.
+private func spawn(_ executable: String, _ arguments: [String], stdoutFD: Int32?, quietStderr: Bool) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    if let stdoutFD { posix_spawn_file_actions_adddup2(&actions, stdoutFD, 1) } else {
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    }
+    if quietStderr { posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0) }
+    try closeFromThree(&actions)
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attr, &none)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
+    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { for a in argv { free(a) } }
+    var child: pid_t = 0
+    let rc = posix_spawn(&child, executable, &actions, &attr, argv, environ)
+    guard rc == 0 else { throw PeerError("posix_spawn \(executable) failed: \(String(cString: strerror(rc)))") }
+    return child
 }
 
 /// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+), which Swift's Glibc module does not export.
@@ -377,20 +386,11 @@ public final class SpawnedChild {
     public init(_ executable: String, _ arguments: [String]) throws {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw PeerError("pipe failed") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        try closeFromThree(&actions)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for a in argv { free(a) } }
-        var child: pid_t = 0
-        let rc = posix_spawn(&child, executable, &actions, nil, argv, environ)
-        close(fds[1])
-        guard rc == 0 else { close(fds[0]); throw PeerError("posix_spawn \(executable) failed: \(rc)") }
-        pid = child
+        defer { close(fds[1]) }
+        do { pid = try spawn(executable, arguments, stdoutFD: fds[1], quietStderr: false) } catch {
+            close(fds[0])
+            throw error
+        }
         readFD = fds[0]
         _ = fcntl(readFD, F_SETFL, fcntl(readFD, F_GETFL) | O_NONBLOCK)
     }
