@@ -38,8 +38,10 @@ let package = Package(
         .target(name: "RingLog"),
         // Pure control core: MP state machines, arbitration, scenario replay.
         .target(name: "Headroom"),
+        // One control cycle as a pure function: snapshot in, every decision out (docs/control.md).
+        .target(name: "ControlCycle", dependencies: ["Headroom", "FailSafe", "RingLog"]),
         // The config file: a small TOML reader and the schema, with errors naming line and key.
-        .target(name: "LMCConfig", dependencies: ["Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision", "OSCP"]),
+        .target(name: "LMCConfig", dependencies: ["ControlCycle", "Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision", "OSCP"]),
         // OSCP 2.0 Capacity Provider: a small HTTP/1.1 server and client over OpenSSL (docs/oscp.md).
         .target(name: "OSCP", dependencies: ["ModbusBridge", "COpenSSL", "LMCPlatform"]),
         // Set points to chargers (Modbus profiles as data) and the upstream Modbus server.
@@ -49,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "FieldController",
             dependencies: [
-                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog", "OSCP", "LMCPlatform",
+                "ModbusBridge", "DigitalIO", "CTSensorDriver", "ControlCycle", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog", "OSCP", "LMCPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -58,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "LMCBench",
             dependencies: [
-                "ModbusBridge", "Headroom", "RingLog", "CTSensorDriver",
+                "ModbusBridge", "ControlCycle", "FailSafe", "Headroom", "RingLog", "CTSensorDriver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -88,6 +90,7 @@ let package = Package(
             name: "HeadroomTests",
             dependencies: ["Headroom", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
+        .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "Headroom", "FailSafe", "RingLog"]),
         .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "LMCTestSupport"]),
         .testTarget(name: "OSCPTests", dependencies: ["OSCP", "LMCTestSupport"]),
     ],

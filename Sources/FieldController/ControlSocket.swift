@@ -1,5 +1,6 @@
 import LMCPlatform
 import Supervision
+import FailSafe
 import ArgumentParser
 import LMCConfig
 import ModbusBridge
@@ -174,6 +175,18 @@ final class CommandQueue: Sendable {
         }
         items.withLock { $0.removeAll { $0.id == id } }
         return "error: the control loop did not answer within 3 s"
+    }
+
+    /// Taken by the loop into its snapshot: the commands not yet answered, oldest first.
+    func pending() -> [(id: Int, request: ControlRequest, line: String, user: String)] {
+        items.withLock { $0.filter { $0.answer == nil }.map { ($0.id, $0.request, $0.line, $0.user) } }
+    }
+
+    /// The loop's answer to a command it took.
+    func answer(_ id: Int, _ text: String) {
+        items.withLock { list in
+            if let i = list.firstIndex(where: { $0.id == id }) { list[i].answer = text }
+        }
     }
 
     /// Called by the loop: handles every pending command.

@@ -14,8 +14,7 @@ public enum ExampleSite {
     }
 
     public static func site() -> SiteConfig {
-        SiteConfig(id: siteID, floorW: 150_000, ceilingW: 250_000, unit: .kVA(powerFactor: 1), quantum: 1_000 / 1_000,
-                   hysteresis: 0.5, rampUpWPerSecond: 2_000)
+        SiteConfig(id: siteID, floorW: 150_000, ceilingW: 250_000, rampUpWPerSecond: 2_000)
     }
 
     public static func controller(mode: HeadroomController.Mode = .direct) -> HeadroomController {

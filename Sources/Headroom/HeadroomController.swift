@@ -28,11 +28,8 @@ public struct HeadroomController: Sendable {
     /// One site's decision.
     public struct SiteDecision: Sendable, Equatable {
         public var site: String
-        /// The set point (W) before quantisation.
+        /// The set point (W); the cycle's shaper turns it into what the charger takes.
         public var setPointW: Double
-        /// The value to send, in the site's unit, quantised.
-        public var sent: Double
-        public var unit: String
         public var boundBy: LimitSource
         public var reason: String
     }
@@ -49,7 +46,6 @@ public struct HeadroomController: Sendable {
     public let siteConfigs: [SiteConfig]
     public private(set) var mps: [MeasurementPoint]
     public var sources: [String: SiteSources]
-    private var quantizers: [String: Quantizer]
     private var sent: [String: Double] = [:]
     private var lastTick: Double?
 
@@ -63,7 +59,6 @@ public struct HeadroomController: Sendable {
         self.mps = mps.map(MeasurementPoint.init)
         self.siteConfigs = sites.sorted { $0.connectionOrder < $1.connectionOrder }
         self.sources = sources
-        self.quantizers = Dictionary(uniqueKeysWithValues: sites.map { ($0.id, Quantizer(quantum: $0.quantum, hysteresis: $0.hysteresis)) })
     }
 
     /// The set points last decided (W), per site; the floor before the first tick.
@@ -128,8 +123,7 @@ public struct HeadroomController: Sendable {
                 }
             }
             sent[site.id] = sp
-            let q = quantizers[site.id]!.apply(site.unit.fromWatts(sp))
-            decisions.append(SiteDecision(site: site.id, setPointW: sp, sent: q, unit: site.unit.symbol, boundBy: bound, reason: why))
+            decisions.append(SiteDecision(site: site.id, setPointW: sp, boundBy: bound, reason: why))
         }
         return Decision(sites: decisions, tripRequests: trips, blind: blind)
     }

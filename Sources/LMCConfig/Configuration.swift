@@ -1,3 +1,4 @@
+import ControlCycle
 import Headroom
 
 /// `/etc/lmc/lmc.toml`, as far as the control core needs it. Every key is documented in
@@ -8,8 +9,20 @@ public struct Configuration: Sendable {
     public var measurementPoints: [MeasurementPointConfig]
     public var sites: [SiteConfig]
     public var sources: [String: SiteSources]
+    /// Per site: how its set point is converted and stepped for what takes it.
+    public var shapers: [String: ShaperConfig] = [:]
     /// Buses, meters, chargers and the supervisor, for the daemon.
     public var runtime: RuntimeConfig = .empty
+
+    /// What one control cycle needs of this configuration.
+    public var cycleConfig: CycleConfig {
+        CycleConfig(mode: mode, periodSeconds: Double(periodMilliseconds) / 1000, measurementPoints: measurementPoints, sites: sites,
+                    sources: sources, mpMeter: runtime.mpMeter, sitePocMeter: runtime.sitePocMeter, supervisor: runtime.supervisor,
+                    shapers: shapers, breakerSites: Set(runtime.breakers.keys), oscpSites: Set(runtime.oscp?.groups.keys.map { $0 } ?? []))
+    }
+
+    /// The control cycle built from this configuration.
+    public func cycle() throws(ConfigError) -> ControlCycle { try ControlCycle(cycleConfig) }
 
     /// The control core built from this configuration.
     public func controller() throws(ConfigError) -> HeadroomController {
@@ -40,10 +53,13 @@ public struct Configuration: Sendable {
 
         var sites: [SiteConfig] = []
         var sources: [String: SiteSources] = [:]
+        var shapers: [String: ShaperConfig] = [:]
         for (i, s) in siteSections.enumerated() {
-            if let (site, src) = readSite(s, order: i + 1) {
+            let id = s.table["id"].flatMap { if case .string(let x) = $0 { x } else { nil } } ?? "?"
+            if let (site, src, shaper) = readSite(s, order: i + 1, charger: runtime.chargers.first { $0.site == id }) {
                 sites.append(site)
                 sources[site.id] = src
+                shapers[site.id] = shaper
             }
         }
         top.rejectUnknownKeys()
@@ -58,7 +74,7 @@ public struct Configuration: Sendable {
         }
         guard issues.items.isEmpty else { return .failure(ConfigErrors(issues: issues.items)) }
         return .success(Configuration(mode: HeadroomController.Mode(rawValue: mode)!, periodMilliseconds: Int(period),
-                                      measurementPoints: mps, sites: sites, sources: sources, runtime: runtime))
+                                      measurementPoints: mps, sites: sites, sources: sources, shapers: shapers, runtime: runtime))
     }
 }
 
@@ -121,11 +137,16 @@ private func readMP(_ s: Section) -> MeasurementPointConfig? {
     return config
 }
 
-private func readSite(_ s: Section, order: Int) -> (SiteConfig, SiteSources)? {
+private func readSite(_ s: Section, order: Int, charger: RuntimeConfig.Charger?) -> (SiteConfig, SiteSources, ShaperConfig)? {
     let id = s.string("id") ?? "?"
     let firm = s.number("firm_kw", min: 0)
     let rated = s.number("rated_kw", positive: true)
-    let unitName = s.string("setpoint_unit", default: "kw", oneOf: ["kw", "kva", "a"])!
+    // A Modbus charger takes amps per phase; a CPMS over OSCP takes kW.
+    let unitName = s.string("setpoint_unit", default: charger != nil ? "a" : "kw", oneOf: ["kw", "kva", "a"])!
+    if charger != nil && unitName != "a" {
+        s.issues.add(s.table.line(of: "setpoint_unit"), "\(s.path).setpoint_unit",
+                     "= \"\(unitName)\": the site's [site.charger] takes amps per phase; write setpoint_unit = \"a\" (with phases, phase_voltage_v and power_factor) or leave it out")
+    }
     let pf = s.number("power_factor", default: 1, min: 0.1, max: 1)!
     let phases = s.number("phases", default: 3, min: 1, max: 3)!
     let voltage = s.number("phase_voltage_v", default: 230, positive: true)!
@@ -155,8 +176,9 @@ private func readSite(_ s: Section, order: Int) -> (SiteConfig, SiteSources)? {
     }
     s.rejectUnknownKeys()
     guard let firm, let rated else { return nil }
-    return (SiteConfig(id: id, floorW: firm * 1000, ceilingW: rated * 1000, unit: unit, quantum: quantum, hysteresis: hysteresis,
-                       rampUpWPerSecond: ramp * 1000, connectionOrder: order), sources)
+    let shaper = ShaperConfig(unit: unit, quantum: quantum, hysteresis: hysteresis,
+                              minimum: charger?.profile.minCurrentA ?? 0, maximum: charger?.maxCurrentA ?? .infinity)
+    return (SiteConfig(id: id, floorW: firm * 1000, ceilingW: rated * 1000, rampUpWPerSecond: ramp * 1000, connectionOrder: order), sources, shaper)
 }
 
 /// "HH:MM" → seconds after midnight.

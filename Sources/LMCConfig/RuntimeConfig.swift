@@ -28,7 +28,6 @@ public struct RuntimeConfig: Sendable {
         public var profile: ChargerProfile
         public var endpoint: ModbusEndpoint
         public var unit: UInt8
-        public var conversion: CurrentConversion
         public var maxCurrentA: Double
         public var timeoutMilliseconds: Int
     }
@@ -141,18 +140,19 @@ extension RuntimeConfig {
                 let endpoint = readEndpoint(c, issues)
                 let profileName = c.string("profile") ?? "generic"
                 let unit = c.optionalNumber("unit", min: 0, max: 255)
-                let phases = c.number("phases", default: 3, min: 1, max: 3)!
-                let voltage = c.number("phase_voltage_v", default: 230, positive: true)!
-                let pf = c.number("power_factor", default: 1, min: 0.1, max: 1)!
-                let step = c.number("step_a", default: 1, min: 0)!
                 let maxA = c.optionalNumber("max_current_a", positive: true)
                 let timeout = c.number("timeout_ms", default: 500, min: 10, max: 10_000)!
+                // The set point's conversion is the site's (one shaper per site): these keys moved there.
+                for (old, new) in [("phases", "phases"), ("phase_voltage_v", "phase_voltage_v"), ("power_factor", "power_factor"), ("step_a", "quantum")]
+                where c.table[old] != nil {
+                    c.markUsed(old)
+                    issues.add(c.table.line(of: old), "\(c.path).\(old)", "moved to the site: the set point is converted once, for whatever takes it; write \(new) = … in [[site]] (with setpoint_unit = \"a\") and remove it here")
+                }
                 c.rejectUnknownKeys()
                 switch ChargerProfiles.load(profileName) {
                 case .success(let p):
                     if let endpoint {
                         rc.chargers.append(Charger(site: siteID, profile: p, endpoint: endpoint, unit: UInt8(unit ?? Double(p.defaultUnit)),
-                                                   conversion: CurrentConversion(phases: Int(phases), phaseVoltage: voltage, powerFactor: pf, stepA: step),
                                                    maxCurrentA: maxA ?? p.maxCurrentA, timeoutMilliseconds: Int(timeout)))
                     }
                 case .failure(let e):

@@ -4,6 +4,7 @@ import ModbusBridge
 import OSCP
 import RingLog
 import Supervision
+import FailSafe
 
 #if canImport(Glibc)
 import Glibc

@@ -147,7 +147,7 @@ func fmtA(_ a: Double) -> String {
 /// The relay's own thread: the control tick posts set points into a slot (the newest wins) and reads
 /// the status; the thread writes at once on a change and refreshes in between.
 public final class RelayWorker: Sendable {
-    private struct Slot { var watts: Double?; var version = 0; var status = RelayStatus(fallbackProgrammed: false, writes: 0, refreshes: 0) }
+    private struct Slot { var amps: Double?; var version = 0; var status = RelayStatus(fallbackProgrammed: false, writes: 0, refreshes: 0) }
     private let slot = Mutex(Slot())
     private let loop = LoopThread()
     private let make: @Sendable () throws -> ModbusChargerRelay
@@ -158,10 +158,11 @@ public final class RelayWorker: Sendable {
     public func start() { loop.start { [self] in self.run() } }
     public func stop() { loop.stop() }
 
-    /// Posts a new set point (W); the worker writes it at once.
-    public func post(watts: Double) {
+    /// Posts a new set point in amps per phase, already shaped (ControlCycle's shaper); the worker
+    /// writes exactly this at once.
+    public func post(amps: Double) {
         slot.withLock { s in
-            if s.watts != watts { s.watts = watts; s.version += 1 }
+            if s.amps != amps { s.amps = amps; s.version += 1 }
         }
     }
 
@@ -172,13 +173,13 @@ public final class RelayWorker: Sendable {
         var seen = -1
         var lastAttempt: UInt64 = 0
         while !loop.isStopping {
-            let (watts, version) = slot.withLock { ($0.watts, $0.version) }
+            let (amps, version) = slot.withLock { ($0.amps, $0.version) }
             let now = monotonicNanoseconds()
             if relay == nil { relay = try? make() }
-            if let relay, let watts {
+            if let relay, let amps {
                 let refreshDue = now - lastAttempt >= UInt64(min(relay.profile.refreshSeconds, 1) * 1e9)
                 if version != seen || refreshDue {
-                    let st = relay.apply(watts: watts, nowNs: now)
+                    let st = relay.apply(amps: amps, nowNs: now)
                     slot.withLock { $0.status = st }
                     seen = version
                     lastAttempt = now

@@ -90,7 +90,7 @@ final class Daemon {
         id = "hub"
         firm_kw = 150
         rated_kw = 250
-        setpoint_unit = "kva"
+        setpoint_unit = "a"
         quantum = 1
         ramp_up_kw_per_s = 100
         \(siteExtra)
@@ -164,7 +164,8 @@ final class Daemon {
         let o = try JSONSerialization.jsonObject(with: Data(parsed.out.utf8)) as! [String: Any]
         #expect((o["n"] as! Int) > 30)
         #expect(o["modes"] as? [String] == ["FAILSAFE", "NORMAL", "STARTUP"])
-        #expect((o["min_sp"] as! Double) == 150_000 && (o["max_sp"] as! Double) == 250_000)
+        // Firm and rated as the charger's whole amps: 217 A and 362 A at 3 × 230 V.
+        #expect((o["min_sp"] as! Double) == 217 * 690 && (o["max_sp"] as! Double) == 362 * 690, "\(o)")
         #expect(o["seq_ok"] as? Bool == true)
         let info = try run(Repo.lmc, ["log", "info", "--dir", d.dir]).out
         #expect(info.contains("samples:") && info.contains("halfhours:") && info.contains("events:"), "\(info)")

@@ -165,7 +165,7 @@ func exampleConfigText() throws -> String {
         #expect(abs(c.measurementPoints[0].sensitivity - 0.00144) < 1e-12)
         #expect(c.measurementPoints[0].upper?.limit == 400 && c.measurementPoints[0].regulateMargin == 10)
         #expect(abs(c.measurementPoints[1].sensitivity - -0.00005) < 1e-12)
-        #expect(c.sites[0].unit == .ampsPerPhase(phases: 3, phaseVoltage: 230, powerFactor: 1) && c.sites[0].quantum == 1)
+        #expect(c.shapers["hub"]?.unit == .ampsPerPhase(phases: 3, phaseVoltage: 230, powerFactor: 1) && c.shapers["hub"]?.quantum == 1)
         #expect(c.sources["hub"]?.dscW == 240_000)
         #expect(c.sources["hub"]?.schedule == [ScheduleWindow(name: "evening", startSecondsOfDay: 61_200, endSecondsOfDay: 70_200, watts: 180_000)])
     }

@@ -62,7 +62,7 @@ let sixteenAmpsW = 16.0 * 3 * 230
                                    safeCurrentA: 10, options: .init(responseTimeoutMilliseconds: 500))
         }
         worker.start()
-        worker.post(watts: sixteenAmpsW)
+        worker.post(amps: 16)
         // Three validity periods with the relay running: the charger never falls back.
         usleep(300_000)
         for _ in 0..<18 {
@@ -86,11 +86,11 @@ let sixteenAmpsW = 16.0 * 3 * 230
         }
         worker.start()
         defer { worker.stop() }
-        worker.post(watts: sixteenAmpsW)
+        worker.post(amps: 16)
         var deadline = Date().addingTimeInterval(5)
         while worker.status.writtenA != 16 && Date() < deadline { usleep(2_000) }
         let t0 = Date()
-        worker.post(watts: 10 * 3 * 230)
+        worker.post(amps: 10)
         deadline = Date().addingTimeInterval(5)
         while worker.status.writtenA != 10 && Date() < deadline { usleep(1_000) }
         let ms = Date().timeIntervalSince(t0) * 1000

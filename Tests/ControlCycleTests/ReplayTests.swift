@@ -1,20 +1,23 @@
 import Foundation
 import Testing
-@testable import Headroom
+import ControlCycle
+import Headroom
 
+/// The project's load profiles (scenarios/ at the top of the tree).
 func scenario(_ name: String) throws -> Scenario {
     var u = URL(fileURLWithPath: #filePath)
-    for _ in 0..<4 { u.deleteLastPathComponent() }
-    let path = u.appendingPathComponent("shared/scenarios/\(name)").path
-    return try Scenario.parse(csv: String(contentsOfFile: path, encoding: .utf8))
+    for _ in 0..<3 { u.deleteLastPathComponent() }
+    let path = u.appendingPathComponent("scenarios/\(name)").path
+    let text = try #require(try? String(contentsOfFile: path, encoding: .utf8), "scenario \(path) is missing")
+    return try Scenario.parse(csv: text)
 }
 
 @Suite struct ReplayTests {
     @Test(arguments: [HeadroomController.Mode.direct, .incremental])
     func exampleDay(mode: HeadroomController.Mode) throws {
         let s = try scenario("seed-example-day.csv")
-        var c = ExampleSite.controller(mode: mode)
-        let r = simulate(s, controller: &c, mpID: ExampleSite.mpID, plant: PlantModel())
+        var c = ExampleSite.cycle(mode: mode)
+        let r = simulate(s, cycle: &c, mpID: ExampleSite.mpID, plant: PlantModel())
         print("\(mode) day: above \(r.secondsAboveLimit) s, above tol \(r.secondsAboveTolerance) s, overshoot \(r.largestOvershootVA / 1000) kVA, oracle \(r.shareOfOracle), firm \(r.shareOfFirm), changes/h \(r.changesPerHour), reversals/h \(r.reversalsPerHour)")
         #expect(r.secondsAboveTolerance == 0)
         #expect(r.shareOfOracle >= 0.97)
@@ -26,8 +29,8 @@ extension ReplayTests {
     @Test(arguments: [HeadroomController.Mode.direct, .incremental])
     func semiurbanJanuary(mode: HeadroomController.Mode) throws {
         let s = try scenario("semiurban-january.csv")
-        var c = ExampleSite.controller(mode: mode)
-        let r = simulate(s, controller: &c, mpID: ExampleSite.mpID, plant: PlantModel(seed: 7))
+        var c = ExampleSite.cycle(mode: mode)
+        let r = simulate(s, cycle: &c, mpID: ExampleSite.mpID, plant: PlantModel(seed: 7))
         print("\(mode) month: above \(r.secondsAboveLimit) s, above tol \(r.secondsAboveTolerance) s, overshoot \(r.largestOvershootVA / 1000) kVA, oracle \(r.shareOfOracle), firm \(r.shareOfFirm), changes/h \(r.changesPerHour), reversals/h \(r.reversalsPerHour)")
         #expect(r.secondsAboveTolerance == 0)
         #expect(r.shareOfOracle >= 0.97)
