@@ -116,13 +116,20 @@ struct Plant {
 }
 
 struct World {
-    enum Fault: String { case none, timeout, silent, frozen, nan, implausible }
-    struct Meter { var va: Double?; var w: Double?; var currents: [Double] = []; var voltages: [Double] = []; var fault = Fault.none; var last: MeterSnapshot?; var lastGoodNs: UInt64? }
+    enum Fault: String { case none, timeout, silent, frozen, nan, implausible, busy }
+    struct Meter {
+        var va: Double?; var w: Double?; var currents: [Double] = []; var voltages: [Double] = []; var fault = Fault.none
+        var last: MeterSnapshot?; var lastGoodNs: UInt64?
+        /// One bad poll (a busy exception) every this many seconds, the rest good.
+        var badEvery: Double?; var lastBadNs: UInt64 = 0
+    }
     var meters: [String: Meter] = [:]
     var aux: [String: BreakerRead] = [:]
     /// Breakers whose contact follows the coils (a healthy breaker), unless stuck.
     var auxFollows: [String: Bool] = [:]
     var relayFailing: [String: UInt64] = [:]
+    /// The import a CPMS reports over OSCP (W), per site.
+    var cpmsImport: [String: Double] = [:]
     var commands: [QueuedCommand] = []
     var remote: [String: RemoteSetPoint] = [:]
     var heartbeatNs: UInt64?
@@ -144,7 +151,8 @@ struct World {
             if let v = r.number("kw") { m.w = v * 1000 }
             if let v = r.numbers("currents") { m.currents = v }
             if let v = r.numbers("voltages") { m.voltages = v }
-            if let f = r.string("fault") { guard let x = Fault(rawValue: f) else { throw bad("fault \"\(f)\": one of none, timeout, silent, frozen, nan, implausible") }; m.fault = x }
+            if let e = r.number("bad_every_s") { m.badEvery = e > 0 ? e : nil; m.lastBadNs = monoNs }
+            if let f = r.string("fault") { guard let x = Fault(rawValue: f) else { throw bad("fault \"\(f)\": one of none, timeout, silent, frozen, nan, implausible, busy") }; m.fault = x }
             meters[id] = m
         }
         if let site = r.string("site") {
@@ -159,6 +167,7 @@ struct World {
                 }
             }
             if let f = r.bool("relay_failing") { if f { relayFailing[site] = relayFailing[site] ?? monoNs } else { relayFailing[site] = nil } }
+            if let kw = r.number("cpms_import_kw") { cpmsImport[site] = kw * 1000 }
             if let kw = r.number("remote_kw") {
                 remote[site] = RemoteSetPoint(watts: kw * 1000, validitySeconds: r.number("validity_s") ?? 60, receivedAtNs: monoNs)
             }
@@ -185,15 +194,23 @@ struct World {
         var snaps: [String: MeterSnapshot] = [:]
         for (id, var m) in meters {
             let s: MeterSnapshot
-            switch m.fault {
+            var fault = m.fault
+            if fault == .none, let every = m.badEvery, Double(monoNs - m.lastBadNs) / 1e9 >= every - 1e-6 {
+                fault = .busy
+                m.lastBadNs = monoNs
+            }
+            switch fault {
             case .none:
                 m.lastGoodNs = monoNs
                 s = MeterSnapshot(apparentPowerVA: m.va, powerW: m.w, currents: m.currents, voltages: m.voltages, usable: true, readingNs: monoNs, lastGoodNs: monoNs)
             case .silent:
                 // The bus thread is stuck: the last reading stays, with its old time.
                 s = m.last ?? MeterSnapshot(usable: false, problem: "no reply yet", readingNs: 0, lastGoodNs: nil)
-            case .timeout, .frozen, .nan, .implausible:
-                let why = switch m.fault { case .timeout: "timeout"; case .frozen: "frozen for 10 polls"; case .nan: "apparent_power is NaN or infinite"; default: "implausible step" }
+            case .timeout, .frozen, .nan, .implausible, .busy:
+                let why = switch fault {
+                case .timeout: "timeout"; case .frozen: "frozen for 10 polls"; case .nan: "apparent_power is NaN or infinite"
+                case .busy: "Modbus exception 0x6"; default: "implausible step"
+                }
                 s = MeterSnapshot(apparentPowerVA: m.va, powerW: m.w, usable: false, problem: why, readingNs: monoNs, lastGoodNs: m.lastGoodNs)
             }
             m.last = s
@@ -204,8 +221,10 @@ struct World {
         for (site, since) in relayFailing { relays[site] = RelaySnapshot(failingSinceNs: since, lastError: "charger does not answer (simulated)") }
         let cmds = commands
         commands = []
+        var oscp: [String: OSCPSnapshot] = [:]
+        for (site, w) in cpmsImport { oscp[site] = OSCPSnapshot(group: "\(site)-group", phase: "ready", reportedImportW: w, reportedAtNs: monoNs) }
         let local = (Double(wallNs) / 1e9).truncatingRemainder(dividingBy: 86_400)
-        return CycleSnapshot(monoNs: monoNs, wallNs: wallNs, clockSynchronised: synchronised, localSecondsOfDay: local, meters: snaps, relays: relays,
+        return CycleSnapshot(monoNs: monoNs, wallNs: wallNs, clockSynchronised: synchronised, localSecondsOfDay: local, meters: snaps, relays: relays, oscp: oscp,
                              breakers: config.breakerSites.reduce(into: [:]) { $0[$1] = aux[$1] ?? .notWired }, remote: remote,
                              upstreamHeartbeatNs: heartbeatNs, commands: cmds)
     }
