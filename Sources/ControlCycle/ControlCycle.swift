@@ -15,11 +15,16 @@ public struct ControlCycle: Sendable {
     private var lastMode: Mode?
     private var lastAlarms: [String: String] = [:]
     private var clockOffsetNs: Int64?
+    /// Per MP: when its meter's value was last believed (usable and plausible), monotonic ns.
+    private var lastBelievedNs: [String: UInt64] = [:]
+    /// Direct mode is running on the set points because a PoC import is missing.
+    private var directFallback = false
     public private(set) var cycles = 0
 
     public init(_ config: CycleConfig) throws(ConfigError) {
         self.config = config
-        headroom = try HeadroomController(mode: config.mode, mps: config.measurementPoints, sites: config.sites, sources: config.sources)
+        headroom = try HeadroomController(mode: config.mode, mps: config.measurementPoints, sites: config.sites, sources: config.sources,
+                                          maxGap: config.supervisor.blindTime)
         supervisor = Supervisor(config.supervisor)
         shapers = Dictionary(uniqueKeysWithValues: config.sites.map { ($0.id, Shaper(config.shaper($0.id))) })
         halfHours = HalfHourAccumulator(mps: config.measurementPoints, sites: config.sites)
@@ -46,7 +51,7 @@ public struct ControlCycle: Sendable {
         noteClock(s, events: &events)
 
         let m = measure(s)
-        let limits = decideLimits(s, m, now: now)
+        let limits = decideLimits(s, m, now: now, events: &events)
         let sup = supervise(s, m, limits, now: now)
         let shaped = shape(sup)
         return report(s, m, limits, sup, shaped, answers: answers, events: events)
@@ -113,6 +118,8 @@ public struct ControlCycle: Sendable {
         var meterStatus: [MeterStatus] = []
         var siteImport: [String: Double] = [:]
         var secondsOfDay: Double = 0
+        /// Sites whose configured PoC meter has given no usable import for the blind time.
+        var pocLost: [String: String] = [:]
     }
 
     /// A reading older than the blind time is stale, however good it was: the bus thread may be stuck
@@ -122,39 +129,89 @@ public struct ControlCycle: Sendable {
         return r.usable && !(nowNs > r.readingNs && nowNs - r.readingNs > blindNs)
     }
 
-    private func measure(_ s: CycleSnapshot) -> Measured {
+    private mutating func measure(_ s: CycleSnapshot) -> Measured {
         var m = Measured()
+        for site in config.sites {
+            if let id = config.sitePocMeter[site.id], let r = s.meters[id], usable(r, nowNs: s.monoNs), let w = r.powerW ?? r.apparentPowerVA,
+               w.isFinite, abs(w) <= 10 * site.ceilingW {
+                m.siteImport[site.id] = w
+            }
+        }
+        for site in config.sites where m.siteImport[site.id] == nil {
+            guard let id = config.sitePocMeter[site.id] else { continue }
+            let r = s.meters[id]
+            let age = r?.lastGoodNs.map { Double(s.monoNs &- $0) / 1e9 }
+            if age.map({ $0 > config.supervisor.blindTime }) ?? true {
+                m.pocLost[site.id] = "PoC meter \(id): " + (age.map { "no usable import for \(number($0)) s" } ?? "never read") + (r?.problem.map { " (\($0))" } ?? "")
+            }
+        }
+        let meteredImport = m.siteImport.values.reduce(0, +)
         for mp in config.measurementPoints {
             guard let meterID = config.mpMeter[mp.id] else { m.mpValues[mp.id] = .some(nil); continue }
             let r = s.meters[meterID]
             var values: [Double]? = nil
+            var problem: String? = r.flatMap { $0.usable ? nil : $0.problem }
             if let r, usable(r, nowNs: s.monoNs) {
                 switch mp.kind {
                 case .apparentPower: values = r.apparentPowerVA.map { [$0] }
                 case .current: values = r.currents.isEmpty ? nil : r.currents
                 case .voltage: values = r.voltages.isEmpty ? nil : r.voltages
                 }
+                if values == nil { problem = "no \(mp.kind.rawValue) value" }
+                if let v = values, let why = implausible(mp, v, meteredImportW: meteredImport, allMetered: m.siteImport.count == config.sites.count) {
+                    values = nil
+                    problem = why
+                }
+            } else if let r, r.usable {
+                problem = "stale"
             }
+            if values != nil { lastBelievedNs[mp.id] = s.monoNs }
             m.mpValues[mp.id] = .some(values)
-            var st = MeterStatus(id: meterID, group: mp.id, lastGoodAt: r?.lastGoodNs.map { Double($0) / 1e9 }, goodNow: values != nil)
-            if let r {
-                if !r.usable { st.problem = r.problem } else if values == nil { st.problem = usable(r, nowNs: s.monoNs) ? "no \(mp.kind.rawValue) value" : "stale" }
-            }
+            // Last good: the driver's, but never later than the last value the cycle believed.
+            let lastGood = [r?.lastGoodNs, lastBelievedNs[mp.id]].compactMap { $0 }.min()
+            var st = MeterStatus(id: meterID, group: mp.id, lastGoodAt: lastGood.map { Double($0) / 1e9 }, goodNow: values != nil)
+            st.problem = values == nil ? problem : nil
             m.meterStatus.append(st)
-        }
-        for site in config.sites {
-            if let id = config.sitePocMeter[site.id], let r = s.meters[id], usable(r, nowNs: s.monoNs), let w = r.powerW ?? r.apparentPowerVA {
-                m.siteImport[site.id] = w
-            }
         }
         m.secondsOfDay = s.localSecondsOfDay ?? 0
         return m
     }
 
+    /// A value nobody could believe is not good: not finite, negative apparent power or current, far
+    /// beyond any rating, or — for apparent power at the constraint — less than what the sites behind it
+    /// are metered to import (an open CT or a shorting link left in reads 0).
+    private func implausible(_ mp: MeasurementPointConfig, _ values: [Double], meteredImportW: Double, allMetered: Bool) -> String? {
+        let limit = mp.upper?.limit ?? mp.lower?.limit ?? 0
+        let unit = switch mp.kind { case .apparentPower: "VA"; case .current: "A"; case .voltage: "V" }
+        for v in values {
+            if !v.isFinite { return "out of range: \(mp.id) reads \(v) \(unit)" }
+            if mp.kind != .voltage && v < 0 { return "out of range: \(mp.id) reads \(number(v)) \(unit), below zero" }
+            if limit > 0 && abs(v) > 100 * limit { return "out of range: \(mp.id) reads \(number(v)) \(unit), over 100 × its limit" }
+        }
+        if mp.kind == .apparentPower, mp.upper != nil, meteredImportW > 0, let v = values.max(),
+           v < 0.9 * meteredImportW - 1_000 {
+            return "\(mp.id) reads \(number(v / 1000)) kVA, less than the sites' metered import \(number(meteredImportW / 1000)) kW behind it"
+        }
+        if let lowest = mp.lowestBelievable, let v = values.max(), v < lowest {
+            return "\(mp.id) reads \(number(v)) \(unit), below the lowest believable \(number(lowest)) \(unit)"
+        }
+        return nil
+    }
+
     // MARK: 2. Limits
 
-    private mutating func decideLimits(_ s: CycleSnapshot, _ m: Measured, now: Double) -> HeadroomController.Decision {
-        headroom.tick(now: now, .init(mp: m.mpValues, siteImportW: m.siteImport, secondsOfDay: m.secondsOfDay))
+    private mutating func decideLimits(_ s: CycleSnapshot, _ m: Measured, now: Double, events: inout [CycleEvent]) -> HeadroomController.Decision {
+        // Direct mode needs every site's import; without one, reductions come from the set points.
+        if config.mode == .direct {
+            let fallback = m.siteImport.count < config.sites.count
+            if fallback != directFallback {
+                directFallback = fallback
+                let missing = config.sites.filter { m.siteImport[$0.id] == nil }.map(\.id).joined(separator: ", ")
+                events.append(CycleEvent(.log, fallback ? "direct mode falls back to incremental: no PoC import for \(missing)"
+                                                        : "direct mode again: every site's PoC import is back"))
+            }
+        }
+        return headroom.tick(now: now, .init(mp: m.mpValues, siteImportW: m.siteImport, secondsOfDay: m.secondsOfDay))
     }
 
     // MARK: 3. Supervise
@@ -168,16 +225,21 @@ public struct ControlCycle: Sendable {
             let failing = [relay?.failingSinceNs, oscp?.failingSinceNs].compactMap { $0 }.min()
             // The site's import: the DNO's PoC meter; without one, what the CPMS reports (lower trust).
             let reported = oscp.flatMap { o in o.reportedAtNs.map { s.monoNs &- $0 < 120_000_000_000 } == true ? o.reportedImportW : nil }
-            let aux: Bool? = switch s.breakers[site.id] {
-            case .closed: true
-            case .open: false
-            case .notWired, .unavailable, nil: nil
+            var aux: Bool? = nil
+            var unavailable: String? = nil
+            switch s.breakers[site.id] {
+            case .closed: aux = true
+            case .open: aux = false
+            case .unavailable(let why): unavailable = why
+            case .notWired: break
+            case nil: if config.breakerSites.contains(site.id) { unavailable = "no reading of the breaker this cycle" }
             }
+            // The DNO's PoC meter decides non-response; what the CPMS reports can only raise an alarm.
             return SiteInputs(id: site.id, requestedW: requested,
                               safe: SafeSetPoint(firmW: site.floorW, tccW: config.sources[site.id]?.tcc?.watts),
-                              pocImportW: m.siteImport[site.id] ?? reported,
+                              pocImportW: m.siteImport[site.id],
                               relayFailingSince: failing.map { Double($0) / 1e9 },
-                              breakerClosed: aux, connectionOrder: site.connectionOrder)
+                              breakerClosed: aux, breakerUnavailable: unavailable, reportedImportW: reported, connectionOrder: site.connectionOrder)
         }
         let out = supervisor.tick(SupervisorInputs(now: now, secondsOfDay: m.secondsOfDay, meters: m.meterStatus, sites: sites,
                                                    tripRequests: d.tripRequests,
@@ -185,6 +247,8 @@ public struct ControlCycle: Sendable {
                                                    resetLockout: pendingReset, manualTrips: pendingTrips))
         pendingReset = false
         pendingTrips = [:]
+        // A confirmed trip: the constraint's trip delay runs again on newer samples before the next site goes.
+        if !out.confirmedTrips.isEmpty { headroom.restartTripDelays(now: now) }
         return out
     }
 
@@ -220,18 +284,23 @@ public struct ControlCycle: Sendable {
         }
         // An alarm is raised and cleared by its code and subject; its message may change while it stands
         // (a duration counting up) without raising it again.
+        let all = sup.alarms + m.pocLost.sorted { $0.key < $1.key }.map { Alarm(code: "POC_METER_LOST", subject: $0.key, message: $0.value) }
         var alarms: [String: String] = [:]
-        for a in sup.alarms { alarms["\(a.code) \(a.subject)"] = a.description }
+        for a in all { alarms["\(a.code) \(a.subject)"] = a.description }
         for key in Set(alarms.keys).subtracting(lastAlarms.keys).sorted() { events.append(CycleEvent(.alarmRaised, alarms[key]!)) }
         for key in Set(lastAlarms.keys).subtracting(alarms.keys).sorted() { events.append(CycleEvent(.alarmCleared, lastAlarms[key]!)) }
         lastAlarms = alarms
         for (site, command) in sup.breaker.sorted(by: { $0.key < $1.key }) {
-            events.append(CycleEvent(.breaker, "\(site): \(command.rawValue) (\(sup.reason))"))
+            events.append(CycleEvent(.breaker, "\(site): \(command.rawValue) commanded (\(sup.reason))"))
         }
 
         let upstream = upstreamView(s, m, d, sup, shaped)
+        // The samples ring keeps what was measured (the worst phase, unfiltered), as the DNO audits it.
         let sample = SampleRecord(mode: UInt8(upstream.mode),
-                                  mps: upstream.mps.map { .init(value: Float($0.value ?? .nan), quality: UInt8($0.quality)) },
+                                  mps: zip(config.measurementPoints, upstream.mps).map { mp, u in
+                                      let raw = (m.mpValues[mp.id] ?? nil).flatMap { mp.upper != nil ? $0.max() : $0.min() }
+                                      return .init(value: Float(raw ?? .nan), quality: UInt8(u.quality))
+                                  },
                                   sites: upstream.sites.map { .init(setPointW: Float($0.setPointW), boundBy: UInt8($0.boundBy),
                                                                     importW: Float($0.pocImportW ?? .nan)) })
         let closed = halfHours.add(sample, wallNs: s.wallNs, monoNs: s.monoNs)
@@ -256,9 +325,9 @@ public struct ControlCycle: Sendable {
                                      + (o.failingSinceNs != nil ? ", FAILING" + (o.lastError.map { " (\($0))" } ?? " (FP heartbeat lapsed)") : "")
                              }, sent: "\(number(out.value)) \(out.unit.symbol)")
             },
-            alarms: sup.alarms.map(\.description))
+            alarms: all.map(\.description))
         return CycleOutput(sites: shaped, breaker: sup.breaker, events: events, answers: answers, sample: sample, halfHour: closed,
-                           status: status, upstream: upstream, mode: sup.mode, alarms: sup.alarms, watchdogOK: sup.watchdogPing)
+                           status: status, upstream: upstream, mode: sup.mode, alarms: all, watchdogOK: sup.watchdogPing)
     }
 
     /// The supervisor holds the site below what the headroom allows: it is what binds.

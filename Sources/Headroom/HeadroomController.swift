@@ -49,14 +49,17 @@ public struct HeadroomController: Sendable {
     private var sent: [String: Double] = [:]
     private var lastTick: Double?
 
-    public init(mode: Mode, mps: [MeasurementPointConfig], sites: [SiteConfig], sources: [String: SiteSources] = [:]) throws(ConfigError) {
+    /// - Parameter maxGap: a gap in an MP's values longer than this (the blind time) restarts its
+    ///   ride-through and trip delay; shorter gaps keep them running.
+    public init(mode: Mode, mps: [MeasurementPointConfig], sites: [SiteConfig], sources: [String: SiteSources] = [:],
+                maxGap: Double = .infinity) throws(ConfigError) {
         var errors = mps.flatMap { $0.validate() } + sites.flatMap { $0.validate() }
         if sites.isEmpty { errors.append("at least one site is needed") }
         if Set(mps.map(\.id)).count != mps.count { errors.append("measurement point ids must be unique") }
         if Set(sites.map(\.id)).count != sites.count { errors.append("site ids must be unique") }
         guard errors.isEmpty else { throw ConfigError(errors: errors) }
         self.mode = mode
-        self.mps = mps.map(MeasurementPoint.init)
+        self.mps = mps.map { c in var m = MeasurementPoint(c); m.maxGap = maxGap; return m }
         self.siteConfigs = sites.sorted { $0.connectionOrder < $1.connectionOrder }
         self.sources = sources
     }
@@ -129,6 +132,11 @@ public struct HeadroomController: Sendable {
     }
 
     public func mp(_ id: String) -> MeasurementPoint? { mps.first { $0.config.id == id } }
+
+    /// After a confirmed trip: every MP's trip delay runs again on newer samples (no cascade).
+    public mutating func restartTripDelays(now: Double) {
+        for i in mps.indices { mps[i].restartTripDelay(now: now) }
+    }
 
     /// What the site was actually given, after the supervisor (fail-safe, its recovery ramp, a trip).
     /// When that is below what this controller decided, it becomes the controller's base: increases are

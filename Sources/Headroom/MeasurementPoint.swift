@@ -49,10 +49,13 @@ public struct MeasurementPointConfig: Sendable, Equatable {
     public var rampW: Double
     /// Time constant of the filter the regulate and release decisions see (trip sees the raw value).
     public var filterTimeConstant: Double
+    /// A constraint that is never empty: a value below this is not believed (an open CT reads 0).
+    public var lowestBelievable: Double?
 
     public init(id: String, kind: Kind, sensitivity: Double, upper: Thresholds? = nil, lower: Thresholds? = nil,
                 regulateMargin: Double, rideThrough: Double = 2, regulateInterval: Double = 5,
-                releaseInterval: Double = 10, rampW: Double = 5_000, filterTimeConstant: Double = 2) {
+                releaseInterval: Double = 10, rampW: Double = 5_000, filterTimeConstant: Double = 2, lowestBelievable: Double? = nil) {
+        self.lowestBelievable = lowestBelievable
         self.id = id
         self.kind = kind
         self.sensitivity = sensitivity
@@ -127,8 +130,20 @@ public struct MeasurementPoint: Sendable {
     private var lastRegulate: Double?
     private var lastRelease: Double?
     private var tripSince: Double?
+    /// When the last usable value arrived.
+    private var lastValidAt: Double?
+    /// A gap in the values longer than this (the blind time) starts the ride-through and trip delay
+    /// afresh; a shorter one (a busy exception, a CRC error) keeps them running.
+    public var maxGap: Double = .infinity
 
     public init(_ config: MeasurementPointConfig) { self.config = config }
+
+    /// The constraint's trip delay runs again from now, on samples newer than this (after a trip was
+    /// confirmed: the next site goes only if the constraint stays beyond its trip threshold that long).
+    public mutating func restartTripDelay(now: Double) {
+        tripRequested = false
+        if tripSince != nil { tripSince = now }
+    }
 
     /// One side mapped to "stress" coordinates, where more stress is worse and more site import
     /// raises stress: the lower set is the upper set seen in a mirror.
@@ -159,12 +174,21 @@ public struct MeasurementPoint: Sendable {
     public mutating func update(now: Double, phases: [Double]?, baseW: Double, ceilingW: Double) {
         defer { lastTime = now }
         guard let phases, !phases.isEmpty, phases.allSatisfy(\.isFinite) else {
+            // A gap: the timers keep running (they reset only on a valid value back inside its
+            // threshold, or after a gap longer than maxGap); a latched trip request clears — nothing
+            // is known of the constraint now.
+            if state != .blind { stateBeforeGap = state }
             state = .blind
             reason = "no usable value"
-            beyondSince = nil
-            tripSince = nil
+            tripRequested = false
             return
         }
+        if let last = lastValidAt, now - last > maxGap {
+            beyondSince = nil
+            tripSince = nil
+        }
+        lastValidAt = now
+        if state == .blind { state = stateBeforeGap }
         let sides = self.sides
         let gain = abs(config.sensitivity)
 
@@ -241,6 +265,8 @@ public struct MeasurementPoint: Sendable {
     }
 
     private var filteredStress: [Double] = []
+    /// The state before a gap, resumed when values return within maxGap.
+    private var stateBeforeGap: MPState = .holding
 
     /// A value in the units an engineer reads it in (kVA, A, V).
     func show(_ v: Double) -> String {
@@ -252,10 +278,11 @@ public struct MeasurementPoint: Sendable {
     }
 
     /// Engineer reset (e.g. after a config change): forget limits and timers.
-    public mutating func reset() { self = MeasurementPoint(config) }
+    public mutating func reset() { let g = maxGap; self = MeasurementPoint(config); maxGap = g }
 }
 
+/// Total: any Double, finite or not, prints (3.4e38 once trapped in Int()).
 func fmt(_ v: Double) -> String {
     let r = (v * 10).rounded() / 10
-    return r == r.rounded() ? String(Int(r)) : String(r)
+    return r == r.rounded() && abs(r) < 1e15 ? String(Int64(r)) : String(r)
 }

@@ -132,7 +132,8 @@ private func readMP(_ s: Section) -> MeasurementPointConfig? {
         regulateInterval: s.number("regulate_interval_s", default: 10, min: 0)!,
         releaseInterval: s.number("release_interval_s", default: 60, min: 0)!,
         rampW: (s.number("ramp_kw", default: 5, positive: true) ?? 5) * 1000,
-        filterTimeConstant: s.number("filter_s", default: 5, min: 0)!)
+        filterTimeConstant: s.number("filter_s", default: 5, min: 0)!,
+        lowestBelievable: s.optionalNumber("lowest_believable_\(u)", min: 0).map { $0 * scale })
     s.rejectUnknownKeys()
     return config
 }

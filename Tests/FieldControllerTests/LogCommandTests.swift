@@ -115,7 +115,8 @@ import Testing
         #expect(abs((o["peak"] as! Double) - 500_000 - report["largest_overshoot_kva"]! * 1000) < 100)
         #expect(o["unit"] as? String == "VA")
         #expect((o["curtailed"] as! Double) > 100)
-        #expect((o["normal"] as! Double) >= 12 * 3600 - 60)
+        // The replay runs the daemon's cycle: its start-up (10 samples and the box's delay) is not NORMAL.
+        #expect((o["normal"] as! Double) >= 12 * 3600 - 120)
     }
 
     @Test func thePlotIsAValidSVGWithEveryPanel() throws {

@@ -227,7 +227,8 @@ final class Daemon {
         let lines = screen.split(separator: "\n", omittingEmptySubsequences: false)
         #expect(lines.allSatisfy { $0.count <= 80 })
         #expect(screen.contains("trafo") && screen.contains("400.0 kVA"), "\(screen)")
-        #expect(screen.contains("180.0 kW") && screen.contains("override"), "\(screen)")
+        // 180 kW as the charger's whole amps: 260 A = 179.4 kW.
+        #expect(screen.contains("179.4 kW") && screen.contains("override"), "\(screen)")
     }
 
     @Test func scadaReadsTheMapAndItsRemoteSetPointReachesTheCharger() throws {
@@ -249,7 +250,8 @@ final class Daemon {
             site = try scada(["read", "200", "3"])["registers"] as? [Int] ?? []
             return site.count == 3 && site[2] == 6
         }
-        #expect(Float(bitPattern: UInt32(site[0]) << 16 | UInt32(site[1])) == 160_000)
+        // The set point as the charger gets it: 160 kW → 231 A → 231 × 690 W.
+        #expect(Float(bitPattern: UInt32(site[0]) << 16 | UInt32(site[1])) == 231 * 690)
         // From another address the same write is refused and changes nothing.
         let foreign = try run(Repo.python, [Repo.peer("upstream_client.py"), String(upPort), "--source", "127.0.0.2", "write-float", "1000", "250000", "60"])
         #expect(foreign.out.contains("\"ok\": false"))

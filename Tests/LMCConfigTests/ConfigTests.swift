@@ -72,8 +72,14 @@ func exampleConfigText() throws -> String {
     @Test func theExampleConfigIsTheExampleSite() throws {
         let c = try Configuration.parse(exampleConfigText()).get()
         #expect(c.mode == .direct && c.periodMilliseconds == 100)
-        #expect(c.measurementPoints == [ExampleSite.measurementPoint()])
-        #expect(c.sites == [{ var s = ExampleSite.site(); s.connectionOrder = 1; return s }()])
+        let mpSame = c.measurementPoints == [ExampleSite.measurementPoint()]
+        if !mpSame { print("MP differs: \(c.measurementPoints) vs \(ExampleSite.measurementPoint())") }
+        #expect(mpSame)
+        var site = ExampleSite.site()
+        site.connectionOrder = 1
+        let siteSame = c.sites == [site]
+        if !siteSame { print("site differs: \(c.sites) vs \(site)") }
+        #expect(siteSame)
         _ = try c.controller()
     }
 
