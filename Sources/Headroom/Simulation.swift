@@ -7,7 +7,7 @@ import Musl
 /// Scenario replay at virtual time (`lmc simulate`, the replay tests): the real control core against a
 /// plant model. Pure: the scenario text and a seed come in, numbers come out.
 
-/// A load profile (../shared/scenarios format): time_s, background_kva, ev_demand_kva.
+/// A load profile (scenarios/README.md): time_s, background_kva, ev_demand_kva.
 public struct Scenario: Sendable {
     public var times: [Double]
     public var backgroundVA: [Double]

@@ -161,7 +161,7 @@ final class Daemon {
                           "min_sp": min(float(r["site0_set_point_w"]) for r in rows), "max_sp": max(float(r["site0_set_point_w"]) for r in rows),
                           "seq_ok": all(int(b["seq"]) == int(a["seq"]) + 1 for a, b in zip(rows, rows[1:]))}))
         """, csvPath])
-        let o = try JSONSerialization.jsonObject(with: Data(parsed.out.utf8)) as! [String: Any]
+        let o = try jsonObject(parsed.out)
         #expect((o["n"] as! Int) > 30)
         #expect(o["modes"] as? [String] == ["FAILSAFE", "NORMAL", "STARTUP"])
         #expect((o["min_sp"] as! Double) == 150_000 && (o["max_sp"] as! Double) == 250_000)
@@ -171,7 +171,7 @@ final class Daemon {
         // The stop closed the half hour so far: one record (two if the run straddled a boundary) whose
         // seconds in each mode add up to what it covers, with STARTUP, NORMAL and FAILSAFE all present.
         let hh = try run(Repo.lmc, ["log", "export", "--ring", "halfhours", "--format", "jsonl", "--dir", d.dir]).out
-        let records = hh.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let records = try hh.split(separator: "\n").map { try jsonObject($0) }
         #expect((1...2).contains(records.count), "\(hh)")
         var inMode: [String: Double] = [:]
         for r in records { for (k, v) in r["seconds_in_mode"] as! [String: Double] { inMode[k, default: 0] += v } }
@@ -236,7 +236,7 @@ final class Daemon {
         let d = try Daemon(tag: "u", extra: "\n[upstream]\nlisten = \"127.0.0.1\"\nport = \(upPort)\nallowed_writers = [\"127.0.0.1\"]\n")
         func scada(_ args: [String]) throws -> [String: Any] {
             let r = try run(Repo.python, [Repo.peer("upstream_client.py"), String(upPort)] + args)
-            return try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+            return try jsonObject(r.out)
         }
         try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
         #expect(try scada(["read", "10", "1"])["registers"] as? [Int] == [0], "mode NORMAL")

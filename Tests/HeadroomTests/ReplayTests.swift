@@ -2,10 +2,12 @@ import Foundation
 import Testing
 @testable import Headroom
 
+/// A scenario of the project's `scenarios/` folder; a missing file fails the test that asked for it.
 func scenario(_ name: String) throws -> Scenario {
     var u = URL(fileURLWithPath: #filePath)
-    for _ in 0..<4 { u.deleteLastPathComponent() }
-    let path = u.appendingPathComponent("shared/scenarios/\(name)").path
+    for _ in 0..<3 { u.deleteLastPathComponent() }
+    let path = u.appendingPathComponent("scenarios/\(name)").path
+    try #require(FileManager.default.isReadableFile(atPath: path), "scenario \(path) is missing (scenarios/README.md)")
     return try Scenario.parse(csv: String(contentsOfFile: path, encoding: .utf8))
 }
 

@@ -210,7 +210,7 @@ public final class ChargerPeer: @unchecked Sendable {
         while Date() < end {
             let states = child.lines.filter { $0.hasPrefix("STATE ") }
             if states.count > before {
-                return try JSONSerialization.jsonObject(with: Data(states.last!.dropFirst(6).utf8)) as! [String: Any]
+                return try jsonObject(states.last!.dropFirst(6))
             }
             usleep(10_000)
         }
@@ -441,7 +441,7 @@ public final class OSCPPeer: @unchecked Sendable {
         if let tls { args += ["--tls-cert", tls.cert, "--tls-key", tls.key, "--cafile", tls.ca] }
         child = try ChildProcess(Repo.python, args)
         let first = try child.waitForLine(prefix: "{\"listening\"")
-        let o = try JSONSerialization.jsonObject(with: Data(first.utf8)) as! [String: Any]
+        let o = try jsonObject(first)
         port = (o["listening"] as! NSNumber).intValue
         fpToken = o["fp_token"] as! String
     }
@@ -460,4 +460,13 @@ public final class OSCPPeer: @unchecked Sendable {
     }
     public func send(_ line: String) { child.send(line) }
     public func stop() { child.stop() }
+}
+
+/// A JSON object from a child's output; anything else is a thrown error naming the text (a test fails
+/// cleanly instead of a forced cast trapping the whole test process).
+public func jsonObject(_ text: some StringProtocol) throws -> [String: Any] {
+    guard let o = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
+        throw PeerError("not a JSON object: \(text.prefix(500))")
+    }
+    return o
 }
