@@ -69,6 +69,8 @@ let package = Package(
 
         // Test helpers: Python peers, socat pty pairs, the built `lmc`.
         .target(name: "LMCTestSupport", path: "Tests/LMCTestSupport"),
+        // A test process that crashes on purpose with children of every kind (ChildCleanupTests).
+        .executableTarget(name: "LMCSpawnProbe", dependencies: ["LMCTestSupport"], path: "Tests/LMCSpawnProbe"),
         .testTarget(
             name: "ModbusBridgeTests",
             dependencies: ["ModbusBridge", "LMCTestSupport",
