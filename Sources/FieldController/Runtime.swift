@@ -519,7 +519,7 @@ func wallSecondsOfDay() -> Double {
 }
 
 func log(_ message: String) {
-    printError(message)
+    Journal.write(Journal.priority(ofLine: message), message)
 }
 
 extension HalfHourAccumulator {

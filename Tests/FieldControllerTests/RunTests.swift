@@ -12,7 +12,9 @@ final class Daemon {
     let path: String
     let lmc: ChildProcess
 
-    init(tag: String, extra: String = "", siteExtra: String = "", environment: [String: String]? = nil) throws {
+    /// `journal`: lmc's stderr goes to this file, which JOURNAL_STREAM names, as systemd connects it
+    /// to the journal.
+    init(tag: String, extra: String = "", siteExtra: String = "", environment: [String: String]? = nil, journal: String? = nil) throws {
         dir = "/tmp/lmc-e2e-\(tag)-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         chmod(dir, 0o755)
@@ -24,7 +26,12 @@ final class Daemon {
         path = "\(dir)/lmc.toml"
         try (RunEndToEnd.config(meterPort: meter.port, chargerPort: charger.port, socket: socket, siteExtra: siteExtra) + extra)
             .write(toFile: path, atomically: true, encoding: .utf8)
-        lmc = try ChildProcess(Repo.lmc, ["run", "--config", path], environment: environment)
+        if let journal {
+            lmc = try ChildProcess("/bin/sh", ["-c", "exec 2>>\"$0\"; JOURNAL_STREAM=$(stat -c %d:%i \"$0\") exec \"$1\" run --config \"$2\"",
+                                               journal, Repo.lmc, path], environment: environment)
+        } else {
+            lmc = try ChildProcess(Repo.lmc, ["run", "--config", path], environment: environment)
+        }
     }
 
     /// The current the charger was last told (A), -1 before any.
