@@ -126,8 +126,40 @@ import Testing
         // Under a sanitizer (make sanitize sets LMC_SLOW) the loop runs slower and prints fewer hours.
         #expect(setPoints.count >= (ProcessInfo.processInfo.environment["LMC_SLOW"] == nil ? 20 : 8))
         #expect(setPoints.allSatisfy { (150...250).contains($0) }, "\(setPoints)")
-        let svg = try String(contentsOfFile: plot, encoding: .utf8)
-        #expect(svg.hasPrefix("<svg") && svg.components(separatedBy: "<polyline").count == 6)
+        // The picture, read back by Python's XML parser: every series in the legend, no legend label
+        // running into the next one (text widths at a generous 0.65 em of the 12 px font), and the set
+        // point drawn after — on top of — the import, dashed in another colour, so it shows where the
+        // two are equal.
+        let parsed = try run(Repo.python, ["-c", """
+        import json, sys, xml.etree.ElementTree as ET
+        ns = "{http://www.w3.org/2000/svg}"
+        root = ET.parse(sys.argv[1]).getroot()
+        size = float(root.get("font-size"))
+        legend = root.find(ns + "g[@id='legend']")
+        items = [(float(t.get("x")), float(t.get("y")), t.text) for t in legend.iter(ns + "text")]
+        swatches = [(float(l.get("x1")), float(l.get("x2")), float(l.get("y1"))) for l in legend.iter(ns + "line")]
+        overlaps = []
+        boxes = [(x, x + 0.65 * size * len(text), y, text) for x, y, text in items] + [(a, b, y + 4, "swatch") for a, b, y in swatches]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                if a[2] == b[2] and a[0] < b[1] and b[0] < a[1]:
+                    overlaps.append([a[3], b[3]])
+        width = float(root.get("width"))
+        series = [(p.get("data-label"), p.get("stroke"), p.get("stroke-dasharray")) for p in root.iter(ns + "polyline")]
+        print(json.dumps({"legend": [t for _, _, t in items], "overlaps": overlaps, "inside": all(b[1] <= width for b in boxes),
+                          "series": [s[0] for s in series], "styles": {s[0]: [s[1], s[2]] for s in series}}))
+        """, plot])
+        #expect(parsed.status == 0, "the SVG parses: \(parsed.err)")
+        let o = try jsonObject(parsed.out)
+        let series = try #require(o["series"] as? [String])
+        #expect(Set(o["legend"] as? [String] ?? []) == Set(series), "every series in the legend: \(o)")
+        #expect((o["overlaps"] as? [Any])?.isEmpty == true, "legend entries overlap: \(o["overlaps"] ?? "")")
+        #expect(o["inside"] as? Bool == true, "legend within the picture")
+        let sp = try #require(series.firstIndex { $0.hasPrefix("site set point") }), imp = try #require(series.firstIndex(of: "site import"))
+        #expect(sp > imp, "set point drawn over the import")
+        let styles = try #require(o["styles"] as? [String: [Any]])
+        #expect(styles[series[sp]]?[1] is String, "set point dashed")
+        #expect(styles[series[sp]]?[0] as? String != styles["site import"]?[0] as? String, "in its own colour")
     }
 
 }
