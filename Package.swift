@@ -25,6 +25,8 @@ let package = Package(
 
         // The few libc spellings that differ between glibc and musl (aarch64 static SDK).
         .target(name: "LMCPlatform"),
+        // adjtimex(2), which Swift's libc modules do not export (lmc doctor's clock check).
+        .target(name: "CTimex"),
         // Thin typed wrappers; every C call goes through Internals/Seam.swift.
         .target(name: "ModbusBridge", dependencies: ["CModbus"]),
         .target(name: "DigitalIO", dependencies: ["CGPIOD"]),
@@ -50,7 +52,7 @@ let package = Package(
             name: "FieldController",
             dependencies: [
                 "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog", "OSCP", "LMCPlatform",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CTimex", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
