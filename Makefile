@@ -20,9 +20,13 @@ run: build
 test: deps
 	$(SWIFT) build -j $(JOBS) --build-tests
 	@# A hung test must fail the run, not eat CI's 90 minutes: the whole suite gets TEST_TIMEOUT.
-	LMC_PYTHON=$(CURDIR)/.venv/bin/python timeout --kill-after=30 $(TEST_TIMEOUT) \
-		$(SWIFT) test -j $(JOBS) --skip-build \
-		|| { rc=$$?; [ $$rc -eq 124 ] && echo "make test: the tests did not finish within $(TEST_TIMEOUT) s" >&2; exit $$rc; }
+	@# Then nothing the tests started may still run (scripts/check-leftovers.sh), whatever the outcome.
+	@since=$$(scripts/check-leftovers.sh now); \
+	echo "LMC_PYTHON=$(CURDIR)/.venv/bin/python timeout --kill-after=30 $(TEST_TIMEOUT) $(SWIFT) test -j $(JOBS) --skip-build"; \
+	LMC_PYTHON=$(CURDIR)/.venv/bin/python timeout --kill-after=30 $(TEST_TIMEOUT) $(SWIFT) test -j $(JOBS) --skip-build; rc=$$?; \
+	[ $$rc -eq 124 ] && echo "make test: the tests did not finish within $(TEST_TIMEOUT) s" >&2; \
+	scripts/check-leftovers.sh since $$since || { [ $$rc -ne 0 ] || rc=1; }; \
+	exit $$rc
 	@# Every fuzz target for a bounded time, then the release as a DNO gets it.
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 	$(MAKE) --no-print-directory release-check

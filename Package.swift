@@ -25,6 +25,8 @@ let package = Package(
 
         // The few libc spellings that differ between glibc and musl (aarch64 static SDK).
         .target(name: "LMCPlatform"),
+        // adjtimex(2), which Swift's libc modules do not export (lmc doctor's clock check).
+        .target(name: "CTimex"),
         // Thin typed wrappers; every C call goes through Internals/Seam.swift.
         .target(name: "ModbusBridge", dependencies: ["CModbus"]),
         .target(name: "DigitalIO", dependencies: ["CGPIOD"]),
@@ -52,7 +54,7 @@ let package = Package(
             name: "FieldController",
             dependencies: [
                 "ModbusBridge", "DigitalIO", "CTSensorDriver", "ControlCycle", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog", "OSCP", "LMCPlatform",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CTimex", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
@@ -71,6 +73,8 @@ let package = Package(
 
         // Test helpers: Python peers, socat pty pairs, the built `lmc`.
         .target(name: "LMCTestSupport", path: "Tests/LMCTestSupport"),
+        // A test process that crashes on purpose with children of every kind (ChildCleanupTests).
+        .executableTarget(name: "LMCSpawnProbe", dependencies: ["LMCTestSupport"], path: "Tests/LMCSpawnProbe"),
         .testTarget(
             name: "ModbusBridgeTests",
             dependencies: ["ModbusBridge", "LMCTestSupport",

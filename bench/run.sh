@@ -7,7 +7,7 @@ LMC=.build/release/lmc
 BENCH=.build/release/lmc-bench
 STEPS=${BENCH_STEPS:-1000}
 OUT=${BENCH_OUT:-docs/PERFORMANCE.md}
-SCEN=${LMC_SCENARIOS:-../shared/scenarios}
+SCEN=${LMC_SCENARIOS:-scenarios}
 work=/var/tmp/lmc-bench
 mkdir -p "$work" .build/bench
 gcc -O2 -o .build/bench/modbus_c_client bench/modbus_c_client.c $(pkg-config --cflags --libs libmodbus)
@@ -28,18 +28,17 @@ count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BENCH" core
 i1=$(count 1000); i2=$(count 3000)
 echo "| control core tick, instructions | $(( (i2 - i1) / 2000 )) instructions per tick | | | valgrind --tool=callgrind, (3000 ticks − 1000 ticks) / 2000: repeatable whatever the machine's load |" >> "$rows"
 
-step "control quality on the shared scenarios"
+step "control quality on the scenarios"
 for s in seed-example-day semiurban-january; do
-  if [ -f "$SCEN/$s.csv" ]; then
-    j=$($LMC simulate --scenario "$SCEN/$s.csv" --json)
-    .venv/bin/python - "$s" "$j" >> "$rows" <<'PY'
+  [ -f "$SCEN/$s.csv" ] || { echo "bench: scenario $SCEN/$s.csv missing" >&2; exit 1; }
+  j=$($LMC simulate --scenario "$SCEN/$s.csv" --json)
+  .venv/bin/python - "$s" "$j" >> "$rows" <<'PY'
 import json, sys
 name, r = sys.argv[1], json.loads(sys.argv[2])
 print(f"| control quality, {name} ({r['hours']:.0f} h) | {100*r['share_of_oracle']:.1f} % of the oracle's energy, {100*r['share_of_firm']:.0f} % of firm; "
       f"{r['seconds_above_tolerance']:.0f} s beyond tolerance, {r['seconds_above_limit']:.0f} s above the limit (largest {r['largest_overshoot_kva']:.1f} kVA) "
       f"| DESIGN ≥ 97 % of the oracle, 0 s beyond tolerance | {r['share_of_oracle']/0.97:.3f}× | lmc simulate, 1 s period, 5 s site lag, ±2 % noise, seed 1 |")
 PY
-  fi
 done
 
 step "lmc run end to end ($STEPS meter steps; a few minutes)"
@@ -53,7 +52,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
   echo "# Performance"
   echo
   echo "Measured by \`make bench\` (bench/run.sh) on $(date -u +%Y-%m-%d): $(uname -m), ${cpu:-unknown CPU}, $(nproc) cores,"
-  echo "Linux $(uname -r), $(swift --version 2>/dev/null | head -1 | sed 's/ (.*//'), release builds. Targets are DESIGN.md §7."
+  echo "Linux $(uname -r), $(swift --version 2>/dev/null | head -1 | sed 's/ (.*//'), release builds. Targets are docs/design.md §7."
   echo "Timings vary with the machine's load; the ratio column and the instruction counts travel better."
   echo
   echo "| benchmark | ours | limit or peer | ratio | method |"

@@ -25,6 +25,10 @@ getent group lmc-admin >/dev/null || fail "group lmc-admin missing"
 [ "$(stat -c '%U:%G %a' /var/lib/lmc)" = "lmc:lmc 750" ] || fail "/var/lib/lmc is $(stat -c '%U:%G %a' /var/lib/lmc)"
 [ "$(stat -c '%G %a' /etc/lmc/lmc.toml)" = "lmc 640" ] || fail "/etc/lmc/lmc.toml is $(stat -c '%G %a' /etc/lmc/lmc.toml)"
 /usr/bin/lmc config check --config /etc/lmc/lmc.toml >/dev/null || fail "the installed example config does not check (profiles in /usr/share/lmc/hw?)"
+# The shipped scenarios by name, from a directory with none, as on a box.
+sim=$(cd / && env -u LMC_SCENARIOS /usr/bin/lmc simulate --scenario seed-example-day --json 2>&1) || fail "lmc simulate --scenario seed-example-day: $sim"
+echo "$sim" | grep -q '"scenario":"/usr/share/lmc/scenarios/seed-example-day.csv"' || fail "simulate did not use the packaged scenario: $sim"
+(cd / && /usr/bin/lmc simulate --help) | grep -Eq "^  semiurban-january +/usr/share/lmc/scenarios$" || fail "lmc simulate --help does not list the packaged scenarios"
 if command -v systemd-analyze >/dev/null 2>&1; then
   verify=$(systemd-analyze verify /usr/lib/systemd/system/lmc.service 2>&1) || fail "systemd-analyze verify: $verify"
   # A box without a gpio group is told so; anything else is a fault of the unit.

@@ -13,6 +13,8 @@ command -v openssl >/dev/null 2>&1   || need_apt+=(openssl)
 command -v curl    >/dev/null 2>&1   || need_apt+=(curl)
 command -v socat >/dev/null 2>&1     || need_apt+=(socat)
 command -v tmux  >/dev/null 2>&1     || need_apt+=(tmux)
+# The tests bind their children's lives to theirs with setpriv --pdeathsig (Tests/LMCTestSupport).
+command -v setpriv >/dev/null 2>&1   || need_apt+=(util-linux)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 # make bench also needs the C compiler for its libmodbus peer, valgrind and the sqlite3 shell.
 if [ "${LMC_BENCH_DEPS:-}" = 1 ]; then

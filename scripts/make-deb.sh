@@ -18,6 +18,8 @@ install -D -m 0640 hw/examples/lmc.toml         "$root/etc/lmc/lmc.toml"
 for f in $(cd hw && find meters chargers examples -type f) README.md; do
   install -D -m 0644 "hw/$f" "$root/usr/share/lmc/hw/$f"
 done
+# lmc simulate finds these by name (scenarios/README.md).
+for f in scenarios/*.csv scenarios/README.md; do install -D -m 0644 "$f" "$root/usr/share/lmc/$f"; done
 install -D -m 0644 README.md "$root/usr/share/doc/lmc/README.md"
 for f in docs/*.md systemd/README.md; do install -D -m 0644 "$f" "$root/usr/share/doc/lmc/$f"; done
 install -D -m 0644 packaging/copyright "$root/usr/share/doc/lmc/copyright"

@@ -155,7 +155,7 @@ public final class LatestReading: Sendable {
     public var counts: (polls: Int, bad: Int) { state.withLock { ($0.polls, $0.bad) } }
 }
 
-/// One thread per bus (DESIGN.md §6): it owns the client and polls each meter on it at its period,
+/// One thread per bus (docs/design.md §6): it owns the client and polls each meter on it at its period,
 /// one after the other, keeping the RTU inter-frame gap (the client does).
 public final class BusWorker: Sendable {
     public struct Meter: Sendable {

@@ -34,33 +34,56 @@ struct ChargerCommand: ParsableCommand {
     struct Probe: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Read the charger's limit, fallback and applied current (changes nothing).",
-            discussion: "Example: lmc charger probe --profile alfen-ng9xx --tcp 192.168.1.30:502 --unit 1"
+            discussion: """
+            Exit status 1 when a mapped register cannot be read.
+            Example: lmc charger probe --profile alfen-ng9xx --tcp 192.168.1.30:502 --unit 1
+            """
         )
         @OptionGroup var target: Target
+        @Flag(help: "Print JSON instead of text (docs/json.md).")
+        var json = false
 
         func run() throws {
             let p = try target.load()
             let client = try target.connection.client()
             let unit = UInt8(target.connection.unit)
-            print("\(p.name) on \(target.connection.endpoint) unit \(unit): \(p.description)")
+            if !json { print("\(p.name) on \(target.connection.endpoint) unit \(unit): \(p.description)") }
             var failed = false
-            func show(_ label: String, _ r: ChargerProfile.Register?, table: RegisterTable = .holding, amps: Bool = true) {
-                guard let r else { print("  \(label.padding(22))not mapped"); return }
+            var readings: [(String, JSON.Value)] = []
+            func show(_ key: String, _ label: String, _ r: ChargerProfile.Register?, table: RegisterTable = .holding, amps: Bool = true) {
+                guard let r else {
+                    readings.append((key, .object([("mapped", .bool(false))])))
+                    if !json { print("  \(label.padding(22))not mapped") }
+                    return
+                }
                 do {
                     let regs = try client.readRegisters(table, unit: unit, address: r.address, count: r.codec.registerCount)
                     let v = try r.codec.decode(regs)
                     let shown = amps ? (r.milliamps ? v / 1000 : v) : v
-                    print("  \(label.padding(22))\(shown) \(amps ? "A" : "s")   (register \(r.address))")
+                    readings.append((key, .object([("mapped", .bool(true)), ("register", .int(Int(r.address))), ("value", shown.isFinite ? .number(shown) : .null),
+                                                   ("unit", .string(amps ? "A" : "s")), ("error", .null)])))
+                    if !json { print("  \(label.padding(22))\(shown) \(amps ? "A" : "s")   (register \(r.address))") }
                 } catch {
                     failed = true
-                    print("  \(label.padding(22))\(error)")
+                    readings.append((key, .object([("mapped", .bool(true)), ("register", .int(Int(r.address))), ("value", .null),
+                                                   ("unit", .string(amps ? "A" : "s")), ("error", .string("\(error)"))])))
+                    if !json { print("  \(label.padding(22))\(error)") }
                 }
             }
-            show("limit", p.limit)
-            show("safe current", p.safeCurrent)
-            show("timeout", p.timeout, amps: false)
-            show("applied (readback)", p.readback, table: p.readbackTable)
-            print("  validity \(p.validitySeconds) s; lmc refreshes every \(p.refreshSeconds) s; min \(p.minCurrentA) A, max \(p.maxCurrentA) A")
+            show("limit", "limit", p.limit)
+            show("safe_current", "safe current", p.safeCurrent)
+            show("timeout", "timeout", p.timeout, amps: false)
+            show("applied", "applied (readback)", p.readback, table: p.readbackTable)
+            if json {
+                print(JSON.render(.object([
+                    ("charger", .string(p.name)), ("description", .string(p.description)), ("endpoint", .string(target.connection.endpoint.description)),
+                    ("unit", .int(Int(unit))), ("ok", .bool(!failed)), ("registers", .object(readings)),
+                    ("validity_s", .number(p.validitySeconds)), ("refresh_s", .number(p.refreshSeconds)),
+                    ("min_current_a", .number(p.minCurrentA)), ("max_current_a", .number(p.maxCurrentA)),
+                ])))
+            } else {
+                print("  validity \(p.validitySeconds) s; lmc refreshes every \(p.refreshSeconds) s; min \(p.minCurrentA) A, max \(p.maxCurrentA) A")
+            }
             if failed { throw ExitCode(1) }
         }
     }

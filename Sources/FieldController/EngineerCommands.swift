@@ -77,9 +77,41 @@ struct ResetLockoutCommand: ParsableCommand {
 }
 
 struct AlarmsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "alarms", abstract: "List the active alarms.", discussion: "Example: lmc alarms")
+    static let configuration = CommandConfiguration(commandName: "alarms", abstract: "List the active alarms.",
+                                                    discussion: "Example: lmc alarms; lmc alarms --json (docs/json.md)")
     @OptionGroup var socket: SocketOption
-    func run() throws { try sendToDaemon("alarms", socket: socket.socket) }
+    @Flag(help: "Print JSON for scripts (docs/json.md).")
+    var json = false
+
+    func run() throws {
+        guard json else { return try sendToDaemon("alarms", socket: socket.socket) }
+        let answer: String
+        do { answer = try ControlSocket.request("alarms", path: socket.socket) } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+        if answer.hasPrefix("error: ") {
+            printError(String(answer.dropFirst(7).dropLast()))
+            throw ExitCode(1)
+        }
+        print(JSON.render(Self.json(answer)))
+    }
+
+    /// The daemon's alarm lines ("CODE subject: message", or "no alarms") as JSON.
+    static func json(_ answer: String) -> JSON.Value {
+        let lines = answer.split(separator: "\n").map(String.init).filter { $0 != "no alarms" && !$0.isEmpty }
+        return .object([("alarms", .array(lines.map { line in
+            let code = line.prefix { $0 != " " }
+            let rest = line.dropFirst(code.count).drop { $0 == " " }
+            let colon = rest.firstRange(of: ": ")
+            return .object([
+                ("code", .string(String(code))),
+                ("subject", .string(colon.map { String(rest[..<$0.lowerBound]) } ?? String(rest))),
+                ("message", .string(colon.map { String(rest[$0.upperBound...]) } ?? "")),
+                ("text", .string(line)),
+            ])
+        }))])
+    }
 }
 
 struct TestCommand: ParsableCommand {

@@ -1,4 +1,4 @@
-/// The Charge Project worked example day (../shared/scenarios/seed-example-day.csv, §3.2.3.2 of the
+/// The Charge Project worked example day (scenarios/seed-example-day.csv, §3.2.3.2 of the
 /// SP Energy Networks / Smarter Grid Solutions final report): background load at a 500 kVA
 /// transformer, every 10 minutes from 00:00 to 23:50, in kVA. Embedded so `lmc demo` needs no files.
 /// The EV site is rated 250 kVA with 150 kVA firm and wants 250 kVA all day.

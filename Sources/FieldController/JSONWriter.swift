@@ -1,5 +1,5 @@
 /// A minimal JSON writer for `--json` output: no Foundation in the binary for a few objects
-/// (DESIGN.md §7: every megabyte counts on the box).
+/// (docs/design.md §7: every megabyte counts on the box).
 enum JSON {
     indirect enum Value {
         case string(String)

@@ -21,6 +21,6 @@ struct LMC: ParsableCommand {
           lmc demo
         """,
         version: version,
-        subcommands: [RingTestWriter.self, RunCommand.self, LogCommand.self, StatusCommand.self, WatchCommand.self, AlarmsCommand.self, OverrideCommand.self, ResetLockoutCommand.self, TestCommand.self, SimulateCommand.self, ConfigCommand.self, MeterCommand.self, ChargerCommand.self, ModbusCommand.self, GPIOCommand.self, DemoCommand.self]
+        subcommands: [RingTestWriter.self, RunCommand.self, LogCommand.self, StatusCommand.self, WatchCommand.self, AlarmsCommand.self, OverrideCommand.self, ResetLockoutCommand.self, TestCommand.self, SimulateCommand.self, ConfigCommand.self, DoctorCommand.self, MeterCommand.self, ChargerCommand.self, ModbusCommand.self, GPIOCommand.self, DemoCommand.self]
     )
 }

@@ -76,6 +76,7 @@ extension LogCommand {
         )
         @OptionGroup var location: LogCommand.Location
         @Option(help: ArgumentHelp("The UTC day to review (YYYY-MM-DD).", valueName: "day")) var day: String?
+        @Flag(help: "Print JSON instead of the table (docs/json.md).") var json = false
 
         func validate() throws {
             if let day, day.contains("T") || parseUTC(day) == nil {
@@ -106,7 +107,8 @@ extension LogCommand {
                 guard let h = HalfHourRecord.decode(rec.payload), h.periodStart >= dayStart, h.periodStart < dayStart + 86_400 else { return }
                 periods[h.periodStart] = periods[h.periodStart].map { $0.merged(with: h) } ?? h
             }
-            print(AuditReport(dayStart: dayStart, periods: periods, boxID: r.boxID).render(), terminator: "")
+            let report = AuditReport(dayStart: dayStart, periods: periods, boxID: r.boxID)
+            if json { print(JSON.render(report.json())) } else { print(report.render(), terminator: "") }
         }
     }
 }
@@ -186,6 +188,62 @@ struct AuditReport {
         }
         if !any { o += "none: NORMAL in every recorded half hour\n" }
         return o
+    }
+
+    /// The same review for scripts: the day's totals per measurement point and site, seconds in each
+    /// mode, the half hours missing, and every recorded half hour as `log export --format jsonl` has it
+    /// (merged where a restart split one; no seq). Values in SI units (VA, A, V, W), energy in kWh.
+    func json() -> JSON.Value {
+        let slots = (0..<48).map { dayStart + UInt32($0) * HalfHourRecord.periodSeconds }
+        func hhmm(_ t: UInt32) -> String { let s = Int(t - dayStart); return "\(pad(String(s / 3600), 2)):\(pad(String((s % 3600) / 60), 2))" }
+        func n(_ f: Float) -> JSON.Value { jsonNumber(f) }
+        var mpNames: [String] = [], siteNames: [String] = []
+        for t in slots { for m in periods[t]?.mps ?? [] where !mpNames.contains(m.name) { mpNames.append(m.name) } }
+        for t in slots { for s in periods[t]?.sites ?? [] where !siteNames.contains(s.name) { siteNames.append(s.name) } }
+        let mps: [JSON.Value] = mpNames.map { name in
+            let all = slots.compactMap { periods[$0]?.mps.first { $0.name == name } }
+            let first = all[0]
+            var peak: Float = .nan
+            for m in all {
+                let extreme = m.lowerLimit ? m.min : m.max
+                if extreme.isFinite { peak = peak.isFinite ? (m.lowerLimit ? min(peak, extreme) : max(peak, extreme)) : extreme }
+            }
+            let ofLimit: JSON.Value = peak.isFinite && first.limit.isFinite && first.limit != 0 ? .number(Double(peak / first.limit) * 100) : .null
+            return .object([
+                ("name", .string(name)), ("unit", .string(HalfHourCSV.unitName(first.unit))), ("lower_limit", .bool(first.lowerLimit)),
+                ("limit", n(first.limit)), ("trip", n(first.trip)), ("peak", n(peak)), ("peak_of_limit_pct", ofLimit),
+                ("s_beyond_limit", .number(all.reduce(0) { $0 + $1.secondsBeyondLimit })),
+                ("s_beyond_trip", .number(all.reduce(0) { $0 + $1.secondsBeyondTrip })),
+                ("s_bad", .number(all.reduce(0) { $0 + $1.secondsBad })),
+            ])
+        }
+        let sites: [JSON.Value] = siteNames.map { name in
+            let all = slots.compactMap { periods[$0]?.sites.first { $0.name == name } }
+            return .object([
+                ("name", .string(name)), ("ceiling_w", n(all[0].ceilingW)),
+                ("imported_kwh", n(all.reduce(Float(0)) { $0 + ($1.importedKWh.isFinite ? $1.importedKWh : 0) })),
+                ("curtailed_kwh", n(all.reduce(Float(0)) { $0 + $1.curtailedKWh })),
+                ("import_metered", .bool(all.allSatisfy(\.importMetered))),
+                ("s_restricted", .number(all.reduce(0) { $0 + $1.secondsRestricted })),
+            ])
+        }
+        let recorded = slots.filter { periods[$0] != nil }
+        let inMode: [(String, JSON.Value)] = ModeCodes.names.enumerated().map { i, mode in
+            (mode, .number(recorded.reduce(0) { $0 + (i < periods[$1]!.secondsInMode.count ? periods[$1]!.secondsInMode[i] : 0) }))
+        }
+        let halfHours: [JSON.Value] = recorded.map { t in
+            guard case .object(let fields) = HalfHourCSV.json(periods[t]!, seq: 0) else { return .null }
+            return .object(fields.filter { $0.0 != "seq" })
+        }
+        return .object([
+            ("box", .string(boxID)), ("day", .string(String(isoTime(UInt64(dayStart) * 1_000_000_000).prefix(10)))),
+            ("half_hours_recorded", .int(recorded.count)),
+            ("missing", .array(slots.filter { periods[$0] == nil }.map { .string(hhmm($0)) })),
+            ("partial", .array(recorded.filter { periods[$0]!.secondsCovered < 1_790 }.map { .string(hhmm($0)) })),
+            ("clock_jumped", .array(recorded.filter { periods[$0]!.clockJumped }.map { .string(hhmm($0)) })),
+            ("measurement_points", .array(mps)), ("sites", .array(sites)), ("seconds_in_mode", .object(inMode)),
+            ("half_hours", .array(halfHours)),
+        ])
     }
 
     /// Columns: the first 6 wide, the rest right-aligned to `width` (or each to its entry in `widths`).

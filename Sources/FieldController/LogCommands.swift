@@ -31,10 +31,13 @@ struct LogCommand: ParsableCommand {
 
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Each ring's size, records held and the span of time they cover.",
-                                                        discussion: "Example: lmc log info")
+                                                        discussion: "Example: lmc log info; lmc log info --json (docs/json.md)")
         @OptionGroup var location: Location
+        @Flag(help: "Print JSON instead of text (docs/json.md).")
+        var json = false
 
         func run() throws {
+            if json { return print(JSON.render(.object([("dir", .string(location.dir)), ("rings", .array(LogCommand.rings(location.dir).map(\.json)))]))) }
             for name in ["samples", "halfhours", "events"] {
                 let path = "\(location.dir)/\(name).ring"
                 guard let r = try? RingReader(path: path) else {
@@ -60,6 +63,61 @@ struct LogCommand: ParsableCommand {
                 }
                 print(line)
             }
+        }
+    }
+
+    /// One ring's health and reach, for `log info --json` and `lmc doctor`.
+    struct RingSummary {
+        var name: String, path: String
+        var present: Bool, error: String?
+        var sizeBytes = 0, capacity = 0, recordSize = 0, records = 0, unreadable = 0
+        var firstWallNs: UInt64?, lastWallNs: UInt64?
+        /// Seconds from the first record to the last, on the monotonic clock.
+        var spanSeconds: Double?
+        /// How many days the whole ring holds at the rate seen so far.
+        var fullRingDays: Double?
+
+        var json: JSON.Value {
+            .object([
+                ("name", .string(name)), ("path", .string(path)), ("present", .bool(present)), ("error", error.map { .string($0) } ?? .null),
+                ("size_bytes", .int(sizeBytes)), ("capacity", .int(capacity)), ("record_size", .int(recordSize)), ("records", .int(records)),
+                ("unreadable", .int(unreadable)),
+                ("first", firstWallNs.map { .string(isoTime($0)) } ?? .null), ("last", lastWallNs.map { .string(isoTime($0)) } ?? .null),
+                ("span_s", spanSeconds.map { .number($0) } ?? .null), ("full_ring_days", fullRingDays.map { .number($0) } ?? .null),
+            ])
+        }
+    }
+
+    static func rings(_ dir: String) -> [RingSummary] {
+        ["samples", "halfhours", "events"].map { name in
+            let path = "\(dir)/\(name).ring"
+            var s = RingSummary(name: name, path: path, present: false, error: nil)
+            let r: RingReader
+            do { r = try RingReader(path: path) } catch {
+                s.present = access(path, F_OK) == 0
+                s.error = "\(error)"
+                return s
+            }
+            defer { r.release() }
+            s.present = true
+            var first: RingRecord?, last: RingRecord?
+            let (count, skipped) = r.forEach { rec in
+                if first == nil { first = rec }
+                last = rec
+            }
+            s.sizeBytes = RingFile.headerSize + r.recordSize * r.capacity
+            s.capacity = r.capacity
+            s.recordSize = r.recordSize
+            s.records = count
+            s.unreadable = skipped
+            if let f = first, let l = last {
+                s.firstWallNs = f.wallNs
+                s.lastWallNs = l.wallNs
+                let span = Double(l.monoNs &- f.monoNs) / 1e9
+                s.spanSeconds = span
+                if count > 1 { s.fullRingDays = span / Double(count - 1) * Double(r.capacity) / 86_400 }
+            }
+            return s
         }
     }
 
@@ -174,7 +232,7 @@ struct LogCommand: ParsableCommand {
             commandName: "ssh-command",
             abstract: "Run the read-only log command in SSH_ORIGINAL_COMMAND (the lmc-logs account's forced command).",
             discussion: """
-            Allowed: log info; log export (--ring, --from, --to, --format); log audit (--day); log plot
+            Allowed: log info [--json]; log export (--ring, --from, --to, --format); log audit (--day, --json); log plot
             (--from, --to, --width). Anything else — another command, shell syntax, quotes — is refused.
             Examples from the DNO's side:
               ssh lmc-logs@box log export --ring halfhours --from 2026-11-01 > nov.csv
@@ -188,7 +246,7 @@ struct LogCommand: ParsableCommand {
             let original = getenv("SSH_ORIGINAL_COMMAND").map { String(cString: $0) } ?? ""
             switch Self.check(original) {
             case .failure(let why):
-                printError("refused: \(why). Allowed: log info | log export --ring samples|halfhours|events [--from T] [--to T] [--format csv|jsonl] | log audit [--day YYYY-MM-DD] | log plot [--from T] [--to T] [--width PX]")
+                printError("refused: \(why). Allowed: log info [--json] | log export --ring samples|halfhours|events [--from T] [--to T] [--format csv|jsonl] | log audit [--day YYYY-MM-DD] [--json] | log plot [--from T] [--to T] [--width PX]")
                 throw ExitCode(1)
             case .success(let args):
                 var argv = args + ["--dir", location.dir]

@@ -280,9 +280,9 @@ func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
     return fill + s
 }
 
+/// An error for the person at the terminal ("lmc: …"), or at priority err in the journal.
 func printError(_ message: String) {
-    var stderr = StandardError()
-    print("lmc: \(message)", to: &stderr)
+    Journal.write(.err, message)
 }
 
 private func writeStandardError(_ string: String) {

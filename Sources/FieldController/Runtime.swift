@@ -409,5 +409,5 @@ func wallSecondsOfDay() -> Double {
 }
 
 func log(_ message: String) {
-    printError(message)
+    Journal.write(Journal.priority(ofLine: message), message)
 }

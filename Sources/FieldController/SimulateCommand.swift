@@ -16,33 +16,41 @@ struct SimulateCommand: ParsableCommand {
         commandName: "simulate",
         abstract: "Replay a load profile through the control core with a plant model and report overload and energy.",
         discussion: """
-        The scenario is a CSV with time_s, background_kva and ev_demand_kva (lines starting with # are
-        comments; scenarios/README.md). The background is interpolated and gets uniform noise and
-        optional step loads; the site imports min(demand, set point) through a first-order lag. The
-        constraint is the first measurement point, which must be kind = "apparent_power"; the config
-        must have one site. The replay runs lmc run's own control cycle: limits, the fail-safe
-        supervisor (start-up, its delay and ramp) and the set-point shaper. Without --config, the Charge Project example site is used
-        (hw/examples/lmc.toml).
+        The scenario is a CSV with time_s, background_kva and ev_demand_kva
+        (lines starting with # are comments), given by name or as a path. The
+        background is interpolated and gets uniform noise and optional step
+        loads; the site imports min(demand, set point) through a first-order
+        lag. The constraint is the first measurement point, which must be
+        kind = "apparent_power"; the config must have one site. The replay runs
+        lmc run's own control cycle: limits, the fail-safe supervisor (start-up,
+        its delay and ramp) and the set-point shaper. Without --config, the
+        Charge Project example site is used (hw/examples/lmc.toml).
 
-        Reported: seconds above the limit and above limit + tolerance, the largest overshoot, energy
-        delivered against a perfect-knowledge oracle, min(demand, limit − background), and against a
-        firm connection, min(demand, firm); set-point changes and reversals per hour (a change followed
-        within 60 s by a change the other way).
+        Reported: seconds above the limit and above limit + tolerance, the
+        largest overshoot, energy delivered against a perfect-knowledge oracle,
+        min(demand, limit − background), and against a firm connection,
+        min(demand, firm); set-point changes and reversals per hour (a change
+        followed within 60 s by a change the other way).
 
-        With --log-dir the run is also written as the daemon would write it — samples, half-hours and
-        events rings, timed from --start — so lmc log audit and lmc log plot show what the DNO would see.
+        With --log-dir the run is also written as the daemon would write it —
+        samples, half-hours and events rings, timed from --start — so lmc log
+        audit and lmc log plot show what the DNO would see.
 
-        Example:
-          lmc simulate --scenario /usr/share/lmc/scenarios/seed-example-day.csv --trace day.csv
-          lmc simulate --scenario /usr/share/lmc/scenarios/seed-example-day.csv --log-dir /tmp/day --start 2026-11-20
+        Examples:
+          lmc simulate --scenario seed-example-day --trace day.csv
+          lmc simulate --scenario seed-example-day --log-dir /tmp/day \\
+              --start 2026-11-20
           lmc log audit --dir /tmp/day --day 2026-11-20
+          lmc simulate --scenario ./my-feeder.csv
+
         """
+            + "\n" + ScenarioFiles.helpText()
     )
 
     @Option(help: ArgumentHelp("Config file (TOML); default: the built-in example site.", valueName: "file"))
     var config: String?
 
-    @Option(help: ArgumentHelp("Scenario CSV.", valueName: "csv"))
+    @Option(help: ArgumentHelp("Scenario: a name (seed-example-day, semiurban-january, …) or a path to a CSV.", valueName: "name|csv"))
     var scenario: String
 
     @Option(help: ArgumentHelp("Write every step to this CSV.", valueName: "file"))
@@ -113,10 +121,19 @@ struct SimulateCommand: ParsableCommand {
         guard cc.sites.count == 1 else {
             throw ValidationError("lmc simulate drives one site; the config has \(cc.sites.count)")
         }
-        let csv = try readFile(scenario, what: "scenario")
+        let path: String
+        switch ScenarioFiles.resolve(scenario) {
+        case .found(let p): path = p
+        case .notFound(let searched):
+            let names = ScenarioFiles.available(searchPath: searched).map(\.name)
+            printError("no scenario '\(scenario)' in \(searched.joined(separator: ", "))"
+                       + (names.isEmpty ? " (none there; set LMC_SCENARIOS to a folder of CSVs, or give a path)" : "; there are: \(names.joined(separator: ", "))"))
+            throw ExitCode(2)
+        }
+        let csv = try readFile(path, what: "scenario")
         let s: Scenario
         do { s = try Scenario.parse(csv: csv) } catch {
-            printError("\(scenario): \(error)")
+            printError("\(path): \(error)")
             throw ExitCode(2)
         }
         let plant = PlantModel(limitVA: upper.limit, tolerance: tolerancePercent / 100, responseLag: lag,
@@ -131,7 +148,7 @@ struct SimulateCommand: ParsableCommand {
             fputs("t_s,background_kva,constraint_kva,site_kva,demand_kva,setpoint_kw,sent,bound_by\n", out)
         }
         let rings = try logDir.map { try SimulationRings(directory: $0, startUTC: parseUTC(start)!, durationS: s.duration, periodS: period,
-                                                          mps: cc.measurementPoints, sites: cc.sites, scenario: scenario) }
+                                                          mps: cc.measurementPoints, sites: cc.sites, scenario: path) }
         let r = simulate(s, cycle: &cycle, mpID: mp.id, plant: plant, period: period, startWallNs: UInt64(parseUTC(start)!) * 1_000_000_000) { row in
             rings?.add(row)
             guard let out else { return }
@@ -141,7 +158,7 @@ struct SimulateCommand: ParsableCommand {
         try rings?.close()
         if json {
             print(JSON.render(.object([
-                ("scenario", .string(scenario)), ("hours", .number(r.hours)), ("mode", .string(cc.mode.rawValue)),
+                ("scenario", .string(path)), ("hours", .number(r.hours)), ("mode", .string(cc.mode.rawValue)),
                 ("limit_kva", .number(upper.limit / 1000)), ("tolerance_pct", .number(tolerancePercent)),
                 ("seconds_above_limit", .number(r.secondsAboveLimit)), ("seconds_above_tolerance", .number(r.secondsAboveTolerance)),
                 ("largest_overshoot_kva", .number(r.largestOvershootVA / 1000)),
@@ -152,7 +169,7 @@ struct SimulateCommand: ParsableCommand {
             return
         }
         let limit = upper.limit / 1000
-        print("scenario   \(scenario): \(f1(r.hours)) h, period \(period) s, lag \(lag) s, noise ±\(noisePercent) %, seed \(seed)")
+        print("scenario   \(path): \(f1(r.hours)) h, period \(period) s, lag \(lag) s, noise ±\(noisePercent) %, seed \(seed)")
         print("control    \(cc.mode.rawValue), limit \(f1(limit)) kVA, +\(tolerancePercent) % = \(f1(limit * (1 + tolerancePercent / 100))) kVA")
         print("above limit               \(right(f1(r.secondsAboveLimit), 10)) s")
         print("above limit + tolerance   \(right(f1(r.secondsAboveTolerance), 10)) s")

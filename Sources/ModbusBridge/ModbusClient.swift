@@ -19,7 +19,7 @@ public enum RegisterTable: String, Sendable, CaseIterable {
 
 /// A Modbus master (client) on one TCP connection or one serial line.
 ///
-/// libmodbus calls block, so a client belongs to the one thread that owns its bus (DESIGN.md §6); it
+/// libmodbus calls block, so a client belongs to the one thread that owns its bus (docs/design.md §6); it
 /// is deliberately not `Sendable`. Several units on one RS-485 bus share one client, which serialises
 /// them and keeps the inter-frame gap.
 ///

@@ -27,8 +27,9 @@ public enum LogAccess {
         words.removeFirst()
         switch words[0] {
         case "info":
-            guard words.count == 1 else { return .failure(.init("'log info' takes no arguments")) }
+            guard words.count == 1 || words == ["info", "--json"] else { return .failure(.init("'log info' takes no arguments but --json")) }
         case "export", "audit", "plot":
+            let flags: Set<String> = words[0] == "audit" ? ["--json"] : []
             let options: Set<String> = switch words[0] {
             case "export": ["--ring", "--from", "--to", "--format"]
             case "audit": ["--day"]
@@ -36,6 +37,7 @@ public enum LogAccess {
             }
             var i = 1
             while i < words.count {
+                if flags.contains(words[i]) { i += 1; continue }
                 guard options.contains(words[i]), i + 1 < words.count else {
                     return .failure(.init("'\(words[i])' is not an allowed option of log \(words[0])"))
                 }

@@ -258,7 +258,7 @@ public struct RingRecord: Sendable, Equatable {
 }
 
 /// Appends to a ring in batches: records collect in memory and are written and synced every
-/// `syncInterval` (DESIGN: default 1 s), so a power cut loses at most that much and the flash sees few,
+/// `syncInterval` (docs/design.md: default 1 s), so a power cut loses at most that much and the flash sees few,
 /// large writes.
 public final class RingWriter {
     public let ring: RingFile

@@ -3,13 +3,13 @@ import Testing
 import ControlCycle
 import Headroom
 
-/// The project's load profiles (scenarios/ at the top of the tree).
+/// A scenario of the project's `scenarios/` folder; a missing file fails the test that asked for it.
 func scenario(_ name: String) throws -> Scenario {
     var u = URL(fileURLWithPath: #filePath)
     for _ in 0..<3 { u.deleteLastPathComponent() }
     let path = u.appendingPathComponent("scenarios/\(name)").path
-    let text = try #require(try? String(contentsOfFile: path, encoding: .utf8), "scenario \(path) is missing")
-    return try Scenario.parse(csv: text)
+    try #require(FileManager.default.isReadableFile(atPath: path), "scenario \(path) is missing (scenarios/README.md)")
+    return try Scenario.parse(csv: String(contentsOfFile: path, encoding: .utf8))
 }
 
 @Suite struct ReplayTests {

@@ -2,7 +2,7 @@ import PropertyBased
 import Testing
 @testable import FailSafe
 
-/// One fault row of DESIGN.md §4 each, at a 100 ms period: mode, set point and breaker commands over
+/// One fault row of docs/design.md §4 each, at a 100 ms period: mode, set point and breaker commands over
 /// time. The site asks for 250 kW; firm (the safe set point) is 150 kW.
 struct Rig {
     var sup: Supervisor

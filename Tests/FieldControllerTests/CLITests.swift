@@ -38,7 +38,7 @@ import Testing
         defer { peer.stop() }
         let r = try run(Repo.lmc, ["modbus", "read", "--tcp", "127.0.0.1:\(peer.port)", "--input", "52", "--type", "i32", "--word-order", "little", "--json"])
         #expect(r.status == 0, "\(r.err)")
-        let o = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        let o = try jsonObject(r.out)
         let values = o["values"] as! [[String: Any]]
         #expect((values[0]["value"] as! NSNumber).intValue == -4200)
         #expect((values[0]["address"] as! NSNumber).intValue == 52)
@@ -125,25 +125,60 @@ import Testing
         }
         // Under a sanitizer (make sanitize sets LMC_SLOW) the loop runs slower and prints fewer hours.
         #expect(setPoints.count >= (ProcessInfo.processInfo.environment["LMC_SLOW"] == nil ? 20 : 8))
-        #expect(setPoints.allSatisfy { (149...250).contains($0) }, "\(setPoints)")
-        let svg = try String(contentsOfFile: plot, encoding: .utf8)
-        #expect(svg.hasPrefix("<svg") && svg.components(separatedBy: "<polyline").count == 6)
+        #expect(setPoints.allSatisfy { (149...250).contains($0) }, "\(setPoints)")  // whole amps: 217 A = 149.7 kW
+        // The picture, read back by Python's XML parser: every series in the legend, no legend label
+        // running into the next one (text widths at a generous 0.65 em of the 12 px font), and the set
+        // point drawn after — on top of — the import, dashed in another colour, so it shows where the
+        // two are equal.
+        let parsed = try run(Repo.python, ["-c", """
+        import json, sys, xml.etree.ElementTree as ET
+        ns = "{http://www.w3.org/2000/svg}"
+        root = ET.parse(sys.argv[1]).getroot()
+        size = float(root.get("font-size"))
+        legend = root.find(ns + "g[@id='legend']")
+        items = [(float(t.get("x")), float(t.get("y")), t.text) for t in legend.iter(ns + "text")]
+        swatches = [(float(l.get("x1")), float(l.get("x2")), float(l.get("y1"))) for l in legend.iter(ns + "line")]
+        overlaps = []
+        boxes = [(x, x + 0.65 * size * len(text), y, text) for x, y, text in items] + [(a, b, y + 4, "swatch") for a, b, y in swatches]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                if a[2] == b[2] and a[0] < b[1] and b[0] < a[1]:
+                    overlaps.append([a[3], b[3]])
+        width = float(root.get("width"))
+        series = [(p.get("data-label"), p.get("stroke"), p.get("stroke-dasharray")) for p in root.iter(ns + "polyline")]
+        print(json.dumps({"legend": [t for _, _, t in items], "overlaps": overlaps, "inside": all(b[1] <= width for b in boxes),
+                          "series": [s[0] for s in series], "styles": {s[0]: [s[1], s[2]] for s in series}}))
+        """, plot])
+        #expect(parsed.status == 0, "the SVG parses: \(parsed.err)")
+        let o = try jsonObject(parsed.out)
+        let series = try #require(o["series"] as? [String])
+        #expect(Set(o["legend"] as? [String] ?? []) == Set(series), "every series in the legend: \(o)")
+        #expect((o["overlaps"] as? [Any])?.isEmpty == true, "legend entries overlap: \(o["overlaps"] ?? "")")
+        #expect(o["inside"] as? Bool == true, "legend within the picture")
+        let sp = try #require(series.firstIndex { $0.hasPrefix("site set point") }), imp = try #require(series.firstIndex(of: "site import"))
+        #expect(sp > imp, "set point drawn over the import")
+        let styles = try #require(o["styles"] as? [String: [Any]])
+        #expect(styles[series[sp]]?[1] is String, "set point dashed")
+        #expect(styles[series[sp]]?[0] as? String != styles["site import"]?[0] as? String, "in its own colour")
     }
 
 }
 
 /// `lmc simulate` and `lmc config check` as an engineer runs them.
 @Suite struct SimulateAndConfigCLITests {
-    static let shared = Repo.root.deletingLastPathComponent().appendingPathComponent("shared/scenarios")
+    static let scenarios = Repo.root.appendingPathComponent("scenarios")
     static let example = Repo.root.appendingPathComponent("hw/examples/lmc.toml").path
 
     @Test func simulateTheExampleDayWithTheExampleConfig() throws {
         let trace = "/tmp/lmc-sim-\(getpid()).csv"
         defer { unlink(trace) }
-        let r = try run(Repo.lmc, ["simulate", "--config", Self.example, "--scenario", Self.shared.appendingPathComponent("seed-example-day.csv").path,
-                                   "--trace", trace, "--json"], timeout: 120)
+        // By name: a development build finds the source tree's scenarios/ (no LMC_SCENARIOS here).
+        let r = try run(Repo.lmc, ["simulate", "--config", Self.example, "--scenario", "seed-example-day",
+                                   "--trace", trace, "--json"], environment: ["PATH": "/usr/bin:/bin"], timeout: 120)
         #expect(r.status == 0, "\(r.err)")
-        let o = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        let o = try jsonObject(r.out)
+        let found = try #require(o["scenario"] as? String)
+        #expect(found == "/usr/share/lmc/scenarios/seed-example-day.csv" || found == Self.scenarios.appendingPathComponent("seed-example-day.csv").path, "\(found)")
         #expect((o["seconds_above_tolerance"] as! NSNumber).doubleValue == 0)
         #expect((o["share_of_oracle"] as! NSNumber).doubleValue >= 0.97)
         #expect((o["reversals_per_hour"] as! NSNumber).doubleValue <= 2)
@@ -158,6 +193,44 @@ import Testing
             #expect(sp >= 149.7 && sp <= 250)
             #expect(amps == amps.rounded() && abs(amps * 0.69 - sp) < 0.1, "\(row)")
         }
+    }
+
+    /// Scenarios by name: $LMC_SCENARIOS first, then the package's folder, then (debug builds) the source
+    /// tree's; never the current directory; the help lists what it finds.
+    @Test func scenariosAreFoundByNameOnTheSearchPath() throws {
+        let dir = "/tmp/lmc-scen-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A file of the same name in LMC_SCENARIOS hides the shipped one: a flat 100 kVA day.
+        try "# flat\ntime_s,background_kva,ev_demand_kva\n0,100,250\n3600,100,250\n".write(toFile: "\(dir)/seed-example-day.csv", atomically: true, encoding: .utf8)
+        try "time_s,background_kva,ev_demand_kva\n0,100,250\n600,100,250\n".write(toFile: "\(dir)/mine.csv", atomically: true, encoding: .utf8)
+        let env = ["PATH": "/usr/bin:/bin", "LMC_SCENARIOS": dir]
+        for name in ["seed-example-day", "seed-example-day.csv"] {
+            let r = try run(Repo.lmc, ["simulate", "--scenario", name, "--json"], environment: env)
+            #expect(r.status == 0, "\(r.err)")
+            let o = try jsonObject(r.out)
+            #expect(o["scenario"] as? String == "\(dir)/seed-example-day.csv")
+            #expect((o["hours"] as? NSNumber)?.doubleValue == 1)
+        }
+        let mine = try run(Repo.lmc, ["simulate", "--scenario", "mine", "--json"], environment: env)
+        #expect(mine.status == 0, "\(mine.err)")
+        #expect(try jsonObject(mine.out)["scenario"] as? String == "\(dir)/mine.csv")
+        // The month comes from further down the path.
+        let help = try run(Repo.lmc, ["simulate", "--help"], environment: env)
+        #expect(help.out.contains("looked up in, in order:\n  \(dir)  ($LMC_SCENARIOS)\n  /usr/share/lmc/scenarios  (the package)\n"), "\(help.out)")
+        let listed = help.out.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(listed.contains(["mine", dir]) && listed.contains(["seed-example-day", dir]), "\(help.out)")
+        #expect(listed.contains { $0.first == "semiurban-january" && $0.count == 2 && $0[1] != dir }, "the month comes from further down: \(help.out)")
+        // (ArgumentParser leaves its USAGE line unwrapped; the text above it is ours.)
+        let discussion = help.out.components(separatedBy: "USAGE:")[0]
+        #expect(discussion.split(separator: "\n").allSatisfy { $0.count <= 80 }, "fits the 80-column console")
+        // The current directory is not on the path: a scenario there by name is not found.
+        let cwdOnly = try run("/bin/sh", ["-c", "cd \(dir) && exec \(Repo.lmc) simulate --scenario mine"], environment: ["PATH": "/usr/bin:/bin"])
+        #expect(cwdOnly.status == 2 && cwdOnly.err.contains("no scenario 'mine' in "), "\(cwdOnly.err)")
+        #expect(cwdOnly.err.contains("there are: ") && cwdOnly.err.contains("seed-example-day"), "\(cwdOnly.err)")
+        // …but a path is taken as given.
+        let path = try run("/bin/sh", ["-c", "cd \(dir) && exec \(Repo.lmc) simulate --scenario ./mine.csv --json"], environment: ["PATH": "/usr/bin:/bin"])
+        #expect(path.status == 0, "\(path.err)")
     }
 
     @Test func simulateRefusesABadScenarioWithTheLine() throws {
@@ -215,7 +288,7 @@ import Testing
         #expect(r.out.contains("current_l3") && r.out.contains("405.125 A"))
         #expect(r.out.contains("apparent_power_total") && r.out.contains("281001.1 VA"))
         let j = try run(Repo.lmc, ["meter", "probe", "--profile", path, "--tcp", "127.0.0.1:\(peer.port)", "--json"])
-        let o = try JSONSerialization.jsonObject(with: Data(j.out.utf8)) as! [String: Any]
+        let o = try jsonObject(j.out)
         #expect(o["usable"] as? Bool == true)
         #expect(((o["values"] as! [String: Any])["voltage_l2"] as! NSNumber).doubleValue == 229.8)
     }

@@ -12,7 +12,9 @@ final class Daemon {
     let path: String
     let lmc: ChildProcess
 
-    init(tag: String, extra: String = "", siteExtra: String = "", environment: [String: String]? = nil) throws {
+    /// `journal`: lmc's stderr goes to this file, which JOURNAL_STREAM names, as systemd connects it
+    /// to the journal.
+    init(tag: String, extra: String = "", siteExtra: String = "", environment: [String: String]? = nil, journal: String? = nil) throws {
         dir = "/tmp/lmc-e2e-\(tag)-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         chmod(dir, 0o755)
@@ -24,7 +26,12 @@ final class Daemon {
         path = "\(dir)/lmc.toml"
         try (RunEndToEnd.config(meterPort: meter.port, chargerPort: charger.port, socket: socket, siteExtra: siteExtra) + extra)
             .write(toFile: path, atomically: true, encoding: .utf8)
-        lmc = try ChildProcess(Repo.lmc, ["run", "--config", path], environment: environment)
+        if let journal {
+            lmc = try ChildProcess("/bin/sh", ["-c", "exec 2>>\"$0\"; JOURNAL_STREAM=$(stat -c %d:%i \"$0\") exec \"$1\" run --config \"$2\"",
+                                               journal, Repo.lmc, path], environment: environment)
+        } else {
+            lmc = try ChildProcess(Repo.lmc, ["run", "--config", path], environment: environment)
+        }
     }
 
     /// The current the charger was last told (A), -1 before any.
@@ -161,7 +168,7 @@ final class Daemon {
                           "min_sp": min(float(r["site0_set_point_w"]) for r in rows), "max_sp": max(float(r["site0_set_point_w"]) for r in rows),
                           "seq_ok": all(int(b["seq"]) == int(a["seq"]) + 1 for a, b in zip(rows, rows[1:]))}))
         """, csvPath])
-        let o = try JSONSerialization.jsonObject(with: Data(parsed.out.utf8)) as! [String: Any]
+        let o = try jsonObject(parsed.out)
         #expect((o["n"] as! Int) > 30)
         #expect(o["modes"] as? [String] == ["FAILSAFE", "NORMAL", "STARTUP"])
         // Firm and rated as the charger's whole amps: 217 A and 362 A at 3 × 230 V.
@@ -172,7 +179,7 @@ final class Daemon {
         // The stop closed the half hour so far: one record (two if the run straddled a boundary) whose
         // seconds in each mode add up to what it covers, with STARTUP, NORMAL and FAILSAFE all present.
         let hh = try run(Repo.lmc, ["log", "export", "--ring", "halfhours", "--format", "jsonl", "--dir", d.dir]).out
-        let records = hh.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let records = try hh.split(separator: "\n").map { try jsonObject($0) }
         #expect((1...2).contains(records.count), "\(hh)")
         var inMode: [String: Double] = [:]
         for r in records { for (k, v) in r["seconds_in_mode"] as! [String: Double] { inMode[k, default: 0] += v } }
@@ -238,7 +245,7 @@ final class Daemon {
         let d = try Daemon(tag: "u", extra: "\n[upstream]\nlisten = \"127.0.0.1\"\nport = \(upPort)\nallowed_writers = [\"127.0.0.1\"]\n")
         func scada(_ args: [String]) throws -> [String: Any] {
             let r = try run(Repo.python, [Repo.peer("upstream_client.py"), String(upPort)] + args)
-            return try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+            return try jsonObject(r.out)
         }
         try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
         #expect(try scada(["read", "10", "1"])["registers"] as? [Int] == [0], "mode NORMAL")

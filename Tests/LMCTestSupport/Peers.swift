@@ -45,8 +45,9 @@ public final class ChildProcess: @unchecked Sendable {
     private var errText = ""
 
     public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        let (exe, args) = try ChildLifetime.bound(executable, arguments)
+        process.executableURL = URL(fileURLWithPath: exe)
+        process.arguments = args
         if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.standardInput = stdinPipe
         process.standardOutput = stdoutPipe
@@ -69,10 +70,12 @@ public final class ChildProcess: @unchecked Sendable {
             self.errText += String(decoding: d, as: UTF8.self)
             self.lock.unlock()
         }
-        try process.run()
+        try ChildLifetime.spawning { try process.run() }
     }
 
     public var lines: [String] { lock.lock(); defer { lock.unlock() }; return outLines }
+    /// The command's name (the process runs it through setpriv).
+    public var name: String { (process.arguments?.dropFirst(3).first).map { ($0 as NSString).lastPathComponent } ?? "child" }
     public var stderr: String { lock.lock(); defer { lock.unlock() }; return errText }
 
     /// Waits for a stdout line starting with `prefix`; returns it.
@@ -81,7 +84,7 @@ public final class ChildProcess: @unchecked Sendable {
         while Date() < end {
             if let l = lines.first(where: { $0.hasPrefix(prefix) }) { return l }
             if !process.isRunning {
-                throw PeerError("\(process.executableURL!.lastPathComponent) exited (\(process.terminationStatus)) before '\(prefix)': \(stderr)")
+                throw PeerError("\(name) exited (\(process.terminationStatus)) before '\(prefix)': \(stderr)")
             }
             usleep(20_000)
         }
@@ -210,7 +213,7 @@ public final class ChargerPeer: @unchecked Sendable {
         while Date() < end {
             let states = child.lines.filter { $0.hasPrefix("STATE ") }
             if states.count > before {
-                return try JSONSerialization.jsonObject(with: Data(states.last!.dropFirst(6).utf8)) as! [String: Any]
+                return try jsonObject(states.last!.dropFirst(6))
             }
             usleep(10_000)
         }
@@ -234,6 +237,8 @@ public final class PtyPair: @unchecked Sendable {
     public let a: String
     public let b: String
     private let child: ChildProcess
+    /// socat's process id.
+    public var pid: pid_t { child.process.processIdentifier }
 
     public convenience init() throws {
         let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -267,14 +272,15 @@ public final class PtyPair: @unchecked Sendable {
 public func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                 timeout: TimeInterval = 60) throws -> (status: Int32, out: String, err: String) {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = arguments
+    let (exe, args) = try ChildLifetime.bound(executable, arguments)
+    p.executableURL = URL(fileURLWithPath: exe)
+    p.arguments = args
     if let environment { p.environment = environment }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err
     p.standardInput = FileHandle.nullDevice
-    try p.run()
+    try ChildLifetime.spawning { try p.run() }
     let outData = LockedData(), errData = LockedData()
     let group = DispatchGroup()
     for (pipe, box) in [(out, outData), (err, errData)] {
@@ -285,7 +291,7 @@ public func run(_ executable: String, _ arguments: [String], environment: [Strin
         }
     }
     if group.wait(timeout: .now() + timeout) == .timedOut {
-        p.terminate()
+        _ = Glibc.kill(p.processIdentifier, SIGKILL)
         throw PeerError("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
     }
     // Bounded too: a child that leaves a daemon behind holding Foundation's exit-watch socket
@@ -340,10 +346,11 @@ private func spawn(_ executable: String, _ arguments: [String], stdoutFD: Int32?
     sigemptyset(&none)
     posix_spawnattr_setsigmask(&attr, &none)
     posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
-    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+    let (exe, args) = try ChildLifetime.bound(executable, arguments)
+    let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
     defer { for a in argv { free(a) } }
     var child: pid_t = 0
-    let rc = posix_spawn(&child, executable, &actions, &attr, argv, environ)
+    let rc = ChildLifetime.spawning { posix_spawn(&child, exe, &actions, &attr, argv, environ) }
     guard rc == 0 else { throw PeerError("posix_spawn \(executable) failed: \(String(cString: strerror(rc)))") }
     return child
 }
@@ -441,7 +448,7 @@ public final class OSCPPeer: @unchecked Sendable {
         if let tls { args += ["--tls-cert", tls.cert, "--tls-key", tls.key, "--cafile", tls.ca] }
         child = try ChildProcess(Repo.python, args)
         let first = try child.waitForLine(prefix: "{\"listening\"")
-        let o = try JSONSerialization.jsonObject(with: Data(first.utf8)) as! [String: Any]
+        let o = try jsonObject(first)
         port = (o["listening"] as! NSNumber).intValue
         fpToken = o["fp_token"] as! String
     }
@@ -460,4 +467,106 @@ public final class OSCPPeer: @unchecked Sendable {
     }
     public func send(_ line: String) { child.send(line) }
     public func stop() { child.stop() }
+}
+
+/// A JSON object from a child's output; anything else is a thrown error naming the text (a test fails
+/// cleanly instead of a forced cast trapping the whole test process).
+public func jsonObject(_ text: some StringProtocol) throws -> [String: Any] {
+    guard let o = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
+        throw PeerError("not a JSON object: \(text.prefix(500))")
+    }
+    return o
+}
+
+/// Every child a test starts dies with the test process, however that process ends — a failed
+/// `#require` is an ordinary end, but a trap (a failed precondition, a forced unwrap) or a SIGKILL from
+/// CI's timeout is not, and then nothing in this process runs to stop its children. So the kernel does
+/// it: each child is started through util-linux's `setpriv --pdeathsig KILL`, which sets
+/// PR_SET_PDEATHSIG and then execs the command (same pid, so tests signal and reap it as before).
+///
+/// Linux sends that signal when the *thread* that started the child ends, not the process; Swift
+/// Testing and Dispatch run tests on pool threads that come and go. So every spawn happens on one
+/// thread that lives as long as the process (`spawning`), which also has no signal blocked: children
+/// inherit the spawning thread's mask, and one started from a Dispatch worker could not be stopped
+/// with SIGTERM.
+///
+/// Not covered: a daemon that forks away from its parent (the tmux server of the console test) —
+/// PR_SET_PDEATHSIG is not inherited across fork. `make test` ends with scripts/check-leftovers.sh,
+/// which fails the run if any process started from this tree outlived the suite.
+public enum ChildLifetime {
+    public static let setpriv = "/usr/bin/setpriv"
+
+    /// The command line that runs `executable` bound to this process's life.
+    public static func bound(_ executable: String, _ arguments: [String]) throws -> (String, [String]) {
+        guard access(executable, X_OK) == 0 else {
+            throw PeerError("cannot run \(executable): \(String(cString: strerror(errno)))")
+        }
+        guard access(setpriv, X_OK) == 0 else {
+            throw PeerError("\(setpriv) is missing (Debian: util-linux); the tests need it so their children die with them")
+        }
+        return (setpriv, ["--pdeathsig", "KILL", "--", executable] + arguments)
+    }
+
+    /// Runs `body` (which starts a child) on the spawner thread and returns its result.
+    public static func spawning<T>(_ body: () throws -> T) rethrows -> T {
+        try SpawnerThread.shared.run(body)
+    }
+}
+
+/// One thread, alive until the process exits, with no signal blocked, that runs spawn requests.
+private final class SpawnerThread: @unchecked Sendable {
+    static let shared = SpawnerThread()
+    private let condition = NSCondition()
+    private struct Job { var body: () -> Void; var done: DispatchSemaphore }
+    private var jobs: [Job] = []
+    private var thread: pthread_t?
+
+    private init() {
+        let started = DispatchSemaphore(value: 0)
+        let t = Thread { [self] in
+            var none = sigset_t()
+            sigemptyset(&none)
+            pthread_sigmask(SIG_SETMASK, &none, nil)
+            condition.lock()
+            thread = pthread_self()
+            condition.unlock()
+            started.signal()
+            while true {
+                condition.lock()
+                while jobs.isEmpty { condition.wait() }
+                var job: Job? = jobs.removeFirst()
+                condition.unlock()
+                let done = job!.done
+                job!.body()
+                job = nil   // released before the caller returns: its closure must not outlive the call
+                done.signal()
+            }
+        }
+        t.name = "lmc-test-spawner"
+        t.start()
+        started.wait()
+    }
+
+    func run<T>(_ body: () throws -> T) rethrows -> T {
+        condition.lock()
+        let onSpawner = thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false
+        condition.unlock()
+        if onSpawner { return try body() }
+        return try withoutActuallyEscaping(body) { body in
+            let box = ResultBox<T>()
+            let done = DispatchSemaphore(value: 0)
+            condition.lock()
+            jobs.append(Job(body: { do { box.result = .success(try body()) } catch { box.result = .failure(error) } }, done: done))
+            condition.signal()
+            condition.unlock()
+            done.wait()
+            return try box.get()
+        }
+    }
+}
+
+private final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, any Error>?
+    /// rethrows-compatible: only a body that throws can have stored a failure.
+    func get() throws -> T { try result!.get() }
 }

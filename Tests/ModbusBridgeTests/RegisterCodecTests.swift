@@ -17,7 +17,7 @@ func loadVectors() throws -> [Vector] {
     let r = try run(Repo.python, [Repo.peer("codec_vectors.py")])
     #expect(r.status == 0, "codec_vectors.py failed: \(r.err)")
     return try r.out.split(separator: "\n").map { line in
-        let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+        let o = try jsonObject(line)
         let codec = RegisterCodec(.init(rawValue: o["type"] as! String)!, wordOrder: .init(rawValue: o["word_order"] as! String)!,
                                   byteOrder: .init(rawValue: o["byte_order"] as! String)!, scale: (o["scale"] as! NSNumber).doubleValue)
         let text = o["value"] as? String

@@ -11,7 +11,7 @@ import Testing
         if let source { a += ["--source", source] }
         let r = try run(Repo.python, a + args)
         #expect(r.status == 0, "\(r.err)")
-        return try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        return try jsonObject(r.out)
     }
 
     func f32(_ regs: [Int], _ at: Int) -> Double {
