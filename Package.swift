@@ -26,7 +26,7 @@ let package = Package(
         // The few libc spellings that differ between glibc and musl (aarch64 static SDK).
         .target(name: "LMCPlatform"),
         // Thin typed wrappers; every C call goes through Internals/Seam.swift.
-        .target(name: "ModbusBridge", dependencies: ["CModbus"]),
+        .target(name: "ModbusBridge", dependencies: ["CModbus", "LMCPlatform"]),
         .target(name: "DigitalIO", dependencies: ["CGPIOD"]),
 
         // Measurement side and pure supervisor.

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import CTSensorDriver
 import FailSafe
 import ModbusBridge
@@ -49,6 +54,8 @@ public struct RuntimeConfig: Sendable {
         public var listen: String
         public var port: Int
         public var allowedWriters: Set<String>
+        /// Connections, idle timeout, frame and send deadlines (docs/config.md).
+        public var limits = ModbusServer.TCPLimits()
     }
     public var upstream: Upstream?
 
@@ -189,8 +196,18 @@ extension RuntimeConfig {
             l.rejectUnknownKeys()
         }
         if let u = top.table("upstream") {
-            let listen = u.string("listen", default: "0.0.0.0")!
-            let port = u.number("port", default: 502, min: 0, max: 65_535)!
+            // Loopback unless the config names the address SCADA reaches; port 1502: the service has
+            // no capabilities, so it cannot bind 502 (docs/config.md says how to allow that).
+            let listen = u.string("listen", default: "127.0.0.1")!
+            if !isNumericIP(listen) {
+                issues.add(u.table.line(of: "listen"), "upstream.listen", "= \"\(listen)\": not a numeric IPv4 or IPv6 address")
+            }
+            let port = u.number("port", default: 1502, min: 0, max: 65_535)!
+            var limits = ModbusServer.TCPLimits()
+            limits.maxClients = Int(u.number("max_clients", default: 16, min: 1, max: 256)!)
+            limits.idleTimeoutMilliseconds = Int(u.number("idle_timeout_s", default: 60, min: 1, max: 3600)! * 1000)
+            limits.frameDeadlineMilliseconds = Int(u.number("frame_deadline_ms", default: 1000, min: 50, max: 10_000)!)
+            limits.sendDeadlineMilliseconds = Int(u.number("send_deadline_ms", default: 2000, min: 50, max: 60_000)!)
             var writers = Set<String>()
             if let v = u.table["allowed_writers"] {
                 if case .array(let items) = v {
@@ -205,7 +222,7 @@ extension RuntimeConfig {
             }
             u.markUsed("allowed_writers")
             u.rejectUnknownKeys()
-            rc.upstream = Upstream(listen: listen, port: Int(port), allowedWriters: writers)
+            rc.upstream = Upstream(listen: listen, port: Int(port), allowedWriters: writers, limits: limits)
         }
         if let o = top.table("oscp") {
             let listen = o.string("listen", default: "127.0.0.1")!
@@ -239,6 +256,12 @@ extension RuntimeConfig {
         rc.supervisor.boxSeed = seed
         return rc
     }
+}
+
+/// A numeric IPv4 or IPv6 address (what the servers bind; no names, no lookups).
+func isNumericIP(_ s: String) -> Bool {
+    var v4 = in_addr(), v6 = in6_addr()
+    return inet_pton(AF_INET, s, &v4) == 1 || inet_pton(AF_INET6, s, &v6) == 1
 }
 
 private func readEndpoint(_ s: Section, _ issues: IssueList) -> ModbusEndpoint? {
