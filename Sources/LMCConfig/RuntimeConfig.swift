@@ -229,8 +229,20 @@ extension RuntimeConfig {
             let port = o.number("port", default: 8090, min: 1, max: 65_535)!
             let ours = o.string("our_base_url") ?? ""
             let fp = o.string("fp_base_url") ?? ""
-            let fpToken = o.string("fp_token") ?? ""
-            let token = o.string("token") ?? ""
+            // The tokens: from a credentials file readable by root and the service only (or systemd's
+            // LoadCredential=), or — discouraged: lmc.toml is group-readable — inline.
+            let credentials = o.string("credentials_file", default: "")!
+            var fpToken = o.string("fp_token", default: "")!
+            var token = o.string("token", default: "")!
+            if !credentials.isEmpty {
+                if !fpToken.isEmpty || !token.isEmpty {
+                    issues.add(o.table.line(of: "credentials_file"), "oscp.credentials_file", "is set: remove token and fp_token from lmc.toml (they belong in the credentials file only)")
+                }
+                switch OSCPCredentials.load(credentials) {
+                case .success(let c): (token, fpToken) = (c.token, c.fpToken)
+                case .failure(let why): issues.add(o.table.line(of: "credentials_file"), "oscp.credentials_file", why.description)
+                }
+            }
             let hb = o.number("heartbeat_interval_s", default: 30, min: 1, max: 3600)!
             let ownHB = o.number("own_heartbeat_default_s", default: 60, min: 1, max: 3600)!
             let minutes = o.number("forecast_minutes", default: 15, min: 1, max: 1440)!
@@ -238,12 +250,43 @@ extension RuntimeConfig {
             let cert = o.string("tls_certificate", default: "")!
             let key = o.string("tls_key", default: "")!
             let ca = o.string("ca_file", default: "")!
+            let clientCA = o.string("client_ca_file", default: "")!
             let plain = o.bool("allow_plain_http", default: false)
+            let maxConnections = o.number("max_connections", default: 8, min: 1, max: 64)!
+            let deadline = o.number("request_deadline_s", default: 10, min: 1, max: 120)!
+            var allowed: [String] = []
+            if let v = o.table["fp_allowed_base_urls"] {
+                if case .array(let items) = v {
+                    for item in items {
+                        if case .string(let u) = item { allowed.append(u) } else {
+                            issues.add(o.table.line(of: "fp_allowed_base_urls"), "oscp.fp_allowed_base_urls", "expected URLs in quotes")
+                        }
+                    }
+                } else {
+                    issues.add(o.table.line(of: "fp_allowed_base_urls"), "oscp.fp_allowed_base_urls", "is \(v.typeName), expected an array of URLs")
+                }
+            }
+            o.markUsed("fp_allowed_base_urls")
             o.rejectUnknownKeys()
-            let c = OSCPConfig(listenHost: listen, listenPort: Int(port), ourBaseURL: ours, fpBaseURL: fp, fpInitialToken: fpToken, ourToken: token,
+            // An empty string is never a value here: a required key left "" is refused, not skipped.
+            for (k, v) in [("our_base_url", ours), ("fp_base_url", fp)] where v.isEmpty {
+                issues.add(o.table.line(of: k) ?? o.line, "oscp.\(k)", "is required and may not be empty")
+            }
+            for (k, v) in [("token", token), ("fp_token", fpToken)] where v.isEmpty && credentials.isEmpty {
+                issues.add(o.table.line(of: k) ?? o.line, "oscp.\(k)", "is required and may not be empty (or set credentials_file)")
+            }
+            for (k, v) in [("listen", listen), ("tls_certificate", cert), ("tls_key", key), ("ca_file", ca), ("client_ca_file", clientCA)]
+                where o.table[k] != nil && v.isEmpty {
+                issues.add(o.table.line(of: k), "oscp.\(k)", "is empty: give a value or remove the key")
+            }
+            var c = OSCPConfig(listenHost: listen, listenPort: Int(port), ourBaseURL: ours, fpBaseURL: fp, fpInitialToken: fpToken, ourToken: token,
                                heartbeatIntervalS: Int(hb), defaultOwnHeartbeatS: Int(ownHB), forecastMinutes: minutes, refreshS: refresh,
                                groups: oscpGroups, certificate: cert.isEmpty ? nil : cert, key: key.isEmpty ? nil : key,
                                caFile: ca.isEmpty ? nil : ca, allowPlainHTTP: plain)
+            c.allowedFPBaseURLs = allowed
+            c.clientCAFile = clientCA.isEmpty ? nil : clientCA
+            c.maxConnections = Int(maxConnections)
+            c.requestDeadlineSeconds = deadline
             if ![ours, fp, fpToken, token].contains("") {
                 for problem in c.validate() { issues.add(o.table.line(of: "fp_base_url"), "oscp", problem) }
             }
@@ -255,6 +298,42 @@ extension RuntimeConfig {
         for b in rc.boxID.utf8 { seed = (seed ^ UInt64(b)) &* 1099511628211 }
         rc.supervisor.boxSeed = seed
         return rc
+    }
+}
+
+/// The OSCP tokens kept out of lmc.toml: a file of two lines in TOML, `token = "…"` and
+/// `fp_token = "…"`, owned by root or the service user and readable by no one else (mode 0600 or 0400),
+/// or systemd's `LoadCredential=oscp:/etc/lmc/oscp.credentials` (a relative name is looked up in
+/// `$CREDENTIALS_DIRECTORY`).
+public enum OSCPCredentials {
+    public struct Problem: Error, CustomStringConvertible { public var description: String }
+    public static func load(_ name: String) -> Result<(token: String, fpToken: String), Problem> {
+        func failure(_ s: String) -> Result<(token: String, fpToken: String), Problem> { .failure(Problem(description: s)) }
+        var path = name
+        if !name.hasPrefix("/") {
+            guard let dir = getenv("CREDENTIALS_DIRECTORY").map({ String(cString: $0) }) else {
+                return failure("= \"\(name)\": a relative name is a systemd credential, but CREDENTIALS_DIRECTORY is not set (LoadCredential=\(name):/etc/lmc/…)")
+            }
+            path = dir + "/" + name
+        }
+        var st = stat()
+        guard stat(path, &st) == 0 else { return failure("= \"\(name)\": cannot read \(path): \(String(cString: strerror(errno)))") }
+        guard st.st_mode & 0o077 == 0 else {
+            return failure("= \"\(name)\": \(path) is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))): chmod 600")
+        }
+        guard st.st_size < 65_536, let f = fopen(path, "r") else { return failure("= \"\(name)\": cannot read \(path)") }
+        defer { fclose(f) }
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        let n = fread(&bytes, 1, bytes.count, f)
+        let table: TOMLTable
+        do { table = try TOML.parse(String(decoding: bytes.prefix(n), as: UTF8.self)) } catch {
+            return failure("= \"\(name)\": \(path) \(error)")
+        }
+        guard case .string(let token)? = table["token"], case .string(let fpToken)? = table["fp_token"], !token.isEmpty, !fpToken.isEmpty else {
+            return failure("= \"\(name)\": \(path) must set token = \"…\" and fp_token = \"…\"")
+        }
+        if let extra = table.keys.first(where: { $0 != "token" && $0 != "fp_token" }) { return failure("= \"\(name)\": \(path): unknown key \(extra)") }
+        return .success((token, fpToken))
     }
 }
 

@@ -14,7 +14,7 @@ import Musl
 /// The inputs a box takes from outside, each as a function of arbitrary bytes. Nothing here may crash,
 /// hang or return something invalid; a finding becomes a file in Fuzz/regressions/TARGET.
 enum FuzzTargets {
-    static let names = ["config", "registers", "oscp", "ring", "ssh", "time", "control", "mbserver"]
+    static let names = ["config", "registers", "oscp", "ring", "ssh", "time", "control", "mbserver", "oscpclient"]
 
     static func run(_ target: String, _ data: [UInt8]) {
         switch target {
@@ -26,6 +26,7 @@ enum FuzzTargets {
         case "time": time(data)
         case "control": control(data)
         case "mbserver": mbserver(data)
+        case "oscpclient": oscpClient(data)
         default: fatalError("no fuzz target '\(target)'; targets: \(names.joined(separator: ", "))")
         }
     }
@@ -156,6 +157,12 @@ enum FuzzTargets {
                 _ = MBAPFramer.reply(to: f, pdu: reply)
             }
         }
+    }
+
+    /// An HTTP response as the OSCP client reads it from a Flexibility Provider: the head and its
+    /// Content-Length (negative, huge, repeated, with junk) never trap; a body is taken only when whole.
+    static func oscpClient(_ data: [UInt8]) {
+        _ = HTTPResponseParser.parse(data, maxHead: 8 * 1024, maxBody: 64 * 1024)
     }
 
     /// --from/--to/--day: a date never crashes and, when accepted, formats back to itself.
