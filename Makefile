@@ -6,7 +6,7 @@ TEST_TIMEOUT ?= 1800
 FUZZ_SECONDS ?= 60
 FUZZ_RT = $(shell dirname $$(dirname $$(which swift)))/lib/swift/clang/lib/linux
 
-.PHONY: deps build run test release deb release-check bench fuzz sanitize soak clean
+.PHONY: deps build run test attack release deb release-check bench fuzz sanitize soak clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -26,6 +26,12 @@ test: deps
 	@# Every fuzz target for a bounded time, then the release as a DNO gets it.
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 	$(MAKE) --no-print-directory release-check
+
+# Issue 17's attacks against a real lmc run on loopback (Tests/FieldControllerTests/AttackTests.swift and
+# every other suite named …Attack…/…Hostile…): about 1–2 minutes. make test runs them too.
+attack: deps
+	$(SWIFT) build -j $(JOBS) --build-tests
+	LMC_PYTHON=$(CURDIR)/.venv/bin/python timeout --kill-after=30 600 $(SWIFT) test -j $(JOBS) --skip-build --filter 'Attack|Hostile'
 
 # One fully static, stripped lmc in out/ (libmodbus built from Debian's source, libgpiod, OpenSSL).
 release: deps

@@ -158,7 +158,7 @@ public final class ModbusServer: Sendable {
         guard fd >= 0 else { throw ModbusError(ModbusError.kind(fromErrno: errno), operation: "create server", endpoint: where_) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let rc = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Seam.bindAndListen(fd, $0, length, 16) } }
+        let rc = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Seam.bindAndListen(fd, $0, length, 128) } }
         if rc != 0 {
             let e = errno
             Sys.close(fd)
