@@ -56,6 +56,17 @@ import Testing
         return after - before
     }
 
+    /// While the attack holds its pressure: two samples of the cycle count some 0.6 s apart must differ.
+    /// (The old server froze the loop completely once the non-reading client's buffers were full: the
+    /// count stood still while the status still said NORMAL.)
+    func stillCycling(_ d: Daemon, _ name: String) throws {
+        let c1 = try Self.cycles(d)
+        usleep(600_000)
+        let c2 = try Self.cycles(d)
+        print("attack \(name): while held, cycles \(c1) -> \(c2)")
+        #expect(c2 > c1, "\(name): the cycle count stood still at \(c1) while under attack")
+    }
+
     func upstream(_ port: Int, maxClients: Int? = nil) -> String {
         "\n[upstream]\nlisten = \"127.0.0.1\"\nport = \(port)\nallowed_writers = [\"127.0.0.1\"]\n" + (maxClients.map { "max_clients = \($0)\n" } ?? "")
     }
@@ -86,6 +97,7 @@ import Testing
                     usleep(10_000)
                 }
             }
+            try stillCycling(d, "Modbus non-reader")
             // Held: SCADA (another client) is still served and sees the heartbeat move.
             let h1 = heartbeat(port)
             usleep(500_000)
@@ -101,8 +113,9 @@ import Testing
         try underAttack("Modbus byte drip", d) {
             let drip = try RawTCP(port: port)
             var cut = false
-            for b in RawTCP.mbap(pdu: [3, 0, 0, 0, 1]) {
+            for (i, b) in RawTCP.mbap(pdu: [3, 0, 0, 0, 1]).enumerated() {
                 if drip.send([b]) != 1 { cut = true; break }
+                if i == 1 { #expect(heartbeat(port) != nil, "SCADA is served while another client drips") }
                 usleep(250_000)   // libmodbus waited 500 ms per byte: this frame would have held the server 3 s
             }
             #expect(cut || drip.closedByPeer(within: 2), "the dripping connection is cut at the frame deadline")
@@ -111,6 +124,7 @@ import Testing
         try underAttack("Modbus connection flood (300)", d) {
             var held: [RawTCP] = []
             for _ in 0..<300 { if let c = try? RawTCP(port: port) { held.append(c) } }
+            try stillCycling(d, "Modbus flood")
             let closed = held.filter { $0.closedByPeer(within: 0.05) }.count
             #expect(closed >= 300 - 8 - 5, "connections beyond max_clients are closed at once (\(closed) of \(held.count))")
             held.forEach { $0.close() }
@@ -143,6 +157,7 @@ import Testing
             var slow: [Int32] = []
             for _ in 0..<40 { if let fd = try? unixConnect(d.socket) { slow.append(fd) } }
             defer { slow.forEach { close($0) } }
+            try stillCycling(d, "control-socket silent clients")
             // With them all connected and silent, the console still answers at once.
             let r = try run(Repo.lmc, ["status", "--socket", d.socket], timeout: 8)
             #expect(r.status == 0 && r.out.contains("NORMAL"), "\(r.out)\(r.err)")
@@ -184,6 +199,7 @@ import Testing
                 for c in drips { c.send(Array("POST /oscp/cp/2.0/heartbeat HTTP/1.1\r\n".utf8)[(i % 36)...(i % 36)].map { $0 }) }
                 usleep(300_000)
             }
+            try stillCycling(d, "OSCP drip")
             let accepted = fp.sent("heartbeat").dropFirst(before).filter { $0["status"] as? Int == 204 }.count
             print("OSCP drip: the FP's heartbeats accepted during the drip: \(accepted)")
             #expect(accepted >= 3, "the FP's heartbeats are served while others drip")
