@@ -168,7 +168,10 @@ enum FuzzTargets {
     /// --from/--to/--day: a date never crashes and, when accepted, formats back to itself.
     static func time(_ data: [UInt8]) {
         let text = String(decoding: data, as: UTF8.self)
-        if let t = LogAccess.parseUTC(text) { precondition(t >= 0, "\(text) parsed to \(t)") }
+        if let t = LogAccess.parseUTC(text) {
+            precondition(t >= 0, "\(text) parsed to \(t)")
+            precondition(!UInt64(t).multipliedReportingOverflow(by: 1_000_000_000).overflow, "\(text) overflows nanoseconds")
+        }
     }
 }
 
