@@ -195,3 +195,41 @@ final class EventLog: @unchecked Sendable {
     func add(_ t: String, _ a: Bool) { lock.lock(); items.append((t, a)); lock.unlock() }
     var all: [(text: String, alarm: Bool)] { lock.lock(); defer { lock.unlock() }; return items }
 }
+
+/// Mutual TLS (client_ca_file): the CPMS must show a certificate our CA signed before a byte of its
+/// request is read. curl plays the CPMS.
+@Suite struct MutualTLS {
+    static func pki(_ dir: String) throws -> (ca: String, cert: String, key: String) {
+        let ca = "\(dir)/ca.crt", caKey = "\(dir)/ca.key", cert = "\(dir)/host.crt", key = "\(dir)/host.key", csr = "\(dir)/host.csr", ext = "\(dir)/san.ext"
+        try "subjectAltName = IP:127.0.0.1\n".write(toFile: ext, atomically: true, encoding: .utf8)
+        for args in [["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", caKey, "-out", ca, "-days", "2", "-subj", "/CN=lmc test CA"],
+                     ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+                     ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext]] {
+            let r = try run("/usr/bin/openssl", args)
+            guard r.status == 0 else { throw PeerError("openssl \(args[0]): \(r.err)") }
+        }
+        return (ca, cert, key)
+    }
+
+    @Test func aClientWithoutACertificateOfOurCAGetsNothing() throws {
+        let dir = "/tmp/lmc-mtls-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = try Self.pki(dir)
+        let served = EventLog()
+        let server = try HTTPServer(host: "127.0.0.1", port: 0, certificate: p.cert, key: p.key, clientCA: p.ca, requestDeadlineSeconds: 3) { _ in
+            served.add("request", false)
+            return HTTPResponse(status: 204)
+        }
+        defer { server.stop() }
+        let url = "https://127.0.0.1:\(server.port)/x"
+        let base = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--cacert", p.ca, "-X", "POST", "-d", "{}"]
+        let without = try run("/usr/bin/curl", base + [url])
+        #expect(without.out == "000" && served.all.isEmpty, "no client certificate: \(without.out)")
+        let with = try run("/usr/bin/curl", base + ["--cert", p.cert, "--key", p.key, url])
+        #expect(with.out == "204" && served.all.count == 1, "with our CA's certificate: \(with.out) \(with.err)")
+        // TLS 1.1 is not offered.
+        let old = try run("/usr/bin/curl", base + ["--cert", p.cert, "--key", p.key, "--tls-max", "1.1", url])
+        #expect(old.out == "000")
+    }
+}
