@@ -137,7 +137,7 @@ final class Runtime {
         }
         if let u = rc.upstream {
             do {
-                upstream = try UpstreamServer(host: u.listen, port: u.port, allowedWriters: u.allowedWriters, software: (0, 1, 0))
+                upstream = try UpstreamServer(host: u.listen, port: u.port, allowedWriters: u.allowedWriters, software: (0, 1, 0), limits: u.limits)  // net: limits
             } catch {
                 log("upstream Modbus server not started: \(error)")
                 status.note("upstream server failed: \(error)")

@@ -73,7 +73,8 @@ final class StatusBoard: Sendable {
     }
 }
 
-private func cut(_ s: String) -> String { s.count <= 79 ? s : String(s.prefix(78)) + "…" }
+/// Every line is cut to the console and made terminal-safe: reasons and errors may carry a peer's text.
+private func cut(_ s: String) -> String { let s = terminalSafe(s); return s.count <= 79 ? s : String(s.prefix(78)) + "…" }
 private func pad(_ s: String, _ w: Int) -> String { s.count >= w ? s + " " : s + String(repeating: " ", count: w - s.count) }
 private func num(_ v: Double) -> String {
     let r = (v * 10).rounded() / 10

@@ -140,10 +140,13 @@ import Testing
             let req: [String: Any] = ["path": path, "headers": headers, "body": body]
             fp.send("post " + String(decoding: try JSONSerialization.data(withJSONObject: req), as: UTF8.self))
             var r: [String: Any] = [:]
+            // The peer's own periodic heartbeats are "sent" events too (answered 204, without our
+            // correlation id): ours is the one that echoes c-42 or was refused.
             try waitFor(5, "the answer to \(path)") {
-                let s = fp.sent(path)
-                if s.count > n { r = s[n]; return true }
-                return false
+                guard let mine = fp.sent(path).dropFirst(n).first(where: { header($0, "X-Correlation-ID") == "c-42" || ($0["status"] as? Int) != 204 })
+                else { return false }
+                r = mine
+                return true
             }
             return r
         }
