@@ -105,7 +105,9 @@ final class Runtime {
             let conversion: CurrentConversion = if case let .ampsPerPhase(n, v, pf) = shaper.unit {
                 CurrentConversion(phases: n, phaseVoltage: v, powerFactor: pf, stepA: shaper.quantum)
             } else { CurrentConversion() }
-            let worker = RelayWorker {
+            // A loop silent for 5 periods (at least 1 s) is stalled: the relay stops refreshing and the
+            // charger's validity timer takes it to its safe current.
+            let worker = RelayWorker(stallAfterSeconds: max(1, 5 * Double(config.periodMilliseconds) / 1000)) {
                 try ModbusChargerRelay(profile: c.profile, endpoint: c.endpoint, unit: c.unit, conversion: conversion, safeCurrentA: safeA,
                                        maxCurrentA: c.maxCurrentA, options: .init(responseTimeoutMilliseconds: c.timeoutMilliseconds))
             }
@@ -180,9 +182,10 @@ final class Runtime {
         var next = monotonicNanoseconds() + period
         while stopSignal.load(ordering: .relaxed) == 0 {
             if reloadSignal.exchange(0, ordering: .relaxed) != 0 { reload() }
-            let onTime = tick(nowNs: monotonicNanoseconds())
+            let completed = tick(nowNs: monotonicNanoseconds())
             let now = monotonicNanoseconds()
-            if now > next + period / 2 {
+            let overran = now > next + period / 2
+            if overran {
                 overruns += 1
                 // Logged at the first and then every 100th, so a slow box does not flood its own log.
                 if overruns == 1 || overruns % 100 == 0 {
@@ -193,7 +196,8 @@ final class Runtime {
                 if next > now { usleep(UInt32((next - now) / 1000)) }
                 next += period
             }
-            if onTime { notifier.watchdog() }
+            // The watchdog is fed only by cycles that completed within their period.
+            if completed && !overran { notifier.watchdog() }
         }
         notifier.stopping()
         event(.stop, "stopping on signal")
