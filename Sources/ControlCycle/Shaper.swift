@@ -39,21 +39,32 @@ public struct ShaperConfig: Sendable, Equatable {
     }
 }
 
-/// A site's shaper with its memory (the value last passed on).
+/// A site's shaper with its memory (the value last passed on, and whether it last went down).
 public struct Shaper: Sendable, Equatable {
     public let config: ShaperConfig
     public private(set) var output: Double?
+    private var lastWentDown = false
 
     public init(_ config: ShaperConfig) { self.config = config }
 
-    /// The value to send for a set point (W): decreases at once (rounded down), increases only when
-    /// they clear the next step by the hysteresis.
+    /// The value to send for a set point (W): decreases at once (rounded down). An increase right
+    /// after a decrease is passed on only when it clears the next step by the hysteresis, so a value
+    /// hovering at a step boundary changes the output at most once; a steady rise passes every step,
+    /// up to the top one (rated 250 kW = 362.3 A reaches 362 A).
     public mutating func shape(watts: Double) -> Double {
         let raw = config.unit.fromWatts(max(0, watts))
         let down = config.stepDown(raw)
         var next = down
-        if let current = output, down > current, config.quantum > 0, raw < current + config.quantum * (1 + config.hysteresis) {
-            next = current
+        if let current = output {
+            if down < current {
+                lastWentDown = true
+            } else if down > current {
+                if config.quantum > 0, lastWentDown, raw < current + config.quantum * (1 + config.hysteresis) {
+                    next = current
+                } else {
+                    lastWentDown = false
+                }
+            }
         }
         output = next
         return config.bound(next)

@@ -103,7 +103,7 @@ final class ControlSocket: Sendable {
                 events?.post(.command, "\(suppressed) more refusals from user \(peer.name) (uid \(peer.uid)) were not logged one by one")
             }
             if log {
-                printError("control: \(what)")
+                FieldController.log("control: \(what)")
                 events?.post(.command, what)
             }
         }
@@ -135,7 +135,7 @@ final class ControlSocket: Sendable {
                 refused("refused '\(line)' from user \(peer.name) (uid \(peer.uid)): not in group lmc-admin")
                 answer("error: permission denied: user \(peer.name) is not in group lmc-admin\n")
             } else {
-                printError("control: '\(line)' by user \(peer.name) (uid \(peer.uid))")
+                FieldController.log("control: '\(line)' by user \(peer.name) (uid \(peer.uid))")
                 answer(commands.submit(req, line: line, user: peer.name) + "\n")
             }
         }
