@@ -53,7 +53,7 @@ public struct ControlCycle: Sendable {
         let m = measure(s)
         let limits = decideLimits(s, m, now: now, events: &events)
         let sup = supervise(s, m, limits, now: now)
-        let shaped = shape(sup)
+        let shaped = shape(sup, synchronised: m.secondsOfDay != nil)
         return report(s, m, limits, sup, shaped, answers: answers, events: events)
     }
 
@@ -117,7 +117,8 @@ public struct ControlCycle: Sendable {
         var mpValues: [String: [Double]?] = [:]
         var meterStatus: [MeterStatus] = []
         var siteImport: [String: Double] = [:]
-        var secondsOfDay: Double = 0
+        /// Local seconds of the day, only while the wall clock is known to be synchronised.
+        var secondsOfDay: Double?
         /// Sites whose configured PoC meter has given no usable import for the blind time.
         var pocLost: [String: String] = [:]
     }
@@ -173,7 +174,7 @@ public struct ControlCycle: Sendable {
             st.problem = values == nil ? problem : nil
             m.meterStatus.append(st)
         }
-        m.secondsOfDay = s.localSecondsOfDay ?? 0
+        m.secondsOfDay = s.clockSynchronised ? s.localSecondsOfDay : nil
         return m
     }
 
@@ -254,7 +255,7 @@ public struct ControlCycle: Sendable {
 
     // MARK: 4. Shape
 
-    private mutating func shape(_ sup: SupervisorOutput) -> [SiteOutput] {
+    private mutating func shape(_ sup: SupervisorOutput, synchronised: Bool) -> [SiteOutput] {
         config.sites.map { site in
             let w = sup.setPoints[site.id] ?? site.floorW
             let value = shapers[site.id]!.shape(watts: w)
@@ -266,8 +267,10 @@ public struct ControlCycle: Sendable {
             headroom.noteApplied(site: site.id, watts: w)
             var fallback: [Double]? = nil
             if config.oscpSites.contains(site.id) {
-                // The fallback the CPMS applies if it loses us: the TCC profile, or the firm value.
-                fallback = config.sources[site.id]?.tcc?.watts ?? [site.floorW]
+                // The fallback the CPMS applies if it loses us: the TCC profile, or the firm value; with
+                // an untrusted clock, the profile's minimum all day.
+                let tcc = config.sources[site.id]?.tcc
+                fallback = tcc.map { synchronised ? $0.watts : [$0.minimum] } ?? [site.floorW]
             }
             return SiteOutput(site: site.id, watts: sentW, value: value, unit: unit, oscpFallbackW: fallback)
         }

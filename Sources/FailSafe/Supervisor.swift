@@ -70,8 +70,10 @@ public struct SafeSetPoint: Sendable, Equatable {
         self.tccW = tccW?.count == 48 ? tccW : nil
     }
 
-    public func watts(secondsOfDay: Double) -> Double {
+    /// nil: the wall clock is not known to be synchronised — the profile's minimum.
+    public func watts(secondsOfDay: Double?) -> Double {
         guard let tccW else { return firmW }
+        guard let secondsOfDay else { return tccW.min() ?? firmW }
         let s = secondsOfDay.truncatingRemainder(dividingBy: 86_400)
         return tccW[min(47, max(0, Int((s < 0 ? s + 86_400 : s) / 1800)))]
     }
@@ -132,7 +134,8 @@ public struct SiteInputs: Sendable, Equatable {
 
 public struct SupervisorInputs: Sendable, Equatable {
     public var now: Double
-    public var secondsOfDay: Double
+    /// Local seconds of the day for the TCC half hour; nil while the wall clock is not trusted.
+    public var secondsOfDay: Double?
     public var meters: [MeterStatus]
     public var sites: [SiteInputs]
     /// MP ids whose trip threshold has been exceeded for its delay (from Headroom).
@@ -146,7 +149,7 @@ public struct SupervisorInputs: Sendable, Equatable {
     /// Sites an engineer asked to trip (`lmc test trip`), with who asked.
     public var manualTrips: [String: String]
 
-    public init(now: Double, secondsOfDay: Double = 0, meters: [MeterStatus], sites: [SiteInputs], tripRequests: [String] = [],
+    public init(now: Double, secondsOfDay: Double? = 0, meters: [MeterStatus], sites: [SiteInputs], tripRequests: [String] = [],
                 upstreamHeartbeatAt: Double? = nil, cycleOnTime: Bool = true, resetLockout: Bool = false,
                 manualTrips: [String: String] = [:]) {
         self.now = now

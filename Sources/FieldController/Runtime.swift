@@ -1,4 +1,5 @@
 import ControlCycle
+import CTimex
 import CTSensorDriver
 import DigitalIO
 import FailSafe
@@ -46,11 +47,13 @@ final class Runtime {
     let commands = CommandQueue()
     private let notifier = SystemdNotifier()
     private var overruns = 0
+    private var clock: WallClock
 
     init(config: Configuration, path: String) throws {
         self.config = config
         self.configPath = path
         cycle = try config.cycle()
+        clock = WallClock(timezone: config.tccTimezone, requireSynchronised: config.requireSynchronisedClock)
     }
 
     /// Writes a closed half hour to its ring.
@@ -224,6 +227,7 @@ final class Runtime {
                 write(cycle.finish())
                 config = c
                 cycle = next
+                clock = WallClock(timezone: c.tccTimezone, requireSynchronised: c.requireSynchronisedClock)
                 startIO()
                 event(.config, "reloaded \(configPath) (fnv1a64 \(configHash))")
                 status.note("reloaded \(configPath)")
@@ -263,8 +267,9 @@ final class Runtime {
             }
         }
         let pending = commands.pending()
+        let wall = wallNs()
         let snap = CycleSnapshot(
-            monoNs: nowNs, wallNs: wallNs(), clockSynchronised: true, localSecondsOfDay: wallSecondsOfDay(),
+            monoNs: nowNs, wallNs: wall, clockSynchronised: clock.synchronised(nowNs: nowNs), localSecondsOfDay: clock.localSecondsOfDay(wallNs: wall),
             meters: meters,
             relays: relays.mapValues { w in
                 let st = w.status
@@ -405,11 +410,42 @@ enum WallClockFault {
     }
 }
 
-func wallSecondsOfDay() -> Double {
-    var t = time(nil)
-    var tmv = tm()
-    localtime_r(&t, &tmv)
-    return Double(tmv.tm_hour * 3600 + tmv.tm_min * 60 + tmv.tm_sec)
+/// What the wall clock can be trusted for: whether the kernel says it is synchronised (adjtimex, read
+/// at most once a second), and the local time of day in the TCC time zone — from `wallNs()`, the clock
+/// seam, so a test can step it. A zone whose tz file is missing gives no time of day: fail closed.
+struct WallClock {
+    let requireSynchronised: Bool
+    let zoneKnown: Bool
+    private var checkedAtNs: UInt64 = 0
+    private var lastSync = false
+
+    init(timezone: String, requireSynchronised: Bool) {
+        self.requireSynchronised = requireSynchronised
+        zoneKnown = timezone == "UTC" || access("/usr/share/zoneinfo/\(timezone)", R_OK) == 0
+        setenv("TZ", zoneKnown ? timezone : "UTC", 1)
+        tzset()
+        if !zoneKnown { log("control.tcc_timezone \(timezone): no /usr/share/zoneinfo/\(timezone) (install tzdata); TCC half hours use the profile's minimum") }
+    }
+
+    mutating func synchronised(nowNs: UInt64) -> Bool {
+        guard requireSynchronised else { return true }
+        if checkedAtNs == 0 || nowNs &- checkedAtNs >= 1_000_000_000 {
+            var status: Int32 = 0
+            var esterror = 0
+            let state = lmc_clock_state(&status, &esterror)
+            lastSync = state >= 0 && state != lmc_time_error && (status & lmc_sta_unsync) == 0
+            checkedAtNs = nowNs
+        }
+        return lastSync
+    }
+
+    func localSecondsOfDay(wallNs: UInt64) -> Double? {
+        guard zoneKnown else { return nil }
+        var t = time_t(wallNs / 1_000_000_000)
+        var tmv = tm()
+        guard localtime_r(&t, &tmv) != nil else { return nil }
+        return Double(tmv.tm_hour * 3600 + tmv.tm_min * 60 + tmv.tm_sec)
+    }
 }
 
 func log(_ message: String) {

@@ -15,10 +15,11 @@ public struct HeadroomController: Sendable {
         public var mp: [String: [Double]?]
         /// Per site id: the metered import (W) in direct mode; nil if unknown.
         public var siteImportW: [String: Double]
-        /// Seconds after local midnight, for TCC profiles and schedules.
-        public var secondsOfDay: Double
+        /// Seconds after local midnight, for TCC profiles and schedules; nil while the wall clock is not
+        /// known to be synchronised: then the profile's minimum and every schedule window hold.
+        public var secondsOfDay: Double?
 
-        public init(mp: [String: [Double]?], siteImportW: [String: Double] = [:], secondsOfDay: Double = 0) {
+        public init(mp: [String: [Double]?], siteImportW: [String: Double] = [:], secondsOfDay: Double? = 0) {
             self.mp = mp
             self.siteImportW = siteImportW
             self.secondsOfDay = secondsOfDay

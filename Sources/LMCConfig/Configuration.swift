@@ -6,6 +6,11 @@ import Headroom
 public struct Configuration: Sendable {
     public var mode: HeadroomController.Mode
     public var periodMilliseconds: Int
+    /// The time zone the TCC half hours and schedules are written in (tz database name).
+    public var tccTimezone: String = "Europe/London"
+    /// The wall clock picks a half hour only when the kernel says it is synchronised (NTP). False: an
+    /// RTC the operator trusts without NTP (documented risk).
+    public var requireSynchronisedClock: Bool = true
     public var measurementPoints: [MeasurementPointConfig]
     public var sites: [SiteConfig]
     public var sources: [String: SiteSources]
@@ -41,6 +46,11 @@ public struct Configuration: Sendable {
         let control = top.table("control")
         let mode = control?.string("mode", default: "direct", oneOf: HeadroomController.Mode.allCases.map(\.rawValue)) ?? "direct"
         let period = control?.number("period_ms", default: 100, min: 10, max: 10_000) ?? 100
+        let zone = control?.string("tcc_timezone", default: "Europe/London") ?? "Europe/London"
+        if zone.isEmpty || zone.hasPrefix("/") || zone.contains("..") || !zone.allSatisfy({ $0.isLetter || $0.isNumber || "/_+-".contains($0) }) {
+            issues.add(control?.table.line(of: "tcc_timezone"), "control.tcc_timezone", "= \"\(zone)\": expected a time zone name such as \"Europe/London\" or \"UTC\"")
+        }
+        let requireSync = control?.bool("require_synchronised_clock", default: true) ?? true
         control?.rejectUnknownKeys()
 
         let mpSections = top.tables("measurement_point")
@@ -74,6 +84,7 @@ public struct Configuration: Sendable {
         }
         guard issues.items.isEmpty else { return .failure(ConfigErrors(issues: issues.items)) }
         return .success(Configuration(mode: HeadroomController.Mode(rawValue: mode)!, periodMilliseconds: Int(period),
+                                      tccTimezone: zone, requireSynchronisedClock: requireSync,
                                       measurementPoints: mps, sites: sites, sources: sources, shapers: shapers, runtime: runtime))
     }
 }

@@ -14,7 +14,7 @@ final class Daemon {
 
     /// `journal`: lmc's stderr goes to this file, which JOURNAL_STREAM names, as systemd connects it
     /// to the journal.
-    init(tag: String, extra: String = "", siteExtra: String = "", environment: [String: String]? = nil, journal: String? = nil) throws {
+    init(tag: String, extra: String = "", siteExtra: String = "", control: String = "", environment: [String: String]? = nil, journal: String? = nil) throws {
         dir = "/tmp/lmc-e2e-\(tag)-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         chmod(dir, 0o755)
@@ -24,7 +24,7 @@ final class Daemon {
                                   validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
         socket = "\(dir)/control.sock"
         path = "\(dir)/lmc.toml"
-        try (RunEndToEnd.config(meterPort: meter.port, chargerPort: charger.port, socket: socket, siteExtra: siteExtra) + extra)
+        try (RunEndToEnd.config(meterPort: meter.port, chargerPort: charger.port, socket: socket, siteExtra: siteExtra, control: control) + extra)
             .write(toFile: path, atomically: true, encoding: .utf8)
         if let journal {
             lmc = try ChildProcess("/bin/sh", ["-c", "exec 2>>\"$0\"; JOURNAL_STREAM=$(stat -c %d:%i \"$0\") exec \"$1\" run --config \"$2\"",
@@ -50,7 +50,7 @@ final class Daemon {
 @Suite(.serialized) struct RunEndToEnd {
     static let loaded = #"{"voltage_l1": 230, "voltage_l2": 230, "voltage_l3": 230, "current_l1": 500, "current_l2": 500, "current_l3": 500, "apparent_power_total": 400000, "power_total": 390000}"#
 
-    static func config(meterPort: Int, chargerPort: Int, socket: String, siteExtra: String = "") -> String {
+    static func config(meterPort: Int, chargerPort: Int, socket: String, siteExtra: String = "", control: String = "") -> String {
         """
         [box]
         id = "e2e"
@@ -64,6 +64,7 @@ final class Daemon {
         [control]
         mode = "incremental"
         period_ms = 100
+        \(control)
         [failsafe]
         good_samples = 5
         startup_delay_max_s = 0
