@@ -17,6 +17,8 @@ public struct ControlCycle: Sendable {
     private var clockOffsetNs: Int64?
     /// Per MP: when its meter's value was last believed (usable and plausible), monotonic ns.
     private var lastBelievedNs: [String: UInt64] = [:]
+    /// The supervisor held the sites at their safe set points last cycle.
+    private var wasHeld = false
     /// Direct mode is running on the set points because a PoC import is missing.
     private var directFallback = false
     public private(set) var cycles = 0
@@ -250,6 +252,13 @@ public struct ControlCycle: Sendable {
         pendingTrips = [:]
         // A confirmed trip: the constraint's trip delay runs again on newer samples before the next site goes.
         if !out.confirmedTrips.isEmpty { headroom.restartTripDelays(now: now) }
+        // Held at the safe set point (start-up, fail-safe, a trip, lockout): the MPs' limits follow what
+        // the sites have, so the way back up is by measured room only, not a ramp towards an old limit.
+        let held = [.startup, .failsafe, .tripped, .lockout].contains(out.mode)
+        if held {
+            headroom.hold(atTotal: config.sites.reduce(0) { $0 + (out.setPoints[$1.id] ?? $1.floorW) })
+        }
+        wasHeld = held
         return out
     }
 

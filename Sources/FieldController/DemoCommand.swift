@@ -165,7 +165,6 @@ struct DemoCommand: ParsableCommand {
         ride_through_s = \(t(3))
         regulate_interval_s = \(t(10))
         release_interval_s = \(t(60))
-        ramp_kw = 8
         filter_s = \(t(5))
         [measurement_point.upper]
         limit_kva = 500

@@ -9,7 +9,7 @@ public enum ExampleSite {
         MeasurementPointConfig(
             id: mpID, kind: .apparentPower, sensitivity: 1,
             upper: .init(trip: 550_000, tripDelay: 30, limit: 500_000, releaseZone: 492_000, releaseTrigger: 488_000),
-            regulateMargin: 8_000, rideThrough: 3, regulateInterval: 10, releaseInterval: 60, rampW: 8_000,
+            regulateMargin: 8_000, rideThrough: 3, regulateInterval: 10, releaseInterval: 60, rampW: .infinity,
             filterTimeConstant: 5)
     }
 

@@ -134,6 +134,11 @@ public struct HeadroomController: Sendable {
 
     public func mp(_ id: String) -> MeasurementPoint? { mps.first { $0.config.id == id } }
 
+    /// The supervisor holds the sites at `totalW` (below what the MPs allow): every MP's limit follows.
+    public mutating func hold(atTotal totalW: Double) {
+        for i in mps.indices { mps[i].hold(atTotal: totalW) }
+    }
+
     /// After a confirmed trip: every MP's trip delay runs again on newer samples (no cascade).
     public mutating func restartTripDelays(now: Double) {
         for i in mps.indices { mps[i].restartTripDelay(now: now) }

@@ -45,7 +45,8 @@ public struct MeasurementPointConfig: Sendable, Equatable {
     public var regulateInterval: Double
     /// While in the release trigger zone, increase at most this often…
     public var releaseInterval: Double
-    /// …by at most this much (W of site import) per step.
+    /// …by what it measures as room up to the release zone, and at most this much (W of site import)
+    /// per step (infinity: no cap beyond the measured room).
     public var rampW: Double
     /// Time constant of the filter the regulate and release decisions see (trip sees the raw value).
     public var filterTimeConstant: Double
@@ -223,9 +224,13 @@ public struct MeasurementPoint: Sendable {
         let v = f[worst]
         filtered = side.sign * v
         let target = side.limit - config.regulateMargin
+
+        // Beyond the limit is judged on the raw worst value (the ride-through is what filters a motor
+        // start), and a reduction takes the measured excess: one step settles a background step.
+        let rawWorst = raw[worst]
         let current = limitW ?? ceilingW
 
-        if v > side.limit {
+        if rawWorst > side.limit {
             if beyondSince == nil { beyondSince = now }
             if now - beyondSince! < config.rideThrough {
                 state = .riding
@@ -233,14 +238,15 @@ public struct MeasurementPoint: Sendable {
                 return
             }
             if state != .regulating || lastRegulate == nil || now - lastRegulate! >= config.regulateInterval {
-                let wanted = min(current, baseW) - (v - target) / gain
+                let excess = max(v, rawWorst) - target
+                let wanted = min(current, baseW) - excess / gain
                 limitW = max(0, wanted)
                 lastRegulate = now
                 // The first release after a reduction waits a full release interval.
                 lastRelease = now
             }
             state = .regulating
-            reason = "\(show(filtered!)) beyond the limit \(show(side.t.limit)): regulating to \(show(side.sign * target))"
+            reason = "\(show(side.sign * max(v, rawWorst))) beyond the limit \(show(side.t.limit)): regulating to \(show(side.sign * target))"
             return
         }
         beyondSince = nil
@@ -249,14 +255,15 @@ public struct MeasurementPoint: Sendable {
         let inReleaseZone = v <= side.releaseZone
         if limitW != nil && (inTrigger || (state == .releasing && inReleaseZone)) {
             if lastRelease == nil || now - lastRelease! >= config.releaseInterval {
-                let room = max(0, (target - v) / gain)
-                let step = min(config.rampW, room)
-                let next = current + step
+                // What the MP measures as room, up to the release zone, above what the sites have now
+                // (their set points, or their metered import in direct mode); at most ramp_kw a step.
+                let room = max(0, (side.releaseZone - v) / gain)
+                let next = min(max(current, baseW + room), current + config.rampW)
                 limitW = next >= ceilingW ? nil : next
                 lastRelease = now
             }
             state = .releasing
-            reason = limitW == nil ? "released fully" : "\(show(filtered!)) in the release zone: releasing"
+            reason = limitW == nil ? "released fully" : "\(show(filtered!)) in the release zone: releasing to \(fmtK(limitW!))"
             return
         }
         if state == .regulating || state == .riding { lastRelease = now }
@@ -264,6 +271,13 @@ public struct MeasurementPoint: Sendable {
         reason = limitW == nil ? "not restricting" : "\(show(filtered!)) in the dead band: holding"
     }
 
+    /// While the supervisor holds the sites below what this MP allows (start-up, fail-safe, a trip), the
+    /// MP's limit follows what they really have, and the next release is due at once: on recovery the
+    /// set point rises only by the room measured, not by a ramp towards an old limit.
+    public mutating func hold(atTotal w: Double) {
+        if limitW.map({ w < $0 }) ?? true { limitW = w }
+        lastRelease = nil   // the first release after the hold is due at once
+    }
     private var filteredStress: [Double] = []
     /// The state before a gap, resumed when values return within maxGap.
     private var stateBeforeGap: MPState = .holding

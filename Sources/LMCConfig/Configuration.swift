@@ -142,7 +142,7 @@ private func readMP(_ s: Section) -> MeasurementPointConfig? {
         rideThrough: s.number("ride_through_s", default: 2, min: 0)!,
         regulateInterval: s.number("regulate_interval_s", default: 10, min: 0)!,
         releaseInterval: s.number("release_interval_s", default: 60, min: 0)!,
-        rampW: (s.number("ramp_kw", default: 5, positive: true) ?? 5) * 1000,
+        rampW: (s.optionalNumber("ramp_kw", positive: true) ?? .infinity) * 1000,
         filterTimeConstant: s.number("filter_s", default: 5, min: 0)!,
         lowestBelievable: s.optionalNumber("lowest_believable_\(u)", min: 0).map { $0 * scale })
     s.rejectUnknownKeys()
