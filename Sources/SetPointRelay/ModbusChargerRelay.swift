@@ -35,6 +35,9 @@ public final class ModbusChargerRelay {
     private let client: ModbusClient
     public private(set) var status = RelayStatus(fallbackProgrammed: false, writes: 0, refreshes: 0)
     private var reconnectsSeen = -1
+    /// When the value last changed (or the connection was new): the charger's settle time runs from
+    /// here, not from a refresh of the same value.
+    private var changedAtNs: UInt64?
     /// How long after a write the readback must match.
     public static let settleSeconds = 2.0
 
@@ -67,6 +70,7 @@ public final class ModbusChargerRelay {
                 try programFallback()
             }
             if changed || due || !status.fallbackProgrammed {
+                if changed || changedAtNs == nil { changedAtNs = nowNs }
                 try write(profile.limit, amps: target)
                 if let life = profile.lifeBit { try write(life, raw: 1) }
                 if !changed { status.refreshes += 1 }
@@ -78,10 +82,12 @@ public final class ModbusChargerRelay {
                 let regs = try client.readRegisters(profile.readbackTable, unit: unit, address: rb.address, count: rb.codec.registerCount)
                 let applied = (try? rb.decodeAmps(regs)) ?? .nan
                 status.appliedA = applied
-                // A charger takes a moment to apply a new limit: judge the readback only once the last
-                // write has had `settleSeconds` to take effect.
-                let settled = status.writtenAtNs.map { nowNs >= $0 + UInt64(Self.settleSeconds * 1e9) } ?? false
-                if settled && !(abs(applied - target) <= max(0.5, conversion.stepA)) {
+                // A charger takes a moment to apply a new limit: judge the readback only once the value
+                // has had `settleSeconds` to take effect (refreshes of the same value do not restart it).
+                // Until then a failure stands: only a matching readback clears it.
+                let settled = changedAtNs.map { nowNs >= $0 + UInt64(Self.settleSeconds * 1e9) } ?? false
+                if !settled { return status }
+                if !(abs(applied - target) <= max(0.5, conversion.stepA)) {
                     markFailing(nowNs, "readback: charger applies \(fmtA(applied)) A, we wrote \(fmtA(target)) A")
                     return status
                 }
@@ -102,6 +108,7 @@ public final class ModbusChargerRelay {
     }
 
     private func programFallback() throws(ModbusError) {
+        changedAtNs = nil   // a new connection (a rebooted charger): the next limit settles afresh
         if let safe = profile.safeCurrent { try write(safe, amps: safeCurrentA) }
         if let t = profile.timeout { try write(t, raw: profile.validitySeconds) }
         status.fallbackProgrammed = true

@@ -88,7 +88,6 @@ final class Daemon {
         ride_through_s = 0.3
         regulate_interval_s = 2
         release_interval_s = 5
-        ramp_kw = 8
         filter_s = 0.2
         [measurement_point.upper]
         limit_kva = 500

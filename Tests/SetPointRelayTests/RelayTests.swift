@@ -140,10 +140,12 @@ let sixteenAmpsW = 16.0 * 3 * 230
         try peer.reboot()
         // The next attempts see the lost connection, reconnect, and program the fallback first.
         var st = relay.apply(watts: sixteenAmpsW, nowNs: monotonicNow() + 100_000_000_000)
-        for _ in 0..<5 where st.failingSinceNs != nil {
+        for _ in 0..<5 where !st.fallbackProgrammed {
             usleep(100_000)
             st = relay.apply(watts: sixteenAmpsW, nowNs: monotonicNow() + 100_000_000_000)
         }
+        // The lost connection stays a failure until the charger's readback matches, after its settle time.
+        st = relay.apply(watts: sixteenAmpsW, nowNs: monotonicNow() + 103_000_000_000)
         #expect(st.failingSinceNs == nil, "\(st.lastError ?? "")")
         let after = Array(peer.writes(until: { w in w.dropFirst(before).contains { $0.address == 1210 } }).dropFirst(before))
         #expect(after.first?.address == 1212, "safe current first after the reboot: \(after.map(\.address))")
@@ -162,7 +164,34 @@ let sixteenAmpsW = 16.0 * 3 * 230
         let st = relay.apply(amps: 25, nowNs: t + 3_000_000_000)
         #expect(st.failingSinceNs != nil)
         #expect(st.lastError == "readback: charger applies 20 A, we wrote 25 A")
-        #expect(relay.apply(amps: 16, nowNs: t + 6_000_000_000).failingSinceNs == nil)
+        // A new value does not clear it: only a readback that matches does, once the charger has had
+        // its time to apply it.
+        #expect(relay.apply(amps: 16, nowNs: t + 6_000_000_000).failingSinceNs != nil)
+        #expect(relay.apply(amps: 16, nowNs: t + 8_100_000_000).failingSinceNs == nil)
+    }
+
+    /// A failing readback stays failing until a matching readback. Before: every refresh write restarted
+    /// the 2 s settle window and cleared the failure, so with a refresh shorter than the settle time
+    /// RELAY_FAILING never rose, and with a longer one it flapped.
+    @Test func aMismatchStaysFailingAcrossRefreshes() throws {
+        let peer = try ChargerPeer(profile: chargerPath("abb-terra-ac"), validity: 3, fallbackA: 6, clampA: 20)
+        defer { peer.stop() }
+        let relay = try ModbusChargerRelay(profile: try chargerProfile("abb-terra-ac", validity: 3), endpoint: .tcp(host: "127.0.0.1", port: peer.port),
+                                           conversion: .init(stepA: 1), safeCurrentA: 6)
+        let t = monotonicNow()
+        _ = relay.apply(amps: 25, nowNs: t)
+        var failingSince: UInt64?
+        var cleared: [Double] = []
+        // Every 100 ms for 8 s: the relay refreshes every second (validity 3 s).
+        for k in 1...80 {
+            let st = relay.apply(amps: 25, nowNs: t + UInt64(k) * 100_000_000)
+            if k >= 25 {
+                if failingSince == nil { failingSince = st.failingSinceNs }
+                if st.failingSinceNs == nil { cleared.append(Double(k) / 10) }
+            }
+        }
+        #expect(failingSince != nil, "the mismatch is reported")
+        #expect(cleared.isEmpty, "failing cleared at \(cleared) s without a matching readback")
     }
 
     @Test func aDeadChargerIsFailingSinceTheFirstAttempt() throws {
