@@ -33,10 +33,17 @@ public struct ControlCycle: Sendable {
     }
 
     /// The safe value each site's charger falls back to on its own (its fallback register), in the
-    /// charger's unit: the firm capacity, stepped down.
+    /// charger's unit: the firm capacity, stepped down — converted at unity power factor, so a power
+    /// factor below 1 never raises the safe current above the firm kVA.
     public func chargerFallback(site: String) -> Double {
         let s = config.sites.first { $0.id == site }!
-        return config.shaper(site).stepped(watts: s.floorW)
+        var shaper = config.shaper(site)
+        switch shaper.unit {
+        case let .ampsPerPhase(n, v, _): shaper.unit = .ampsPerPhase(phases: n, phaseVoltage: v, powerFactor: 1)
+        case .kVA: shaper.unit = .kVA(powerFactor: 1)
+        case .kW: break
+        }
+        return shaper.stepped(watts: s.floorW)
     }
 
     /// Closes the half hour so far (at stop, before a reload).

@@ -18,9 +18,15 @@ public struct ChargerProfile: Sendable, Equatable {
             self.milliamps = milliamps
         }
 
-        /// Register value for a current in A.
+        /// Register value for a current in A. An integer register takes the value rounded toward zero at
+        /// its resolution: a charger is never told more than it was given (the codec itself rounds to
+        /// nearest, as `lmc modbus write` wants).
         func encode(amps: Double) throws(RegisterCodec.CodecError) -> [UInt16] {
-            try codec.encode(milliamps ? amps * 1000 : amps)
+            var v = milliamps ? amps * 1000 : amps
+            if !codec.type.isFloat, v.isFinite {
+                v = ((v / codec.scale) + 1e-9 * (v < 0 ? -1 : 1)).rounded(.towardZero) * codec.scale
+            }
+            return try codec.encode(v)
         }
 
         func decodeAmps(_ regs: [UInt16]) throws(RegisterCodec.CodecError) -> Double {

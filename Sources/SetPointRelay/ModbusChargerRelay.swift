@@ -20,6 +20,8 @@ public struct RelayStatus: Sendable, Equatable {
     public var fallbackProgrammed: Bool
     public var writes: Int
     public var refreshes: Int
+    /// Times the fallback was found forgotten (a reboot the link did not show) and programmed again.
+    public var reprogrammed: Int = 0
 }
 
 /// The Modbus side of one hub charger: programs its fallback first, writes the set point at once on a
@@ -38,6 +40,12 @@ public final class ModbusChargerRelay {
     /// When the value last changed (or the connection was new): the charger's settle time runs from
     /// here, not from a refresh of the same value.
     private var changedAtNs: UInt64?
+    /// When the charger's fallback was last read back (an RTU charger's reboot shows only there).
+    private var fallbackCheckedAtNs: UInt64?
+    /// The charger refused to read its fallback register back: no more checks on this connection.
+    private var fallbackUnreadable = false
+    /// How often the programmed fallback is read back.
+    public static let fallbackCheckSeconds = 10.0
     /// How long after a write the readback must match.
     public static let settleSeconds = 2.0
 
@@ -67,6 +75,11 @@ public final class ModbusChargerRelay {
                 try client.connect()
             }
             if !status.fallbackProgrammed || client.reconnects != reconnectsSeen {
+                try programFallback()
+                fallbackCheckedAtNs = nowNs
+            } else if try fallbackForgotten(nowNs: nowNs) {
+                // The charger rebooted without the link noticing (RTU): its fallback first, again.
+                status.reprogrammed += 1
                 try programFallback()
             }
             if changed || due || !status.fallbackProgrammed {
@@ -107,8 +120,30 @@ public final class ModbusChargerRelay {
         apply(amps: conversion.amps(forWatts: watts, minA: profile.minCurrentA, maxA: maxCurrentA), nowNs: nowNs)
     }
 
+    /// Reads the safe current back every `fallbackCheckSeconds`: a value other than what was programmed
+    /// means the charger forgot it (rebooted). A charger that cannot read the register back is not asked
+    /// again on this connection.
+    private func fallbackForgotten(nowNs: UInt64) throws(ModbusError) -> Bool {
+        guard let safe = profile.safeCurrent, !fallbackUnreadable else { return false }
+        if let at = fallbackCheckedAtNs, nowNs < at + UInt64(Self.fallbackCheckSeconds * 1e9) { return false }
+        fallbackCheckedAtNs = nowNs
+        let regs: [UInt16]
+        do {
+            regs = try client.readRegisters(.holding, unit: unit, address: safe.address, count: safe.codec.registerCount)
+        } catch {
+            // A lost link is the caller's failure (the fallback is programmed again on reconnect); a
+            // charger that refuses to read the register back is not asked again.
+            if error.isConnectionLoss { throw error }
+            fallbackUnreadable = true
+            return false
+        }
+        guard let programmed = try? safe.encode(amps: safeCurrentA) else { return false }
+        return regs != programmed
+    }
+
     private func programFallback() throws(ModbusError) {
         changedAtNs = nil   // a new connection (a rebooted charger): the next limit settles afresh
+        fallbackUnreadable = false
         if let safe = profile.safeCurrent { try write(safe, amps: safeCurrentA) }
         if let t = profile.timeout { try write(t, raw: profile.validitySeconds) }
         status.fallbackProgrammed = true

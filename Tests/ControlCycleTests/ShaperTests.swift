@@ -52,4 +52,13 @@ import Headroom
             #expect(cfg.unit.toWatts(v) <= w + 1e-6, "\(v) A for \(w) W")
         }
     }
+
+    /// The charger's own fallback never exceeds the firm capacity in kVA, whatever the power factor the
+    /// set point is converted with. Before: 150 kW at pf 0.9 became 241 A = 166 kVA of safe current.
+    @Test func theSafeCurrentNeverExceedsTheFirmKVA() throws {
+        var cfg = ExampleSite.cycleConfig()
+        cfg.shapers[ExampleSite.siteID] = ShaperConfig(unit: .ampsPerPhase(phases: 3, phaseVoltage: 230, powerFactor: 0.9), quantum: 1)
+        let cycle = try ControlCycle(cfg)
+        #expect(cycle.chargerFallback(site: ExampleSite.siteID) == 217)   // 150 kVA / 690 V, rounded down
+    }
 }

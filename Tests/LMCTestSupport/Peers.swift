@@ -220,6 +220,14 @@ public final class ChargerPeer: @unchecked Sendable {
         throw PeerError("charger peer did not report its state")
     }
 
+    /// Forgets what was programmed without dropping connections (an RTU charger's reboot).
+    public func forget() {
+        let before = child.lines.filter { $0 == "FORGOTTEN" }.count
+        child.send("forget")
+        let end = Date().addingTimeInterval(5)
+        while child.lines.filter({ $0 == "FORGOTTEN" }).count == before && Date() < end { usleep(10_000) }
+    }
+
     public func reboot() throws {
         let before = child.lines.filter { $0 == "REBOOTED" }.count
         child.send("reboot")

@@ -194,6 +194,39 @@ let sixteenAmpsW = 16.0 * 3 * 230
         #expect(cleared.isEmpty, "failing cleared at \(cleared) s without a matching readback")
     }
 
+    /// A limit written to an integer register rounds toward zero: a charger is never told more than the
+    /// set point. Before: the codec rounded to nearest (16.7 A became 17 A; 6.55 A in 0.1 A steps 6.6 A).
+    @Test func limitsInIntegerRegistersRoundTowardZero() throws {
+        let whole = ChargerProfile.Register(address: 0, codec: RegisterCodec(.u16))
+        #expect(try whole.encode(amps: 16.7) == [16])
+        let tenths = ChargerProfile.Register(address: 0, codec: RegisterCodec(.u16, scale: 0.1))
+        #expect(try tenths.encode(amps: 6.55) == [65])
+        let milli = ChargerProfile.Register(address: 0, codec: RegisterCodec(.u32), milliamps: true)
+        #expect(try milli.encode(amps: 10.0004) == [0, 10_000])
+        let float = ChargerProfile.Register(address: 0, codec: RegisterCodec(.f32))
+        #expect(try float.decodeAmps(float.encode(amps: 16.7)) == Double(Float(16.7)))
+    }
+
+    /// An RTU charger that reboots loses its fallback programming without any connection loss to tell
+    /// us. Before: the relay never programmed it again, so after the reboot the charger would fall back to
+    /// its factory current, not our safe one. Now the relay reads its safe current back every so often
+    /// and programs the fallback again when it differs.
+    @Test func aChargerThatForgotItsFallbackIsProgrammedAgain() throws {
+        let name = "alfen-ng9xx"
+        let peer = try ChargerPeer(profile: chargerPath(name), validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
+        defer { peer.stop() }
+        let relay = try ModbusChargerRelay(profile: try chargerProfile(name), endpoint: .tcp(host: "127.0.0.1", port: peer.port),
+                                           conversion: .init(stepA: 1), safeCurrentA: 10)
+        let t = monotonicNow()
+        relay.apply(amps: 16, nowNs: t)
+        #expect((try peer.state()["safe_a"] as! NSNumber).doubleValue == 10)
+        peer.forget()
+        #expect((try peer.state()["safe_a"] as? NSNumber)?.doubleValue != 10, "the peer forgot")
+        for k in 1...40 { relay.apply(amps: 16, nowNs: t + UInt64(k) * 1_000_000_000) }
+        #expect((try peer.state()["safe_a"] as? NSNumber)?.doubleValue == 10, "the fallback is programmed again")
+        #expect((try peer.state()["limit_a"] as? NSNumber)?.doubleValue == 16)
+    }
+
     @Test func aDeadChargerIsFailingSinceTheFirstAttempt() throws {
         let relay = try ModbusChargerRelay(profile: try chargerProfile("keba-p30"), endpoint: .tcp(host: "127.0.0.1", port: 1),
                                            conversion: .init(), safeCurrentA: 6)

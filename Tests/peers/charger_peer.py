@@ -11,6 +11,8 @@ Reads its register addresses and encodings from an lmc charger profile, encodes 
 - with --refuse-fc6-on-limit, answers function 6 on the limit register with "illegal function"
   (Alfen: float32 registers take function 16 only);
 - prints every write as "WRITE <seconds> fc=<n> addr=<a> values=<list>" so a test sees their order;
+- on a stdin line "forget", forgets what was programmed but keeps its connections (an RTU charger's
+  reboot, which no connection loss reveals);
 - on a stdin line "reboot", drops its connections, forgets what was programmed and serves again on the
   same port; "state" prints "STATE <json>"; "refuse on|off" makes it refuse every write with an
   exception (busy); end of stdin stops it.
@@ -101,6 +103,14 @@ class Charger:
                 idx = rb["address"] + i - start_address
                 if 0 <= idx < len(current_registers):
                     current_registers[idx] = v
+        if "safe_current" in p:
+            # What the charger holds as its fallback: what was programmed, else its own default.
+            sc = p["safe_current"]
+            w = words(sc, self.safe_a if self.safe_a is not None else self.args.fallback_a)
+            for i, v in enumerate(w):
+                idx = sc["address"] + i - start_address
+                if 0 <= idx < len(current_registers):
+                    current_registers[idx] = v
         return None
 
     def device(self):
@@ -157,6 +167,11 @@ async def main():
             charger.reset()
             server, task = await serve()
             print("REBOOTED", flush=True)
+        elif line == "forget":
+            # An RTU charger's reboot: it forgets what was programmed, but the serial line (here the
+            # TCP connection) stays — nothing tells the master it rebooted.
+            charger.reset()
+            print("FORGOTTEN", flush=True)
         elif line == "state":
             print("STATE " + json.dumps(charger.state()), flush=True)
         elif line in ("refuse on", "refuse off"):
