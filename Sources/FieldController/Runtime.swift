@@ -48,6 +48,8 @@ final class Runtime {
     private let notifier = SystemdNotifier()
     private var overruns = 0
     private var clock: WallClock
+    /// [box] hardware_watchdog, once opened: petted only by cycles that finished on time.
+    private var hardwareWatchdog: HardwareWatchdog?
 
     init(config: Configuration, path: String) throws {
         self.config = config
@@ -150,6 +152,20 @@ final class Runtime {
         }
     }
 
+    private func openHardwareWatchdog() {
+        guard config.runtime.hardwareWatchdog != hardwareWatchdog?.path else { return }
+        hardwareWatchdog?.disarm()
+        hardwareWatchdog = nil
+        guard let path = config.runtime.hardwareWatchdog else { return }
+        do {
+            hardwareWatchdog = try HardwareWatchdog(path: path)
+            event(.log, "hardware watchdog \(path) armed: petted from every cycle that finishes on time")
+        } catch {
+            event(.alarmRaised, "HARDWARE_WATCHDOG box: \(error)")
+            status.note("hardware watchdog: \(error)")
+        }
+    }
+
     private func stopIO() {
         upstream?.stop()
         upstream = nil
@@ -180,6 +196,7 @@ final class Runtime {
         event(.start, "lmc \(LMC.version) started, box \(config.runtime.boxID)")
         event(.config, "loaded \(configPath) (fnv1a64 \(configHash))")
         startIO()
+        openHardwareWatchdog()
         notifier.ready(status: "control loop running, \(config.periodMilliseconds) ms period")
         let period = UInt64(config.periodMilliseconds) * 1_000_000
         var next = monotonicNanoseconds() + period
@@ -199,9 +216,17 @@ final class Runtime {
                 if next > now { usleep(UInt32((next - now) / 1000)) }
                 next += period
             }
-            // The watchdog is fed only by cycles that completed within their period.
-            if completed && !overran { notifier.watchdog() }
+            // The watchdogs are fed only by cycles that completed within their period.
+            if completed && !overran {
+                notifier.watchdog()
+                do { try hardwareWatchdog?.pet() } catch {
+                    event(.log, "hardware watchdog: \(error); the box will reset if it cannot be petted")
+                }
+            }
         }
+        // A clean stop disarms it (magic close); a crash or a hang leaves it to reset the box.
+        hardwareWatchdog?.disarm()
+        hardwareWatchdog = nil
         notifier.stopping()
         event(.stop, "stopping on signal")
         write(cycle.finish())
@@ -229,6 +254,7 @@ final class Runtime {
                 cycle = next
                 clock = WallClock(timezone: c.tccTimezone, requireSynchronised: c.requireSynchronisedClock)
                 startIO()
+                openHardwareWatchdog()
                 event(.config, "reloaded \(configPath) (fnv1a64 \(configHash))")
                 status.note("reloaded \(configPath)")
             } catch {

@@ -39,6 +39,8 @@ public struct RuntimeConfig: Sendable {
 
     public var boxID: String
     public var socketPath: String
+    /// The hardware watchdog device lmc run pets from on-time cycles (nil: none).
+    public var hardwareWatchdog: String? = nil
     public var buses: [Bus]
     public var meters: [Meter]
     /// MP id → meter id that measures it.
@@ -84,6 +86,10 @@ extension RuntimeConfig {
         if let box = top.table("box") {
             rc.boxID = box.string("id", default: "lmc")!
             rc.socketPath = box.string("socket", default: "/run/lmc/control.sock")!
+            if let wd = box.string("hardware_watchdog", default: ""), !wd.isEmpty {
+                if !wd.hasPrefix("/") { issues.add(box.table.line(of: "hardware_watchdog"), "box.hardware_watchdog", "= \"\(wd)\": expected an absolute path such as \"/dev/watchdog0\"") }
+                rc.hardwareWatchdog = wd
+            }
             box.rejectUnknownKeys()
         }
         for b in top.tables("bus") {

@@ -55,6 +55,7 @@ final class Daemon {
         [box]
         id = "e2e"
         socket = "\(socket)"
+        \(control.hasPrefix("box:") ? String(control.dropFirst(4)) : "")
         [log]
         directory = "\((socket as NSString).deletingLastPathComponent)"
         sync_interval_s = 0.2
@@ -64,7 +65,7 @@ final class Daemon {
         [control]
         mode = "incremental"
         period_ms = 100
-        \(control)
+        \(control.hasPrefix("box:") ? "" : control)
         [failsafe]
         good_samples = 5
         startup_delay_max_s = 0
@@ -263,6 +264,22 @@ final class Daemon {
         let foreign = try run(Repo.python, [Repo.peer("upstream_client.py"), String(upPort), "--source", "127.0.0.2", "write-float", "1000", "250000", "60"])
         #expect(foreign.out.contains("\"ok\": false"))
         #expect(try d.applied() == 231)
+    }
+
+    /// [box] hardware_watchdog: lmc run pets the device from cycles that finished on time, and disarms it
+    /// with the magic close ("V") on a clean stop. A regular file stands in for /dev/watchdog here.
+    /// Before: the class existed but lmc run never opened the device (the key was refused as unknown).
+    @Test func theHardwareWatchdogIsPettedAndDisarmedOnAStop() throws {
+        let wd = "/tmp/lmc-watchdog-\(getpid())"
+        FileManager.default.createFile(atPath: wd, contents: nil)
+        defer { unlink(wd) }
+        let d = try Daemon(tag: "wd", control: "box:hardware_watchdog = \"\(wd)\"")
+        try waitFor(10, "the watchdog petted") { ((try? String(contentsOfFile: wd, encoding: .utf8)) ?? "").count >= 20 }
+        kill(d.lmc.process.processIdentifier, SIGTERM)
+        d.lmc.process.waitUntilExit()
+        let text = try String(contentsOfFile: wd, encoding: .utf8)
+        #expect(text.hasSuffix("V"), "magic close on a clean stop: …\(text.suffix(10))")
+        #expect(text.dropLast().allSatisfy { $0 == "1" }, "pets only before it")
     }
 
     @Test func aTestTripOpensTheBreakerThroughTheDaemon() throws {
