@@ -22,6 +22,8 @@ public struct ControlCycle: Sendable {
     /// Direct mode is running on the set points because a PoC import is missing.
     private var directFallback = false
     public private(set) var cycles = 0
+    /// This cycle came from a reload and carries the half hour so far (nothing to close for it).
+    public private(set) var halfHourCarried = false
 
     public init(_ config: CycleConfig) throws(ConfigError) {
         self.config = config
@@ -44,6 +46,32 @@ public struct ControlCycle: Sendable {
         case .kW: break
         }
         return shaper.stepped(watts: s.floorW)
+    }
+
+    /// The cycle after a reload (SIGHUP) to `next`. When no site, breaker, limit source or supervisor
+    /// setting changed, it carries on where this one is: the supervisor's mode and timers (no new
+    /// start-up delay), the MP limits, overrides and leases, the shapers and the half hour so far.
+    /// Otherwise it starts afresh, as at power-up.
+    public func reloaded(_ next: CycleConfig) throws(ConfigError) -> ControlCycle {
+        var fresh = try ControlCycle(next)
+        guard next.sites == config.sites, next.sources == config.sources, next.shapers == config.shapers,
+              next.breakerSites == config.breakerSites, next.supervisor == config.supervisor, next.mode == config.mode,
+              next.sitePocMeter == config.sitePocMeter else { return fresh }
+        fresh.supervisor = supervisor
+        fresh.headroom.carryOver(from: headroom)
+        fresh.shapers = shapers
+        fresh.lastMode = lastMode
+        fresh.lastAlarms = lastAlarms
+        fresh.clockOffsetNs = clockOffsetNs
+        fresh.lastBelievedNs = lastBelievedNs
+        fresh.directFallback = directFallback
+        fresh.wasHeld = wasHeld
+        fresh.cycles = cycles
+        if next.measurementPoints == config.measurementPoints {
+            fresh.halfHours = halfHours
+            fresh.halfHourCarried = true
+        }
+        return fresh
     }
 
     /// Closes the half hour so far (at stop, before a reload).

@@ -246,10 +246,13 @@ final class Runtime {
             status.note("reload refused: \(e.issues.count) problem(s) in \(configPath)")
         case .success(let c):
             do {
-                let next = try c.cycle()
+                // No site, breaker or limit changed: the cycle carries on (no new start-up, overrides and
+                // leases kept). Otherwise a fresh cycle, and the half hour so far is closed under the old limits.
+                let next = try cycle.reloaded(c.cycleConfig)
                 stopIO()
-                // Limits or sites may have changed: the half hour so far is closed under the old ones.
-                write(cycle.finish())
+                if !next.halfHourCarried { write(cycle.finish()) }
+                event(.config, next.cycles > 0 ? "reload keeps the control state: no site, breaker or limit changed"
+                                               : "reload starts the control afresh: a site, breaker or limit changed")
                 config = c
                 cycle = next
                 clock = WallClock(timezone: c.tccTimezone, requireSynchronised: c.requireSynchronisedClock)

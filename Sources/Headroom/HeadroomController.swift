@@ -134,6 +134,25 @@ public struct HeadroomController: Sendable {
 
     public func mp(_ id: String) -> MeasurementPoint? { mps.first { $0.config.id == id } }
 
+    /// After a reload that changed no site: what was decided so far carries over — the set points sent,
+    /// the state of every MP whose configuration is unchanged, the overrides and remote leases.
+    public mutating func carryOver(from old: HeadroomController) {
+        for i in mps.indices {
+            if let o = old.mps.first(where: { $0.config == mps[i].config }) {
+                var m = o
+                m.maxGap = mps[i].maxGap
+                mps[i] = m
+            }
+        }
+        for site in siteConfigs {
+            if let w = old.sent[site.id] { sent[site.id] = w }
+            let was = old.sources[site.id]
+            sources[site.id, default: SiteSources()].override = was?.override
+            sources[site.id, default: SiteSources()].remote = was?.remote
+        }
+        lastTick = old.lastTick
+    }
+
     /// The supervisor holds the sites at `totalW` (below what the MPs allow): every MP's limit follows.
     public mutating func hold(atTotal totalW: Double) {
         for i in mps.indices { mps[i].hold(atTotal: totalW) }

@@ -66,6 +66,17 @@ struct ScenarioRun {
             if t > duration + 1e-9 { break }
             let monoNs = UInt64((t + 1) * 1e9)
             while nextSet < sets.count, (sets[nextSet].table.number("t") ?? 0) <= t + 1e-9 {
+                if let file = sets[nextSet].table.string("reload") {
+                    // SIGHUP with this config: what lmc run does, through the same call.
+                    let text = try String(contentsOf: Self.folder.appendingPathComponent(file), encoding: .utf8)
+                    switch Configuration.parse(text) {
+                    case .failure(let e): throw ScenarioError("\(name): reload \(file) does not load:\n\(e)")
+                    case .success(let c):
+                        cc = c.cycleConfig
+                        cc.periodSeconds = period
+                        cycle = try cycle.reloaded(cc)
+                    }
+                }
                 try world.apply(sets[nextSet], at: monoNs, scenario: name)
                 nextSet += 1
             }
