@@ -42,6 +42,7 @@ struct ConfigCommand: ParsableCommand {
                     printError("\(config): \(error)")
                     throw ExitCode(2)
                 }
+                for w in c.warnings { printError("\(config): warning: \(w)") }
                 print("\(config): ok — \(c.measurementPoints.count) measurement point\(c.measurementPoints.count == 1 ? "" : "s"), \(c.sites.count) site\(c.sites.count == 1 ? "" : "s"), \(c.mode.rawValue) mode, \(c.periodMilliseconds) ms period")
             }
         }
@@ -66,7 +67,8 @@ struct ConfigCommand: ParsableCommand {
                     print(report([issue(nil, "", "\(error)")]))
                     throw ExitCode(2)
                 }
-                print(report([], [("measurement_points", .array(c.measurementPoints.map { .string($0.id) })),
+                print(report([], [("warnings", .array(c.warnings.map { .string($0) })),
+                                  ("measurement_points", .array(c.measurementPoints.map { .string($0.id) })),
                                   ("sites", .array(c.sites.map { .string($0.id) })),
                                   ("mode", .string(c.mode.rawValue)), ("period_ms", .int(c.periodMilliseconds))]))
             }

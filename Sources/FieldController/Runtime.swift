@@ -195,6 +195,7 @@ final class Runtime {
         if logStore == nil { openLog() }
         event(.start, "lmc \(LMC.version) started, box \(config.runtime.boxID)")
         event(.config, "loaded \(configPath) (fnv1a64 \(configHash))")
+        for w in config.warnings { event(.log, "config warning: \(w)") }
         startIO()
         openHardwareWatchdog()
         notifier.ready(status: "control loop running, \(config.periodMilliseconds) ms period")

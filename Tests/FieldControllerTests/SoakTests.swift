@@ -4,7 +4,7 @@ import Testing
 
 /// `lmc run` for minutes against its peers while a fault schedule runs; the invariants are checked
 /// from outside, from what the peers saw and what the log says. `make test` runs it for
-/// LMC_SOAK_SECONDS (default 164: every fault once); `make soak` for an hour.
+/// LMC_SOAK_SECONDS (default 188: every fault once); `make soak` for an hour.
 @Suite(.serialized) struct Soak {
     /// Where the plant is: 250 kVA background swinging ±100 kVA over a 90 s "day", a 250 kW site with
     /// 150 kW firm: at the peak the site must come down to 150 kW.
@@ -13,6 +13,7 @@ import Testing
     static let safeA = 217.0
 
     enum Fault: String, CaseIterable { case meterSilent = "meter silent", meterFrozen = "meter frozen", meterNaN = "meter NaN",
+                                        meterZero = "meter stuck at 0 VA", flakyMeter = "one bad poll in 20",
                                         lineGarbage = "garbage on the RTU line",
                                         chargerReboot = "charger reboot", chargerRefuses = "charger refusing writes", cpmsAway = "CPMS away", badReload = "bad config reload",
                                         goodReload = "good config reload", breakerStuck = "breaker not confirming a trip", clockJump = "wall clock steps 2 h",
@@ -28,7 +29,7 @@ import Testing
     }
 
     @Test func faultsUnderLoadKeepEveryInvariant() throws {
-        let seconds = Double(ProcessInfo.processInfo.environment["LMC_SOAK_SECONDS"] ?? "") ?? 164
+        let seconds = Double(ProcessInfo.processInfo.environment["LMC_SOAK_SECONDS"] ?? "") ?? 188
         let fp = try OSCPPeer(initialToken: "initial-fp-token", requireHeartbeatS: 1, sendHeartbeatS: 0.3)
         defer { fp.stop() }
         // The meter on an RS-485 line: lmc ↔ pty pair ↔ a tap that can corrupt bytes ↔ pty pair ↔ pymodbus.
@@ -57,6 +58,7 @@ import Testing
             .replacingOccurrences(of: "tcp = \"127.0.0.1:1\"", with: "rtu = \"\(lmcLine.a)\"\nbaud = 115200")
             + OSCPEndToEnd.oscpConfig(fpPort: fp.port, ourPort: try OSCPEndToEnd.freePort()))
             .replacingOccurrences(of: "recovery_ramp_kw_per_s = 100", with: "recovery_ramp_kw_per_s = 10")
+            .replacingOccurrences(of: "filter_s = 0.2", with: "filter_s = 0.2\nlowest_believable_kva = 50")
             .replacingOccurrences(of: "ramp_up_kw_per_s = 100", with: "ramp_up_kw_per_s = 10")
             .replacingOccurrences(of: "profile = \"alfen-ng9xx\"", with: "profile = \"\(profile)\"")
             // A breaker on simulated GPIO lines whose contact can be made to stick; it recloses 2 s after a trip.
@@ -87,7 +89,7 @@ import Testing
                 let site = min(250, limitA / Self.ampsPerKVA)
                 let trafo = Self.background(t) + site
                 let (fault, since) = plant.lock.withLock { (plant.faultNow, t - plant.faultStart) }
-                if fault != .meterNaN {
+                if fault != .meterNaN && fault != .meterZero {
                     let amps = trafo * 1000 / 690
                     meter.send("set {\"apparent_power_total\": \(trafo * 1000), \"power_total\": \(trafo * 980), \"current_l1\": \(amps), \"current_l2\": \(amps), \"current_l3\": \(amps)}")
                 }
@@ -115,6 +117,13 @@ import Testing
                 meter.send("freeze on"); usleep(3_000_000); meter.send("freeze off")
             case .meterNaN:
                 meter.send("set {\"current_l1\": NaN, \"apparent_power_total\": NaN}"); usleep(3_000_000)
+            case .meterZero:
+                // An open CT or a shorting link left in: the meter answers, with 0 VA and 0 A.
+                meter.send("set {\"apparent_power_total\": 0, \"power_total\": 0, \"current_l1\": 0, \"current_l2\": 0, \"current_l3\": 0}")
+                usleep(3_000_000)
+            case .flakyMeter:
+                // One poll in 20 goes unanswered: the box must keep seeing, and keep the constraint.
+                meter.send("flaky 20"); usleep(8_000_000); meter.send("flaky off")
             case .lineGarbage:
                 tap.send("garbage on"); usleep(3_000_000); tap.send("garbage off")
             case .chargerReboot:
@@ -165,7 +174,7 @@ import Testing
 
         // 1. While blind (the meter silent, frozen or NaN for longer than the blind time plus the time to
         //    judge it), the charger is never above the safe current.
-        let blindFaults: Set<Fault> = [.meterSilent, .meterFrozen, .meterNaN, .lineGarbage]
+        let blindFaults: Set<Fault> = [.meterSilent, .meterFrozen, .meterNaN, .meterZero, .lineGarbage]
         let blindSamples = samples.filter { s in s.fault.map { blindFaults.contains($0) } == true && s.sinceFault > 2.0 && s.sinceFault < 2.9 }
         #expect(!blindSamples.isEmpty)
         let above = blindSamples.filter { $0.limitA > Self.safeA + 0.5 }
@@ -180,7 +189,7 @@ import Testing
             // A charger refusing writes cannot be curtailed: that is the non-response path (trip after the
             // response time), not a control failure, so its window is left out.
             // lmc is blind (meter faults) or not running (the kill) in the others.
-            let notSeeing: Set<Fault> = [.meterSilent, .meterFrozen, .meterNaN, .lineGarbage, .chargerRefuses, .kill, .breakerStuck]
+            let notSeeing: Set<Fault> = [.meterSilent, .meterFrozen, .meterNaN, .meterZero, .lineGarbage, .chargerRefuses, .kill, .breakerStuck]
             if s.trafo > 510 && !(s.fault.map(notSeeing.contains) ?? false) { over += dt; worst = max(worst, over) } else { over = 0 }
         }
         #expect(worst <= 1.5, "\(worst) s above 510 kVA while seeing")
@@ -199,6 +208,7 @@ import Testing
             #expect(has("(CRC error)") || has("(invalid reply") || (slow && has("(timeout)")), "garbage on the line named as the reason")
         }
         if injected.contains(.meterNaN) { #expect(has("is NaN or infinite"), "a NaN reading named as the reason") }
+        if injected.contains(.meterZero) { #expect(has("below the lowest believable"), "a meter reading 0 VA is not believed, and says why") }
         // Alarms are raised once per episode, not every cycle while their message changes.
         let raised = events.split(separator: "\n").filter { $0.split(separator: ",").dropFirst(3).first == "alarm_raised" }.count
         #expect(raised <= 3 * injected.count + 3, "\(raised) alarms raised for \(injected.count) faults")

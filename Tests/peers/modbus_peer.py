@@ -136,6 +136,12 @@ async def main():
         async def action(function_code, start_address, address, count, current_registers, set_values):
             if live["silent"]:
                 await asyncio.sleep(30)
+            # "flaky N": every Nth request goes unanswered for a second (the client times out): one bad
+            # poll in N, the rest good — a busy or noisy meter.
+            if live.get("flaky"):
+                live["requests"] = live.get("requests", 0) + 1
+                if live["requests"] % live["flaky"] == 0:
+                    await asyncio.sleep(1)
             # Real meters never repeat bit-identical readings under load: --jitter adds a little noise so
             # that lmc's frozen-value rule does not (rightly) call a constant reading frozen.
             # "freeze on": the meter repeats the last registers it sent, bit for bit (a stuck meter).
@@ -182,6 +188,8 @@ async def main():
                 live["frozen"] = True
             elif line == "freeze off":
                 live["frozen"] = False
+            elif line.startswith("flaky "):
+                live["flaky"] = 0 if line == "flaky off" else int(line[6:])
             print(f"OK {line}", flush=True)
         loop.call_soon_threadsafe(stop.set)
 
