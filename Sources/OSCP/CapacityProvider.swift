@@ -77,6 +77,15 @@ public struct OSCPConfig: Sendable, Equatable {
         }
         for u in allowedFPBaseURLs where HTTPURL(u) == nil { e.append("oscp.fp_allowed_base_urls: '\(u)' is not an http(s) URL") }
         if clientCAFile != nil && certificate == nil { e.append("oscp.client_ca_file needs tls_certificate and tls_key (mutual TLS is TLS)") }
+        // Only regular files go to OpenSSL (a device or a FIFO named here would hang the check).
+        for (k, f) in [("tls_certificate", certificate), ("tls_key", key), ("ca_file", caFile), ("client_ca_file", clientCAFile)] {
+            guard let f else { continue }
+            var st = stat()
+            if stat(f, &st) != 0 || (st.st_mode & S_IFMT) != S_IFREG {
+                e.append("oscp.\(k): '\(f)' is not a readable regular file")
+                return e
+            }
+        }
         // The files must load now: a provider that cannot start is a refused config, not a box running without it.
         if let certificate, let key {
             do { TLSSeam.freeContext(try TLSSeam.serverContext(certificate: certificate, key: key, clientCA: clientCAFile)) } catch { e.append("oscp: \(error)") }
