@@ -61,4 +61,17 @@ public final class LoopThread: Sendable {
         let t = thread.withLock { t -> ServiceThread? in defer { t = nil }; return t }
         t?.join()
     }
+
+    /// Sets the flag and returns at once; the loop ends after its current turn (for a loop that may be
+    /// waiting on a peer, stopped from a thread that must not wait: the control loop on a reload).
+    public func requestStop() {
+        stopFlag.store(true, ordering: .releasing)
+        let t = thread.withLock { t -> ServiceThread? in defer { t = nil }; return t }
+        if let t { DetachedJoin.later(t) }
+    }
+}
+
+/// Joins a finished-later thread from a thread of its own, so its resources are reclaimed.
+enum DetachedJoin {
+    static func later(_ t: ServiceThread) { _ = ServiceThread { t.join() } }
 }

@@ -222,8 +222,10 @@ public final class OSCPCapacityProvider: Sendable {
 
     public func start() { loop.start { [self] in run() } }
 
+    /// Stops without waiting on the FP: a request in flight ends at its own deadline (5 s) on the
+    /// provider's thread, which then exits. Called by the control loop on a reload.
     public func stop() {
-        loop.stop()
+        loop.requestStop()
         server.withLock { $0 }?.stop()
     }
 
