@@ -261,7 +261,8 @@ public final class OSCPCapacityProvider: Sendable {
         do {
             let r = try client.post(url, headers: headers(fp.token), body: body)
             guard (200..<300).contains(r.status) else {
-                return .failure(HTTPError("\(url.path): HTTP \(r.status)\(r.header("X-Error-Message").map { " (\($0))" } ?? "")"))
+                // The FP's own words, bounded and printable: they reach the console and the events ring.
+                return .failure(HTTPError("\(url.path): HTTP \(r.status)\(r.header("X-Error-Message").map { " (\(printableText($0, max: 200)))" } ?? "")"))
             }
             return .success(())
         } catch {
