@@ -35,6 +35,9 @@ public final class ServiceThread: @unchecked Sendable {
 
     /// Waits for `body` to return.
     public func join() { pthread_join(handle, nil) }
+
+    /// Lets the thread end on its own: its resources are reclaimed when `body` returns (never join after).
+    public func detach() { pthread_detach(handle) }
 }
 
 /// A loop on its own POSIX thread with a stop flag — what every worker here (bus pollers, charger
@@ -67,11 +70,6 @@ public final class LoopThread: Sendable {
     public func requestStop() {
         stopFlag.store(true, ordering: .releasing)
         let t = thread.withLock { t -> ServiceThread? in defer { t = nil }; return t }
-        if let t { DetachedJoin.later(t) }
+        t?.detach()
     }
-}
-
-/// Joins a finished-later thread from a thread of its own, so its resources are reclaimed.
-enum DetachedJoin {
-    static func later(_ t: ServiceThread) { _ = ServiceThread { t.join() } }
 }
