@@ -271,3 +271,25 @@ extension OSCPServerStop {
         #expect(finished.all.isEmpty, "stop() returned while the FP was still answering")
     }
 }
+
+extension ProviderTrustBoundaries {
+    /// A compliance error is an alarm that clears (with an event) — it used to be raised and never cleared —
+    /// and its text reaches the console without terminal escapes.
+    @Test func aComplianceErrorStandsThenClearsAndItsTextIsPrintable() throws {
+        var c = config()
+        c.refreshS = 0.5
+        let events = EventLog()
+        let p = try OSCPCapacityProvider(c) { text, alarm in events.add(text, alarm) }
+        p.start()
+        defer { p.stop() }
+        let r = try post(p, "group_capacity_compliance_error", "{\"message\": \"cannot go below 200 kW \\u001b[2J\\u001b]0;owned\\u0007\"}")
+        #expect(r.status == 204)
+        let st = try #require(p.status(site: "hub"))
+        #expect(st.complianceError?.contains("cannot go below 200 kW ?[2J?]0;owned?") == true, "\(st.complianceError ?? "nil")")
+        #expect(events.all.contains { $0.alarm && $0.text.contains("cannot comply") && !$0.text.contains("\u{1B}") })
+        let end = Date().addingTimeInterval(5)
+        while p.status(site: "hub")?.complianceError != nil && Date() < end { usleep(50_000) }
+        #expect(p.status(site: "hub")?.complianceError == nil)
+        #expect(events.all.contains { !$0.alarm && $0.text.contains("compliance error of group hub-group cleared") })
+    }
+}
