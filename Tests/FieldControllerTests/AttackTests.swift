@@ -122,12 +122,19 @@ import Testing
             #expect(heartbeat(port) != nil)
         }
         try underAttack("Modbus connection flood (300)", d) {
-            var held: [RawTCP] = []
-            for _ in 0..<300 { if let c = try? RawTCP(port: port) { held.append(c) } }
-            try stillCycling(d, "Modbus flood")
-            let closed = held.filter { $0.closedByPeer(within: 0.05) }.count
-            #expect(closed >= 300 - 8 - 5, "connections beyond max_clients are closed at once (\(closed) of \(held.count))")
-            held.forEach { $0.close() }
+            // In waves of 60 held at once: the test process shares its descriptors with the suites running
+            // beside it, whose libmodbus clients use select() and abort on a descriptor past FD_SETSIZE.
+            var closed = 0, opened = 0
+            for wave in 0..<5 {
+                var held: [RawTCP] = []
+                for _ in 0..<60 { if let c = try? RawTCP(port: port) { held.append(c) } }
+                opened += held.count
+                if wave == 2 { try stillCycling(d, "Modbus flood") }
+                closed += held.filter { $0.closedByPeer(within: 0.05) }.count
+                held.forEach { $0.close() }
+                usleep(100_000)
+            }
+            #expect(closed >= opened - 5 * 8 - 5, "connections beyond the caps are closed at once (\(closed) of \(opened))")
             usleep(200_000)
             #expect(heartbeat(port) != nil, "served again once the flood is gone")
         }
