@@ -214,6 +214,7 @@ extension RuntimeConfig {
             limits.idleTimeoutMilliseconds = Int(u.number("idle_timeout_s", default: 60, min: 1, max: 3600)! * 1000)
             limits.frameDeadlineMilliseconds = Int(u.number("frame_deadline_ms", default: 1000, min: 50, max: 10_000)!)
             limits.sendDeadlineMilliseconds = Int(u.number("send_deadline_ms", default: 2000, min: 50, max: 60_000)!)
+            limits.maxClientsPerAddress = Int(u.number("max_clients_per_address", default: 4, min: 1, max: 256)!)
             var writers = Set<String>()
             if let v = u.table["allowed_writers"] {
                 if case .array(let items) = v {

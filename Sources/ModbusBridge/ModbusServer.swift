@@ -17,7 +17,8 @@ import LMCPlatform
 /// (the control loop) never waits on a peer.
 ///
 /// TCP is served with our own framing over non-blocking sockets and `poll()` (no `FD_SETSIZE` limit):
-/// at most ``TCPLimits/maxClients`` connections (more are accepted and closed at once), each closed
+/// at most ``TCPLimits/maxClients`` connections and ``TCPLimits/maxClientsPerAddress`` from one address
+/// (more are accepted and closed at once), each closed
 /// when idle too long, when a frame does not complete within its deadline (a byte-dripping client),
 /// or when its replies are not read within the send deadline (a client that never reads). RTU uses
 /// libmodbus for framing and CRC and the same reply logic.
@@ -51,13 +52,16 @@ public final class ModbusServer: Sendable {
         public var frameDeadlineMilliseconds: Int
         /// Replies waiting to be sent for this long (the client does not read) close the connection.
         public var sendDeadlineMilliseconds: Int
+        /// Connections one client address may hold at once: one host cannot take every slot.
+        public var maxClientsPerAddress: Int
 
         public init(maxClients: Int = 16, idleTimeoutMilliseconds: Int = 60_000, frameDeadlineMilliseconds: Int = 1_000,
-                    sendDeadlineMilliseconds: Int = 2_000) {
+                    sendDeadlineMilliseconds: Int = 2_000, maxClientsPerAddress: Int = 4) {
             self.maxClients = maxClients
             self.idleTimeoutMilliseconds = idleTimeoutMilliseconds
             self.frameDeadlineMilliseconds = frameDeadlineMilliseconds
             self.sendDeadlineMilliseconds = sendDeadlineMilliseconds
+            self.maxClientsPerAddress = maxClientsPerAddress
         }
     }
 
@@ -445,7 +449,8 @@ public final class ModbusServer: Sendable {
                 for _ in 0..<64 {
                     let fd = Seam.acceptClient(listener)
                     if fd < 0 { break }
-                    if clients.count >= limits.maxClients {
+                    let peer = peerAddress(fd)
+                    if clients.count >= limits.maxClients || clients.filter({ $0.peer == peer }).count >= limits.maxClientsPerAddress {
                         counters.withLock { $0.refused += 1 }
                         Sys.close(fd)
                         continue
@@ -456,7 +461,7 @@ public final class ModbusServer: Sendable {
                     // read meet the send deadline soon, and bounds what it holds of our memory.
                     var sndbuf: Int32 = 32 * 1024
                     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, socklen_t(MemoryLayout<Int32>.size))
-                    clients.append(Connection(fd: fd, peer: peerAddress(fd), lastRequestNs: now))
+                    clients.append(Connection(fd: fd, peer: peer, lastRequestNs: now))
                     counters.withLock { $0.accepted += 1 }
                 }
             }

@@ -35,6 +35,9 @@ public final class ServiceThread: @unchecked Sendable {
 
     /// Waits for `body` to return.
     public func join() { pthread_join(handle, nil) }
+
+    /// Lets the thread end on its own: its resources are reclaimed when `body` returns (never join after).
+    public func detach() { pthread_detach(handle) }
 }
 
 /// A loop on its own POSIX thread with a stop flag — what every worker here (bus pollers, charger
@@ -60,5 +63,13 @@ public final class LoopThread: Sendable {
         stopFlag.store(true, ordering: .releasing)
         let t = thread.withLock { t -> ServiceThread? in defer { t = nil }; return t }
         t?.join()
+    }
+
+    /// Sets the flag and returns at once; the loop ends after its current turn (for a loop that may be
+    /// waiting on a peer, stopped from a thread that must not wait: the control loop on a reload).
+    public func requestStop() {
+        stopFlag.store(true, ordering: .releasing)
+        let t = thread.withLock { t -> ServiceThread? in defer { t = nil }; return t }
+        t?.detach()
     }
 }

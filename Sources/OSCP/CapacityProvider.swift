@@ -77,6 +77,15 @@ public struct OSCPConfig: Sendable, Equatable {
         }
         for u in allowedFPBaseURLs where HTTPURL(u) == nil { e.append("oscp.fp_allowed_base_urls: '\(u)' is not an http(s) URL") }
         if clientCAFile != nil && certificate == nil { e.append("oscp.client_ca_file needs tls_certificate and tls_key (mutual TLS is TLS)") }
+        // Only regular files go to OpenSSL (a device or a FIFO named here would hang the check).
+        for (k, f) in [("tls_certificate", certificate), ("tls_key", key), ("ca_file", caFile), ("client_ca_file", clientCAFile)] {
+            guard let f else { continue }
+            var st = stat()
+            if stat(f, &st) != 0 || (st.st_mode & S_IFMT) != S_IFREG {
+                e.append("oscp.\(k): '\(f)' is not a readable regular file")
+                return e
+            }
+        }
         // The files must load now: a provider that cannot start is a refused config, not a box running without it.
         if let certificate, let key {
             do { TLSSeam.freeContext(try TLSSeam.serverContext(certificate: certificate, key: key, clientCA: clientCAFile)) } catch { e.append("oscp: \(error)") }
@@ -213,8 +222,10 @@ public final class OSCPCapacityProvider: Sendable {
 
     public func start() { loop.start { [self] in run() } }
 
+    /// Stops without waiting on the FP: a request in flight ends at its own deadline (5 s) on the
+    /// provider's thread, which then exits. Called by the control loop on a reload.
     public func stop() {
-        loop.stop()
+        loop.requestStop()
         server.withLock { $0 }?.stop()
     }
 
@@ -250,7 +261,8 @@ public final class OSCPCapacityProvider: Sendable {
         do {
             let r = try client.post(url, headers: headers(fp.token), body: body)
             guard (200..<300).contains(r.status) else {
-                return .failure(HTTPError("\(url.path): HTTP \(r.status)\(r.header("X-Error-Message").map { " (\($0))" } ?? "")"))
+                // The FP's own words, bounded and printable: they reach the console and the events ring.
+                return .failure(HTTPError("\(url.path): HTTP \(r.status)\(r.header("X-Error-Message").map { " (\(printableText($0, max: 200)))" } ?? "")"))
             }
             return .success(())
         } catch {

@@ -326,6 +326,10 @@ public func constantTimeEquals(_ a: String, _ b: String) -> Bool {
     return diff == 0
 }
 
+/// A server-side TLS session handed from the accept thread to the connection's thread (which owns it:
+/// the Connection frees it).
+private struct TLSSession: @unchecked Sendable { let ssl: OpaquePointer }
+
 /// A POSIX thread that is never joined (one per inbound connection, bounded by the server's cap).
 private final class DetachedThread {
     private final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
@@ -435,15 +439,23 @@ public final class HTTPServer: Sendable {
                 inet_ntop(AF_INET, &peer.sin_addr, &ip, 64)
                 let peerText = String(decoding: ip.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 let deadline = monotonicNanoseconds() + UInt64(requestDeadlineSeconds * 1e9)
+                // The TLS session is made here, on the accept thread (no I/O): it holds its own reference
+                // to the context, so stop() may free the context while connections are still in flight.
+                var session: TLSSession?
+                if let tlsCtx {
+                    guard let ssl = TLSSeam.newSession(tlsCtx.ctx, fd: c, server: true) else { Sys.close(c); continue }
+                    session = TLSSession(ssl: ssl)
+                }
                 shared.active.add(1, ordering: .relaxed)
-                let started = DetachedThread.start {
+                let started = DetachedThread.start { [session] in
                     let conn = Connection(fd: c, deadlineNs: deadline)
-                    let timedOut = Self.serve(conn, peer: peerText, tls: tlsCtx?.ctx, maxBody: maxBody, handler: handler)
+                    let timedOut = Self.serve(conn, peer: peerText, tls: session?.ssl, maxBody: maxBody, handler: handler)
                     shared.counters.withLock { $0.served += 1; if timedOut { $0.timedOut += 1 } }
                     shared.active.subtract(1, ordering: .relaxed)
                 }
                 if !started {
                     shared.active.subtract(1, ordering: .relaxed)
+                    if let session { TLSSeam.close(session.ssl) }
                     Sys.close(c)
                 }
             }
@@ -452,20 +464,20 @@ public final class HTTPServer: Sendable {
 
     deinit { stop() }
 
-    /// Stops accepting, then waits for the connections in flight (each ends at its deadline at the latest).
+    /// Stops accepting and returns at once (at most one 200 ms poll of the accept thread): it never waits
+    /// on a peer — whoever calls it (a reload from the control loop) is not held by a dripping client.
+    /// Connections in flight end on their own at their deadline; their TLS sessions keep the context
+    /// alive until then (OpenSSL counts the references).
     public func stop() {
         guard !shared.stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         loop.stop()
-        let end = monotonicNanoseconds() + UInt64((requestDeadlineSeconds + 1) * 1e9)
-        while shared.active.load(ordering: .relaxed) > 0 && monotonicNanoseconds() < end { usleep(5_000) }
         Sys.close(listenFD)
-        // The context is freed only when no connection can still use it.
-        if let tls, shared.active.load(ordering: .relaxed) == 0 { TLSSeam.freeContext(tls.ctx) }
+        if let tls { TLSSeam.freeContext(tls.ctx) }
     }
 
     /// Serves one request; returns true when the deadline cut it.
     @discardableResult
-    static func serve(_ conn: Connection, peer: String, tls: OpaquePointer?, maxBody: Int, handler: Handler) -> Bool {
+    static func serve(_ conn: Connection, peer: String, tls ssl: OpaquePointer?, maxBody: Int, handler: Handler) -> Bool {
         func reply(_ r: HTTPResponse) {
             var head = "HTTP/1.1 \(r.status) \(HTTPResponse.reason(r.status))\r\n"
             // Our own headers never carry CR or LF (a message echoing a peer's text could).
@@ -475,8 +487,7 @@ public final class HTTPServer: Sendable {
         }
         func refuse(_ status: Int, _ message: String) { reply(HTTPResponse(status: status, headers: [("X-Error-Message", message)])) }
         func timedOut(_ e: HTTPError) -> Bool { e.description.hasPrefix("timed out") }
-        if let tls {
-            guard let ssl = TLSSeam.newSession(tls, fd: conn.fd, server: true) else { return false }
+        if let ssl {
             do { try conn.handshake(ssl) } catch { return timedOut(error) }
         }
         let head: String?

@@ -10,7 +10,8 @@ import Testing
         let c = try Configuration.parse(base() + "\n[upstream]\nallowed_writers = [\"10.20.0.5\"]\n").get()
         let u = try #require(c.runtime.upstream)
         #expect(u.listen == "127.0.0.1" && u.port == 1502)
-        #expect(u.limits == .init(maxClients: 16, idleTimeoutMilliseconds: 60_000, frameDeadlineMilliseconds: 1000, sendDeadlineMilliseconds: 2000))
+        #expect(u.limits == .init(maxClients: 16, idleTimeoutMilliseconds: 60_000, frameDeadlineMilliseconds: 1000, sendDeadlineMilliseconds: 2000,
+                                  maxClientsPerAddress: 4))
         let named = try Configuration.parse(base() + """
 
             [upstream]
@@ -20,9 +21,11 @@ import Testing
             idle_timeout_s = 30
             frame_deadline_ms = 500
             send_deadline_ms = 1000
+            max_clients_per_address = 2
             """).get().runtime.upstream
         #expect(named?.listen == "10.20.0.9" && named?.port == 502)
-        #expect(named?.limits == .init(maxClients: 4, idleTimeoutMilliseconds: 30_000, frameDeadlineMilliseconds: 500, sendDeadlineMilliseconds: 1000))
+        #expect(named?.limits == .init(maxClients: 4, idleTimeoutMilliseconds: 30_000, frameDeadlineMilliseconds: 500, sendDeadlineMilliseconds: 1000,
+                                       maxClientsPerAddress: 2))
     }
 
     @Test func aHostNameOrAnUnboundedLimitIsRefused() {

@@ -5,10 +5,17 @@ import Foundation
 public final class RawTCP {
     public private(set) var fd: Int32
 
-    public init(port: Int, host: String = "127.0.0.1", receiveBuffer: Int32? = nil) throws {
-        guard host == "127.0.0.1" || host.hasPrefix("127.") else { throw PeerError("RawTCP is for loopback only, not \(host)") }
+    public init(port: Int, host: String = "127.0.0.1", source: String? = nil, receiveBuffer: Int32? = nil) throws {
+        guard host.hasPrefix("127."), source.map({ $0.hasPrefix("127.") }) ?? true else { throw PeerError("RawTCP is for loopback only, not \(host)") }
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { fd = -1; throw PeerError("socket: \(errno)") }
+        if let source {
+            // Another loopback address as our own: a second "host" on 127.0.0.0/8.
+            var s = sockaddr_in()
+            s.sin_family = sa_family_t(AF_INET)
+            inet_pton(AF_INET, source, &s.sin_addr)
+            _ = withUnsafePointer(to: &s) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
         if var rb = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, socklen_t(MemoryLayout<Int32>.size)) }
         var tv = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

@@ -233,3 +233,63 @@ final class EventLog: @unchecked Sendable {
         #expect(old.out == "000")
     }
 }
+
+@Suite struct OSCPServerStop {
+    /// A reload stops the OSCP endpoint from the control loop's thread: stop() must not wait for a client
+    /// that drips (the first version of the concurrent server waited for its deadline + 1 s).
+    @Test func stopDoesNotWaitForAClientInFlight() throws {
+        let server = try HTTPServer(host: "127.0.0.1", port: 0, requestDeadlineSeconds: 5) { _ in HTTPResponse(status: 204) }
+        let drip = try RawTCP(port: server.port)
+        drip.send(Array("P".utf8))
+        let end = Date().addingTimeInterval(3)
+        while server.activeConnections == 0 && Date() < end { usleep(10_000) }
+        #expect(server.activeConnections == 1)
+        server.stop()
+        #expect(server.activeConnections == 1, "stop() returned while the dripping client was still in flight")
+        drip.close()
+    }
+}
+
+extension OSCPServerStop {
+    /// The provider's thread may be inside a request to a slow FP when the control loop reloads: stop()
+    /// returns without waiting for that request (it used to join the thread: up to the client's 5 s).
+    @Test func theProviderStopsWithoutWaitingOnASlowFP() throws {
+        let finished = EventLog()
+        let fp = try RawServer { c in
+            _ = RawServer.readHead(c)
+            for b in "HTTP/1.1 204 No Content\r\n\r\n" { RawServer.write(c, String(b)); usleep(150_000) }
+            finished.add("done", false)
+        }
+        defer { fp.stop() }
+        let c = OSCPConfig(listenHost: "127.0.0.1", listenPort: 0, ourBaseURL: "http://127.0.0.1:1/oscp/cp/2.0",
+                           fpBaseURL: "http://127.0.0.1:\(fp.port)/oscp/fp/2.0", fpInitialToken: "initial", ourToken: "cp-token-0123456789abcdef",
+                           groups: ["hub": "g"])
+        let p = try OSCPCapacityProvider(c) { _, _ in }
+        p.start()
+        usleep(500_000)   // the register request is being answered, one byte every 150 ms (about 4 s)
+        p.stop()
+        #expect(finished.all.isEmpty, "stop() returned while the FP was still answering")
+    }
+}
+
+extension ProviderTrustBoundaries {
+    /// A compliance error is an alarm that clears (with an event) — it used to be raised and never cleared —
+    /// and its text reaches the console without terminal escapes.
+    @Test func aComplianceErrorStandsThenClearsAndItsTextIsPrintable() throws {
+        var c = config()
+        c.refreshS = 0.5
+        let events = EventLog()
+        let p = try OSCPCapacityProvider(c) { text, alarm in events.add(text, alarm) }
+        p.start()
+        defer { p.stop() }
+        let r = try post(p, "group_capacity_compliance_error", "{\"message\": \"cannot go below 200 kW \\u001b[2J\\u001b]0;owned\\u0007\"}")
+        #expect(r.status == 204)
+        let st = try #require(p.status(site: "hub"))
+        #expect(st.complianceError?.contains("cannot go below 200 kW ?[2J?]0;owned?") == true, "\(st.complianceError ?? "nil")")
+        #expect(events.all.contains { $0.alarm && $0.text.contains("cannot comply") && !$0.text.contains("\u{1B}") })
+        let end = Date().addingTimeInterval(5)
+        while p.status(site: "hub")?.complianceError != nil && Date() < end { usleep(50_000) }
+        #expect(p.status(site: "hub")?.complianceError == nil)
+        #expect(events.all.contains { !$0.alarm && $0.text.contains("compliance error of group hub-group cleared") })
+    }
+}

@@ -137,6 +137,19 @@ import Testing
         #expect(readMode(again).count == 11)
     }
 
+    /// One host holding connections cannot take the slots of another (SCADA on another address).
+    @Test func oneAddressCannotTakeEverySlot() throws {
+        var l = limits
+        l.maxClients = 8
+        l.maxClientsPerAddress = 2
+        let up = try UpstreamServer(host: "0.0.0.0", port: 0, allowedWriters: [], software: (0, 1, 0), limits: l)
+        defer { up.stop() }
+        let hog = try (0..<10).map { _ in try RawTCP(port: up.port, source: "127.0.0.9") }
+        #expect(hog.filter { $0.closedByPeer(within: 0.2) }.count == 8, "all but two of one address's connections are closed")
+        let scada = try RawTCP(port: up.port, source: "127.0.0.5")
+        #expect(readMode(scada).count == 11, "another address is served")
+    }
+
     @Test func aFrameThatIsNotModbusTCPClosesTheConnection() throws {
         let up = try UpstreamServer(host: "127.0.0.1", port: 0, allowedWriters: [], software: (0, 1, 0), limits: limits)
         defer { up.stop() }
