@@ -331,7 +331,11 @@ public struct ControlCycle: Sendable {
         }
         // An alarm is raised and cleared by its code and subject; its message may change while it stands
         // (a duration counting up) without raising it again.
-        let all = sup.alarms + m.pocLost.sorted { $0.key < $1.key }.map { Alarm(code: "POC_METER_LOST", subject: $0.key, message: $0.value) }
+        var all = sup.alarms + m.pocLost.sorted { $0.key < $1.key }.map { Alarm(code: "POC_METER_LOST", subject: $0.key, message: $0.value) }
+        if let why = s.upstreamFailure { all.append(Alarm(code: "UPSTREAM_FAILED", subject: "upstream", message: why)) }
+        for site in config.sites {
+            if let e = s.oscp[site.id]?.complianceError { all.append(Alarm(code: "OSCP_NONCOMPLIANCE", subject: site.id, message: e)) }
+        }
         var alarms: [String: String] = [:]
         for a in all { alarms["\(a.code) \(a.subject)"] = a.description }
         for key in Set(alarms.keys).subtracting(lastAlarms.keys).sorted() { events.append(CycleEvent(.alarmRaised, alarms[key]!)) }

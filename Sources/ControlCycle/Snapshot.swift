@@ -25,6 +25,8 @@ public struct CycleSnapshot: Sendable {
     public var remote: [String: RemoteSetPoint]
     /// When the upstream last wrote its heartbeat (monotonic ns).
     public var upstreamHeartbeatNs: UInt64?
+    /// Why the configured upstream Modbus server is not serving (it cannot bind), nil while it serves.
+    public var upstreamFailure: String?
     /// Console commands queued since the last cycle, oldest first, with who sent them.
     public var commands: [QueuedCommand]
     /// Events other threads posted (OSCP messages, compliance errors), written by the cycle in order.
@@ -35,7 +37,8 @@ public struct CycleSnapshot: Sendable {
     public init(monoNs: UInt64, wallNs: UInt64, clockSynchronised: Bool = true, localSecondsOfDay: Double? = nil,
                 meters: [String: MeterSnapshot] = [:], relays: [String: RelaySnapshot] = [:], oscp: [String: OSCPSnapshot] = [:],
                 breakers: [String: BreakerRead] = [:], remote: [String: RemoteSetPoint] = [:], upstreamHeartbeatNs: UInt64? = nil,
-                commands: [QueuedCommand] = [], posted: [CycleEvent] = [], overruns: Int = 0) {
+                upstreamFailure: String? = nil, commands: [QueuedCommand] = [], posted: [CycleEvent] = [], overruns: Int = 0) {
+        self.upstreamFailure = upstreamFailure
         self.monoNs = monoNs
         self.wallNs = wallNs
         self.clockSynchronised = clockSynchronised
@@ -116,8 +119,11 @@ public struct OSCPSnapshot: Sendable, Equatable {
     /// The import the CPMS reports (W) and when it arrived (monotonic ns): lower trust than a DNO meter.
     public var reportedImportW: Double?
     public var reportedAtNs: UInt64?
+    /// A group_capacity_compliance_error from the CPMS that stands (printable text), nil when none.
+    public var complianceError: String?
     public init(group: String, phase: String, failingSinceNs: UInt64? = nil, lastError: String? = nil, lastForecastKW: Double? = nil,
-                reportedImportW: Double? = nil, reportedAtNs: UInt64? = nil) {
+                reportedImportW: Double? = nil, reportedAtNs: UInt64? = nil, complianceError: String? = nil) {
+        self.complianceError = complianceError
         self.group = group
         self.phase = phase
         self.failingSinceNs = failingSinceNs

@@ -34,7 +34,8 @@ final class Runtime {
     private var buses: [BusWorker] = []
     private var slots: [String: LatestReading] = [:]
     private var relays: [String: RelayWorker] = [:]
-    private var upstream: UpstreamServer?
+    private var upstreamService: UpstreamService?
+    private var upstream: UpstreamServer? { upstreamService?.server }
     private var oscp: OSCPCapacityProvider?
     private var breakers: [String: BreakerDriver] = [:]
     private var breakerErrors: [String: String] = [:]
@@ -143,12 +144,10 @@ final class Runtime {
             }
         }
         if let u = rc.upstream {
-            do {
-                upstream = try UpstreamServer(host: u.listen, port: u.port, allowedWriters: u.allowedWriters, software: (0, 1, 0), limits: u.limits)  // net: limits
-            } catch {
-                log("upstream Modbus server not started: \(error)")
-                status.note("upstream server failed: \(error)")
-            }
+            // A server that cannot bind is retried every 10 s and is an alarm (UPSTREAM_FAILED) meanwhile.
+            let service = UpstreamService(.init(host: u.listen, port: u.port, allowedWriters: u.allowedWriters, limits: u.limits))
+            if let why = service.failure { log(why); status.note(why) }
+            upstreamService = service
         }
     }
 
@@ -167,8 +166,8 @@ final class Runtime {
     }
 
     private func stopIO() {
-        upstream?.stop()
-        upstream = nil
+        upstreamService?.stop()
+        upstreamService = nil
         oscp?.stop()
         oscp = nil
         breakers = [:]
@@ -298,6 +297,7 @@ final class Runtime {
         }
         let pending = commands.pending()
         let wall = wallNs()
+        upstreamService?.tick(nowNs: nowNs)
         let snap = CycleSnapshot(
             monoNs: nowNs, wallNs: wall, clockSynchronised: clock.synchronised(nowNs: nowNs), localSecondsOfDay: clock.localSecondsOfDay(wallNs: wall),
             meters: meters,
@@ -308,10 +308,12 @@ final class Runtime {
             oscp: Dictionary(uniqueKeysWithValues: config.sites.compactMap { site in
                 oscp?.status(site: site.id).map { o in
                     (site.id, OSCPSnapshot(group: o.group, phase: o.phase, failingSinceNs: o.failingSinceNs, lastError: o.lastError,
-                                           lastForecastKW: o.lastForecastKW, reportedImportW: o.reportedImportW, reportedAtNs: o.reportedAtNs))
+                                           lastForecastKW: o.lastForecastKW, reportedImportW: o.reportedImportW, reportedAtNs: o.reportedAtNs,
+                                           complianceError: o.complianceError))
                 }
             }),
             breakers: breakerReads, remote: remote, upstreamHeartbeatNs: upstream?.upstreamHeartbeatAtNs,
+            upstreamFailure: upstreamService?.failure,
             commands: pending.map { QueuedCommand(request: $0.request, line: $0.line, user: $0.user) },
             posted: inbox.drain().map { CycleEvent($0.kind, $0.text) }, overruns: overruns)
         return (snap, pending.map(\.id))

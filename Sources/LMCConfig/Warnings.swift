@@ -28,7 +28,9 @@ extension Configuration {
                            + "raise poll_ms to at least \(Int((round / 0.8 * 1000).rounded(.up))), raise the baud rate, or use a profile that reads fewer registers")
             }
         }
-        for m in rc.meters {
+        // A constraint meter's frozen value must be recognised within the blind time.
+        let constraintMeters = Set(rc.mpMeter.values)
+        for m in rc.meters where constraintMeters.contains(m.id) {
             let frozen = Double(m.rules.frozenPolls) * Double(m.pollMilliseconds) / 1000
             if frozen > blind {
                 out.append("meter \(m.id): a frozen value is recognised after frozen_polls \(m.rules.frozenPolls) × poll_ms \(m.pollMilliseconds) = \(frozen) s, "

@@ -537,7 +537,9 @@ public final class OSCPCapacityProvider: Sendable {
             }
             return raised
         }
-        events("OSCP: \(text)", raised)
+        // The alarm is the cycle's (OSCP_NONCOMPLIANCE while it stands); this is the log line.
+        _ = raised
+        events("OSCP: \(text)", false)
     }
 
     /// A compliance error stands until the FP accepts a new forecast for its group or `refresh_s` passes

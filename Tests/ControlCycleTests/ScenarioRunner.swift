@@ -141,6 +141,10 @@ struct World {
     var relayFailing: [String: UInt64] = [:]
     /// The import a CPMS reports over OSCP (W), per site.
     var cpmsImport: [String: Double] = [:]
+    /// A standing compliance error from the CPMS, per site.
+    var compliance: [String: String] = [:]
+    /// Why the upstream Modbus server cannot serve.
+    var upstreamFailure: String?
     var commands: [QueuedCommand] = []
     var remote: [String: RemoteSetPoint] = [:]
     var heartbeatNs: UInt64?
@@ -179,6 +183,7 @@ struct World {
             }
             if let f = r.bool("relay_failing") { if f { relayFailing[site] = relayFailing[site] ?? monoNs } else { relayFailing[site] = nil } }
             if let kw = r.number("cpms_import_kw") { cpmsImport[site] = kw * 1000 }
+            if let c = r.string("compliance_error") { compliance[site] = c.isEmpty ? nil : c }
             if let kw = r.number("remote_kw") {
                 remote[site] = RemoteSetPoint(watts: kw * 1000, validitySeconds: r.number("validity_s") ?? 60, receivedAtNs: monoNs)
             }
@@ -190,6 +195,7 @@ struct World {
             }
         }
         if let s = r.number("clock_step_s") { clockStepNs += Int64(s * 1e9) }
+        if let u = r.string("upstream_failure") { upstreamFailure = u.isEmpty ? nil : u }
         if let s = r.bool("synchronised") { synchronised = s }
         if let h = r.number("heartbeat_every_s") { heartbeatEvery = h > 0 ? h : nil; if h > 0 { heartbeatNs = monoNs } }
         if let bg = r.number("background_kva") { plant?.backgroundVA = bg * 1000 }
@@ -234,10 +240,11 @@ struct World {
         commands = []
         var oscp: [String: OSCPSnapshot] = [:]
         for (site, w) in cpmsImport { oscp[site] = OSCPSnapshot(group: "\(site)-group", phase: "ready", reportedImportW: w, reportedAtNs: monoNs) }
+        for (site, c) in compliance { oscp[site, default: OSCPSnapshot(group: "\(site)-group", phase: "ready")].complianceError = c }
         let local = (Double(wallNs) / 1e9).truncatingRemainder(dividingBy: 86_400)
         return CycleSnapshot(monoNs: monoNs, wallNs: wallNs, clockSynchronised: synchronised, localSecondsOfDay: local, meters: snaps, relays: relays, oscp: oscp,
                              breakers: config.breakerSites.reduce(into: [:]) { $0[$1] = aux[$1] ?? .notWired }, remote: remote,
-                             upstreamHeartbeatNs: heartbeatNs, commands: cmds)
+                             upstreamHeartbeatNs: heartbeatNs, upstreamFailure: upstreamFailure, commands: cmds)
     }
 
     /// The plant and healthy breakers answer what the cycle did.

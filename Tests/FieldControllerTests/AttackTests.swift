@@ -250,6 +250,29 @@ import Testing
 
     /// The crash: an FP answering `Content-Length: -1` trapped lmc, and — the register that pointed
     /// lmc there being kept in oscp.state — again after every restart.
+    /// An upstream port that cannot be bound (taken, or 502 without the capability) is an alarm for as long
+    /// as it lasts, and control runs on. Before: a note in lmc status, nothing in the alarms or the map.
+    @Test func anUpstreamPortThatCannotBeBoundIsAnAlarm() throws {
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, len) } }
+        listen(holder, 1)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &len) } }
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let d = try daemon("upbind", extra: "\n[upstream]\nlisten = \"127.0.0.1\"\nport = \(port)\n")
+        var alarms: [String] = []
+        try waitFor(10, "UPSTREAM_FAILED raised") {
+            alarms = try Self.status(d)["alarms"] as? [String] ?? []
+            return alarms.contains { $0.hasPrefix("UPSTREAM_FAILED upstream") }
+        }
+        #expect(alarms.contains { $0.contains("\(port)") }, "the alarm names the address: \(alarms)")
+        #expect(try d.applied() == Self.ratedA, "control runs on")
+    }
+
     @Test func oscpContentLengthMinusOneFromAFakeFP() throws {
         let fake = try RawServer(maxConnections: 200) { c in
             _ = RawServer.readHead(c)
