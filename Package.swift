@@ -46,8 +46,10 @@ let package = Package(
         .target(name: "Headroom", swiftSettings: pureCore),
         // One control cycle as a pure function: snapshot in, every decision out (docs/control.md).
         .target(name: "ControlCycle", dependencies: ["Headroom", "FailSafe", "RingLog"], swiftSettings: pureCore),
-        // The config file: a small TOML reader and the schema, with errors naming line and key.
-        .target(name: "LMCConfig", dependencies: ["ControlCycle", "Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision", "OSCP"]),
+        // A small TOML reader whose values remember their lines; no dependencies (docs/config.md).
+        .target(name: "TOMLReader"),
+        // The config file: the declared keys and the schema, with errors naming line and key.
+        .target(name: "LMCConfig", dependencies: ["TOMLReader", "ControlCycle", "Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision", "OSCP"]),
         // OSCP 2.0 Capacity Provider: a small HTTP/1.1 server and client over OpenSSL (docs/oscp.md).
         .target(name: "OSCP", dependencies: ["ModbusBridge", "COpenSSL", "LMCPlatform"]),
         // Set points to chargers (Modbus profiles as data) and the upstream Modbus server.
@@ -85,7 +87,7 @@ let package = Package(
                            .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "DigitalIOTests", dependencies: ["DigitalIO"]),
-        .testTarget(name: "LMCConfigTests", dependencies: ["LMCConfig"]),
+        .testTarget(name: "LMCConfigTests", dependencies: ["LMCConfig", "TOMLReader"]),
         .testTarget(name: "CTSensorDriverTests", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
         .testTarget(name: "SetPointRelayTests", dependencies: ["SetPointRelay", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
         .testTarget(name: "RingLogTests", dependencies: ["RingLog", "LMCTestSupport"]),
@@ -98,7 +100,7 @@ let package = Package(
             name: "HeadroomTests",
             dependencies: ["Headroom", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
-        .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "Headroom", "FailSafe", "RingLog"]),
+        .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "TOMLReader", "Headroom", "FailSafe", "RingLog"]),
         .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "LMCTestSupport"]),
         .testTarget(name: "OSCPTests", dependencies: ["OSCP", "LMCTestSupport"]),
     ],

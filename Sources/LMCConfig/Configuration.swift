@@ -1,5 +1,6 @@
 import ControlCycle
 import Headroom
+import TOMLReader
 
 /// `/etc/lmc/lmc.toml`, as far as the control core needs it. Every key is documented in
 /// docs/config.md with an example; units are spelt out in the key names and converted to SI here.

@@ -1,3 +1,5 @@
+import TOMLReader
+
 /// One thing wrong with a config file: where (line and key path), the value, and why.
 public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
     public var line: Int?

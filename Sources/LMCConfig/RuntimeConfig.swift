@@ -9,6 +9,7 @@ import ModbusBridge
 import OSCP
 import SetPointRelay
 import Supervision
+import TOMLReader
 
 /// The parts of lmc.toml the daemon needs beyond the control core: buses, meters, chargers, the
 /// supervisor. Parsed together with the control sections by `Configuration.parse`.
