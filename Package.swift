@@ -6,6 +6,11 @@ import PackageDescription
 /// through it (2.7 M steps), which takes minutes unoptimised. Release builds optimise everything anyway.
 let pureCore: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
+/// Test hooks (the GPIO simulator, LMC_GPIO_SIMULATOR with its stuck contact, LMC_WALL_CLOCK_OFFSET_FILE)
+/// are compiled into debug builds only, which the test suite runs; `make release` has none of them
+/// (scripts/check-release.sh looks for their strings in out/lmc).
+let testHooks: [SwiftSetting] = [.define("LMC_TEST_HOOKS", .when(configuration: .debug))]
+
 let package = Package(
     name: "lmc",
     platforms: [.macOS(.v15)],
@@ -33,7 +38,7 @@ let package = Package(
         .target(name: "CTimex"),
         // Thin typed wrappers; every C call goes through Internals/Seam.swift.
         .target(name: "ModbusBridge", dependencies: ["CModbus", "LMCPlatform"]),
-        .target(name: "DigitalIO", dependencies: ["CGPIOD"]),
+        .target(name: "DigitalIO", dependencies: ["CGPIOD"], swiftSettings: testHooks),
 
         // Measurement side and pure supervisor.
         .target(name: "CTSensorDriver", dependencies: ["ModbusBridge", "DigitalIO"]),
@@ -61,7 +66,8 @@ let package = Package(
             dependencies: [
                 "ModbusBridge", "DigitalIO", "CTSensorDriver", "ControlCycle", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog", "OSCP", "LMCPlatform",
                 "CTimex", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            swiftSettings: testHooks
         ),
 
         // `make bench`: the measurements behind docs/PERFORMANCE.md (not installed on boxes).
