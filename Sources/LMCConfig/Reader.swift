@@ -22,8 +22,8 @@ final class IssueList {
 ///
 /// A section of lmc.toml has a `schema` (its table path without indexes, "" at the top): then every key
 /// read must be declared in `ConfigKeys`, which gives its type, range, choices and default; the caller
-/// passes none of these (a `default:` only for a key whose declared default is `.contextual`). Profile
-/// files (hw/meters, hw/chargers) have no schema and pass them at the call.
+/// passes none of these (a `default:` only for a key whose declared default is `.contextual`; asserted).
+/// Profile files (hw/meters, hw/chargers) have no schema and pass them at the call.
 struct Section {
     let table: TOMLTable
     let path: String
@@ -56,14 +56,24 @@ struct Section {
     private func childSchema(_ k: String) -> String? { schema.map { $0.isEmpty ? k : "\($0).\(k)" } }
 
     /// The declaration of `k` in this section's schema (nil for a profile section). Reading an undeclared
-    /// key is a programming error: the declarations are the single list of keys.
+    /// key is a programming error: the declarations are the single list of keys. Debug builds (the tests)
+    /// stop; a release build refuses the config with an internal error rather than crash on a reload.
     private func declaration(_ k: String, _ type: (ConfigKey.ValueType) -> Bool) -> ConfigKey? {
         guard let schema else { return nil }
         guard let d = ConfigKeys.find(table: schema, name: k) else {
-            preconditionFailure("lmc.toml key \(schema.isEmpty ? k : "\(schema).\(k)") is read but not declared in ConfigKeys")
+            programmingError(k, "is read but not declared in ConfigKeys")
+            return nil
         }
-        precondition(type(d.type), "lmc.toml key \(schema).\(k) is read as another type than its declaration")
+        guard type(d.type) else {
+            programmingError(k, "is read as another type than its declaration in ConfigKeys")
+            return nil
+        }
         return d
+    }
+
+    private func programmingError(_ k: String, _ why: String) {
+        assertionFailure("lmc.toml key \(key(k)) \(why)")
+        issues.add(line, key(k), "internal error: \(why) (please report)")
     }
 
     func has(_ k: String) -> Bool { table[k] != nil }
@@ -71,11 +81,11 @@ struct Section {
     /// The default to use: the declaration's, or (contextual defaults only) the caller's.
     private func declaredDefault<T>(_ d: ConfigKey, _ given: T?, _ pick: (ConfigKey.Default) -> T?) -> (value: T?, required: Bool) {
         switch d.defaultValue {
-        case .required: precondition(given == nil, "\(d.table).\(d.name) is required"); return (nil, true)
-        case .none: precondition(given == nil, "\(d.table).\(d.name) has no default"); return (nil, false)
+        case .required: assert(given == nil, "\(d.table).\(d.name) is required"); return (nil, true)
+        case .none: assert(given == nil, "\(d.table).\(d.name) has no default"); return (nil, false)
         case .contextual: return (given, false)
         default:
-            precondition(given == nil, "\(d.table).\(d.name): its default is declared in ConfigKeys")
+            assert(given == nil, "\(d.table).\(d.name): its default is declared in ConfigKeys")
             return (pick(d.defaultValue), false)
         }
     }
@@ -83,7 +93,7 @@ struct Section {
     func number(_ k: String, default d: Double? = nil, min: Double? = nil, max: Double? = nil, positive: Bool = false) -> Double? {
         var (d, min, max, positive, required) = (d, min, max, positive, d == nil)
         if let decl = declaration(k, { $0 == .number }) {
-            precondition(min == nil && max == nil && !positive, "\(decl.table).\(decl.name): its range is declared in ConfigKeys")
+            assert(min == nil && max == nil && !positive, "\(decl.table).\(decl.name): its range is declared in ConfigKeys")
             (d, required) = declaredDefault(decl, d) { if case .number(let x) = $0 { x } else { nil } }
             (min, max, positive) = (decl.min, decl.max, decl.positive)
         }
@@ -108,14 +118,14 @@ struct Section {
 
     /// Profile sections only: a number that may be left out.
     func optionalNumber(_ k: String, min: Double? = nil, max: Double? = nil, positive: Bool = false) -> Double? {
-        precondition(schema == nil, "in lmc.toml, number(_:) reads an optional key (declared default .none)")
+        assert(schema == nil, "in lmc.toml, number(_:) reads an optional key (declared default .none)")
         return has(k) ? number(k, default: nil, min: min, max: max, positive: positive) : { used.keys.insert(k); return nil }()
     }
 
     func string(_ k: String, default d: String? = nil, oneOf choices: [String]? = nil) -> String? {
         var (d, choices, required) = (d, choices, d == nil)
         if let decl = declaration(k, { if case .string = $0 { true } else if case .choice = $0 { true } else { false } }) {
-            precondition(choices == nil, "\(decl.table).\(decl.name): its choices are declared in ConfigKeys")
+            assert(choices == nil, "\(decl.table).\(decl.name): its choices are declared in ConfigKeys")
             (d, required) = declaredDefault(decl, d) { if case .string(let s) = $0 { s } else { nil } }
             if case .choice(let c) = decl.type { choices = c }
         }
@@ -141,7 +151,7 @@ struct Section {
         if let decl = declaration(k, { $0 == .bool }) {
             d = declaredDefault(decl, given) { if case .bool(let b) = $0 { b } else { nil } }.value
         }
-        guard let d else { preconditionFailure("bool \(key(k)) needs a default") }
+        guard let d else { programmingError(k, "is a bool without a default"); return false }
         used.keys.insert(k)
         guard let v = table[k] else { return d }
         guard case .bool(let b) = v else {
@@ -154,7 +164,7 @@ struct Section {
     func numbers(_ k: String, count: Int? = nil) -> [Double]? {
         var count = count
         if let decl = declaration(k, { if case .numbers = $0 { true } else { false } }), case .numbers(let c) = decl.type {
-            precondition(count == nil, "\(decl.table).\(decl.name): its count is declared in ConfigKeys")
+            assert(count == nil, "\(decl.table).\(decl.name): its count is declared in ConfigKeys")
             count = c
         }
         used.keys.insert(k)

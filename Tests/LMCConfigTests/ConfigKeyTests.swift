@@ -52,7 +52,7 @@ import Testing
     }
 
     /// A declared key the reader forgot would be refused as unknown; a key read but not declared stops
-    /// the reader (precondition), so this also walks every read.
+    /// the reader (an assertion in debug builds), so this also walks every read.
     @Test func everyDeclaredKeyIsRead() {
         var tried = 0
         for k in ConfigKeys.all {
