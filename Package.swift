@@ -6,6 +6,11 @@ import PackageDescription
 /// through it (2.7 M steps), which takes minutes unoptimised. Release builds optimise everything anyway.
 let pureCore: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
+/// Test hooks (the GPIO simulator, LMC_GPIO_SIMULATOR with its stuck contact, LMC_WALL_CLOCK_OFFSET_FILE)
+/// are compiled into debug builds only, which the test suite runs; `make release` has none of them
+/// (scripts/check-release.sh looks for their strings in out/lmc).
+let testHooks: [SwiftSetting] = [.define("LMC_TEST_HOOKS", .when(configuration: .debug))]
+
 let package = Package(
     name: "lmc",
     platforms: [.macOS(.v15)],
@@ -33,7 +38,7 @@ let package = Package(
         .target(name: "CTimex"),
         // Thin typed wrappers; every C call goes through Internals/Seam.swift.
         .target(name: "ModbusBridge", dependencies: ["CModbus", "LMCPlatform"]),
-        .target(name: "DigitalIO", dependencies: ["CGPIOD"]),
+        .target(name: "DigitalIO", dependencies: ["CGPIOD"], swiftSettings: testHooks),
 
         // Measurement side and pure supervisor.
         .target(name: "CTSensorDriver", dependencies: ["ModbusBridge", "DigitalIO"]),
@@ -46,8 +51,10 @@ let package = Package(
         .target(name: "Headroom", swiftSettings: pureCore),
         // One control cycle as a pure function: snapshot in, every decision out (docs/control.md).
         .target(name: "ControlCycle", dependencies: ["Headroom", "FailSafe", "RingLog"], swiftSettings: pureCore),
-        // The config file: a small TOML reader and the schema, with errors naming line and key.
-        .target(name: "LMCConfig", dependencies: ["ControlCycle", "Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision", "OSCP"]),
+        // A small TOML reader whose values remember their lines; no dependencies (docs/config.md).
+        .target(name: "TOMLReader"),
+        // The config file: the declared keys and the schema, with errors naming line and key.
+        .target(name: "LMCConfig", dependencies: ["TOMLReader", "ControlCycle", "Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision", "OSCP"]),
         // OSCP 2.0 Capacity Provider: a small HTTP/1.1 server and client over OpenSSL (docs/oscp.md).
         .target(name: "OSCP", dependencies: ["ModbusBridge", "COpenSSL", "LMCPlatform"]),
         // Set points to chargers (Modbus profiles as data) and the upstream Modbus server.
@@ -59,7 +66,8 @@ let package = Package(
             dependencies: [
                 "ModbusBridge", "DigitalIO", "CTSensorDriver", "ControlCycle", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog", "OSCP", "LMCPlatform",
                 "CTimex", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            swiftSettings: testHooks
         ),
 
         // `make bench`: the measurements behind docs/PERFORMANCE.md (not installed on boxes).
@@ -85,7 +93,7 @@ let package = Package(
                            .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "DigitalIOTests", dependencies: ["DigitalIO"]),
-        .testTarget(name: "LMCConfigTests", dependencies: ["LMCConfig"]),
+        .testTarget(name: "LMCConfigTests", dependencies: ["LMCConfig", "TOMLReader"]),
         .testTarget(name: "CTSensorDriverTests", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
         .testTarget(name: "SetPointRelayTests", dependencies: ["SetPointRelay", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
         .testTarget(name: "RingLogTests", dependencies: ["RingLog", "LMCTestSupport"]),
@@ -98,7 +106,7 @@ let package = Package(
             name: "HeadroomTests",
             dependencies: ["Headroom", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
-        .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "Headroom", "FailSafe", "RingLog"]),
+        .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "TOMLReader", "Headroom", "FailSafe", "RingLog"]),
         .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "LMCTestSupport"]),
         .testTarget(name: "OSCPTests", dependencies: ["OSCP", "LMCTestSupport"]),
     ],

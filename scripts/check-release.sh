@@ -10,6 +10,12 @@ lddout=$(ldd "$bin" 2>&1 || true)
 echo "$lddout" | grep -q "not a dynamic executable" || fail "ldd: $lddout"
 echo "release-check: $bin is static, $(stat -c %s "$bin") bytes ($(( $(stat -c %s "$bin") / 1048576 )) MiB), stripped: $(file "$bin" | grep -q 'not stripped' && echo no || echo yes)"
 "$bin" --version >/dev/null || fail "--version"
+# Test hooks are compiled into debug builds only (Package.swift: LMC_TEST_HOOKS): the GPIO simulator
+# and its stuck contact, the wall clock offset. grep without -q reads all of strings' output (pipefail).
+for hook in LMC_GPIO_SIMULATOR LMC_WALL_CLOCK_OFFSET_FILE lmc-sim stuck=; do
+  if strings "$bin" | grep -F -- "$hook" >/dev/null; then fail "$bin contains the test hook string $hook"; fi
+done
+echo "release-check: no test hooks in $bin"
 repo=$PWD
 out=$(cd /tmp && LMC_HW_DIR="$repo/hw" timeout 120 "$repo/$bin" demo --seconds 4 --plain --plot /tmp/lmc-release-check.svg 2>&1) || fail "demo: $out"
 echo "$out" | grep -q "summary of the day" || fail "demo printed no summary: $out"

@@ -5,6 +5,8 @@ import Musl
 #endif
 import Synchronization
 
+#if LMC_TEST_HOOKS
+
 /// A stand-in for the kernel's GPIO character device, bound at DigitalIO's one C seam.
 ///
 /// Machines without a GPIO chip (CI, a developer's laptop, the demo) bind a simulator with
@@ -275,3 +277,11 @@ public final class GPIOSimulator: Sendable {
         }
     }
 }
+
+#else
+/// Release builds (no LMC_TEST_HOOKS): there is no simulator, and the seam's backend is always libgpiod.
+/// The type stays, without values, so the seam keeps one shape.
+public enum GPIOSimulator: Sendable {
+    static var current: GPIOSimulator? { nil }
+}
+#endif

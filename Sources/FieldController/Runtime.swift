@@ -39,8 +39,10 @@ final class Runtime {
     private var oscp: OSCPCapacityProvider?
     private var breakers: [String: BreakerDriver] = [:]
     private var breakerErrors: [String: String] = [:]
+    #if LMC_TEST_HOOKS
     /// Set when LMC_GPIO_SIMULATOR stands in for the GPIO chip (no hardware: demos, tests).
     private var breakerModel: SimulatedBreakers?
+    #endif
     private var logStore: LogStore?
     /// Events from other threads (the control socket), written by the loop.
     let inbox = EventInbox()
@@ -180,6 +182,7 @@ final class Runtime {
 
     /// Runs until SIGTERM. Chargers keep their own fallback after we stop.
     func run() {
+        #if LMC_TEST_HOOKS
         if let spec = getenv("LMC_GPIO_SIMULATOR").map({ String(cString: $0) }) {
             let model = SimulatedBreakers(spec: spec, wirings: Array(config.runtime.breakers.values))
             breakerModel = model
@@ -188,6 +191,9 @@ final class Runtime {
         } else {
             loop()
         }
+        #else
+        loop()
+        #endif
     }
 
     private func loop() {
@@ -330,7 +336,9 @@ final class Runtime {
             guard let b = breakers[site] else { continue }
             do {
                 try b.execute(command)
+                #if LMC_TEST_HOOKS
                 breakerModel?.follow(command, wiring: b.wiring)
+                #endif
             } catch {
                 log("breaker \(site): \(command) failed: \(error)")
                 status.note("breaker \(site): \(command) failed: \(error)")
@@ -374,6 +382,7 @@ extension UpstreamServer.Snapshot {
     }
 }
 
+#if LMC_TEST_HOOKS
 /// Stands in for breakers on a machine without GPIO (LMC_GPIO_SIMULATOR="gpiochip0:16"): a simulated
 /// chip whose auxiliary contacts follow the trip and close coils, as a healthy breaker's would.
 final class SimulatedBreakers {
@@ -398,6 +407,7 @@ final class SimulatedBreakers {
         sim.drive(chip: aux.chip, offset: aux.offset, high: closed != aux.activeLow)
     }
 }
+#endif
 
 /// Events posted from other threads, written by the control loop.
 final class EventInbox: Sendable {
@@ -420,9 +430,14 @@ func wallNs() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     let ns = UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    #if LMC_TEST_HOOKS
     return UInt64(Int64(bitPattern: ns) &+ WallClockFault.offsetNs())
+    #else
+    return ns
+    #endif
 }
 
+#if LMC_TEST_HOOKS
 /// Fault injection for the soak, like LMC_GPIO_SIMULATOR: LMC_WALL_CLOCK_OFFSET_FILE names a file whose
 /// number (seconds) is added to the wall clock — an NTP step without the privilege to set the clock.
 /// Read at most twice a second; unset on a real box.
@@ -441,6 +456,7 @@ enum WallClockFault {
         }
     }
 }
+#endif
 
 /// What the wall clock can be trusted for: whether the kernel says it is synchronised (adjtimex, read
 /// at most once a second), and the local time of day in the TCC time zone — from `wallNs()`, the clock

@@ -1,5 +1,6 @@
 import ControlCycle
 import Headroom
+import TOMLReader
 
 /// `/etc/lmc/lmc.toml`, as far as the control core needs it. Every key is documented in
 /// docs/config.md with an example; units are spelt out in the key names and converted to SI here.
@@ -37,21 +38,21 @@ public struct Configuration: Sendable {
     /// Parses and checks a config file; every problem is reported, each with its line and key path.
     public static func parse(_ text: String) -> Result<Configuration, ConfigErrors> {
         let top: Section
-        switch Section.root(of: text) {
+        switch Section.root(of: text, schema: "") {
         case .failure(let e): return .failure(e)
         case .success(let s): top = s
         }
         let issues = top.issues
 
-        let control = top.table("control")
-        let mode = control?.string("mode", default: "direct", oneOf: HeadroomController.Mode.allCases.map(\.rawValue)) ?? "direct"
-        let period = control?.number("period_ms", default: 100, min: 10, max: 10_000) ?? 100
-        let zone = control?.string("tcc_timezone", default: "Europe/London") ?? "Europe/London"
+        let control = top.tableOrEmpty("control")
+        let mode = control.string("mode")!
+        let period = control.number("period_ms")!
+        let zone = control.string("tcc_timezone")!
         if zone.isEmpty || zone.hasPrefix("/") || zone.contains("..") || !zone.allSatisfy({ $0.isLetter || $0.isNumber || "/_+-".contains($0) }) {
-            issues.add(control?.table.line(of: "tcc_timezone"), "control.tcc_timezone", "= \"\(zone)\": expected a time zone name such as \"Europe/London\" or \"UTC\"")
+            issues.add(control.table.line(of: "tcc_timezone"), "control.tcc_timezone", "= \"\(zone)\": expected a time zone name such as \"Europe/London\" or \"UTC\"")
         }
-        let requireSync = control?.bool("require_synchronised_clock", default: true) ?? true
-        control?.rejectUnknownKeys()
+        let requireSync = control.bool("require_synchronised_clock")
+        control.rejectUnknownKeys()
 
         let mpSections = top.tables("measurement_point")
         if mpSections.isEmpty { issues.add(nil, "measurement_point", "at least one [[measurement_point]] is needed") }
@@ -111,7 +112,7 @@ private func unit(of kind: MeasurementPointConfig.Kind) -> (suffix: String, scal
 
 private func readMP(_ s: Section) -> MeasurementPointConfig? {
     let id = s.string("id") ?? "?"
-    guard let kindName = s.string("kind", oneOf: MeasurementPointConfig.Kind.allCases.map(\.rawValue)),
+    guard let kindName = s.string("kind"),
           let kind = MeasurementPointConfig.Kind(rawValue: kindName) else { s.rejectUnknownKeys(); return nil }
     let (u, scale) = unit(of: kind)
     // Keys in another kind's unit are a classic slip (limit_kva on a current MP): say so.
@@ -130,7 +131,7 @@ private func readMP(_ s: Section) -> MeasurementPointConfig? {
         defer { t.rejectUnknownKeys() }
         guard let limit = t.number("limit_\(u)"), let zone = t.number("release_zone_\(u)"),
               let trigger = t.number("release_trigger_\(u)") else { return nil }
-        return .init(trip: t.optionalNumber("trip_\(u)").map { $0 * scale }, tripDelay: t.number("trip_delay_s", default: 10, min: 0)!,
+        return .init(trip: t.number("trip_\(u)").map { $0 * scale }, tripDelay: t.number("trip_delay_s")!,
                      limit: limit * scale, releaseZone: zone * scale, releaseTrigger: trigger * scale)
     }
     let upper = thresholds("upper")
@@ -138,49 +139,49 @@ private func readMP(_ s: Section) -> MeasurementPointConfig? {
     if !s.has("upper") && !s.has("lower") { s.issues.add(s.line, s.path, "needs an [\(s.path).upper] or [\(s.path).lower] table") }
     let config = MeasurementPointConfig(
         id: id, kind: kind, sensitivity: sensitivity ?? 1, upper: upper, lower: lower,
-        regulateMargin: (s.number("regulate_margin_\(u)", default: 0, min: 0) ?? 0) * scale,
-        rideThrough: s.number("ride_through_s", default: 2, min: 0)!,
-        regulateInterval: s.number("regulate_interval_s", default: 10, min: 0)!,
-        releaseInterval: s.number("release_interval_s", default: 60, min: 0)!,
-        rampW: (s.optionalNumber("ramp_kw", positive: true) ?? .infinity) * 1000,
-        filterTimeConstant: s.number("filter_s", default: 5, min: 0)!,
-        lowestBelievable: s.optionalNumber("lowest_believable_\(u)", min: 0).map { $0 * scale })
+        regulateMargin: (s.number("regulate_margin_\(u)") ?? 0) * scale,
+        rideThrough: s.number("ride_through_s")!,
+        regulateInterval: s.number("regulate_interval_s")!,
+        releaseInterval: s.number("release_interval_s")!,
+        rampW: (s.number("ramp_kw") ?? .infinity) * 1000,
+        filterTimeConstant: s.number("filter_s")!,
+        lowestBelievable: s.number("lowest_believable_\(u)").map { $0 * scale })
     s.rejectUnknownKeys()
     return config
 }
 
 private func readSite(_ s: Section, order: Int, charger: RuntimeConfig.Charger?) -> (SiteConfig, SiteSources, ShaperConfig)? {
     let id = s.string("id") ?? "?"
-    let firm = s.number("firm_kw", min: 0)
-    let rated = s.number("rated_kw", positive: true)
+    let firm = s.number("firm_kw")
+    let rated = s.number("rated_kw")
     // A Modbus charger takes amps per phase; a CPMS over OSCP takes kW.
-    let unitName = s.string("setpoint_unit", default: charger != nil ? "a" : "kw", oneOf: ["kw", "kva", "a"])!
+    let unitName = s.string("setpoint_unit", default: charger != nil ? "a" : "kw")!
     if charger != nil && unitName != "a" {
         s.issues.add(s.table.line(of: "setpoint_unit"), "\(s.path).setpoint_unit",
                      "= \"\(unitName)\": the site's [site.charger] takes amps per phase; write setpoint_unit = \"a\" (with phases, phase_voltage_v and power_factor) or leave it out")
     }
-    let pf = s.number("power_factor", default: 1, min: 0.1, max: 1)!
-    let phases = s.number("phases", default: 3, min: 1, max: 3)!
-    let voltage = s.number("phase_voltage_v", default: 230, positive: true)!
+    let pf = s.number("power_factor")!
+    let phases = s.number("phases")!
+    let voltage = s.number("phase_voltage_v")!
     let unit: SetPointUnit = switch unitName {
     case "kva": .kVA(powerFactor: pf)
     case "a": .ampsPerPhase(phases: Int(phases), phaseVoltage: voltage, powerFactor: pf)
     default: .kW
     }
-    let quantum = s.number("quantum", default: unitName == "a" ? 1 : 0, min: 0)!
-    let hysteresis = s.number("hysteresis", default: 0.5, min: 0, max: 1)!
-    let ramp = s.number("ramp_up_kw_per_s", default: 2, positive: true)!
+    let quantum = s.number("quantum", default: unitName == "a" ? 1 : 0)!
+    let hysteresis = s.number("hysteresis")!
+    let ramp = s.number("ramp_up_kw_per_s")!
     var sources = SiteSources()
-    sources.dscW = s.optionalNumber("dsc_kw", positive: true).map { $0 * 1000 }
-    if let tcc = s.numbers("tcc_kw", count: 48) {
+    sources.dscW = s.number("dsc_kw").map { $0 * 1000 }
+    if let tcc = s.numbers("tcc_kw") {
         sources.tcc = try? HalfHourProfile(watts: tcc.map { $0 * 1000 })
         if sources.tcc == nil { s.issues.add(s.table.line(of: "tcc_kw"), "\(s.path).tcc_kw", "values must be finite and not negative") }
     }
     for w in s.tables("schedule") {
-        let name = w.string("name", default: "window")!
+        let name = w.string("name")!
         let from = w.string("from").flatMap { parseClock($0, w, "from") }
         let to = w.string("to").flatMap { parseClock($0, w, "to") }
-        let limit = w.number("limit_kw", min: 0)
+        let limit = w.number("limit_kw")
         w.rejectUnknownKeys()
         if let from, let to, let limit {
             sources.schedule.append(ScheduleWindow(name: name, startSecondsOfDay: from, endSecondsOfDay: to, watts: limit * 1000))

@@ -1,3 +1,5 @@
+import TOMLReader
+
 /// One thing wrong with a config file: where (line and key path), the value, and why.
 public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
     public var line: Int?
@@ -17,26 +19,33 @@ final class IssueList {
 
 /// Reads one table, remembering which keys were asked for, so that an unknown key — a typo that would
 /// silently drop a threshold — is an error.
+///
+/// A section of lmc.toml has a `schema` (its table path without indexes, "" at the top): then every key
+/// read must be declared in `ConfigKeys`, which gives its type, range, choices and default; the caller
+/// passes none of these (a `default:` only for a key whose declared default is `.contextual`; asserted).
+/// Profile files (hw/meters, hw/chargers) have no schema and pass them at the call.
 struct Section {
     let table: TOMLTable
     let path: String
     let line: Int?
     let issues: IssueList
+    let schema: String?
     private let used = Box()
 
     final class Box { var keys = Set<String>() }
 
-    init(_ table: TOMLTable, path: String, line: Int?, issues: IssueList) {
+    init(_ table: TOMLTable, path: String, line: Int?, issues: IssueList, schema: String? = nil) {
         self.table = table
         self.path = path
         self.line = line
         self.issues = issues
+        self.schema = schema
     }
 
     /// The top-level section of a TOML text, or its syntax error as a config issue.
-    static func root(of text: String) -> Result<Section, ConfigErrors> {
+    static func root(of text: String, schema: String? = nil) -> Result<Section, ConfigErrors> {
         do {
-            return .success(Section(try TOML.parse(text), path: "", line: nil, issues: IssueList()))
+            return .success(Section(try TOML.parse(text), path: "", line: nil, issues: IssueList(), schema: schema))
         } catch {
             return .failure(ConfigErrors(issues: [ConfigIssue(line: error.line, path: "(syntax)", message: error.message)]))
         }
@@ -44,12 +53,53 @@ struct Section {
 
     private func key(_ k: String) -> String { path.isEmpty ? k : "\(path).\(k)" }
 
+    private func childSchema(_ k: String) -> String? { schema.map { $0.isEmpty ? k : "\($0).\(k)" } }
+
+    /// The declaration of `k` in this section's schema (nil for a profile section). Reading an undeclared
+    /// key is a programming error: the declarations are the single list of keys. Debug builds (the tests)
+    /// stop; a release build refuses the config with an internal error rather than crash on a reload.
+    private func declaration(_ k: String, _ type: (ConfigKey.ValueType) -> Bool) -> ConfigKey? {
+        guard let schema else { return nil }
+        guard let d = ConfigKeys.find(table: schema, name: k) else {
+            programmingError(k, "is read but not declared in ConfigKeys")
+            return nil
+        }
+        guard type(d.type) else {
+            programmingError(k, "is read as another type than its declaration in ConfigKeys")
+            return nil
+        }
+        return d
+    }
+
+    private func programmingError(_ k: String, _ why: String) {
+        assertionFailure("lmc.toml key \(key(k)) \(why)")
+        issues.add(line, key(k), "internal error: \(why) (please report)")
+    }
+
     func has(_ k: String) -> Bool { table[k] != nil }
 
+    /// The default to use: the declaration's, or (contextual defaults only) the caller's.
+    private func declaredDefault<T>(_ d: ConfigKey, _ given: T?, _ pick: (ConfigKey.Default) -> T?) -> (value: T?, required: Bool) {
+        switch d.defaultValue {
+        case .required: assert(given == nil, "\(d.table).\(d.name) is required"); return (nil, true)
+        case .none: assert(given == nil, "\(d.table).\(d.name) has no default"); return (nil, false)
+        case .contextual: return (given, false)
+        default:
+            assert(given == nil, "\(d.table).\(d.name): its default is declared in ConfigKeys")
+            return (pick(d.defaultValue), false)
+        }
+    }
+
     func number(_ k: String, default d: Double? = nil, min: Double? = nil, max: Double? = nil, positive: Bool = false) -> Double? {
+        var (d, min, max, positive, required) = (d, min, max, positive, d == nil)
+        if let decl = declaration(k, { $0 == .number }) {
+            assert(min == nil && max == nil && !positive, "\(decl.table).\(decl.name): its range is declared in ConfigKeys")
+            (d, required) = declaredDefault(decl, d) { if case .number(let x) = $0 { x } else { nil } }
+            (min, max, positive) = (decl.min, decl.max, decl.positive)
+        }
         used.keys.insert(k)
         guard let v = table[k] else {
-            if d == nil { issues.add(line, key(k), "missing (required)") }
+            if required { issues.add(line, key(k), "missing (required)") }
             return d
         }
         let x: Double
@@ -66,14 +116,22 @@ struct Section {
         return x
     }
 
+    /// Profile sections only: a number that may be left out.
     func optionalNumber(_ k: String, min: Double? = nil, max: Double? = nil, positive: Bool = false) -> Double? {
-        has(k) ? number(k, default: nil, min: min, max: max, positive: positive) : { used.keys.insert(k); return nil }()
+        assert(schema == nil, "in lmc.toml, number(_:) reads an optional key (declared default .none)")
+        return has(k) ? number(k, default: nil, min: min, max: max, positive: positive) : { used.keys.insert(k); return nil }()
     }
 
     func string(_ k: String, default d: String? = nil, oneOf choices: [String]? = nil) -> String? {
+        var (d, choices, required) = (d, choices, d == nil)
+        if let decl = declaration(k, { if case .string = $0 { true } else if case .choice = $0 { true } else { false } }) {
+            assert(choices == nil, "\(decl.table).\(decl.name): its choices are declared in ConfigKeys")
+            (d, required) = declaredDefault(decl, d) { if case .string(let s) = $0 { s } else { nil } }
+            if case .choice(let c) = decl.type { choices = c }
+        }
         used.keys.insert(k)
         guard let v = table[k] else {
-            if d == nil { issues.add(line, key(k), "missing (required)") }
+            if required { issues.add(line, key(k), "missing (required)") }
             return d
         }
         guard case .string(let s) = v else {
@@ -87,7 +145,13 @@ struct Section {
         return s
     }
 
-    func bool(_ k: String, default d: Bool) -> Bool {
+    /// A boolean; in lmc.toml its default is declared (pass none).
+    func bool(_ k: String, default given: Bool? = nil) -> Bool {
+        var d = given
+        if let decl = declaration(k, { $0 == .bool }) {
+            d = declaredDefault(decl, given) { if case .bool(let b) = $0 { b } else { nil } }.value
+        }
+        guard let d else { programmingError(k, "is a bool without a default"); return false }
         used.keys.insert(k)
         guard let v = table[k] else { return d }
         guard case .bool(let b) = v else {
@@ -98,6 +162,11 @@ struct Section {
     }
 
     func numbers(_ k: String, count: Int? = nil) -> [Double]? {
+        var count = count
+        if let decl = declaration(k, { if case .numbers = $0 { true } else { false } }), case .numbers(let c) = decl.type {
+            assert(count == nil, "\(decl.table).\(decl.name): its count is declared in ConfigKeys")
+            count = c
+        }
         used.keys.insert(k)
         guard let v = table[k] else { return nil }
         guard case .array(let items) = v else {
@@ -122,16 +191,24 @@ struct Section {
     }
 
     func table(_ k: String) -> Section? {
+        _ = declaration(k) { $0 == .table }
         used.keys.insert(k)
         guard let v = table[k] else { return nil }
         guard case .table(let t) = v else {
             issues.add(table.line(of: k), key(k), "is \(v.typeName), expected a [\(key(k))] table")
             return nil
         }
-        return Section(t, path: key(k), line: table.line(of: k), issues: issues)
+        return Section(t, path: key(k), line: table.line(of: k), issues: issues, schema: childSchema(k))
+    }
+
+    /// The table, or an empty one when the file has none, so that a missing table and a table without
+    /// a key give the same (declared) default.
+    func tableOrEmpty(_ k: String) -> Section {
+        table(k) ?? Section(TOMLTable(), path: key(k), line: nil, issues: issues, schema: childSchema(k))
     }
 
     func tables(_ k: String) -> [Section] {
+        _ = declaration(k) { $0 == .tables }
         used.keys.insert(k)
         guard let v = table[k] else { return [] }
         guard case .array(let items) = v else {
@@ -143,18 +220,30 @@ struct Section {
                 issues.add(table.line(of: k), "\(key(k))[\(i)]", "is \(item.typeName), expected a table")
                 return nil
             }
-            return Section(t, path: "\(key(k))[\(i)]", line: t.entries.first?.line ?? table.line(of: k), issues: issues)
+            return Section(t, path: "\(key(k))[\(i)]", line: t.entries.first?.line ?? table.line(of: k), issues: issues, schema: childSchema(k))
         }
     }
 
-    /// For keys read directly from `table`.
+    /// A declared key whose value the caller reads directly from `table` (arrays of strings).
+    func claim(_ k: String) {
+        _ = declaration(k) { _ in true }
+        used.keys.insert(k)
+    }
+
+    /// For keys that are not this table's but are answered with their own message (keys that moved).
     func markUsed(_ k: String) { used.keys.insert(k) }
 
-    /// Call last: every key not asked for is reported with the keys that are allowed.
+    /// Call last: every key not asked for is reported, with the near declared keys ("did you mean") or
+    /// the keys that are allowed.
     func rejectUnknownKeys() {
+        var known = used.keys
+        if let schema {
+            // Keys in a measurement point's unit are known by the one read (limit_kva), not limit_U.
+            for d in ConfigKeys.keys(in: schema) where !d.name.hasSuffix("_U") { known.insert(d.name) }
+        }
         for e in table.entries where !used.keys.contains(e.key) {
-            let near = used.keys.sorted().filter { similar($0, e.key) }
-            let hint = near.isEmpty ? "allowed here: \(used.keys.sorted().joined(separator: ", "))" : "did you mean \(near.joined(separator: " or "))?"
+            let near = known.sorted().filter { similar($0, e.key) }
+            let hint = near.isEmpty ? "allowed here: \(known.sorted().joined(separator: ", "))" : "did you mean \(near.joined(separator: " or "))?"
             issues.add(e.line, key(e.key), "unknown key (\(hint))")
         }
     }

@@ -9,6 +9,7 @@ import ModbusBridge
 import OSCP
 import SetPointRelay
 import Supervision
+import TOMLReader
 
 /// The parts of lmc.toml the daemon needs beyond the control core: buses, meters, chargers, the
 /// supervisor. Parsed together with the control sections by `Configuration.parse`.
@@ -83,19 +84,19 @@ public struct RuntimeConfig: Sendable {
 extension RuntimeConfig {
     static func read(_ top: Section, mps: [Section], sites: [Section], issues: IssueList) -> RuntimeConfig {
         var rc = RuntimeConfig.empty
-        if let box = top.table("box") {
-            rc.boxID = box.string("id", default: "lmc")!
-            rc.socketPath = box.string("socket", default: "/run/lmc/control.sock")!
-            if let wd = box.string("hardware_watchdog", default: ""), !wd.isEmpty {
-                if !wd.hasPrefix("/") { issues.add(box.table.line(of: "hardware_watchdog"), "box.hardware_watchdog", "= \"\(wd)\": expected an absolute path such as \"/dev/watchdog0\"") }
-                rc.hardwareWatchdog = wd
-            }
-            box.rejectUnknownKeys()
+        // Tables that may be left out are read as empty ones: their defaults are the declared ones either way.
+        let box = top.tableOrEmpty("box")
+        rc.boxID = box.string("id")!
+        rc.socketPath = box.string("socket")!
+        if let wd = box.string("hardware_watchdog"), !wd.isEmpty {
+            if !wd.hasPrefix("/") { issues.add(box.table.line(of: "hardware_watchdog"), "box.hardware_watchdog", "= \"\(wd)\": expected an absolute path such as \"/dev/watchdog0\"") }
+            rc.hardwareWatchdog = wd
         }
+        box.rejectUnknownKeys()
         for b in top.tables("bus") {
             let id = b.string("id") ?? "?"
             let endpoint = readEndpoint(b, issues)
-            let timeout = b.number("timeout_ms", default: 200, min: 10, max: 10_000)!
+            let timeout = b.number("timeout_ms")!
             b.rejectUnknownKeys()
             if let endpoint { rc.buses.append(Bus(id: id, endpoint: endpoint, timeoutMilliseconds: Int(timeout))) }
         }
@@ -105,12 +106,12 @@ extension RuntimeConfig {
             if !rc.buses.contains(where: { $0.id == bus }) {
                 issues.add(m.table.line(of: "bus"), "\(m.path).bus", "= \"\(bus)\": no [[bus]] has this id (have: \(rc.buses.map(\.id).joined(separator: ", ")))")
             }
-            let unit = m.number("unit", default: 1, min: 0, max: 255)!
+            let unit = m.number("unit")!
             let profileName = m.string("profile") ?? "generic"
-            let poll = m.number("poll_ms", default: 100, min: 10, max: 60_000)!
-            let rules = QualityRules(ctRatingA: m.optionalNumber("ct_rating_a", positive: true),
-                                     nominalVoltage: m.number("nominal_v", default: 230, positive: true)!,
-                                     frozenPolls: Int(m.number("frozen_polls", default: 10, min: 2, max: 10_000)!))
+            let poll = m.number("poll_ms")!
+            let rules = QualityRules(ctRatingA: m.number("ct_rating_a"),
+                                     nominalVoltage: m.number("nominal_v")!,
+                                     frozenPolls: Int(m.number("frozen_polls")!))
             m.rejectUnknownKeys()
             switch MeterProfiles.load(profileName) {
             case .success(let p):
@@ -121,7 +122,7 @@ extension RuntimeConfig {
         }
         let meterIDs = Set(rc.meters.map(\.id))
         for mp in mps {
-            if let meter = mp.string("meter", default: "") , !meter.isEmpty {
+            if let meter = mp.string("meter"), !meter.isEmpty {
                 if !meterIDs.contains(meter) { issues.add(mp.table.line(of: "meter"), "\(mp.path).meter", "= \"\(meter)\": no [[meter]] has this id") }
                 rc.mpMeter[mp.table["id"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "?"] = meter
             }
@@ -129,32 +130,32 @@ extension RuntimeConfig {
         var oscpGroups: [String: String] = [:]
         for s in sites {
             let siteID = s.table["id"].flatMap { if case .string(let x) = $0 { x } else { nil } } ?? "?"
-            if let g = s.string("oscp_group", default: ""), !g.isEmpty { oscpGroups[siteID] = g }
-            if let poc = s.string("poc_meter", default: ""), !poc.isEmpty {
+            if let g = s.string("oscp_group"), !g.isEmpty { oscpGroups[siteID] = g }
+            if let poc = s.string("poc_meter"), !poc.isEmpty {
                 if !meterIDs.contains(poc) { issues.add(s.table.line(of: "poc_meter"), "\(s.path).poc_meter", "= \"\(poc)\": no [[meter]] has this id") }
                 rc.sitePocMeter[siteID] = poc
             }
             if let b = s.table("breaker") {
-                let chip = b.string("chip", default: "gpiochip0")!
-                let trip = b.number("trip_line", min: 0, max: 1023)
-                let close = b.optionalNumber("close_line", min: 0, max: 1023)
-                let aux = b.optionalNumber("aux_line", min: 0, max: 1023)
+                let chip = b.string("chip")!
+                let trip = b.number("trip_line")
+                let close = b.number("close_line")
+                let aux = b.number("aux_line")
                 let wiring = BreakerWiring(
-                    trip: .init(chip: chip, offset: Int(trip ?? 0), activeLow: b.bool("trip_active_low", default: false)),
-                    close: close.map { .init(chip: chip, offset: Int($0), activeLow: b.bool("close_active_low", default: false)) },
-                    auxiliary: aux.map { .init(chip: chip, offset: Int($0), activeLow: b.bool("aux_active_low", default: false)) },
-                    pulseMilliseconds: Int(b.number("pulse_ms", default: 200, min: 0, max: 10_000)!))
-                _ = b.bool("close_active_low", default: false)
-                _ = b.bool("aux_active_low", default: false)
+                    trip: .init(chip: chip, offset: Int(trip ?? 0), activeLow: b.bool("trip_active_low")),
+                    close: close.map { .init(chip: chip, offset: Int($0), activeLow: b.bool("close_active_low")) },
+                    auxiliary: aux.map { .init(chip: chip, offset: Int($0), activeLow: b.bool("aux_active_low")) },
+                    pulseMilliseconds: Int(b.number("pulse_ms")!))
+                _ = b.bool("close_active_low")
+                _ = b.bool("aux_active_low")
                 b.rejectUnknownKeys()
                 if trip != nil { rc.breakers[siteID] = wiring }
             }
             if let c = s.table("charger") {
                 let endpoint = readEndpoint(c, issues)
                 let profileName = c.string("profile") ?? "generic"
-                let unit = c.optionalNumber("unit", min: 0, max: 255)
-                let maxA = c.optionalNumber("max_current_a", positive: true)
-                let timeout = c.number("timeout_ms", default: 500, min: 10, max: 10_000)!
+                let unit = c.number("unit")
+                let maxA = c.number("max_current_a")
+                let timeout = c.number("timeout_ms")!
                 // The set point's conversion is the site's (one shaper per site): these keys moved there.
                 for (old, new) in [("phases", "phases"), ("phase_voltage_v", "phase_voltage_v"), ("power_factor", "power_factor"), ("step_a", "quantum")]
                 where c.table[old] != nil {
@@ -173,48 +174,51 @@ extension RuntimeConfig {
                 }
             }
         }
-        if let f = top.table("failsafe") {
+        do {
+            // Every field from the declarations, so no default of SupervisorConfig.init leaks in.
+            let f = top.tableOrEmpty("failsafe")
             var s = SupervisorConfig()
-            s.blindTime = f.number("blind_time_s", default: 1, min: 0.05, max: 60)!
-            s.goodSamplesToRecover = Int(f.number("good_samples", default: 10, min: 1, max: 10_000)!)
-            let lo = f.number("startup_delay_min_s", default: 0, min: 0)!
-            let hi = f.number("startup_delay_max_s", default: 60, min: 0)!
+            s.blindTime = f.number("blind_time_s")!
+            s.goodSamplesToRecover = Int(f.number("good_samples")!)
+            let lo = f.number("startup_delay_min_s")!
+            let hi = f.number("startup_delay_max_s")!
             if hi < lo { issues.add(f.table.line(of: "startup_delay_max_s"), "failsafe.startup_delay_max_s", "= \(hi): below startup_delay_min_s \(lo)") }
             s.startupDelayWindow = lo...max(lo, hi)
-            s.recoveryRampWPerSecond = f.number("recovery_ramp_kw_per_s", default: 2, positive: true)! * 1000
-            s.upstreamHeartbeatTimeout = f.optionalNumber("upstream_heartbeat_timeout_s", positive: true)
-            s.nonResponseToleranceW = f.number("non_response_tolerance_kw", default: 10, min: 0)! * 1000
-            s.responseTime = f.number("response_time_s", default: 30, min: 0)!
-            s.breakerConfirmTime = f.number("breaker_confirm_s", default: 1, positive: true)!
-            s.autoCloseDelay = f.optionalNumber("auto_close_delay_s", min: 0)
-            s.maxTrips = Int(f.number("max_trips", default: 3, min: 1, max: 100)!)
-            s.tripWindow = f.number("trip_window_s", default: 3600, positive: true)!
-            s.relayAlarmAfter = f.number("relay_alarm_after_s", default: 5, min: 0)!
+            s.recoveryRampWPerSecond = f.number("recovery_ramp_kw_per_s")! * 1000
+            s.upstreamHeartbeatTimeout = f.number("upstream_heartbeat_timeout_s")
+            s.nonResponseToleranceW = f.number("non_response_tolerance_kw")! * 1000
+            s.responseTime = f.number("response_time_s")!
+            s.breakerConfirmTime = f.number("breaker_confirm_s")!
+            s.autoCloseDelay = f.number("auto_close_delay_s")
+            s.maxTrips = Int(f.number("max_trips")!)
+            s.tripWindow = f.number("trip_window_s")!
+            s.relayAlarmAfter = f.number("relay_alarm_after_s")!
             f.rejectUnknownKeys()
             rc.supervisor = s
         }
-        if let l = top.table("log") {
-            rc.log.directory = l.string("directory", default: "/var/lib/lmc")!
-            rc.log.samplesMB = l.number("samples_mb", default: 64, min: 0.1, max: 65_536)!
-            rc.log.eventsMB = l.number("events_mb", default: 4, min: 0.1, max: 65_536)!
-            rc.log.halfHoursMB = l.number("halfhours_mb", default: 64, min: 0.1, max: 65_536)!
-            rc.log.syncIntervalSeconds = l.number("sync_interval_s", default: 1, min: 0, max: 60)!
+        do {
+            let l = top.tableOrEmpty("log")
+            rc.log.directory = l.string("directory")!
+            rc.log.samplesMB = l.number("samples_mb")!
+            rc.log.eventsMB = l.number("events_mb")!
+            rc.log.halfHoursMB = l.number("halfhours_mb")!
+            rc.log.syncIntervalSeconds = l.number("sync_interval_s")!
             l.rejectUnknownKeys()
         }
         if let u = top.table("upstream") {
             // Loopback unless the config names the address SCADA reaches; port 1502: the service has
             // no capabilities, so it cannot bind 502 (docs/config.md says how to allow that).
-            let listen = u.string("listen", default: "127.0.0.1")!
+            let listen = u.string("listen")!
             if !isNumericIP(listen) {
                 issues.add(u.table.line(of: "listen"), "upstream.listen", "= \"\(listen)\": not a numeric IPv4 or IPv6 address")
             }
-            let port = u.number("port", default: 1502, min: 0, max: 65_535)!
+            let port = u.number("port")!
             var limits = ModbusServer.TCPLimits()
-            limits.maxClients = Int(u.number("max_clients", default: 16, min: 1, max: 256)!)
-            limits.idleTimeoutMilliseconds = Int(u.number("idle_timeout_s", default: 60, min: 1, max: 3600)! * 1000)
-            limits.frameDeadlineMilliseconds = Int(u.number("frame_deadline_ms", default: 1000, min: 50, max: 10_000)!)
-            limits.sendDeadlineMilliseconds = Int(u.number("send_deadline_ms", default: 2000, min: 50, max: 60_000)!)
-            limits.maxClientsPerAddress = Int(u.number("max_clients_per_address", default: 4, min: 1, max: 256)!)
+            limits.maxClients = Int(u.number("max_clients")!)
+            limits.idleTimeoutMilliseconds = Int(u.number("idle_timeout_s")! * 1000)
+            limits.frameDeadlineMilliseconds = Int(u.number("frame_deadline_ms")!)
+            limits.sendDeadlineMilliseconds = Int(u.number("send_deadline_ms")!)
+            limits.maxClientsPerAddress = Int(u.number("max_clients_per_address")!)
             var writers = Set<String>()
             if let v = u.table["allowed_writers"] {
                 if case .array(let items) = v {
@@ -227,18 +231,18 @@ extension RuntimeConfig {
                     issues.add(u.table.line(of: "allowed_writers"), "upstream.allowed_writers", "is \(v.typeName), expected an array of IP addresses")
                 }
             }
-            u.markUsed("allowed_writers")
+            u.claim("allowed_writers")
             u.rejectUnknownKeys()
             rc.upstream = Upstream(listen: listen, port: Int(port), allowedWriters: writers, limits: limits)
         }
         if let o = top.table("oscp") {
-            let listen = o.string("listen", default: "127.0.0.1")!
-            let port = o.number("port", default: 8090, min: 1, max: 65_535)!
+            let listen = o.string("listen")!
+            let port = o.number("port")!
             let ours = o.string("our_base_url") ?? ""
             let fp = o.string("fp_base_url") ?? ""
             // The tokens: from a credentials file readable by root and the service only (or systemd's
             // LoadCredential=), or — discouraged: lmc.toml is group-readable — inline.
-            let credentials = o.string("credentials_file", default: "")!
+            let credentials = o.string("credentials_file") ?? ""
             var fpToken = o.string("fp_token", default: "")!
             var token = o.string("token", default: "")!
             if !credentials.isEmpty {
@@ -250,17 +254,17 @@ extension RuntimeConfig {
                 case .failure(let why): issues.add(o.table.line(of: "credentials_file"), "oscp.credentials_file", why.description)
                 }
             }
-            let hb = o.number("heartbeat_interval_s", default: 30, min: 1, max: 3600)!
-            let ownHB = o.number("own_heartbeat_default_s", default: 60, min: 1, max: 3600)!
-            let minutes = o.number("forecast_minutes", default: 15, min: 1, max: 1440)!
-            let refresh = o.number("refresh_s", default: 300, min: 5, max: 86_400)!
-            let cert = o.string("tls_certificate", default: "")!
-            let key = o.string("tls_key", default: "")!
+            let hb = o.number("heartbeat_interval_s")!
+            let ownHB = o.number("own_heartbeat_default_s")!
+            let minutes = o.number("forecast_minutes")!
+            let refresh = o.number("refresh_s")!
+            let cert = o.string("tls_certificate") ?? ""
+            let key = o.string("tls_key") ?? ""
             let ca = o.string("ca_file", default: "")!
-            let clientCA = o.string("client_ca_file", default: "")!
-            let plain = o.bool("allow_plain_http", default: false)
-            let maxConnections = o.number("max_connections", default: 8, min: 1, max: 64)!
-            let deadline = o.number("request_deadline_s", default: 10, min: 1, max: 120)!
+            let clientCA = o.string("client_ca_file") ?? ""
+            let plain = o.bool("allow_plain_http")
+            let maxConnections = o.number("max_connections")!
+            let deadline = o.number("request_deadline_s")!
             var allowed: [String] = []
             if let v = o.table["fp_allowed_base_urls"] {
                 if case .array(let items) = v {
@@ -273,7 +277,7 @@ extension RuntimeConfig {
                     issues.add(o.table.line(of: "fp_allowed_base_urls"), "oscp.fp_allowed_base_urls", "is \(v.typeName), expected an array of URLs")
                 }
             }
-            o.markUsed("fp_allowed_base_urls")
+            o.claim("fp_allowed_base_urls")
             o.rejectUnknownKeys()
             // An empty string is never a value here: a required key left "" is refused, not skipped.
             for (k, v) in [("our_base_url", ours), ("fp_base_url", fp)] where v.isEmpty {
@@ -353,8 +357,8 @@ func isNumericIP(_ s: String) -> Bool {
 private func readEndpoint(_ s: Section, _ issues: IssueList) -> ModbusEndpoint? {
     let tcp = s.string("tcp", default: "")!
     let rtu = s.string("rtu", default: "")!
-    let baud = s.number("baud", default: 9600, positive: true)!
-    let parity = s.string("parity", default: "N", oneOf: ["N", "E", "O"])!
+    let baud = s.number("baud")!
+    let parity = s.string("parity")!
     if tcp.isEmpty == rtu.isEmpty {
         issues.add(s.line, s.path, "give exactly one of tcp = \"HOST:PORT\" or rtu = \"/dev/…\"")
         return nil

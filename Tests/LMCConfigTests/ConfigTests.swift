@@ -1,6 +1,7 @@
 import Foundation
 import Headroom
 import Testing
+import TOMLReader
 @testable import LMCConfig
 
 func exampleConfigText() throws -> String {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TOMLReader
 @testable import LMCConfig
 
 /// Issue 17: the network-facing sections default to what is safe on a hostile LAN.

@@ -27,6 +27,8 @@ public enum TOMLValue: Sendable, Equatable {
 public struct TOMLTable: Sendable, Equatable {
     public var entries: [(key: String, value: TOMLValue, line: Int)] = []
 
+    public init() {}
+
     public static func == (a: TOMLTable, b: TOMLTable) -> Bool {
         a.entries.count == b.entries.count && zip(a.entries, b.entries).allSatisfy { $0.key == $1.key && $0.value == $1.value }
     }

@@ -1,0 +1,274 @@
+import Headroom
+
+/// One key of lmc.toml, declared once: where it lives, what it takes, its default and one line of doc.
+/// The reader (`Section`) takes ranges, choices and defaults from here, and may read no key that is not
+/// declared; docs/config.md is kept in step by `ConfigKeyDocTests`.
+public struct ConfigKey: Sendable {
+    public enum ValueType: Sendable, Equatable {
+        case number
+        case string
+        case bool
+        /// One of these strings.
+        case choice([String])
+        /// An array of numbers (with this many values, when given).
+        case numbers(count: Int?)
+        /// An array of strings.
+        case strings
+        /// A `[table]` inside this one.
+        case table
+        /// `[[tables]]` inside this one.
+        case tables
+    }
+
+    public enum Default: Sendable, Equatable {
+        /// Must be given.
+        case required
+        /// May be left out; then it is not set.
+        case none
+        case number(Double)
+        case string(String)
+        case bool(Bool)
+        /// An empty array.
+        case empty
+        /// Depends on other keys: the reader supplies it; the text is what the doc says.
+        case contextual(String)
+    }
+
+    /// The table's path without array indexes: "" (top level), "failsafe", "site.charger",
+    /// "measurement_point.upper".
+    public var table: String
+    /// The key; `_U` at the end stands for the unit of a measurement point's kind (`_a`, `_kva`, `_v`).
+    public var name: String
+    public var type: ValueType
+    /// Unit of the value, for people ("s", "kW"); "" when it has none.
+    public var unit: String
+    public var min: Double?
+    public var max: Double?
+    /// Must be > 0.
+    public var positive: Bool
+    public var defaultValue: Default
+    public var doc: String
+
+    /// The default as docs/config.md writes it in the "default" column.
+    public var docDefault: String {
+        switch defaultValue {
+        case .required: "required"
+        case .none: "none"
+        case .number(let x): "`\(formatNumber(x))`"
+        case .string(let s): "`\"\(s)\"`"
+        case .bool(let b): "`\(b)`"
+        case .empty: "`[]`"
+        case .contextual(let text): text
+        }
+    }
+
+    /// The range as docs/config.md writes it ("0.05–60", "≥ 0", "> 0"), or nil without one.
+    public var docRange: String? {
+        switch (min, max, positive) {
+        case (let lo?, let hi?, _): "\(formatNumber(lo))–\(formatNumber(hi))"
+        case (let lo?, nil, _): "≥ \(formatNumber(lo))"
+        case (nil, _, true): "> 0"
+        default: nil
+        }
+    }
+}
+
+func formatNumber(_ x: Double) -> String {
+    x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x)
+}
+
+/// Every key of lmc.toml. Keep docs/config.md in step (the tests check key names and defaults).
+public enum ConfigKeys {
+    public static let all: [ConfigKey] = declarations()
+
+    private static let index: [String: ConfigKey] = Dictionary(all.map { ("\($0.table)|\($0.name)", $0) }, uniquingKeysWith: { a, _ in a })
+
+    /// The declaration of `name` in `table` ("limit_kva" finds "limit_U").
+    public static func find(table: String, name: String) -> ConfigKey? {
+        if let k = index["\(table)|\(name)"] { return k }
+        for u in ["_a", "_kva", "_v"] where name.hasSuffix(u) {
+            if let k = index["\(table)|\(name.dropLast(u.count))_U"] { return k }
+        }
+        return nil
+    }
+
+    /// The keys declared for one table.
+    public static func keys(in table: String) -> [ConfigKey] { all.filter { $0.table == table } }
+}
+
+private func declarations() -> [ConfigKey] {
+    var out: [ConfigKey] = []
+    var table = ""
+    func key(_ name: String, _ type: ConfigKey.ValueType, _ d: ConfigKey.Default, unit: String = "", min: Double? = nil, max: Double? = nil,
+             positive: Bool = false, _ doc: String) {
+        out.append(ConfigKey(table: table, name: name, type: type, unit: unit, min: min, max: max, positive: positive, defaultValue: d, doc: doc))
+    }
+    func endpoint() {
+        key("rtu", .string, .contextual("one of `rtu`, `tcp` required"), "serial device, `\"/dev/ttyS1\"`")
+        key("tcp", .string, .contextual("one of `rtu`, `tcp` required"), "`\"HOST:PORT\"`")
+        key("baud", .number, .number(9600), unit: "Bd", positive: true, "RTU baud rate (8 data bits, 1 stop bit)")
+        key("parity", .choice(["N", "E", "O"]), .string("N"), "RTU parity")
+    }
+
+    table = ""
+    key("control", .table, .none, "the control section")
+    key("box", .table, .none, "this box")
+    key("failsafe", .table, .none, "the fail-safe supervisor")
+    key("log", .table, .none, "the ring log")
+    key("upstream", .table, .none, "the Modbus TCP server for SCADA / DERMS")
+    key("oscp", .table, .none, "OSCP 2.0 to the CPMS")
+    key("bus", .tables, .none, "RS-485 lines and Modbus TCP devices")
+    key("meter", .tables, .none, "meters")
+    key("measurement_point", .tables, .required, "measured quantities at the constraint")
+    key("site", .tables, .required, "EV charging sites behind the constraint")
+
+    table = "control"
+    key("mode", .choice(HeadroomController.Mode.allCases.map(\.rawValue)), .string("direct"),
+        "direct: reductions from the site's metered import; incremental: from the current set point")
+    key("period_ms", .number, .number(100), unit: "ms", min: 10, max: 10_000, "control period")
+    key("tcc_timezone", .string, .string("Europe/London"), "the zone the TCC half hours and schedule windows are written in")
+    key("require_synchronised_clock", .bool, .bool(true), "pick a half hour only while the kernel reports the wall clock synchronised")
+
+    table = "box"
+    key("id", .string, .string("lmc"), "this box's name; also seeds its start-up delay")
+    key("socket", .string, .string("/run/lmc/control.sock"), "the control socket `lmc status` talks to")
+    key("hardware_watchdog", .string, .none, "a hardware watchdog device lmc run pets from on-time cycles")
+
+    table = "failsafe"
+    key("blind_time_s", .number, .number(1), unit: "s", min: 0.05, max: 60, "no good constraint sample for this long: safe set point")
+    key("good_samples", .number, .number(10), min: 1, max: 10_000, "consecutive good samples to leave start-up or fail-safe")
+    key("startup_delay_min_s", .number, .number(0), unit: "s", min: 0, "the window of the per-box start-up delay: from")
+    key("startup_delay_max_s", .number, .number(60), unit: "s", min: 0, "the window of the per-box start-up delay: to")
+    key("recovery_ramp_kw_per_s", .number, .number(2), unit: "kW/s", positive: true, "ramp from the safe set point after recovering")
+    key("upstream_heartbeat_timeout_s", .number, .none, unit: "s", positive: true,
+        "centrally managed: safe set point when the upstream heartbeat is older")
+    key("non_response_tolerance_kw", .number, .number(10), unit: "kW", min: 0, "PoC import above set point + this…")
+    key("response_time_s", .number, .number(30), unit: "s", min: 0, "…for this long: trip")
+    key("breaker_confirm_s", .number, .number(1), unit: "s", positive: true, "the auxiliary contact must confirm within this")
+    // No default: a breaker re-closes by itself only when the engineer says after how long.
+    key("auto_close_delay_s", .number, .none, unit: "s", min: 0, "re-close automatically this long after a trip (none: closing is manual)")
+    key("max_trips", .number, .number(3), min: 1, max: 100, "this many trips in `trip_window_s`: LOCKOUT")
+    key("trip_window_s", .number, .number(3600), unit: "s", positive: true, "the window `max_trips` counts in")
+    key("relay_alarm_after_s", .number, .number(5), unit: "s", min: 0, "alarm when a relay has failed this long")
+
+    table = "bus"
+    key("id", .string, .required, "named by meters")
+    endpoint()
+    key("timeout_ms", .number, .number(200), unit: "ms", min: 10, max: 10_000, "response timeout")
+
+    table = "meter"
+    key("id", .string, .required, "named by measurement points and sites")
+    key("bus", .string, .required, "a `[[bus]]` id")
+    key("unit", .number, .number(1), min: 0, max: 255, "Modbus unit id")
+    key("profile", .string, .required, "a file in `hw/meters` (see hw/README.md), or a path")
+    key("poll_ms", .number, .number(100), unit: "ms", min: 10, max: 60_000, "poll period")
+    key("ct_rating_a", .number, .none, unit: "A", positive: true, "plausibility: a current above twice this is bad")
+    key("nominal_v", .number, .number(230), unit: "V", positive: true, "plausibility, and apparent power on CT-only meters")
+    key("frozen_polls", .number, .number(10), min: 2, max: 10_000, "bit-identical readings under load for this many polls: frozen")
+
+    table = "measurement_point"
+    key("id", .string, .required, "name shown on the console and in the log")
+    key("kind", .choice(MeasurementPointConfig.Kind.allCases.map(\.rawValue)), .required, "what is measured")
+    key("meter", .string, .none, "the `[[meter]]` that measures it")
+    key("sensitivity_per_kw", .number, .required, "change of the value per kW of site import, with sign")
+    key("regulate_margin_U", .number, .number(0), min: 0, "regulation brings the value back to limit − margin (upper) or + margin (lower)")
+    key("ride_through_s", .number, .number(2), unit: "s", min: 0, "excursions beyond the limit shorter than this are ignored")
+    key("regulate_interval_s", .number, .number(10), unit: "s", min: 0, "repeat reductions this often while still beyond the limit")
+    key("release_interval_s", .number, .number(60), unit: "s", min: 0, "release steps at most this often")
+    key("ramp_kw", .number, .none, unit: "kW", positive: true, "largest release step")
+    key("filter_s", .number, .number(5), unit: "s", min: 0, "time constant of the filter the regulate/release decisions see")
+    key("lowest_believable_U", .number, .none, min: 0, "a value below this is not believed")
+    key("upper", .table, .none, "upper limit set")
+    key("lower", .table, .none, "lower limit set")
+
+    for side in ["upper", "lower"] {
+        table = "measurement_point.\(side)"
+        key("limit_U", .number, .required, "regulate beyond this")
+        key("release_zone_U", .number, .required, "keep releasing while inside this")
+        key("release_trigger_U", .number, .required, "start releasing inside this")
+        key("trip_U", .number, .none, "request a trip when beyond this…")
+        key("trip_delay_s", .number, .number(10), unit: "s", min: 0, "…for this long")
+    }
+
+    table = "site"
+    key("id", .string, .required, "site name")
+    key("firm_kw", .number, .required, unit: "kW", min: 0, "firm capacity: the set point never goes below it here")
+    key("rated_kw", .number, .required, unit: "kW", positive: true, "rated capacity: the ceiling")
+    key("setpoint_unit", .choice(["kw", "kva", "a"]), .contextual("`\"a\"` with a `[site.charger]`, else `\"kw\"`"),
+        "unit of what takes the set point (`a`: per phase)")
+    key("power_factor", .number, .number(1), min: 0.1, max: 1, "for kVA and A")
+    key("phases", .number, .number(3), min: 1, max: 3, "for A")
+    key("phase_voltage_v", .number, .number(230), unit: "V", positive: true, "for A")
+    key("quantum", .number, .contextual("`1` for A, else `0`"), min: 0, "set point steps, in `setpoint_unit`")
+    key("hysteresis", .number, .number(0.5), min: 0, max: 1, "fraction of a quantum an increase must clear")
+    key("ramp_up_kw_per_s", .number, .number(2), unit: "kW/s", positive: true, "increases at most this fast")
+    key("dsc_kw", .number, .none, unit: "kW", positive: true, "declared supply capacity")
+    key("tcc_kw", .numbers(count: 48), .none, unit: "kW", "timed capacity connection: the limit for each half hour from 00:00")
+    key("poc_meter", .string, .none, "the site's PoC `[[meter]]`")
+    key("oscp_group", .string, .none, "the site takes part in OSCP as this group")
+    key("schedule", .tables, .none, "dispatch windows")
+    key("breaker", .table, .none, "the site breaker")
+    key("charger", .table, .none, "the site's hub chargepoint over Modbus")
+
+    table = "site.schedule"
+    key("name", .string, .string("window"), "shown as `schedule:NAME`")
+    key("from", .string, .required, "start, local time \"HH:MM\"")
+    key("to", .string, .required, "end, local time \"HH:MM\"; a window may wrap midnight")
+    key("limit_kw", .number, .required, unit: "kW", min: 0, "limit inside the window")
+
+    table = "site.breaker"
+    key("chip", .string, .string("gpiochip0"), "GPIO chip: path, name, label or number")
+    key("trip_line", .number, .required, min: 0, max: 1023, "output to the trip coil relay")
+    key("close_line", .number, .none, min: 0, max: 1023, "output to the close coil relay")
+    key("aux_line", .number, .none, min: 0, max: 1023, "input from the auxiliary contact, logical 1 = closed")
+    key("trip_active_low", .bool, .bool(false), "the trip output's logical 1 is the low level")
+    key("close_active_low", .bool, .bool(false), "the close output's logical 1 is the low level")
+    key("aux_active_low", .bool, .bool(false), "the auxiliary input's logical 1 is the low level")
+    key("pulse_ms", .number, .number(200), unit: "ms", min: 0, max: 10_000, "coil pulse width; 0 = latched")
+
+    table = "site.charger"
+    key("profile", .string, .required, "a file in `hw/chargers`, or a path")
+    endpoint()
+    key("unit", .number, .contextual("the profile's"), min: 0, max: 255, "Modbus unit id")
+    key("max_current_a", .number, .contextual("the profile's"), unit: "A", positive: true, "highest current to send")
+    key("timeout_ms", .number, .number(500), unit: "ms", min: 10, max: 10_000, "response timeout")
+
+    table = "log"
+    key("directory", .string, .string("/var/lib/lmc"), "where the rings live")
+    key("samples_mb", .number, .number(64), unit: "MB", min: 0.1, max: 65_536, "size of the samples ring")
+    key("events_mb", .number, .number(4), unit: "MB", min: 0.1, max: 65_536, "size of the events ring")
+    key("halfhours_mb", .number, .number(64), unit: "MB", min: 0.1, max: 65_536, "size of the half-hours ring")
+    key("sync_interval_s", .number, .number(1), unit: "s", min: 0, max: 60, "records are written and synced this often")
+
+    table = "upstream"
+    key("listen", .string, .string("127.0.0.1"), "numeric address to listen on")
+    key("port", .number, .number(1502), min: 0, max: 65_535, "TCP port")
+    key("allowed_writers", .strings, .empty, "client IP addresses allowed to write")
+    key("max_clients", .number, .number(16), min: 1, max: 256, "connections served at once")
+    key("max_clients_per_address", .number, .number(4), min: 1, max: 256, "connections served at once from one address")
+    key("idle_timeout_s", .number, .number(60), unit: "s", min: 1, max: 3600, "a connection idle this long is closed")
+    key("frame_deadline_ms", .number, .number(1000), unit: "ms", min: 50, max: 10_000, "all bytes of a request must arrive within this")
+    key("send_deadline_ms", .number, .number(2000), unit: "ms", min: 50, max: 60_000, "a client not reading replies this long is cut")
+
+    table = "oscp"
+    key("listen", .string, .string("127.0.0.1"), "address our endpoint listens on")
+    key("port", .number, .number(8090), min: 1, max: 65_535, "its port")
+    key("our_base_url", .string, .required, "our base URL as the FP reaches it")
+    key("fp_base_url", .string, .required, "the FP's base URL for registration")
+    key("fp_token", .string, .contextual("required"), "the token for our first `register` (or in `credentials_file`)")
+    key("token", .string, .contextual("required"), "the token the FP must send us (or in `credentials_file`)")
+    key("credentials_file", .string, .none, "where `token` and `fp_token` are kept instead")
+    key("heartbeat_interval_s", .number, .number(30), unit: "s", min: 1, max: 3600, "the heartbeat interval we require of the FP")
+    key("own_heartbeat_default_s", .number, .number(60), unit: "s", min: 1, max: 3600, "our heartbeat interval when the FP asks for none")
+    key("forecast_minutes", .number, .number(15), unit: "min", min: 1, max: 1440, "CONSUMPTION blocks reach this far ahead")
+    key("refresh_s", .number, .number(300), unit: "s", min: 5, max: 86_400, "forecasts are re-sent this often without a change")
+    key("tls_certificate", .string, .none, "serve HTTPS: certificate (PEM)")
+    key("tls_key", .string, .none, "serve HTTPS: key (PEM)")
+    key("ca_file", .string, .contextual("system store"), "CA that signs the FP's certificate")
+    key("client_ca_file", .string, .none, "mutual TLS: the CA of the FP's client certificate")
+    key("allow_plain_http", .bool, .bool(false), "plain HTTP off loopback")
+    key("fp_allowed_base_urls", .strings, .empty, "further origins the FP may name in its `register`")
+    key("max_connections", .number, .number(8), min: 1, max: 64, "inbound OSCP connections served at once")
+    key("request_deadline_s", .number, .number(10), unit: "s", min: 1, max: 120, "the whole inbound request must arrive within this")
+    return out
+}
