@@ -377,7 +377,13 @@ public struct Supervisor: Sendable {
             case .open(let since, let reason):
                 let recent = trips[site.id, default: []].filter { now - $0 <= config.tripWindow }
                 trips[site.id] = recent
-                if recent.count >= config.maxTrips {
+                if site.breakerClosed == true && site.breakerUnavailable == nil && recent.count < config.maxTrips {
+                    // Closed by hand on site (the auxiliary contact says so): back to normal, with the
+                    // ramp from the safe set point, as after an automatic close.
+                    state = .closed
+                    aboveSince[site.id] = nil
+                    measurement = .seeing(since: now, rampFrom: now)
+                } else if recent.count >= config.maxTrips {
                     state = .lockout(reason: "\(recent.count) trips within \(fmt(config.tripWindow)) s; last: \(reason)")
                 } else if let delay = config.autoCloseDelay, now - since >= delay, seeing, input.tripRequests.isEmpty {
                     state = .closing(commandedAt: now)
