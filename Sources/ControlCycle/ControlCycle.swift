@@ -185,31 +185,38 @@ public struct ControlCycle: Sendable {
         }
         let meteredImport = m.siteImport.values.reduce(0, +)
         for mp in config.measurementPoints {
-            guard let meterID = config.mpMeter[mp.id] else { m.mpValues[mp.id] = .some(nil); continue }
-            let r = s.meters[meterID]
-            var values: [Double]? = nil
-            var problem: String? = r.flatMap { $0.usable ? nil : $0.problem }
-            if let r, usable(r, nowNs: s.monoNs) {
-                switch mp.kind {
-                case .apparentPower: values = r.apparentPowerVA.map { [$0] }
-                case .current: values = r.currents.isEmpty ? nil : r.currents
-                case .voltage: values = r.voltages.isEmpty ? nil : r.voltages
+            guard let primary = config.mpMeter[mp.id] else { m.mpValues[mp.id] = .some(nil); continue }
+            // A redundant pair measures the same thing: the first meter with a believable value is used;
+            // the supervisor sees both in one group (DEGRADED and METER_LOST when one is lost).
+            var chosen: [Double]? = nil
+            for meterID in [primary] + (config.mpRedundantMeter[mp.id].map { [$0] } ?? []) {
+                let r = s.meters[meterID]
+                var values: [Double]? = nil
+                var problem: String? = r.flatMap { $0.usable ? nil : $0.problem }
+                if let r, usable(r, nowNs: s.monoNs) {
+                    switch mp.kind {
+                    case .apparentPower: values = r.apparentPowerVA.map { [$0] }
+                    case .current: values = r.currents.isEmpty ? nil : r.currents
+                    case .voltage: values = r.voltages.isEmpty ? nil : r.voltages
+                    }
+                    if values == nil { problem = "no \(mp.kind.rawValue) value" }
+                    if let v = values, let why = implausible(mp, v, meteredImportW: meteredImport, allMetered: m.siteImport.count == config.sites.count) {
+                        values = nil
+                        problem = why
+                    }
+                } else if let r, r.usable {
+                    problem = "stale"
                 }
-                if values == nil { problem = "no \(mp.kind.rawValue) value" }
-                if let v = values, let why = implausible(mp, v, meteredImportW: meteredImport, allMetered: m.siteImport.count == config.sites.count) {
-                    values = nil
-                    problem = why
-                }
-            } else if let r, r.usable {
-                problem = "stale"
+                let key = "\(mp.id)/\(meterID)"
+                if values != nil { lastBelievedNs[key] = s.monoNs }
+                if chosen == nil { chosen = values }
+                // Last good: the driver's, but never later than the last value the cycle believed.
+                let lastGood = [r?.lastGoodNs, lastBelievedNs[key]].compactMap { $0 }.min()
+                var st = MeterStatus(id: meterID, group: mp.id, lastGoodAt: lastGood.map { Double($0) / 1e9 }, goodNow: values != nil)
+                st.problem = values == nil ? problem : nil
+                m.meterStatus.append(st)
             }
-            if values != nil { lastBelievedNs[mp.id] = s.monoNs }
-            m.mpValues[mp.id] = .some(values)
-            // Last good: the driver's, but never later than the last value the cycle believed.
-            let lastGood = [r?.lastGoodNs, lastBelievedNs[mp.id]].compactMap { $0 }.min()
-            var st = MeterStatus(id: meterID, group: mp.id, lastGoodAt: lastGood.map { Double($0) / 1e9 }, goodNow: values != nil)
-            st.problem = values == nil ? problem : nil
-            m.meterStatus.append(st)
+            m.mpValues[mp.id] = .some(chosen)
         }
         m.secondsOfDay = s.clockSynchronised ? s.localSecondsOfDay : nil
         return m

@@ -12,6 +12,8 @@ public struct CycleConfig: Sendable {
     public var sources: [String: SiteSources]
     /// MP id → the meter id that measures it.
     public var mpMeter: [String: String]
+    /// MP id → a second meter measuring the same thing (a redundant pair).
+    public var mpRedundantMeter: [String: String] = [:]
     /// Site id → its PoC meter id.
     public var sitePocMeter: [String: String]
     public var supervisor: SupervisorConfig

@@ -22,9 +22,11 @@ public struct Configuration: Sendable {
 
     /// What one control cycle needs of this configuration.
     public var cycleConfig: CycleConfig {
-        CycleConfig(mode: mode, periodSeconds: Double(periodMilliseconds) / 1000, measurementPoints: measurementPoints, sites: sites,
-                    sources: sources, mpMeter: runtime.mpMeter, sitePocMeter: runtime.sitePocMeter, supervisor: runtime.supervisor,
-                    shapers: shapers, breakerSites: Set(runtime.breakers.keys), oscpSites: Set(runtime.oscp?.groups.keys.map { $0 } ?? []))
+        var c = CycleConfig(mode: mode, periodSeconds: Double(periodMilliseconds) / 1000, measurementPoints: measurementPoints, sites: sites,
+                            sources: sources, mpMeter: runtime.mpMeter, sitePocMeter: runtime.sitePocMeter, supervisor: runtime.supervisor,
+                            shapers: shapers, breakerSites: Set(runtime.breakers.keys), oscpSites: Set(runtime.oscp?.groups.keys.map { $0 } ?? []))
+        c.mpRedundantMeter = runtime.mpRedundantMeter
+        return c
     }
 
     /// The control cycle built from this configuration.

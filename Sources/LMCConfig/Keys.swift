@@ -170,6 +170,7 @@ private func declarations() -> [ConfigKey] {
     key("id", .string, .required, "name shown on the console and in the log")
     key("kind", .choice(MeasurementPointConfig.Kind.allCases.map(\.rawValue)), .required, "what is measured")
     key("meter", .string, .none, "the `[[meter]]` that measures it")
+    key("redundant_meter", .string, .none, "a second `[[meter]]` measuring the same thing (a redundant pair)")
     key("sensitivity_per_kw", .number, .required, "change of the value per kW of site import, with sign")
     key("regulate_margin_U", .number, .number(0), min: 0, "regulation brings the value back to limit − margin (upper) or + margin (lower)")
     key("ride_through_s", .number, .number(2), unit: "s", min: 0, "excursions beyond the limit shorter than this are ignored")

@@ -46,6 +46,8 @@ public struct RuntimeConfig: Sendable {
     public var meters: [Meter]
     /// MP id → meter id that measures it.
     public var mpMeter: [String: String]
+    /// MP id → its second meter (a redundant pair), if any.
+    public var mpRedundantMeter: [String: String] = [:]
     /// Site id → meter id of its PoC meter.
     public var sitePocMeter: [String: String]
     public var chargers: [Charger]
@@ -125,6 +127,13 @@ extension RuntimeConfig {
             if let meter = mp.string("meter"), !meter.isEmpty {
                 if !meterIDs.contains(meter) { issues.add(mp.table.line(of: "meter"), "\(mp.path).meter", "= \"\(meter)\": no [[meter]] has this id") }
                 rc.mpMeter[mp.table["id"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "?"] = meter
+            }
+            if let second = mp.string("redundant_meter"), !second.isEmpty {
+                let id = mp.table["id"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "?"
+                if !meterIDs.contains(second) { issues.add(mp.table.line(of: "redundant_meter"), "\(mp.path).redundant_meter", "= \"\(second)\": no [[meter]] has this id") }
+                if second == rc.mpMeter[id] { issues.add(mp.table.line(of: "redundant_meter"), "\(mp.path).redundant_meter", "= \"\(second)\": the same meter as meter; a redundant pair needs a second one") }
+                if rc.mpMeter[id] == nil { issues.add(mp.table.line(of: "redundant_meter"), "\(mp.path).redundant_meter", "needs meter = \"…\" first") }
+                rc.mpRedundantMeter[id] = second
             }
         }
         var oscpGroups: [String: String] = [:]

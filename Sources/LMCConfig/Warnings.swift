@@ -29,7 +29,7 @@ extension Configuration {
             }
         }
         // A constraint meter's frozen value must be recognised within the blind time.
-        let constraintMeters = Set(rc.mpMeter.values)
+        let constraintMeters = Set(rc.mpMeter.values).union(rc.mpRedundantMeter.values)
         for m in rc.meters where constraintMeters.contains(m.id) {
             let frozen = Double(m.rules.frozenPolls) * Double(m.pollMilliseconds) / 1000
             if frozen > blind {
