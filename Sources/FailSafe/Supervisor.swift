@@ -401,8 +401,12 @@ public struct Supervisor: Sendable {
                 }
             case .openedExternally(let since):
                 alarms.append(Alarm(code: "BREAKER_OPENED", subject: site.id,
-                                    message: "the breaker opened without a command \(fmt(now - since)) s ago (its own protection, or by hand); close it on site"))
-                if site.breakerClosed == true {
+                                    message: "the breaker opened without a command \(fmt(now - since)) s ago (its own protection, or by hand, or held by lmc before a restart); close it on site or run lmc reset-lockout"))
+                if input.resetLockout {
+                    // The engineer takes it as a trip of ours: an automatic close follows when conditions
+                    // allow (and releases a held trip output), or a close by hand.
+                    state = .open(since: now - (config.autoCloseDelay ?? 0), reason: "reset by engineer after an open without a command")
+                } else if site.breakerClosed == true {
                     state = .closed
                     measurement = .seeing(since: now, rampFrom: now) // ramp from safe after a close
                 }

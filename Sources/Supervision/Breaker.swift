@@ -38,7 +38,8 @@ public struct BreakerWiring: Sendable, Equatable {
 }
 
 /// The thin GPIO side of the supervisor's breaker commands. Outputs are put in their inactive state as
-/// soon as they are requested, so a restart never leaves a coil energised.
+/// soon as they are requested, so a restart never leaves a pulse coil energised — except a latched trip
+/// (pulse_ms = 0) whose breaker reads open: that trip was held, and a restart does not release it.
 public final class BreakerDriver {
     public let wiring: BreakerWiring
     private var chips: [String: GPIOChip] = [:]
@@ -55,17 +56,20 @@ public final class BreakerDriver {
             chips[name] = c
             return c
         }
-        tripLine = try chip(wiring.trip.chip).output(wiring.trip.offset, consumer: consumer + "-trip",
-                                                      options: .init(activeLow: wiring.trip.activeLow), initial: false)
-        if let c = wiring.close {
-            closeLine = try chip(c.chip).output(c.offset, consumer: consumer + "-close", options: .init(activeLow: c.activeLow), initial: false)
-        } else {
-            closeLine = nil
-        }
+        // The auxiliary contact is read before anything is assumed: a latched trip (pulse_ms = 0) whose
+        // breaker is open when lmc starts was held by the process before this one, and stays held.
         if let a = wiring.auxiliary {
             auxLine = try chip(a.chip).input(a.offset, consumer: consumer + "-aux", options: .init(activeLow: a.activeLow))
         } else {
             auxLine = nil
+        }
+        let holdTrip = wiring.pulseMilliseconds == 0 && (try? auxLine?.value()) == false
+        tripLine = try chip(wiring.trip.chip).output(wiring.trip.offset, consumer: consumer + "-trip",
+                                                      options: .init(activeLow: wiring.trip.activeLow), initial: holdTrip)
+        if let c = wiring.close {
+            closeLine = try chip(c.chip).output(c.offset, consumer: consumer + "-close", options: .init(activeLow: c.activeLow), initial: false)
+        } else {
+            closeLine = nil
         }
         self.chips = chips
     }

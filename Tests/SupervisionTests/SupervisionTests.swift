@@ -49,6 +49,29 @@ import Testing
         }
     }
 
+    /// A restart never de-energises a held trip: with a latched trip output (pulse_ms = 0) and the
+    /// auxiliary contact reading open when lmc starts, the trip output comes up active, as it was held.
+    /// Before: every output came up inactive, releasing a held trip on every restart or reload.
+    @Test func aHeldTripSurvivesARestart() throws {
+        var w = wiring
+        w.pulseMilliseconds = 0
+        let open = Self.box()
+        open.drive(chip: "gpiochip0", offset: 2, high: true)    // active low: contact open, the breaker is open
+        try GPIOSimulator.with(open) {
+            let b = try BreakerDriver(w)
+            #expect(open.level(chip: "gpiochip0", offset: 0) == true, "the held trip is kept")
+            #expect(open.level(chip: "gpiochip0", offset: 1) == false)
+            _ = b
+        }
+        let closed = Self.box()
+        closed.drive(chip: "gpiochip0", offset: 2, high: false)  // contact made: the breaker is closed
+        try GPIOSimulator.with(closed) {
+            let b = try BreakerDriver(w)
+            #expect(closed.level(chip: "gpiochip0", offset: 0) == false)
+            _ = b
+        }
+    }
+
     @Test func latchedModeHoldsTheCoilAndReleasesTheOther() throws {
         let sim = Self.box()
         var w = wiring
