@@ -77,7 +77,10 @@ fuzz: deps
 SOAK_SECONDS ?= 3600
 soak: deps
 	$(SWIFT) build -j $(JOBS) --build-tests
-	LMC_SOAK_SECONDS=$(SOAK_SECONDS) LMC_PYTHON=$(CURDIR)/.venv/bin/python $(SWIFT) test -j $(JOBS) --skip-build --filter Soak
+	@since=$$(scripts/check-leftovers.sh now); \
+	LMC_SOAK_SECONDS=$(SOAK_SECONDS) LMC_PYTHON=$(CURDIR)/.venv/bin/python $(SWIFT) test -j $(JOBS) --skip-build --filter Soak; rc=$$?; \
+	scripts/check-leftovers.sh since $$since || { [ $$rc -ne 0 ] || rc=1; }; \
+	exit $$rc
 
 # The test suite under AddressSanitizer and ThreadSanitizer (each its own build; about 10 minutes each).
 sanitize: deps
