@@ -47,7 +47,8 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Config file (TOML); default: the built-in example site.", valueName: "file"))
     var config: String?
 
-    @Option(help: ArgumentHelp("Scenario: a name (seed-example-day, semiurban-january, …) or a path to a CSV.", valueName: "name|csv"))
+    @Option(help: ArgumentHelp("Scenario: a name (seed-example-day, semiurban-january, …) or a path to a CSV.", valueName: "name|csv"),
+            completion: .custom { _, _, prefix in ScenarioFiles.available().map(\.name).filter { $0.hasPrefix(prefix) } })
     var scenario: String
 
     @Option(help: ArgumentHelp("Write every step to this CSV.", valueName: "file"))
