@@ -6,7 +6,7 @@ TEST_TIMEOUT ?= 1800
 FUZZ_SECONDS ?= 60
 FUZZ_RT = $(shell dirname $$(dirname $$(which swift)))/lib/swift/clang/lib/linux
 
-.PHONY: deps build run test release man deb release-check bench fuzz sanitize soak clean
+.PHONY: deps build run test attack release man deb release-check bench fuzz sanitize soak clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -30,6 +30,12 @@ test: deps
 	@# Every fuzz target for a bounded time, then the release as a DNO gets it.
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 	$(MAKE) --no-print-directory release-check
+
+# Issue 17's attacks against a real lmc run on loopback (Tests/FieldControllerTests/AttackTests.swift and
+# every other suite named …Attack…/…Hostile…): about 1–2 minutes. make test runs them too.
+attack: deps
+	$(SWIFT) build -j $(JOBS) --build-tests
+	LMC_PYTHON=$(CURDIR)/.venv/bin/python timeout --kill-after=30 600 $(SWIFT) test -j $(JOBS) --skip-build --filter 'Attack|Hostile'
 
 # One fully static, stripped lmc in out/ (libmodbus built from Debian's source, libgpiod, OpenSSL).
 release: deps
@@ -65,7 +71,7 @@ fuzz: deps
 	$(SWIFT) build -j $(JOBS) --product lmc-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=address \
 		-Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp -Xswiftc -DFUZZING \
 		-Xlinker $(FUZZ_RT)/libclang_rt.fuzzer_no_main-x86_64.a -Xlinker -lstdc++ 2>&1 | grep -v "Cannot export local symbol" || true
-	@set -e; for t in config registers oscp ring ssh time control; do \
+	@set -e; for t in config registers oscp ring ssh time control mbserver oscpclient; do \
 		mkdir -p .build-fuzz/corpus/$$t; \
 		LMC_FUZZ_TARGET=$$t LMC_HW_DIR=$(CURDIR)/hw .build-fuzz/debug/lmc-fuzz .build-fuzz/corpus/$$t Fuzz/corpus/$$t \
 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=.build-fuzz/finding-$$t- \

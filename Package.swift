@@ -2,6 +2,10 @@
 // LMC field controller — see README.md and docs/.
 import PackageDescription
 
+/// The pure control core is optimised in debug builds too: the replay tests drive a month of cycles
+/// through it (2.7 M steps), which takes minutes unoptimised. Release builds optimise everything anyway.
+let pureCore: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "lmc",
     platforms: [.macOS(.v15)],
@@ -28,20 +32,22 @@ let package = Package(
         // adjtimex(2), which Swift's libc modules do not export (lmc doctor's clock check).
         .target(name: "CTimex"),
         // Thin typed wrappers; every C call goes through Internals/Seam.swift.
-        .target(name: "ModbusBridge", dependencies: ["CModbus"]),
+        .target(name: "ModbusBridge", dependencies: ["CModbus", "LMCPlatform"]),
         .target(name: "DigitalIO", dependencies: ["CGPIOD"]),
 
         // Measurement side and pure supervisor.
         .target(name: "CTSensorDriver", dependencies: ["ModbusBridge", "DigitalIO"]),
-        .target(name: "FailSafe"),
+        .target(name: "FailSafe", swiftSettings: pureCore),
         // The thin hardware side of the supervisor: breaker lines, systemd and hardware watchdogs.
         .target(name: "Supervision", dependencies: ["DigitalIO", "FailSafe", "LMCPlatform"]),
         // Crash-safe on-disk rings (docs/ringlog.md).
         .target(name: "RingLog"),
         // Pure control core: MP state machines, arbitration, scenario replay.
-        .target(name: "Headroom"),
+        .target(name: "Headroom", swiftSettings: pureCore),
+        // One control cycle as a pure function: snapshot in, every decision out (docs/control.md).
+        .target(name: "ControlCycle", dependencies: ["Headroom", "FailSafe", "RingLog"], swiftSettings: pureCore),
         // The config file: a small TOML reader and the schema, with errors naming line and key.
-        .target(name: "LMCConfig", dependencies: ["Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision", "OSCP"]),
+        .target(name: "LMCConfig", dependencies: ["ControlCycle", "Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision", "OSCP"]),
         // OSCP 2.0 Capacity Provider: a small HTTP/1.1 server and client over OpenSSL (docs/oscp.md).
         .target(name: "OSCP", dependencies: ["ModbusBridge", "COpenSSL", "LMCPlatform"]),
         // Set points to chargers (Modbus profiles as data) and the upstream Modbus server.
@@ -51,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "FieldController",
             dependencies: [
-                "ModbusBridge", "DigitalIO", "CTSensorDriver", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog", "OSCP", "LMCPlatform",
+                "ModbusBridge", "DigitalIO", "CTSensorDriver", "ControlCycle", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog", "OSCP", "LMCPlatform",
                 "CTimex", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -60,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "LMCBench",
             dependencies: [
-                "ModbusBridge", "Headroom", "RingLog", "CTSensorDriver",
+                "ModbusBridge", "ControlCycle", "FailSafe", "Headroom", "RingLog", "CTSensorDriver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -92,6 +98,7 @@ let package = Package(
             name: "HeadroomTests",
             dependencies: ["Headroom", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
+        .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "Headroom", "FailSafe", "RingLog"]),
         .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "LMCTestSupport"]),
         .testTarget(name: "OSCPTests", dependencies: ["OSCP", "LMCTestSupport"]),
     ],

@@ -70,8 +70,10 @@ public struct SafeSetPoint: Sendable, Equatable {
         self.tccW = tccW?.count == 48 ? tccW : nil
     }
 
-    public func watts(secondsOfDay: Double) -> Double {
+    /// nil: the wall clock is not known to be synchronised — the profile's minimum.
+    public func watts(secondsOfDay: Double?) -> Double {
         guard let tccW else { return firmW }
+        guard let secondsOfDay else { return tccW.min() ?? firmW }
         let s = secondsOfDay.truncatingRemainder(dividingBy: 86_400)
         return tccW[min(47, max(0, Int((s < 0 ? s + 86_400 : s) / 1800)))]
     }
@@ -108,11 +110,18 @@ public struct SiteInputs: Sendable, Equatable {
     public var relayFailingSince: Double?
     /// The breaker's auxiliary contact: true closed, false open, nil not wired.
     public var breakerClosed: Bool?
+    /// Why the breaker cannot be read or driven (its lines did not open, the aux read failed): nothing
+    /// about it is assumed — a trip is never taken as done.
+    public var breakerUnavailable: String?
+    /// The import the CPMS reports (W): lower trust than the DNO's meter. It can raise an alarm, never a trip.
+    public var reportedImportW: Double?
     /// LIFO: higher is the later connection, tripped first.
     public var connectionOrder: Int
 
     public init(id: String, requestedW: Double, safe: SafeSetPoint, pocImportW: Double? = nil, relayFailingSince: Double? = nil,
-                breakerClosed: Bool? = nil, connectionOrder: Int = 0) {
+                breakerClosed: Bool? = nil, breakerUnavailable: String? = nil, reportedImportW: Double? = nil, connectionOrder: Int = 0) {
+        self.breakerUnavailable = breakerUnavailable
+        self.reportedImportW = reportedImportW
         self.id = id
         self.requestedW = requestedW
         self.safe = safe
@@ -125,7 +134,8 @@ public struct SiteInputs: Sendable, Equatable {
 
 public struct SupervisorInputs: Sendable, Equatable {
     public var now: Double
-    public var secondsOfDay: Double
+    /// Local seconds of the day for the TCC half hour; nil while the wall clock is not trusted.
+    public var secondsOfDay: Double?
     public var meters: [MeterStatus]
     public var sites: [SiteInputs]
     /// MP ids whose trip threshold has been exceeded for its delay (from Headroom).
@@ -139,7 +149,7 @@ public struct SupervisorInputs: Sendable, Equatable {
     /// Sites an engineer asked to trip (`lmc test trip`), with who asked.
     public var manualTrips: [String: String]
 
-    public init(now: Double, secondsOfDay: Double = 0, meters: [MeterStatus], sites: [SiteInputs], tripRequests: [String] = [],
+    public init(now: Double, secondsOfDay: Double? = 0, meters: [MeterStatus], sites: [SiteInputs], tripRequests: [String] = [],
                 upstreamHeartbeatAt: Double? = nil, cycleOnTime: Bool = true, resetLockout: Bool = false,
                 manualTrips: [String: String] = [:]) {
         self.now = now
@@ -161,6 +171,11 @@ public struct Alarm: Sendable, Equatable, Hashable, CustomStringConvertible {
     public var subject: String
     public var message: String
     public var description: String { "\(code) \(subject): \(message)" }
+    public init(code: String, subject: String, message: String) {
+        self.code = code
+        self.subject = subject
+        self.message = message
+    }
 }
 
 public struct SupervisorOutput: Sendable, Equatable {
@@ -172,6 +187,9 @@ public struct SupervisorOutput: Sendable, Equatable {
     public var alarms: [Alarm]
     /// Send WATCHDOG=1 this cycle.
     public var watchdogPing: Bool
+    /// Sites whose trip the auxiliary contact confirmed this tick: the trip delay of the constraint
+    /// must run again on newer samples before the next site goes (no cascade).
+    public var confirmedTrips: [String] = []
 }
 
 /// The supervisor's memory between ticks.
@@ -192,11 +210,14 @@ public struct Supervisor: Sendable {
         case open(since: Double, reason: String)
         case closing(commandedAt: Double)
         case lockout(reason: String)
+        /// Commanded closed, but the auxiliary contact reads open: opened by its own protection or by hand.
+        case openedExternally(since: Double)
     }
 
     private var measurement: Measurement = .startup(goodRun: 0, goodSince: nil)
     private var breakers: [String: BreakerState] = [:]
     private var aboveSince: [String: Double] = [:]
+    private var reportedAboveSince: [String: Double] = [:]
     private var trips: [String: [Double]] = [:]
     private var started: Double?
 
@@ -287,6 +308,7 @@ public struct Supervisor: Sendable {
         }
 
         // 3. Breakers: non-response, last-resort trips, confirmation, close, lockout.
+        var confirmed: [String] = []
         let seeing: Bool = { if case .seeing = measurement { true } else { false } }()
         var tripNeeded = Set<String>()
         if !input.tripRequests.isEmpty {
@@ -302,6 +324,11 @@ public struct Supervisor: Sendable {
             let sp = setPoints[site.id]!
             switch state {
             case .closed, .nonResponse:
+                if site.breakerClosed == false && site.breakerUnavailable == nil {
+                    state = .openedExternally(since: now)
+                    aboveSince[site.id] = nil
+                    break
+                }
                 if let who = input.manualTrips[site.id] {
                     state = .tripping(commandedAt: now, reason: "test trip by \(who)")
                     breaker[site.id] = .trip
@@ -326,10 +353,13 @@ public struct Supervisor: Sendable {
                     state = .closed
                 }
             case .tripping(let at, let reason):
-                if site.breakerClosed == false || site.breakerClosed == nil && now - at >= config.breakerConfirmTime {
-                    // Open (confirmed, or no aux contact wired: assumed after the confirm time).
+                let notWired = site.breakerClosed == nil && site.breakerUnavailable == nil
+                if site.breakerClosed == false || notWired && now - at >= config.breakerConfirmTime {
+                    // Open (confirmed, or no aux contact wired: assumed after the confirm time). A
+                    // breaker that cannot be read is never taken as open.
                     trips[site.id, default: []].append(now)
                     state = .open(since: now, reason: reason)
+                    confirmed.append(site.id)
                 } else if now - at >= config.breakerConfirmTime {
                     state = .tripFailed(since: now, reason: reason)
                     breaker[site.id] = .trip // try again, and say so
@@ -339,6 +369,7 @@ public struct Supervisor: Sendable {
                 if site.breakerClosed == false {
                     trips[site.id, default: []].append(now)
                     state = .open(since: now, reason: reason)
+                    confirmed.append(site.id)
                 } else if now - since >= config.breakerConfirmTime {
                     breaker[site.id] = .trip
                     state = .tripFailed(since: now, reason: reason)
@@ -353,13 +384,21 @@ public struct Supervisor: Sendable {
                     breaker[site.id] = .close
                 }
             case .closing(let at):
-                if site.breakerClosed == true || site.breakerClosed == nil && now - at >= config.breakerConfirmTime {
+                let notWired = site.breakerClosed == nil && site.breakerUnavailable == nil
+                if site.breakerClosed == true || notWired && now - at >= config.breakerConfirmTime {
                     state = .closed
                     aboveSince[site.id] = nil
                     measurement = .seeing(since: now, rampFrom: now) // ramp from safe after a close
                 } else if now - at >= config.breakerConfirmTime {
                     alarms.append(Alarm(code: "CLOSE_FAILED", subject: site.id, message: "breaker did not confirm closed"))
                     state = .open(since: now, reason: "close not confirmed")
+                }
+            case .openedExternally(let since):
+                alarms.append(Alarm(code: "BREAKER_OPENED", subject: site.id,
+                                    message: "the breaker opened without a command \(fmt(now - since)) s ago (its own protection, or by hand); close it on site"))
+                if site.breakerClosed == true {
+                    state = .closed
+                    measurement = .seeing(since: now, rampFrom: now) // ramp from safe after a close
                 }
             case .lockout(let reason):
                 if input.resetLockout {
@@ -369,9 +408,23 @@ public struct Supervisor: Sendable {
                     alarms.append(Alarm(code: "LOCKOUT", subject: site.id, message: reason))
                 }
             }
+            if let why = site.breakerUnavailable {
+                alarms.append(Alarm(code: "BREAKER_UNAVAILABLE", subject: site.id, message: "\(why); a trip cannot be confirmed"))
+            }
+            // What the CPMS reports is never the DNO's meter: an alarm after the response time, never a trip.
+            if let reported = site.reportedImportW, site.pocImportW == nil, reported > sp + config.nonResponseToleranceW {
+                let since = reportedAboveSince[site.id] ?? now
+                reportedAboveSince[site.id] = since
+                if now - since >= config.responseTime {
+                    alarms.append(Alarm(code: "CPMS_IMPORT_HIGH", subject: site.id,
+                                        message: "the CPMS reports \(fmtK(reported)) against \(fmtK(sp)) for \(fmt(now - since)) s (not a DNO meter: no trip)"))
+                }
+            } else {
+                reportedAboveSince[site.id] = nil
+            }
             breakers[site.id] = state
             switch state {
-            case .open, .tripping, .tripFailed, .lockout, .closing: setPoints[site.id] = min(setPoints[site.id]!, site.safe.watts(secondsOfDay: input.secondsOfDay))
+            case .open, .tripping, .tripFailed, .lockout, .closing, .openedExternally: setPoints[site.id] = min(setPoints[site.id]!, site.safe.watts(secondsOfDay: input.secondsOfDay))
             default: break
             }
         }
@@ -399,11 +452,12 @@ public struct Supervisor: Sendable {
             case .open(_, let r): raise(.tripped, "\(id) breaker open: \(r)")
             case .closing: raise(.tripped, "\(id) breaker closing")
             case .lockout(let r): raise(.lockout, "\(id) locked out: \(r); run lmc reset-lockout")
+            case .openedExternally: raise(.tripped, "\(id) breaker open without a command (its protection, or by hand)")
             case .closed: break
             }
         }
         return SupervisorOutput(mode: mode, reason: reason, setPoints: setPoints, breaker: breaker,
-                                alarms: alarms, watchdogPing: input.cycleOnTime)
+                                alarms: alarms, watchdogPing: input.cycleOnTime, confirmedTrips: confirmed)
     }
 
     private func isNonResponse(_ s: BreakerState?) -> Bool { if case .nonResponse = s { true } else { false } }
@@ -421,9 +475,10 @@ private func severity(_ m: Mode) -> Int {
     }
 }
 
+/// Total: any Double, finite or not, prints (3.4e38 once trapped in Int()).
 func fmt(_ v: Double) -> String {
     let r = (v * 10).rounded() / 10
-    return r == r.rounded() ? String(Int(r)) : String(r)
+    return r == r.rounded() && abs(r) < 1e15 ? String(Int64(r)) : String(r)
 }
 
 func fmtK(_ w: Double) -> String { "\(fmt(w / 1000)) kW" }

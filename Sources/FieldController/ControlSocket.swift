@@ -1,5 +1,6 @@
 import LMCPlatform
 import Supervision
+import FailSafe
 import ArgumentParser
 import LMCConfig
 import ModbusBridge
@@ -15,10 +16,26 @@ import Musl
 /// Reading (`status`, `status-json`, `alarms`) needs group `lmc` (or `lmc-admin`, or root); changing
 /// (`override …`, `reset-lockout`, `test-trip …`) needs group `lmc-admin` or root. The peer's user
 /// comes from the kernel (SO_PEERCRED), not from what the client says, and is logged with the command.
+///
+/// Hostile or stuck local clients (issue 17): each client is served on its own thread, at most
+/// ``maxClients`` at once (more are closed at once); a peer that may not even read is answered and closed
+/// before anything is read from it; each client has ``clientDeadlineSeconds`` for its whole exchange;
+/// refusals are rate-limited in the events ring (``RefusalLimiter``).
 final class ControlSocket: Sendable {
     let path: String
     private let fd: Int32
     private let loop = LoopThread()
+    static let maxClients = 64
+    /// Connections one non-root user may hold at once: a user who hogs the socket locks out only itself.
+    static let maxClientsPerUser = 8
+    static let clientDeadlineSeconds = 2.0
+    private final class Shared: Sendable {
+        let active = Atomic<Int>(0)
+        let refused = Atomic<Int>(0)
+        let perUser = Mutex<[UInt32: Int]>([:])
+        let limiter = Mutex(RefusalLimiter())
+    }
+    private let shared = Shared()
 
     init(path: String, board: StatusBoard, commands: CommandQueue, events: EventInbox? = nil) throws {
         self.path = path
@@ -32,7 +49,7 @@ final class ControlSocket: Sendable {
         guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw SocketError(message: "socket path too long: \(path)") }
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        guard rc == 0, listen(fd, 8) == 0 else {
+        guard rc == 0, listen(fd, 128) == 0 else {
             throw SocketError(message: "cannot listen on \(path): \(String(cString: strerror(errno))) (does its directory exist and is it writable?)")
         }
         // rw for the owner and the lmc group; the group check below is the second gate.
@@ -40,58 +57,103 @@ final class ControlSocket: Sendable {
         chmod(path, 0o660)
         let listener = fd
         let loop = self.loop
+        let shared = shared
         loop.start {
             while !loop.isStopping {
                 var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
                 if poll(&pfd, 1, 100) <= 0 { continue }
                 let c = accept(listener, nil, nil)
                 if c < 0 { continue }
-                var tv = timeval(tv_sec: 1, tv_usec: 0)
-                setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                var buf = [UInt8](repeating: 0, count: 512)
-                let n = read(c, &buf, 512)
-                let request = n > 0 ? String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters() : ""
-                let peer = Peer(socket: c)
-                let answer: String
-                switch ControlRequest.parse(request) {
-                case .failure(let why):
-                    answer = "error: \(why)\n"
-                case .success(let req) where !req.changes:
-                    if !peer.may(read: true) {
-                        answer = "error: permission denied: user \(peer.name) is not in group lmc\n"
-                    } else if req == .status {
-                        answer = board.render()
-                    } else if req == .statusJSON {
-                        answer = board.json() + "\n"
-                    } else {
-                        let alarms = board.current?.alarms ?? []
-                        answer = alarms.isEmpty ? "no alarms\n" : alarms.joined(separator: "\n") + "\n"
-                    }
-                case .success(let req):
-                    if !peer.may(read: false) {
-                        log("control: refused '\(request)' from user \(peer.name) (uid \(peer.uid)): not in group lmc-admin")
-                        events?.post(.command, "refused '\(request)' from user \(peer.name) (uid \(peer.uid)): not in group lmc-admin")
-                        answer = "error: permission denied: user \(peer.name) is not in group lmc-admin\n"
-                    } else {
-                        log("control: '\(request)' by user \(peer.name) (uid \(peer.uid))")
-                        answer = commands.submit(req, line: request.split(separator: " ").joined(separator: " "), user: peer.name) + "\n"
-                    }
+                _ = fcntl(c, F_SETFD, FD_CLOEXEC)
+                let uid = Peer.uid(of: c)
+                let admitted = shared.active.load(ordering: .relaxed) < Self.maxClients && shared.perUser.withLock { m in
+                    guard uid == 0 || m[uid, default: 0] < Self.maxClientsPerUser else { return false }
+                    m[uid, default: 0] += 1
+                    return true
                 }
-                var a = answer
-                a.withUTF8 { b in _ = write(c, b.baseAddress, b.count) }
-                close(c)
+                guard admitted else {
+                    shared.refused.add(1, ordering: .relaxed)
+                    close(c)
+                    continue
+                }
+                shared.active.add(1, ordering: .relaxed)
+                let release: @Sendable () -> Void = {
+                    shared.perUser.withLock { m in if uid != 0 { m[uid] = (m[uid] ?? 1) > 1 ? m[uid]! - 1 : nil } }
+                    shared.active.subtract(1, ordering: .relaxed)
+                }
+                let started = startDetachedThread {
+                    defer { close(c); release() }
+                    Self.serve(c, board: board, commands: commands, events: events, limiter: shared)
+                }
+                if !started { close(c); release() }
             }
         }
     }
+
+    /// One client: who it is first, then its request within the deadline, then the answer.
+    private static func serve(_ c: Int32, board: StatusBoard, commands: CommandQueue, events: EventInbox?, limiter: Shared) {
+        let deadline = monotonicNanoseconds() + UInt64(clientDeadlineSeconds * 1e9)
+        _ = fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK)
+        let peer = Peer(socket: c)
+        func answer(_ text: String) { writeAll(c, Array(text.utf8), deadlineNs: deadline) }
+        func refused(_ what: String) {
+            let now = monotonicNanoseconds()
+            let (log, suppressed) = limiter.limiter.withLock { $0.admit(uid: peer.uid, nowNs: now) }
+            if let suppressed, suppressed > 0 {
+                events?.post(.command, "\(suppressed) more refusals from user \(peer.name) (uid \(peer.uid)) were not logged one by one")
+            }
+            if log {
+                FieldController.log("control: \(what)")
+                events?.post(.command, what)
+            }
+        }
+        // Not even allowed to read: answered and closed before a byte of its request is read.
+        guard peer.may(read: true) else {
+            refused("refused a connection from user \(peer.name) (uid \(peer.uid)): not in group lmc")
+            answer("error: permission denied: user \(peer.name) is not in group lmc\n")
+            return
+        }
+        guard let request = readLine(c, max: 512, deadlineNs: deadline) else {
+            answer("error: no request within \(Int(clientDeadlineSeconds)) s\n")
+            return
+        }
+        switch ControlRequest.parse(request) {
+        case .failure(let why):
+            answer("error: \(why)\n")
+        case .success(let req) where !req.changes:
+            if req == .status {
+                answer(board.render())
+            } else if req == .statusJSON {
+                answer(board.json() + "\n")
+            } else {
+                let alarms = board.current?.alarms ?? []
+                answer(alarms.isEmpty ? "no alarms\n" : alarms.map { terminalSafe($0) }.joined(separator: "\n") + "\n")
+            }
+        case .success(let req):
+            let line = terminalSafe(request.split(separator: " ").joined(separator: " "))
+            if !peer.may(read: false) {
+                refused("refused '\(line)' from user \(peer.name) (uid \(peer.uid)): not in group lmc-admin")
+                answer("error: permission denied: user \(peer.name) is not in group lmc-admin\n")
+            } else {
+                FieldController.log("control: '\(line)' by user \(peer.name) (uid \(peer.uid))")
+                answer(commands.submit(req, line: line, user: peer.name) + "\n")
+            }
+        }
+    }
+
+    /// Connections closed at once because ``maxClients`` were being served.
+    var refusedConnections: Int { shared.refused.load(ordering: .relaxed) }
 
     func stop() {
         loop.stop()
         close(fd)
         unlink(path)
+        // Clients in flight end at their deadline; they hold only their own descriptors.
     }
 
-    /// Sends one request to the daemon and returns the answer.
-    static func request(_ line: String, path: String) throws -> String {
+    /// Sends one request to the daemon and returns the answer; gives up after `timeoutSeconds` (the
+    /// daemon answers a status at once and a command within 3 s).
+    static func request(_ line: String, path: String, timeoutSeconds: Double = 10) throws -> String {
         let fd = socket(AF_UNIX, Sys.sockStream, 0)
         defer { close(fd) }
         var addr = sockaddr_un()
@@ -101,17 +163,94 @@ final class ControlSocket: Sendable {
         guard rc == 0 else {
             throw SocketError(message: "cannot reach the daemon at \(path): \(String(cString: strerror(errno))) (is lmc running? is the user in group lmc?)")
         }
-        var l = line + "\n"
-        l.withUTF8 { b in _ = write(fd, b.baseAddress, b.count) }
+        let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        writeAll(fd, Array((line + "\n").utf8), deadlineNs: deadline)
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = read(fd, &buf, buf.count)
-            if n <= 0 { break }
-            out += buf[0..<n]
+            if n > 0 { out += buf[0..<n]; continue }
+            if n == 0 { break }
+            guard errno == EAGAIN || errno == EINTR, waitReady(fd, Int16(POLLIN), deadlineNs: deadline) else {
+                if monotonicNanoseconds() >= deadline {
+                    throw SocketError(message: "the daemon at \(path) did not answer within \(Int(timeoutSeconds)) s")
+                }
+                break
+            }
         }
+        // Closed without a word: the daemon was at its client limit (or stopping).
+        guard !out.isEmpty else { throw SocketError(message: "the daemon at \(path) closed the connection without an answer (busy or stopping); try again") }
         return String(decoding: out, as: UTF8.self)
     }
+}
+
+/// Waits in poll() until `fd` is ready or the deadline passes; false on the deadline.
+func waitReady(_ fd: Int32, _ events: Int16, deadlineNs: UInt64) -> Bool {
+    let now = monotonicNanoseconds()
+    guard now < deadlineNs else { return false }
+    var p = pollfd(fd: fd, events: events, revents: 0)
+    return poll(&p, 1, Int32(clamping: (deadlineNs - now) / 1_000_000 + 1)) > 0
+}
+
+/// Writes everything to a non-blocking descriptor, or as much as the deadline allows.
+func writeAll(_ fd: Int32, _ bytes: [UInt8], deadlineNs: UInt64) {
+    var off = 0
+    while off < bytes.count {
+        let n = bytes[off...].withUnsafeBytes { Sys.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if n > 0 { off += n; continue }
+        if n < 0 && (errno == EAGAIN || errno == EINTR) && waitReady(fd, Int16(POLLOUT), deadlineNs: deadlineNs) { continue }
+        return
+    }
+}
+
+/// One line (up to `max` bytes or the first newline), or nil if none came before the deadline or EOF.
+func readLine(_ fd: Int32, max: Int, deadlineNs: UInt64) -> String? {
+    var got: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: max)
+    while got.count < max && !got.contains(10) {
+        let n = read(fd, &buf, max - got.count)
+        if n > 0 { got += buf[0..<n]; continue }
+        if n == 0 { break }
+        if (errno == EAGAIN || errno == EINTR) && waitReady(fd, Int16(POLLIN), deadlineNs: deadlineNs) { continue }
+        return nil
+    }
+    if got.isEmpty { return nil }
+    let line = got.prefix { $0 != 10 }
+    return String(decoding: line, as: UTF8.self).trimmingCharacters()
+}
+
+/// A POSIX thread that is never joined; false when none could be created.
+func startDetachedThread(_ body: @escaping @Sendable () -> Void) -> Bool {
+    final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
+    let arg = Unmanaged.passRetained(Box(body)).toOpaque()
+    #if canImport(Glibc)
+    var t = pthread_t()
+    #else
+    var t: pthread_t? = nil
+    #endif
+    let rc = pthread_create(&t, nil, { raw in
+        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+        return nil
+    }, arg)
+    guard rc == 0 else { Unmanaged<Box>.fromOpaque(arg).release(); return false }
+    #if canImport(Glibc)
+    pthread_detach(t)
+    #else
+    pthread_detach(t!)
+    #endif
+    return true
+}
+
+/// Text that reached us from a peer (a CPMS's message, a charger's error) made safe for a terminal:
+/// control characters (ESC sequences, CR, BEL, C1) become "?".
+func terminalSafe(_ s: String) -> String {
+    var out = ""
+    for ch in s.unicodeScalars {
+        let v = ch.value
+        out.unicodeScalars.append(v < 0x20 || v == 0x7F || (0x80...0x9F).contains(v) ? "?" : ch)
+    }
+    return out
 }
 
 /// Who is on the other end of a Unix socket, from the kernel.
@@ -119,6 +258,14 @@ struct Peer {
     var uid: uid_t = 0
     var gid: gid_t = 0
     var name = "?"
+
+    /// The peer's uid alone (uid_t.max if the kernel does not say).
+    static func uid(of socket: Int32) -> UInt32 {
+        struct Credentials { var pid: Int32 = 0; var uid: UInt32 = 0; var gid: UInt32 = 0 }
+        var cred = Credentials()
+        var len = socklen_t(MemoryLayout<Credentials>.size)
+        return getsockopt(socket, SOL_SOCKET, 17, &cred, &len) == 0 ? cred.uid : UInt32.max
+    }
 
     init(socket: Int32) {
         // struct ucred needs _GNU_SOURCE in glibc's headers; its layout is fixed by the kernel ABI.
@@ -174,6 +321,18 @@ final class CommandQueue: Sendable {
         }
         items.withLock { $0.removeAll { $0.id == id } }
         return "error: the control loop did not answer within 3 s"
+    }
+
+    /// Taken by the loop into its snapshot: the commands not yet answered, oldest first.
+    func pending() -> [(id: Int, request: ControlRequest, line: String, user: String)] {
+        items.withLock { $0.filter { $0.answer == nil }.map { ($0.id, $0.request, $0.line, $0.user) } }
+    }
+
+    /// The loop's answer to a command it took.
+    func answer(_ id: Int, _ text: String) {
+        items.withLock { list in
+            if let i = list.firstIndex(where: { $0.id == id }) { list[i].answer = text }
+        }
     }
 
     /// Called by the loop: handles every pending command.

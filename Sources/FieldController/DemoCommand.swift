@@ -165,7 +165,6 @@ struct DemoCommand: ParsableCommand {
         ride_through_s = \(t(3))
         regulate_interval_s = \(t(10))
         release_interval_s = \(t(60))
-        ramp_kw = 8
         filter_s = \(t(5))
         [measurement_point.upper]
         limit_kva = 500
@@ -175,7 +174,7 @@ struct DemoCommand: ParsableCommand {
         id = "hub"
         firm_kw = 150
         rated_kw = 250
-        setpoint_unit = "kva"
+        setpoint_unit = "a"
         quantum = 1
         ramp_up_kw_per_s = \(2 * speed)
         poc_meter = "hub_poc"

@@ -1,3 +1,5 @@
+import ControlCycle
+import CTimex
 import CTSensorDriver
 import DigitalIO
 import FailSafe
@@ -21,42 +23,37 @@ let stopSignal = Atomic<Int>(0)
 let reloadSignal = Atomic<Int>(0)
 
 
-/// The daemon: sensors → Headroom → FailSafe → relays, every period on the monotonic clock. Buses and
-/// relays run on their own threads and meet the loop in latest-value slots; nothing queues.
+/// The daemon's shell around the control cycle (Sources/ControlCycle): threads, signals, devices and the
+/// ring log. Each period it takes one snapshot of the world, hands it to `ControlCycle.step`, and
+/// performs the outputs — set points to the relays, breaker commands to the coils, events and samples
+/// to the rings, the picture to the console and the upstream map. It decides nothing itself.
 final class Runtime {
     private(set) var config: Configuration
     private let configPath: String
-    private var headroom: HeadroomController
-    private var supervisor: Supervisor
+    private var cycle: ControlCycle
     private var buses: [BusWorker] = []
     private var slots: [String: LatestReading] = [:]
     private var relays: [String: RelayWorker] = [:]
     private var upstream: UpstreamServer?
     private var oscp: OSCPCapacityProvider?
     private var breakers: [String: BreakerDriver] = [:]
-    private var manualTrips: [String: String] = [:]
+    private var breakerErrors: [String: String] = [:]
     /// Set when LMC_GPIO_SIMULATOR stands in for the GPIO chip (no hardware: demos, tests).
     private var breakerModel: SimulatedBreakers?
     private var logStore: LogStore?
-    private var halfHours: HalfHourAccumulator
     /// Events from other threads (the control socket), written by the loop.
     let inbox = EventInbox()
-    private var lastMode: Mode?
-    private var lastAlarms: [String: String] = [:]
-    private var clockOffsetNs: Int64?
     let status = StatusBoard()
     let commands = CommandQueue()
-    private var resetRequested = false
     private let notifier = SystemdNotifier()
-    private var cycles = 0
     private var overruns = 0
+    private var clock: WallClock
 
     init(config: Configuration, path: String) throws {
         self.config = config
         self.configPath = path
-        headroom = try config.controller()
-        supervisor = Supervisor(config.runtime.supervisor)
-        halfHours = HalfHourAccumulator(mps: config.measurementPoints, sites: config.sites)
+        cycle = try config.cycle()
+        clock = WallClock(timezone: config.tccTimezone, requireSynchronised: config.requireSynchronisedClock)
     }
 
     /// Writes a closed half hour to its ring.
@@ -105,22 +102,30 @@ final class Runtime {
             buses.append(worker)
         }
         for c in rc.chargers {
-            let site = config.sites.first { $0.id == c.site }!
-            let safeA = c.conversion.amps(forWatts: site.floorW, minA: c.profile.minCurrentA, maxA: c.maxCurrentA)
-            let worker = RelayWorker {
-                try ModbusChargerRelay(profile: c.profile, endpoint: c.endpoint, unit: c.unit, conversion: c.conversion, safeCurrentA: safeA,
+            // The charger's own fallback: the site's safe set point, shaped as every set point is.
+            let safeA = cycle.chargerFallback(site: c.site)
+            let shaper = config.cycleConfig.shaper(c.site)
+            let conversion: CurrentConversion = if case let .ampsPerPhase(n, v, pf) = shaper.unit {
+                CurrentConversion(phases: n, phaseVoltage: v, powerFactor: pf, stepA: shaper.quantum)
+            } else { CurrentConversion() }
+            // A loop silent for 5 periods (at least 1 s) is stalled: the relay stops refreshing and the
+            // charger's validity timer takes it to its safe current.
+            let worker = RelayWorker(stallAfterSeconds: max(1, 5 * Double(config.periodMilliseconds) / 1000)) {
+                try ModbusChargerRelay(profile: c.profile, endpoint: c.endpoint, unit: c.unit, conversion: conversion, safeCurrentA: safeA,
                                        maxCurrentA: c.maxCurrentA, options: .init(responseTimeoutMilliseconds: c.timeoutMilliseconds))
             }
-            worker.post(watts: site.floorW)   // until the first cycle decides: the safe set point
+            worker.post(amps: safeA)   // until the first cycle decides: the safe set point
             worker.start()
             relays[c.site] = worker
         }
+        breakerErrors = [:]
         for (site, wiring) in rc.breakers {
             do {
                 breakers[site] = try BreakerDriver(wiring)
             } catch {
                 log("breaker of site \(site) not available: \(error)")
                 status.note("breaker \(site): \(error)")
+                breakerErrors[site] = "\(error)"
             }
         }
         if var o = rc.oscp {
@@ -137,7 +142,7 @@ final class Runtime {
         }
         if let u = rc.upstream {
             do {
-                upstream = try UpstreamServer(host: u.listen, port: u.port, allowedWriters: u.allowedWriters, software: (0, 1, 0))
+                upstream = try UpstreamServer(host: u.listen, port: u.port, allowedWriters: u.allowedWriters, software: (0, 1, 0), limits: u.limits)  // net: limits
             } catch {
                 log("upstream Modbus server not started: \(error)")
                 status.note("upstream server failed: \(error)")
@@ -180,10 +185,10 @@ final class Runtime {
         var next = monotonicNanoseconds() + period
         while stopSignal.load(ordering: .relaxed) == 0 {
             if reloadSignal.exchange(0, ordering: .relaxed) != 0 { reload() }
-            let onTime = tick(nowNs: monotonicNanoseconds())
-            cycles += 1
+            let completed = tick(nowNs: monotonicNanoseconds())
             let now = monotonicNanoseconds()
-            if now > next + period / 2 {
+            let overran = now > next + period / 2
+            if overran {
                 overruns += 1
                 // Logged at the first and then every 100th, so a slow box does not flood its own log.
                 if overruns == 1 || overruns % 100 == 0 {
@@ -194,11 +199,12 @@ final class Runtime {
                 if next > now { usleep(UInt32((next - now) / 1000)) }
                 next += period
             }
-            if onTime { notifier.watchdog() }
+            // The watchdog is fed only by cycles that completed within their period.
+            if completed && !overran { notifier.watchdog() }
         }
         notifier.stopping()
         event(.stop, "stopping on signal")
-        write(halfHours.finish())
+        write(cycle.finish())
         try? logStore?.flush(monoNs: monotonicNanoseconds())
         stopIO()
     }
@@ -215,14 +221,13 @@ final class Runtime {
             status.note("reload refused: \(e.issues.count) problem(s) in \(configPath)")
         case .success(let c):
             do {
-                let h = try c.controller()
+                let next = try c.cycle()
                 stopIO()
-                config = c
-                headroom = h
-                supervisor = Supervisor(c.runtime.supervisor)
                 // Limits or sites may have changed: the half hour so far is closed under the old ones.
-                write(halfHours.finish())
-                halfHours = HalfHourAccumulator(mps: c.measurementPoints, sites: c.sites)
+                write(cycle.finish())
+                config = c
+                cycle = next
+                clock = WallClock(timezone: c.tccTimezone, requireSynchronised: c.requireSynchronisedClock)
                 startIO()
                 event(.config, "reloaded \(configPath) (fnv1a64 \(configHash))")
                 status.note("reloaded \(configPath)")
@@ -232,114 +237,64 @@ final class Runtime {
         }
     }
 
-    /// One control cycle. Returns true when it completed (feeds the watchdog).
-    /// Engineer commands from the control socket, applied between cycles.
-    private func handle(_ request: ControlRequest, user: String, now: Double) -> String {
-        switch request {
-        case .overrideSet(let site, let kw, let seconds):
-            guard config.sites.contains(where: { $0.id == site }) else { return "error: no site \"\(site)\" (sites: \(config.sites.map(\.id).joined(separator: ", ")))" }
-            var src = headroom.sources[site] ?? SiteSources()
-            src.override = Lease(watts: kw * 1000, expiresAt: now + seconds)
-            headroom.sources[site] = src
-            status.note("override \(site) \(Int(kw)) kW for \(Int(seconds)) s by \(user)")
-            return "override: site \(site) at most \(kw) kW for \(Int(seconds)) s (the most restrictive source still wins)"
-        case .overrideClear(let site):
-            guard headroom.sources[site]?.override != nil else { return "override: none active for site \(site)" }
-            headroom.sources[site]?.override = nil
-            status.note("override \(site) cleared by \(user)")
-            return "override: cleared for site \(site)"
-        case .resetLockout:
-            resetRequested = true
-            status.note("lockout reset by \(user)")
-            return "reset-lockout: sent; an automatic close follows when conditions allow"
-        case .testTrip(let site):
-            guard breakers[site] != nil else { return "error: no breaker is wired for site \(site) in this configuration" }
-            manualTrips[site] = user
-            status.note("test trip of \(site) by \(user)")
-            return "test-trip: trip command sent to site \(site); lmc status shows the breaker's answer"
-        case .status, .statusJSON, .alarms:
-            return "error: '\(request.line)' is answered by the socket, not the control loop"
-        }
-    }
+    // MARK: One cycle: snapshot → ControlCycle.step → perform
 
-    @discardableResult
-    func tick(nowNs: UInt64) -> Bool {
-        let now = Double(nowNs) / 1e9
-        commands.drain { request, line, user in
-            let answer = handle(request, user: user, now: now)
-            event(.command, "'\(line)' by \(user): \(answer)")
-            return answer
+    /// Everything the cycle may look at, read once.
+    private func snapshot(nowNs: UInt64) -> (CycleSnapshot, [Int]) {
+        var meters: [String: MeterSnapshot] = [:]
+        for (id, slot) in slots {
+            guard let r = slot.reading else { continue }
+            meters[id] = MeterSnapshot(r, lastGoodNs: slot.lastGoodNs)
         }
-        for e in inbox.drain() { event(e.kind, e.text) }
-        // The wall clock may jump (NTP, a dead RTC battery): control runs on the monotonic clock; the log says so.
-        let offset = Int64(bitPattern: wallNs()) - Int64(bitPattern: nowNs)
-        if let previous = clockOffsetNs, abs(offset - previous) > 2_000_000_000 {
-            event(.clockJump, "wall clock moved \((offset - previous) / 1_000_000) ms against the monotonic clock")
-        }
-        clockOffsetNs = offset
-        let blindNs = UInt64(config.runtime.supervisor.blindTime * 1e9)
-        var mpValues: [String: [Double]?] = [:]
-        var meterStatus: [MeterStatus] = []
-        for mp in config.measurementPoints {
-            guard let meterID = config.runtime.mpMeter[mp.id], let slot = slots[meterID] else { mpValues[mp.id] = .some(nil); continue }
-            let r = slot.reading(atNs: nowNs, staleAfterNs: blindNs)
-            let usable = r?.quality.isUsable == true
-            var values: [Double]? = nil
-            if usable, let r {
-                switch mp.kind {
-                case .apparentPower: values = r.apparentPower.map { [$0] }
-                case .current: values = r.currents.isEmpty ? nil : r.currents
-                case .voltage: values = [Quantity.voltageL1, .voltageL2, .voltageL3].compactMap { r.values[$0] }
+        var breakerReads: [String: BreakerRead] = [:]
+        for site in config.runtime.breakers.keys {
+            if let b = breakers[site] {
+                do {
+                    breakerReads[site] = try b.isClosed().map { $0 ? .closed : .open } ?? .notWired
+                } catch {
+                    breakerReads[site] = .unavailable("auxiliary contact: \(error)")
                 }
-            }
-            mpValues[mp.id] = .some(values)
-            var status = MeterStatus(id: meterID, group: mp.id, lastGoodAt: slot.lastGoodNs.map { Double($0) / 1e9 }, goodNow: values != nil)
-            if let r, case .bad(let why) = r.quality { status.problem = why.description }
-            meterStatus.append(status)
-        }
-        var siteImport: [String: Double] = [:]
-        for site in config.sites {
-            if let m = config.runtime.sitePocMeter[site.id], let r = slots[m]?.reading(atNs: nowNs, staleAfterNs: blindNs), r.quality.isUsable,
-               let w = r.values[.powerTotal] ?? r.apparentPower {
-                siteImport[site.id] = w
+            } else {
+                breakerReads[site] = .unavailable(breakerErrors[site] ?? "breaker lines not open")
             }
         }
-        let secondsOfDay = wallSecondsOfDay()
-        // Remote set points from upstream: a limit source while fresh (their validity is their lease).
+        var remote: [String: RemoteSetPoint] = [:]
         if let up = upstream {
             for (j, site) in config.sites.enumerated() {
                 if let r = up.remoteSetPoint(site: j) {
-                    var src = headroom.sources[site.id] ?? SiteSources()
-                    let expires = Double(r.receivedAtNs) / 1e9 + r.validitySeconds
-                    if src.remote != Lease(watts: r.watts, expiresAt: expires) {
-                        src.remote = Lease(watts: r.watts, expiresAt: expires)
-                        headroom.sources[site.id] = src
-                    }
+                    remote[site.id] = RemoteSetPoint(watts: r.watts, validitySeconds: r.validitySeconds, receivedAtNs: r.receivedAtNs)
                 }
             }
         }
-        let decision = headroom.tick(now: now, .init(mp: mpValues, siteImportW: siteImport, secondsOfDay: secondsOfDay))
-        let sites = config.sites.map { site -> SiteInputs in
-            let d = decision.sites.first { $0.site == site.id }!
-            let relayStatus = relays[site.id]?.status
-            let oscpStatus = oscp?.status(site: site.id)
-            // Failing since: the charger relay or the OSCP relay (the FP unreachable or its heartbeat lapsed).
-            let failing = [relayStatus?.failingSinceNs, oscpStatus?.failingSinceNs].compactMap { $0 }.min()
-            // The site's import: the DNO's PoC meter; without one, what the CPMS reports (lower trust).
-            let reported = oscpStatus.flatMap { st in st.reportedAtNs.map { nowNs &- $0 < 120_000_000_000 } == true ? st.reportedImportW : nil }
-            return SiteInputs(id: site.id, requestedW: d.setPointW,
-                              safe: SafeSetPoint(firmW: site.floorW, tccW: config.sources[site.id]?.tcc?.watts),
-                              pocImportW: siteImport[site.id] ?? reported,
-                              relayFailingSince: failing.map { Double($0) / 1e9 },
-                              breakerClosed: (try? breakers[site.id]?.isClosed()) ?? nil, connectionOrder: site.connectionOrder)
-        }
-        let out = supervisor.tick(SupervisorInputs(now: now, secondsOfDay: secondsOfDay, meters: meterStatus, sites: sites,
-                                                   tripRequests: decision.tripRequests,
-                                                   upstreamHeartbeatAt: upstream?.upstreamHeartbeatAtNs.map { Double($0) / 1e9 },
-                                                   resetLockout: resetRequested, manualTrips: manualTrips))
-        resetRequested = false
-        manualTrips = [:]
-        for (site, command) in out.breaker {
+        let pending = commands.pending()
+        let wall = wallNs()
+        let snap = CycleSnapshot(
+            monoNs: nowNs, wallNs: wall, clockSynchronised: clock.synchronised(nowNs: nowNs), localSecondsOfDay: clock.localSecondsOfDay(wallNs: wall),
+            meters: meters,
+            relays: relays.mapValues { w in
+                let st = w.status
+                return RelaySnapshot(failingSinceNs: st.failingSinceNs, writtenA: st.writtenA, appliedA: st.appliedA, lastError: st.lastError)
+            },
+            oscp: Dictionary(uniqueKeysWithValues: config.sites.compactMap { site in
+                oscp?.status(site: site.id).map { o in
+                    (site.id, OSCPSnapshot(group: o.group, phase: o.phase, failingSinceNs: o.failingSinceNs, lastError: o.lastError,
+                                           lastForecastKW: o.lastForecastKW, reportedImportW: o.reportedImportW, reportedAtNs: o.reportedAtNs))
+                }
+            }),
+            breakers: breakerReads, remote: remote, upstreamHeartbeatNs: upstream?.upstreamHeartbeatAtNs,
+            commands: pending.map { QueuedCommand(request: $0.request, line: $0.line, user: $0.user) },
+            posted: inbox.drain().map { CycleEvent($0.kind, $0.text) }, overruns: overruns)
+        return (snap, pending.map(\.id))
+    }
+
+    /// One control cycle. Returns true when it completed (feeds the watchdog).
+    @discardableResult
+    func tick(nowNs: UInt64) -> Bool {
+        let (snap, commandIDs) = snapshot(nowNs: nowNs)
+        let out = cycle.step(snap)
+        for (id, answer) in zip(commandIDs, out.answers) { commands.answer(id, answer) }
+        for e in out.events { event(e.kind, e.text) }
+        for (site, command) in out.breaker.sorted(by: { $0.key < $1.key }) {
             guard let b = breakers[site] else { continue }
             do {
                 try b.execute(command)
@@ -349,97 +304,41 @@ final class Runtime {
                 status.note("breaker \(site): \(command) failed: \(error)")
             }
         }
-        for site in config.sites {
-            let sp = out.setPoints[site.id] ?? site.floorW
-            headroom.noteApplied(site: site.id, watts: sp)
-            relays[site.id]?.post(watts: sp)
-            if config.runtime.oscp?.groups[site.id] != nil {
-                // The fallback the CPMS applies if it loses us: the TCC profile, or the firm value.
-                let fallback = config.sources[site.id]?.tcc?.watts ?? [site.floorW]
-                oscp?.post(site: site.id, watts: sp, fallbackW: fallback)
-            }
+        for site in out.sites {
+            if case .ampsPerPhase = site.unit { relays[site.site]?.post(amps: site.value) }
+            if let fallback = site.oscpFallbackW { oscp?.post(site: site.site, watts: site.watts, fallbackW: fallback) }
         }
-        let snapshot = upstreamSnapshot(out: out, decision: decision, siteImport: siteImport, mpValues: mpValues)
-        upstream?.publish(snapshot)
-        if out.mode != lastMode {
-            event(.mode, "\(lastMode?.rawValue ?? "-") → \(out.mode.rawValue): \(out.reason)")
-            lastMode = out.mode
-        }
-        // An alarm is raised and cleared by its code and subject; its message may change while it stands
-        // (a duration counting up) without raising it again.
-        var alarms: [String: String] = [:]
-        for a in out.alarms { alarms["\(a.code) \(a.subject)"] = a.description }
-        for key in Set(alarms.keys).subtracting(lastAlarms.keys).sorted() { event(.alarmRaised, alarms[key]!) }
-        for key in Set(lastAlarms.keys).subtracting(alarms.keys).sorted() { event(.alarmCleared, lastAlarms[key]!) }
-        lastAlarms = alarms
-        for (site, command) in out.breaker { event(.breaker, "\(site): \(command.rawValue) (\(out.reason))") }
+        upstream?.publish(UpstreamServer.Snapshot(out.upstream))
         do {
-            let sample = SampleRecord(mode: UInt8(snapshot.mode),
-                                      mps: snapshot.mps.map { .init(value: Float($0.value ?? .nan), quality: UInt8($0.quality)) },
-                                      sites: snapshot.sites.map { .init(setPointW: Float($0.setPointW), boundBy: UInt8($0.boundBy),
-                                                                        importW: Float($0.pocImportW ?? .nan)) })
-            let wall = wallNs()
-            try logStore?.record(sample, wallNs: wall, monoNs: nowNs)
-            if let closed = halfHours.add(sample, wallNs: wall, monoNs: nowNs) { try logStore?.record(closed, wallNs: wall, monoNs: nowNs) }
+            let wall = snap.wallNs
+            try logStore?.record(out.sample, wallNs: wall, monoNs: nowNs)
+            if let closed = out.halfHour { try logStore?.record(closed, wallNs: wall, monoNs: nowNs) }
             try logStore?.events.flushIfDue(monoNs: nowNs)
         } catch {
             status.note("ring log write failed: \(error)")
         }
-        status.update(StatusBoard.Snapshot(
-            mode: out.mode, reason: out.reason, cycles: cycles, overruns: overruns,
-            mps: config.measurementPoints.map { mp in
-                let state = headroom.mp(mp.id)
-                return .init(id: mp.id, kind: mp.kind, value: state?.filtered, state: state?.state.rawValue ?? "?", reason: state?.reason ?? "",
-                             limit: mp.upper?.limit ?? mp.lower?.limit ?? 0,
-                             meter: config.runtime.mpMeter[mp.id].flatMap { slots[$0]?.reading?.quality.description } ?? "no meter")
-            },
-            sites: config.sites.map { site in
-                let d = decision.sites.first { $0.site == site.id }!
-                let relay = relays[site.id]?.status
-                let sp = out.setPoints[site.id] ?? site.floorW
-                // When the supervisor holds the site below what the headroom allows, it is what binds.
-                let supervised = sp < d.setPointW - 1
-                return .init(id: site.id, setPointW: sp, requestedW: d.setPointW, boundBy: supervised ? "fail-safe" : "\(d.boundBy)",
-                             reason: supervised ? "\(out.mode.rawValue): safe set point (headroom would allow \(Int(d.setPointW / 1000)) kW)" : d.reason,
-                             importW: siteImport[site.id], chargerA: relay?.writtenA, appliedA: relay?.appliedA,
-                             relayError: relay?.lastError, oscp: oscp?.status(site: site.id).map { o in
-                                 "OSCP \(o.group): \(o.phase)" + (o.lastForecastKW.map { ", told \(Int($0)) kW" } ?? "")
-                                     + (o.failingSinceNs != nil ? ", FAILING" + (o.lastError.map { " (\($0))" } ?? " (FP heartbeat lapsed)") : "")
-                             })
-            },
-            alarms: out.alarms.map(\.description)))
-        return true
+        status.update(out.status)
+        return out.watchdogOK
     }
 }
 
-extension Runtime {
-    /// The cycle as the upstream map shows it (docs/modbus-map.md).
-    func upstreamSnapshot(out: SupervisorOutput, decision: HeadroomController.Decision, siteImport: [String: Double],
-                          mpValues: [String: [Double]?]) -> UpstreamServer.Snapshot {
-        let modes: [Mode] = [.normal, .degraded, .startup, .failsafe, .nonResponse, .tripped, .lockout]
-        let alarmCodes = ["METER_LOST", "RELAY_FAILING", "TRIP_FAILED", "LOCKOUT", "CLOSE_FAILED"]
-        var bits: UInt32 = 0
-        for a in out.alarms { if let i = alarmCodes.firstIndex(of: a.code) { bits |= 1 << UInt32(i) } }
-        if out.mode == .failsafe { bits |= out.reason.hasPrefix("blind") ? 1 << 5 : 1 << 6 }
-        let states: [MPState] = [.holding, .riding, .regulating, .releasing, .blind]
-        let sources = ["ceiling", "mp", "tcc", "dsc", "schedule", "override", "remote", "floor", "ramp"]
-        return UpstreamServer.Snapshot(
-            mode: UInt16(modes.firstIndex(of: out.mode) ?? 0), alarmBits: bits, cycles: UInt32(truncatingIfNeeded: cycles),
-            overruns: UInt32(truncatingIfNeeded: overruns), trips: 0,
-            mps: config.measurementPoints.map { mp in
-                let s = headroom.mp(mp.id)
-                let usable = (mpValues[mp.id] ?? nil) != nil
-                return .init(value: s?.filtered, quality: usable ? 0 : 2, state: UInt16(states.firstIndex(of: s?.state ?? .holding) ?? 0),
-                             limitW: s?.limitW)
-            },
-            sites: config.sites.map { site in
-                let d = decision.sites.first { $0.site == site.id }!
-                let sp = out.setPoints[site.id] ?? site.floorW
-                let bound = sp < d.setPointW - 1 ? 9 : UInt16(sources.firstIndex(of: "\(d.boundBy)".split(separator: ":").first.map(String.init) ?? "") ?? 0)
-                let relay = relays[site.id]?.status
-                return .init(setPointW: sp, boundBy: UInt16(bound), pocImportW: siteImport[site.id],
-                             relayOK: relay?.failingSinceNs == nil, appliedA: relay?.appliedA)
-            })
+extension MeterSnapshot {
+    /// A bus thread's reading as the cycle sees it.
+    init(_ r: MeterReading, lastGoodNs: UInt64?) {
+        var problem: String? = nil
+        if case .bad(let why) = r.quality { problem = why.description }
+        self.init(apparentPowerVA: r.apparentPower, powerW: r.values[.powerTotal], currents: r.currents,
+                  voltages: [Quantity.voltageL1, .voltageL2, .voltageL3].compactMap { r.values[$0] },
+                  usable: r.quality.isUsable, quality: r.quality.description, problem: problem, readingNs: r.monotonicNs, lastGoodNs: lastGoodNs)
+    }
+}
+
+extension UpstreamServer.Snapshot {
+    /// The cycle's upstream view, register for register.
+    init(_ v: UpstreamView) {
+        self.init(mode: v.mode, alarmBits: v.alarmBits, cycles: v.cycles, overruns: v.overruns, trips: v.trips,
+                  mps: v.mps.map { .init(value: $0.value, quality: $0.quality, state: $0.state, limitW: $0.limitW) },
+                  sites: v.sites.map { .init(setPointW: $0.setPointW, boundBy: $0.boundBy, pocImportW: $0.pocImportW, relayOK: $0.relayOK, appliedA: $0.appliedA) })
     }
 }
 
@@ -511,26 +410,44 @@ enum WallClockFault {
     }
 }
 
-func wallSecondsOfDay() -> Double {
-    var t = time(nil)
-    var tmv = tm()
-    localtime_r(&t, &tmv)
-    return Double(tmv.tm_hour * 3600 + tmv.tm_min * 60 + tmv.tm_sec)
+/// What the wall clock can be trusted for: whether the kernel says it is synchronised (adjtimex, read
+/// at most once a second), and the local time of day in the TCC time zone — from `wallNs()`, the clock
+/// seam, so a test can step it. A zone whose tz file is missing gives no time of day: fail closed.
+struct WallClock {
+    let requireSynchronised: Bool
+    let zoneKnown: Bool
+    private var checkedAtNs: UInt64 = 0
+    private var lastSync = false
+
+    init(timezone: String, requireSynchronised: Bool) {
+        self.requireSynchronised = requireSynchronised
+        zoneKnown = timezone == "UTC" || access("/usr/share/zoneinfo/\(timezone)", R_OK) == 0
+        setenv("TZ", zoneKnown ? timezone : "UTC", 1)
+        tzset()
+        if !zoneKnown { log("control.tcc_timezone \(timezone): no /usr/share/zoneinfo/\(timezone) (install tzdata); TCC half hours use the profile's minimum") }
+    }
+
+    mutating func synchronised(nowNs: UInt64) -> Bool {
+        guard requireSynchronised else { return true }
+        if checkedAtNs == 0 || nowNs &- checkedAtNs >= 1_000_000_000 {
+            var status: Int32 = 0
+            var esterror = 0
+            let state = lmc_clock_state(&status, &esterror)
+            lastSync = state >= 0 && state != lmc_time_error && (status & lmc_sta_unsync) == 0
+            checkedAtNs = nowNs
+        }
+        return lastSync
+    }
+
+    func localSecondsOfDay(wallNs: UInt64) -> Double? {
+        guard zoneKnown else { return nil }
+        var t = time_t(wallNs / 1_000_000_000)
+        var tmv = tm()
+        guard localtime_r(&t, &tmv) != nil else { return nil }
+        return Double(tmv.tm_hour * 3600 + tmv.tm_min * 60 + tmv.tm_sec)
+    }
 }
 
 func log(_ message: String) {
     Journal.write(Journal.priority(ofLine: message), message)
-}
-
-extension HalfHourAccumulator {
-    /// What each half-hour record is judged against: the MPs' limits and the sites' ceilings.
-    init(mps: [MeasurementPointConfig], sites: [SiteConfig]) {
-        self.init(
-            mps: mps.map { mp in
-                let t = mp.upper ?? mp.lower
-                let unit: UInt8 = switch mp.kind { case .current: 0; case .apparentPower: 1; case .voltage: 2 }
-                return MPSpec(name: mp.id, unit: unit, lowerLimit: mp.upper == nil, limit: t?.limit ?? .nan, trip: t?.trip)
-            },
-            sites: sites.map { SiteSpec(name: $0.id, ceilingW: $0.ceilingW) })
-    }
 }

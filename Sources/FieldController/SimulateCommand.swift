@@ -1,4 +1,5 @@
 import ArgumentParser
+import ControlCycle
 import Headroom
 import LMCConfig
 import RingLog
@@ -20,8 +21,10 @@ struct SimulateCommand: ParsableCommand {
         background is interpolated and gets uniform noise and optional step
         loads; the site imports min(demand, set point) through a first-order
         lag. The constraint is the first measurement point, which must be
-        kind = "apparent_power"; the config must have one site. Without
-        --config, the Charge Project example site is used (hw/examples/lmc.toml).
+        kind = "apparent_power"; the config must have one site. The replay runs
+        lmc run's own control cycle: limits, the fail-safe supervisor (start-up,
+        its delay and ramp) and the set-point shaper. Without --config, the
+        Charge Project example site is used (hw/examples/lmc.toml).
 
         Reported: seconds above the limit and above limit + tolerance, the
         largest overshoot, energy delivered against a perfect-knowledge oracle,
@@ -99,7 +102,7 @@ struct SimulateCommand: ParsableCommand {
     }
 
     func run() throws {
-        var controller: HeadroomController
+        var cycle: ControlCycle
         if let config {
             let text = try readFile(config, what: "config")
             switch Configuration.parse(text) {
@@ -107,16 +110,17 @@ struct SimulateCommand: ParsableCommand {
                 printError("\(config):\n\(e)")
                 throw ExitCode(2)
             case .success(let c):
-                controller = try c.controller()
+                cycle = try c.cycle()
             }
         } else {
-            controller = ExampleSite.controller()
+            cycle = ExampleSite.cycle()
         }
-        guard let mp = controller.mps.first, mp.config.kind == .apparentPower, let upper = mp.config.upper else {
+        let cc = cycle.config
+        guard let mp = cc.measurementPoints.first, mp.kind == .apparentPower, let upper = mp.upper else {
             throw ValidationError("lmc simulate models the constraint as apparent power: the first [[measurement_point]] must have kind = \"apparent_power\" and an upper limit")
         }
-        guard controller.siteConfigs.count == 1 else {
-            throw ValidationError("lmc simulate drives one site; the config has \(controller.siteConfigs.count)")
+        guard cc.sites.count == 1 else {
+            throw ValidationError("lmc simulate drives one site; the config has \(cc.sites.count)")
         }
         let path: String
         switch ScenarioFiles.resolve(scenario) {
@@ -145,10 +149,9 @@ struct SimulateCommand: ParsableCommand {
             fputs("t_s,background_kva,constraint_kva,site_kva,demand_kva,setpoint_kw,sent,bound_by\n", out)
         }
         let rings = try logDir.map { try SimulationRings(directory: $0, startUTC: parseUTC(start)!, durationS: s.duration, periodS: period,
-                                                          mps: controller.mps.map(\.config), sites: controller.siteConfigs, scenario: path) }
-        let mpCount = controller.mps.count
-        let r = simulate(s, controller: &controller, mpID: mp.config.id, plant: plant, period: period) { row in
-            rings?.add(row, mpCount: mpCount)
+                                                          mps: cc.measurementPoints, sites: cc.sites, scenario: path) }
+        let r = simulate(s, cycle: &cycle, mpID: mp.id, plant: plant, period: period, startWallNs: UInt64(parseUTC(start)!) * 1_000_000_000) { row in
+            rings?.add(row)
             guard let out else { return }
             fputs("\(row.t),\(k(row.backgroundVA)),\(k(row.constraintVA)),\(k(row.siteVA)),\(k(row.demandVA)),\(k(row.setPointW)),\(row.sent),\(row.boundBy)\n", out)
         }
@@ -156,7 +159,7 @@ struct SimulateCommand: ParsableCommand {
         try rings?.close()
         if json {
             print(JSON.render(.object([
-                ("scenario", .string(path)), ("hours", .number(r.hours)), ("mode", .string(controller.mode.rawValue)),
+                ("scenario", .string(path)), ("hours", .number(r.hours)), ("mode", .string(cc.mode.rawValue)),
                 ("limit_kva", .number(upper.limit / 1000)), ("tolerance_pct", .number(tolerancePercent)),
                 ("seconds_above_limit", .number(r.secondsAboveLimit)), ("seconds_above_tolerance", .number(r.secondsAboveTolerance)),
                 ("largest_overshoot_kva", .number(r.largestOvershootVA / 1000)),
@@ -168,7 +171,7 @@ struct SimulateCommand: ParsableCommand {
         }
         let limit = upper.limit / 1000
         print("scenario   \(path): \(f1(r.hours)) h, period \(period) s, lag \(lag) s, noise ±\(noisePercent) %, seed \(seed)")
-        print("control    \(controller.mode.rawValue), limit \(f1(limit)) kVA, +\(tolerancePercent) % = \(f1(limit * (1 + tolerancePercent / 100))) kVA")
+        print("control    \(cc.mode.rawValue), limit \(f1(limit)) kVA, +\(tolerancePercent) % = \(f1(limit * (1 + tolerancePercent / 100))) kVA")
         print("above limit               \(right(f1(r.secondsAboveLimit), 10)) s")
         print("above limit + tolerance   \(right(f1(r.secondsAboveTolerance), 10)) s")
         print("largest overshoot         \(right(f1(r.largestOvershootVA / 1000), 10)) kVA")
@@ -223,15 +226,13 @@ final class SimulationRings {
         try? store.event(EventRecord(kind: .start, text: "lmc simulate \(scenario)"), wallNs: startNs, monoNs: 0)
     }
 
-    func add(_ row: TraceRow, mpCount: Int) {
+    /// What the daemon would write for this cycle: its sample, and a half hour when one closed.
+    func add(_ row: TraceRow) {
         let mono = UInt64(max(0, row.t) * 1e9)
         lastMonoNs = mono
-        let sample = SampleRecord(mode: 0,
-                                  mps: [.init(value: Float(row.constraintVA), quality: 0)]
-                                      + Array(repeating: .init(value: .nan, quality: 2), count: max(0, mpCount - 1)),
-                                  sites: [.init(setPointW: Float(row.setPointW), boundBy: LimitCodes.code(row.boundBy.description), importW: Float(row.siteVA))])
-        try? store.record(sample, wallNs: startNs + mono, monoNs: mono)
-        if let h = halfHours.add(sample, wallNs: startNs + mono, monoNs: mono) { try? store.record(h, wallNs: startNs + mono, monoNs: mono) }
+        try? store.record(row.output.sample, wallNs: startNs + mono, monoNs: mono)
+        if let h = halfHours.add(row.output.sample, wallNs: startNs + mono, monoNs: mono) { try? store.record(h, wallNs: startNs + mono, monoNs: mono) }
+        for e in row.output.events { try? store.event(EventRecord(kind: e.kind, text: e.text), wallNs: startNs + mono, monoNs: mono) }
     }
 
     func close() throws {

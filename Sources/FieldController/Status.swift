@@ -1,3 +1,4 @@
+import ControlCycle
 import FailSafe
 import Headroom
 import Synchronization
@@ -10,21 +11,7 @@ import Musl
 
 /// What the console shows: the last cycle's picture, swapped in whole under a lock.
 final class StatusBoard: Sendable {
-    struct Snapshot: Sendable {
-        struct MP: Sendable { var id: String, kind: MeasurementPointConfig.Kind, value: Double?, state: String, reason: String, limit: Double, meter: String }
-        struct Site: Sendable {
-            var id: String, setPointW: Double, requestedW: Double, boundBy: String, reason: String
-            var importW: Double?, chargerA: Double?, appliedA: Double?, relayError: String?
-            var oscp: String? = nil
-        }
-        var mode: Mode
-        var reason: String
-        var cycles: Int
-        var overruns: Int
-        var mps: [MP]
-        var sites: [Site]
-        var alarms: [String]
-    }
+    typealias Snapshot = StatusView
 
     private let snapshot = Mutex<Snapshot?>(nil)
     private let notes = Mutex<[String]>([])
@@ -86,7 +73,8 @@ final class StatusBoard: Sendable {
     }
 }
 
-private func cut(_ s: String) -> String { s.count <= 79 ? s : String(s.prefix(78)) + "…" }
+/// Every line is cut to the console and made terminal-safe: reasons and errors may carry a peer's text.
+private func cut(_ s: String) -> String { let s = terminalSafe(s); return s.count <= 79 ? s : String(s.prefix(78)) + "…" }
 private func pad(_ s: String, _ w: Int) -> String { s.count >= w ? s + " " : s + String(repeating: " ", count: w - s.count) }
 private func num(_ v: Double) -> String {
     let r = (v * 10).rounded() / 10

@@ -9,13 +9,12 @@ public enum ExampleSite {
         MeasurementPointConfig(
             id: mpID, kind: .apparentPower, sensitivity: 1,
             upper: .init(trip: 550_000, tripDelay: 30, limit: 500_000, releaseZone: 492_000, releaseTrigger: 488_000),
-            regulateMargin: 8_000, rideThrough: 3, regulateInterval: 10, releaseInterval: 60, rampW: 8_000,
+            regulateMargin: 8_000, rideThrough: 3, regulateInterval: 10, releaseInterval: 60, rampW: .infinity,
             filterTimeConstant: 5)
     }
 
     public static func site() -> SiteConfig {
-        SiteConfig(id: siteID, floorW: 150_000, ceilingW: 250_000, unit: .kVA(powerFactor: 1), quantum: 1_000 / 1_000,
-                   hysteresis: 0.5, rampUpWPerSecond: 2_000)
+        SiteConfig(id: siteID, floorW: 150_000, ceilingW: 250_000, rampUpWPerSecond: 2_000)
     }
 
     public static func controller(mode: HeadroomController.Mode = .direct) -> HeadroomController {

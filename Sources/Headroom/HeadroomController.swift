@@ -15,10 +15,11 @@ public struct HeadroomController: Sendable {
         public var mp: [String: [Double]?]
         /// Per site id: the metered import (W) in direct mode; nil if unknown.
         public var siteImportW: [String: Double]
-        /// Seconds after local midnight, for TCC profiles and schedules.
-        public var secondsOfDay: Double
+        /// Seconds after local midnight, for TCC profiles and schedules; nil while the wall clock is not
+        /// known to be synchronised: then the profile's minimum and every schedule window hold.
+        public var secondsOfDay: Double?
 
-        public init(mp: [String: [Double]?], siteImportW: [String: Double] = [:], secondsOfDay: Double = 0) {
+        public init(mp: [String: [Double]?], siteImportW: [String: Double] = [:], secondsOfDay: Double? = 0) {
             self.mp = mp
             self.siteImportW = siteImportW
             self.secondsOfDay = secondsOfDay
@@ -28,11 +29,8 @@ public struct HeadroomController: Sendable {
     /// One site's decision.
     public struct SiteDecision: Sendable, Equatable {
         public var site: String
-        /// The set point (W) before quantisation.
+        /// The set point (W); the cycle's shaper turns it into what the charger takes.
         public var setPointW: Double
-        /// The value to send, in the site's unit, quantised.
-        public var sent: Double
-        public var unit: String
         public var boundBy: LimitSource
         public var reason: String
     }
@@ -49,21 +47,22 @@ public struct HeadroomController: Sendable {
     public let siteConfigs: [SiteConfig]
     public private(set) var mps: [MeasurementPoint]
     public var sources: [String: SiteSources]
-    private var quantizers: [String: Quantizer]
     private var sent: [String: Double] = [:]
     private var lastTick: Double?
 
-    public init(mode: Mode, mps: [MeasurementPointConfig], sites: [SiteConfig], sources: [String: SiteSources] = [:]) throws(ConfigError) {
+    /// - Parameter maxGap: a gap in an MP's values longer than this (the blind time) restarts its
+    ///   ride-through and trip delay; shorter gaps keep them running.
+    public init(mode: Mode, mps: [MeasurementPointConfig], sites: [SiteConfig], sources: [String: SiteSources] = [:],
+                maxGap: Double = .infinity) throws(ConfigError) {
         var errors = mps.flatMap { $0.validate() } + sites.flatMap { $0.validate() }
         if sites.isEmpty { errors.append("at least one site is needed") }
         if Set(mps.map(\.id)).count != mps.count { errors.append("measurement point ids must be unique") }
         if Set(sites.map(\.id)).count != sites.count { errors.append("site ids must be unique") }
         guard errors.isEmpty else { throw ConfigError(errors: errors) }
         self.mode = mode
-        self.mps = mps.map(MeasurementPoint.init)
+        self.mps = mps.map { c in var m = MeasurementPoint(c); m.maxGap = maxGap; return m }
         self.siteConfigs = sites.sorted { $0.connectionOrder < $1.connectionOrder }
         self.sources = sources
-        self.quantizers = Dictionary(uniqueKeysWithValues: sites.map { ($0.id, Quantizer(quantum: $0.quantum, hysteresis: $0.hysteresis)) })
     }
 
     /// The set points last decided (W), per site; the floor before the first tick.
@@ -128,13 +127,22 @@ public struct HeadroomController: Sendable {
                 }
             }
             sent[site.id] = sp
-            let q = quantizers[site.id]!.apply(site.unit.fromWatts(sp))
-            decisions.append(SiteDecision(site: site.id, setPointW: sp, sent: q, unit: site.unit.symbol, boundBy: bound, reason: why))
+            decisions.append(SiteDecision(site: site.id, setPointW: sp, boundBy: bound, reason: why))
         }
         return Decision(sites: decisions, tripRequests: trips, blind: blind)
     }
 
     public func mp(_ id: String) -> MeasurementPoint? { mps.first { $0.config.id == id } }
+
+    /// The supervisor holds the sites at `totalW` (below what the MPs allow): every MP's limit follows.
+    public mutating func hold(atTotal totalW: Double) {
+        for i in mps.indices { mps[i].hold(atTotal: totalW) }
+    }
+
+    /// After a confirmed trip: every MP's trip delay runs again on newer samples (no cascade).
+    public mutating func restartTripDelays(now: Double) {
+        for i in mps.indices { mps[i].restartTripDelay(now: now) }
+    }
 
     /// What the site was actually given, after the supervisor (fail-safe, its recovery ramp, a trip).
     /// When that is below what this controller decided, it becomes the controller's base: increases are

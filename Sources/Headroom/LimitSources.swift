@@ -44,6 +44,9 @@ public struct HalfHourProfile: Sendable, Equatable {
         self.watts = watts
     }
 
+    /// The lowest half hour: what holds when the time of day cannot be trusted.
+    public var minimum: Double { watts.min() ?? 0 }
+
     /// The value for a time of day in seconds after local midnight.
     public func value(secondsOfDay: Double) -> Double {
         let s = secondsOfDay.truncatingRemainder(dividingBy: 86_400)
@@ -107,11 +110,13 @@ public struct SiteSources: Sendable, Equatable {
     }
 
     /// Every limit in force now, with its source.
-    func proposals(now: Double, secondsOfDay: Double) -> [(Double, LimitSource)] {
+    /// With no trusted time of day (nil), the TCC profile's minimum and every schedule window hold: an
+    /// unsynchronised clock never picks a generous half hour.
+    func proposals(now: Double, secondsOfDay: Double?) -> [(Double, LimitSource)] {
         var p: [(Double, LimitSource)] = []
-        if let tcc { p.append((tcc.value(secondsOfDay: secondsOfDay), .tcc)) }
+        if let tcc { p.append((secondsOfDay.map { tcc.value(secondsOfDay: $0) } ?? tcc.minimum, .tcc)) }
         if let dscW { p.append((dscW, .dsc)) }
-        for w in schedule where w.contains(secondsOfDay: secondsOfDay) { p.append((w.watts, .schedule(w.name))) }
+        for w in schedule where secondsOfDay.map({ w.contains(secondsOfDay: $0) }) ?? true { p.append((w.watts, .schedule(w.name))) }
         if let o = override, now < o.expiresAt { p.append((o.watts, .override)) }
         if let r = remote, now < r.expiresAt { p.append((r.watts, .remote)) }
         return p

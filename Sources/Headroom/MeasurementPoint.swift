@@ -45,14 +45,18 @@ public struct MeasurementPointConfig: Sendable, Equatable {
     public var regulateInterval: Double
     /// While in the release trigger zone, increase at most this often…
     public var releaseInterval: Double
-    /// …by at most this much (W of site import) per step.
+    /// …by what it measures as room up to the release zone, and at most this much (W of site import)
+    /// per step (infinity: no cap beyond the measured room).
     public var rampW: Double
     /// Time constant of the filter the regulate and release decisions see (trip sees the raw value).
     public var filterTimeConstant: Double
+    /// A constraint that is never empty: a value below this is not believed (an open CT reads 0).
+    public var lowestBelievable: Double?
 
     public init(id: String, kind: Kind, sensitivity: Double, upper: Thresholds? = nil, lower: Thresholds? = nil,
                 regulateMargin: Double, rideThrough: Double = 2, regulateInterval: Double = 5,
-                releaseInterval: Double = 10, rampW: Double = 5_000, filterTimeConstant: Double = 2) {
+                releaseInterval: Double = 10, rampW: Double = 5_000, filterTimeConstant: Double = 2, lowestBelievable: Double? = nil) {
+        self.lowestBelievable = lowestBelievable
         self.id = id
         self.kind = kind
         self.sensitivity = sensitivity
@@ -127,8 +131,20 @@ public struct MeasurementPoint: Sendable {
     private var lastRegulate: Double?
     private var lastRelease: Double?
     private var tripSince: Double?
+    /// When the last usable value arrived.
+    private var lastValidAt: Double?
+    /// A gap in the values longer than this (the blind time) starts the ride-through and trip delay
+    /// afresh; a shorter one (a busy exception, a CRC error) keeps them running.
+    public var maxGap: Double = .infinity
 
     public init(_ config: MeasurementPointConfig) { self.config = config }
+
+    /// The constraint's trip delay runs again from now, on samples newer than this (after a trip was
+    /// confirmed: the next site goes only if the constraint stays beyond its trip threshold that long).
+    public mutating func restartTripDelay(now: Double) {
+        tripRequested = false
+        if tripSince != nil { tripSince = now }
+    }
 
     /// One side mapped to "stress" coordinates, where more stress is worse and more site import
     /// raises stress: the lower set is the upper set seen in a mirror.
@@ -159,12 +175,21 @@ public struct MeasurementPoint: Sendable {
     public mutating func update(now: Double, phases: [Double]?, baseW: Double, ceilingW: Double) {
         defer { lastTime = now }
         guard let phases, !phases.isEmpty, phases.allSatisfy(\.isFinite) else {
+            // A gap: the timers keep running (they reset only on a valid value back inside its
+            // threshold, or after a gap longer than maxGap); a latched trip request clears — nothing
+            // is known of the constraint now.
+            if state != .blind { stateBeforeGap = state }
             state = .blind
             reason = "no usable value"
-            beyondSince = nil
-            tripSince = nil
+            tripRequested = false
             return
         }
+        if let last = lastValidAt, now - last > maxGap {
+            beyondSince = nil
+            tripSince = nil
+        }
+        lastValidAt = now
+        if state == .blind { state = stateBeforeGap }
         let sides = self.sides
         let gain = abs(config.sensitivity)
 
@@ -199,9 +224,13 @@ public struct MeasurementPoint: Sendable {
         let v = f[worst]
         filtered = side.sign * v
         let target = side.limit - config.regulateMargin
+
+        // Beyond the limit is judged on the raw worst value (the ride-through is what filters a motor
+        // start), and a reduction takes the measured excess: one step settles a background step.
+        let rawWorst = raw[worst]
         let current = limitW ?? ceilingW
 
-        if v > side.limit {
+        if rawWorst > side.limit {
             if beyondSince == nil { beyondSince = now }
             if now - beyondSince! < config.rideThrough {
                 state = .riding
@@ -209,14 +238,15 @@ public struct MeasurementPoint: Sendable {
                 return
             }
             if state != .regulating || lastRegulate == nil || now - lastRegulate! >= config.regulateInterval {
-                let wanted = min(current, baseW) - (v - target) / gain
+                let excess = max(v, rawWorst) - target
+                let wanted = min(current, baseW) - excess / gain
                 limitW = max(0, wanted)
                 lastRegulate = now
                 // The first release after a reduction waits a full release interval.
                 lastRelease = now
             }
             state = .regulating
-            reason = "\(show(filtered!)) beyond the limit \(show(side.t.limit)): regulating to \(show(side.sign * target))"
+            reason = "\(show(side.sign * max(v, rawWorst))) beyond the limit \(show(side.t.limit)): regulating to \(show(side.sign * target))"
             return
         }
         beyondSince = nil
@@ -225,14 +255,15 @@ public struct MeasurementPoint: Sendable {
         let inReleaseZone = v <= side.releaseZone
         if limitW != nil && (inTrigger || (state == .releasing && inReleaseZone)) {
             if lastRelease == nil || now - lastRelease! >= config.releaseInterval {
-                let room = max(0, (target - v) / gain)
-                let step = min(config.rampW, room)
-                let next = current + step
+                // What the MP measures as room, up to the release zone, above what the sites have now
+                // (their set points, or their metered import in direct mode); at most ramp_kw a step.
+                let room = max(0, (side.releaseZone - v) / gain)
+                let next = min(max(current, baseW + room), current + config.rampW)
                 limitW = next >= ceilingW ? nil : next
                 lastRelease = now
             }
             state = .releasing
-            reason = limitW == nil ? "released fully" : "\(show(filtered!)) in the release zone: releasing"
+            reason = limitW == nil ? "released fully" : "\(show(filtered!)) in the release zone: releasing to \(fmtK(limitW!))"
             return
         }
         if state == .regulating || state == .riding { lastRelease = now }
@@ -240,7 +271,16 @@ public struct MeasurementPoint: Sendable {
         reason = limitW == nil ? "not restricting" : "\(show(filtered!)) in the dead band: holding"
     }
 
+    /// While the supervisor holds the sites below what this MP allows (start-up, fail-safe, a trip), the
+    /// MP's limit follows what they really have, and the next release is due at once: on recovery the
+    /// set point rises only by the room measured, not by a ramp towards an old limit.
+    public mutating func hold(atTotal w: Double) {
+        if limitW.map({ w < $0 }) ?? true { limitW = w }
+        lastRelease = nil   // the first release after the hold is due at once
+    }
     private var filteredStress: [Double] = []
+    /// The state before a gap, resumed when values return within maxGap.
+    private var stateBeforeGap: MPState = .holding
 
     /// A value in the units an engineer reads it in (kVA, A, V).
     func show(_ v: Double) -> String {
@@ -252,10 +292,11 @@ public struct MeasurementPoint: Sendable {
     }
 
     /// Engineer reset (e.g. after a config change): forget limits and timers.
-    public mutating func reset() { self = MeasurementPoint(config) }
+    public mutating func reset() { let g = maxGap; self = MeasurementPoint(config); maxGap = g }
 }
 
+/// Total: any Double, finite or not, prints (3.4e38 once trapped in Int()).
 func fmt(_ v: Double) -> String {
     let r = (v * 10).rounded() / 10
-    return r == r.rounded() ? String(Int(r)) : String(r)
+    return r == r.rounded() && abs(r) < 1e15 ? String(Int64(r)) : String(r)
 }

@@ -40,25 +40,15 @@ public struct SiteConfig: Sendable, Equatable {
     public var floorW: Double
     /// Rated capacity: the site's installed maximum.
     public var ceilingW: Double
-    public var unit: SetPointUnit
-    /// Steps of the set point in `unit` (1 for whole-amp chargers), 0 for none.
-    public var quantum: Double
-    /// An increase is passed on only once it exceeds one quantum by this fraction of a quantum, so a
-    /// value hovering at a step boundary does not make the charger flap (evcc #19440).
-    public var hysteresis: Double
     /// Increases of the sent set point are limited to this rate (W/s); decreases act at once.
     public var rampUpWPerSecond: Double
     /// LIFO: the site connected last (highest number) is curtailed first.
     public var connectionOrder: Int
 
-    public init(id: String, floorW: Double, ceilingW: Double, unit: SetPointUnit = .kW, quantum: Double = 0,
-                hysteresis: Double = 0.5, rampUpWPerSecond: Double = 2_000, connectionOrder: Int = 0) {
+    public init(id: String, floorW: Double, ceilingW: Double, rampUpWPerSecond: Double = 2_000, connectionOrder: Int = 0) {
         self.id = id
         self.floorW = floorW
         self.ceilingW = ceilingW
-        self.unit = unit
-        self.quantum = quantum
-        self.hysteresis = hysteresis
         self.rampUpWPerSecond = rampUpWPerSecond
         self.connectionOrder = connectionOrder
     }
@@ -67,34 +57,7 @@ public struct SiteConfig: Sendable, Equatable {
         var e: [String] = []
         if floorW < 0 { e.append("site \(id): firm \(floorW) W must not be negative") }
         if ceilingW < floorW { e.append("site \(id): rated \(ceilingW) W is below firm \(floorW) W") }
-        if quantum < 0 { e.append("site \(id): quantum \(quantum) must not be negative") }
-        if hysteresis < 0 || hysteresis > 1 { e.append("site \(id): hysteresis \(hysteresis) must be within 0–1 of a quantum") }
         if rampUpWPerSecond <= 0 { e.append("site \(id): ramp up \(rampUpWPerSecond) W/s must be positive") }
         return e
-    }
-}
-
-/// Quantises a set point to the charger's steps without flapping: decreases round down at once;
-/// increases are passed on only when they clear the next step by the hysteresis.
-public struct Quantizer: Sendable, Equatable {
-    public var quantum: Double
-    public var hysteresis: Double
-    public private(set) var output: Double?
-
-    public init(quantum: Double, hysteresis: Double) {
-        self.quantum = quantum
-        self.hysteresis = hysteresis
-    }
-
-    public mutating func apply(_ value: Double) -> Double {
-        guard quantum > 0 else { output = value; return value }
-        let down = (value / quantum + 1e-9).rounded(.down) * quantum
-        guard let current = output else { output = down; return down }
-        if down < current {
-            output = down
-        } else if value >= current + quantum * (1 + hysteresis) {
-            output = down
-        }
-        return output!
     }
 }

@@ -21,8 +21,7 @@ struct CoreBench: ParsableCommand {
                                    regulateMargin: i < 6 ? 10 : 8_000, rideThrough: 2, regulateInterval: 5, releaseInterval: 10, rampW: 5_000, filterTimeConstant: 2)
         }
         let sites = (0..<4).map { j in
-            SiteConfig(id: "site\(j)", floorW: 50_000, ceilingW: 150_000, unit: .ampsPerPhase(phases: 3, phaseVoltage: 230, powerFactor: 1), quantum: 1,
-                       rampUpWPerSecond: 2_000, connectionOrder: j)
+            SiteConfig(id: "site\(j)", floorW: 50_000, ceilingW: 150_000, rampUpWPerSecond: 2_000, connectionOrder: j)
         }
         return try HeadroomController(mode: .direct, mps: mps, sites: sites)
     }

@@ -154,7 +154,7 @@ struct LoopBench: ParsableCommand {
         id = "hub"
         firm_kw = 150
         rated_kw = 250
-        setpoint_unit = "kva"
+        setpoint_unit = "a"
         quantum = 1
         ramp_up_kw_per_s = 100000
         poc_meter = "hub_poc"

@@ -1,3 +1,4 @@
+import ControlCycle
 import Headroom
 
 /// `/etc/lmc/lmc.toml`, as far as the control core needs it. Every key is documented in
@@ -5,11 +6,28 @@ import Headroom
 public struct Configuration: Sendable {
     public var mode: HeadroomController.Mode
     public var periodMilliseconds: Int
+    /// The time zone the TCC half hours and schedules are written in (tz database name).
+    public var tccTimezone: String = "Europe/London"
+    /// The wall clock picks a half hour only when the kernel says it is synchronised (NTP). False: an
+    /// RTC the operator trusts without NTP (documented risk).
+    public var requireSynchronisedClock: Bool = true
     public var measurementPoints: [MeasurementPointConfig]
     public var sites: [SiteConfig]
     public var sources: [String: SiteSources]
+    /// Per site: how its set point is converted and stepped for what takes it.
+    public var shapers: [String: ShaperConfig] = [:]
     /// Buses, meters, chargers and the supervisor, for the daemon.
     public var runtime: RuntimeConfig = .empty
+
+    /// What one control cycle needs of this configuration.
+    public var cycleConfig: CycleConfig {
+        CycleConfig(mode: mode, periodSeconds: Double(periodMilliseconds) / 1000, measurementPoints: measurementPoints, sites: sites,
+                    sources: sources, mpMeter: runtime.mpMeter, sitePocMeter: runtime.sitePocMeter, supervisor: runtime.supervisor,
+                    shapers: shapers, breakerSites: Set(runtime.breakers.keys), oscpSites: Set(runtime.oscp?.groups.keys.map { $0 } ?? []))
+    }
+
+    /// The control cycle built from this configuration.
+    public func cycle() throws(ConfigError) -> ControlCycle { try ControlCycle(cycleConfig) }
 
     /// The control core built from this configuration.
     public func controller() throws(ConfigError) -> HeadroomController {
@@ -28,6 +46,11 @@ public struct Configuration: Sendable {
         let control = top.table("control")
         let mode = control?.string("mode", default: "direct", oneOf: HeadroomController.Mode.allCases.map(\.rawValue)) ?? "direct"
         let period = control?.number("period_ms", default: 100, min: 10, max: 10_000) ?? 100
+        let zone = control?.string("tcc_timezone", default: "Europe/London") ?? "Europe/London"
+        if zone.isEmpty || zone.hasPrefix("/") || zone.contains("..") || !zone.allSatisfy({ $0.isLetter || $0.isNumber || "/_+-".contains($0) }) {
+            issues.add(control?.table.line(of: "tcc_timezone"), "control.tcc_timezone", "= \"\(zone)\": expected a time zone name such as \"Europe/London\" or \"UTC\"")
+        }
+        let requireSync = control?.bool("require_synchronised_clock", default: true) ?? true
         control?.rejectUnknownKeys()
 
         let mpSections = top.tables("measurement_point")
@@ -40,10 +63,13 @@ public struct Configuration: Sendable {
 
         var sites: [SiteConfig] = []
         var sources: [String: SiteSources] = [:]
+        var shapers: [String: ShaperConfig] = [:]
         for (i, s) in siteSections.enumerated() {
-            if let (site, src) = readSite(s, order: i + 1) {
+            let id = s.table["id"].flatMap { if case .string(let x) = $0 { x } else { nil } } ?? "?"
+            if let (site, src, shaper) = readSite(s, order: i + 1, charger: runtime.chargers.first { $0.site == id }) {
                 sites.append(site)
                 sources[site.id] = src
+                shapers[site.id] = shaper
             }
         }
         top.rejectUnknownKeys()
@@ -58,7 +84,8 @@ public struct Configuration: Sendable {
         }
         guard issues.items.isEmpty else { return .failure(ConfigErrors(issues: issues.items)) }
         return .success(Configuration(mode: HeadroomController.Mode(rawValue: mode)!, periodMilliseconds: Int(period),
-                                      measurementPoints: mps, sites: sites, sources: sources, runtime: runtime))
+                                      tccTimezone: zone, requireSynchronisedClock: requireSync,
+                                      measurementPoints: mps, sites: sites, sources: sources, shapers: shapers, runtime: runtime))
     }
 }
 
@@ -115,17 +142,23 @@ private func readMP(_ s: Section) -> MeasurementPointConfig? {
         rideThrough: s.number("ride_through_s", default: 2, min: 0)!,
         regulateInterval: s.number("regulate_interval_s", default: 10, min: 0)!,
         releaseInterval: s.number("release_interval_s", default: 60, min: 0)!,
-        rampW: (s.number("ramp_kw", default: 5, positive: true) ?? 5) * 1000,
-        filterTimeConstant: s.number("filter_s", default: 5, min: 0)!)
+        rampW: (s.optionalNumber("ramp_kw", positive: true) ?? .infinity) * 1000,
+        filterTimeConstant: s.number("filter_s", default: 5, min: 0)!,
+        lowestBelievable: s.optionalNumber("lowest_believable_\(u)", min: 0).map { $0 * scale })
     s.rejectUnknownKeys()
     return config
 }
 
-private func readSite(_ s: Section, order: Int) -> (SiteConfig, SiteSources)? {
+private func readSite(_ s: Section, order: Int, charger: RuntimeConfig.Charger?) -> (SiteConfig, SiteSources, ShaperConfig)? {
     let id = s.string("id") ?? "?"
     let firm = s.number("firm_kw", min: 0)
     let rated = s.number("rated_kw", positive: true)
-    let unitName = s.string("setpoint_unit", default: "kw", oneOf: ["kw", "kva", "a"])!
+    // A Modbus charger takes amps per phase; a CPMS over OSCP takes kW.
+    let unitName = s.string("setpoint_unit", default: charger != nil ? "a" : "kw", oneOf: ["kw", "kva", "a"])!
+    if charger != nil && unitName != "a" {
+        s.issues.add(s.table.line(of: "setpoint_unit"), "\(s.path).setpoint_unit",
+                     "= \"\(unitName)\": the site's [site.charger] takes amps per phase; write setpoint_unit = \"a\" (with phases, phase_voltage_v and power_factor) or leave it out")
+    }
     let pf = s.number("power_factor", default: 1, min: 0.1, max: 1)!
     let phases = s.number("phases", default: 3, min: 1, max: 3)!
     let voltage = s.number("phase_voltage_v", default: 230, positive: true)!
@@ -155,8 +188,9 @@ private func readSite(_ s: Section, order: Int) -> (SiteConfig, SiteSources)? {
     }
     s.rejectUnknownKeys()
     guard let firm, let rated else { return nil }
-    return (SiteConfig(id: id, floorW: firm * 1000, ceilingW: rated * 1000, unit: unit, quantum: quantum, hysteresis: hysteresis,
-                       rampUpWPerSecond: ramp * 1000, connectionOrder: order), sources)
+    let shaper = ShaperConfig(unit: unit, quantum: quantum, hysteresis: hysteresis,
+                              minimum: charger?.profile.minCurrentA ?? 0, maximum: charger?.maxCurrentA ?? .infinity)
+    return (SiteConfig(id: id, floorW: firm * 1000, ceilingW: rated * 1000, rampUpWPerSecond: ramp * 1000, connectionOrder: order), sources, shaper)
 }
 
 /// "HH:MM" → seconds after midnight.

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import CTSensorDriver
 import FailSafe
 import ModbusBridge
@@ -28,7 +33,6 @@ public struct RuntimeConfig: Sendable {
         public var profile: ChargerProfile
         public var endpoint: ModbusEndpoint
         public var unit: UInt8
-        public var conversion: CurrentConversion
         public var maxCurrentA: Double
         public var timeoutMilliseconds: Int
     }
@@ -49,6 +53,8 @@ public struct RuntimeConfig: Sendable {
         public var listen: String
         public var port: Int
         public var allowedWriters: Set<String>
+        /// Connections, idle timeout, frame and send deadlines (docs/config.md).
+        public var limits = ModbusServer.TCPLimits()
     }
     public var upstream: Upstream?
 
@@ -141,18 +147,19 @@ extension RuntimeConfig {
                 let endpoint = readEndpoint(c, issues)
                 let profileName = c.string("profile") ?? "generic"
                 let unit = c.optionalNumber("unit", min: 0, max: 255)
-                let phases = c.number("phases", default: 3, min: 1, max: 3)!
-                let voltage = c.number("phase_voltage_v", default: 230, positive: true)!
-                let pf = c.number("power_factor", default: 1, min: 0.1, max: 1)!
-                let step = c.number("step_a", default: 1, min: 0)!
                 let maxA = c.optionalNumber("max_current_a", positive: true)
                 let timeout = c.number("timeout_ms", default: 500, min: 10, max: 10_000)!
+                // The set point's conversion is the site's (one shaper per site): these keys moved there.
+                for (old, new) in [("phases", "phases"), ("phase_voltage_v", "phase_voltage_v"), ("power_factor", "power_factor"), ("step_a", "quantum")]
+                where c.table[old] != nil {
+                    c.markUsed(old)
+                    issues.add(c.table.line(of: old), "\(c.path).\(old)", "moved to the site: the set point is converted once, for whatever takes it; write \(new) = … in [[site]] (with setpoint_unit = \"a\") and remove it here")
+                }
                 c.rejectUnknownKeys()
                 switch ChargerProfiles.load(profileName) {
                 case .success(let p):
                     if let endpoint {
                         rc.chargers.append(Charger(site: siteID, profile: p, endpoint: endpoint, unit: UInt8(unit ?? Double(p.defaultUnit)),
-                                                   conversion: CurrentConversion(phases: Int(phases), phaseVoltage: voltage, powerFactor: pf, stepA: step),
                                                    maxCurrentA: maxA ?? p.maxCurrentA, timeoutMilliseconds: Int(timeout)))
                     }
                 case .failure(let e):
@@ -189,8 +196,18 @@ extension RuntimeConfig {
             l.rejectUnknownKeys()
         }
         if let u = top.table("upstream") {
-            let listen = u.string("listen", default: "0.0.0.0")!
-            let port = u.number("port", default: 502, min: 0, max: 65_535)!
+            // Loopback unless the config names the address SCADA reaches; port 1502: the service has
+            // no capabilities, so it cannot bind 502 (docs/config.md says how to allow that).
+            let listen = u.string("listen", default: "127.0.0.1")!
+            if !isNumericIP(listen) {
+                issues.add(u.table.line(of: "listen"), "upstream.listen", "= \"\(listen)\": not a numeric IPv4 or IPv6 address")
+            }
+            let port = u.number("port", default: 1502, min: 0, max: 65_535)!
+            var limits = ModbusServer.TCPLimits()
+            limits.maxClients = Int(u.number("max_clients", default: 16, min: 1, max: 256)!)
+            limits.idleTimeoutMilliseconds = Int(u.number("idle_timeout_s", default: 60, min: 1, max: 3600)! * 1000)
+            limits.frameDeadlineMilliseconds = Int(u.number("frame_deadline_ms", default: 1000, min: 50, max: 10_000)!)
+            limits.sendDeadlineMilliseconds = Int(u.number("send_deadline_ms", default: 2000, min: 50, max: 60_000)!)
             var writers = Set<String>()
             if let v = u.table["allowed_writers"] {
                 if case .array(let items) = v {
@@ -205,15 +222,27 @@ extension RuntimeConfig {
             }
             u.markUsed("allowed_writers")
             u.rejectUnknownKeys()
-            rc.upstream = Upstream(listen: listen, port: Int(port), allowedWriters: writers)
+            rc.upstream = Upstream(listen: listen, port: Int(port), allowedWriters: writers, limits: limits)
         }
         if let o = top.table("oscp") {
             let listen = o.string("listen", default: "127.0.0.1")!
             let port = o.number("port", default: 8090, min: 1, max: 65_535)!
             let ours = o.string("our_base_url") ?? ""
             let fp = o.string("fp_base_url") ?? ""
-            let fpToken = o.string("fp_token") ?? ""
-            let token = o.string("token") ?? ""
+            // The tokens: from a credentials file readable by root and the service only (or systemd's
+            // LoadCredential=), or — discouraged: lmc.toml is group-readable — inline.
+            let credentials = o.string("credentials_file", default: "")!
+            var fpToken = o.string("fp_token", default: "")!
+            var token = o.string("token", default: "")!
+            if !credentials.isEmpty {
+                if !fpToken.isEmpty || !token.isEmpty {
+                    issues.add(o.table.line(of: "credentials_file"), "oscp.credentials_file", "is set: remove token and fp_token from lmc.toml (they belong in the credentials file only)")
+                }
+                switch OSCPCredentials.load(credentials) {
+                case .success(let c): (token, fpToken) = (c.token, c.fpToken)
+                case .failure(let why): issues.add(o.table.line(of: "credentials_file"), "oscp.credentials_file", why.description)
+                }
+            }
             let hb = o.number("heartbeat_interval_s", default: 30, min: 1, max: 3600)!
             let ownHB = o.number("own_heartbeat_default_s", default: 60, min: 1, max: 3600)!
             let minutes = o.number("forecast_minutes", default: 15, min: 1, max: 1440)!
@@ -221,12 +250,43 @@ extension RuntimeConfig {
             let cert = o.string("tls_certificate", default: "")!
             let key = o.string("tls_key", default: "")!
             let ca = o.string("ca_file", default: "")!
+            let clientCA = o.string("client_ca_file", default: "")!
             let plain = o.bool("allow_plain_http", default: false)
+            let maxConnections = o.number("max_connections", default: 8, min: 1, max: 64)!
+            let deadline = o.number("request_deadline_s", default: 10, min: 1, max: 120)!
+            var allowed: [String] = []
+            if let v = o.table["fp_allowed_base_urls"] {
+                if case .array(let items) = v {
+                    for item in items {
+                        if case .string(let u) = item { allowed.append(u) } else {
+                            issues.add(o.table.line(of: "fp_allowed_base_urls"), "oscp.fp_allowed_base_urls", "expected URLs in quotes")
+                        }
+                    }
+                } else {
+                    issues.add(o.table.line(of: "fp_allowed_base_urls"), "oscp.fp_allowed_base_urls", "is \(v.typeName), expected an array of URLs")
+                }
+            }
+            o.markUsed("fp_allowed_base_urls")
             o.rejectUnknownKeys()
-            let c = OSCPConfig(listenHost: listen, listenPort: Int(port), ourBaseURL: ours, fpBaseURL: fp, fpInitialToken: fpToken, ourToken: token,
+            // An empty string is never a value here: a required key left "" is refused, not skipped.
+            for (k, v) in [("our_base_url", ours), ("fp_base_url", fp)] where v.isEmpty {
+                issues.add(o.table.line(of: k) ?? o.line, "oscp.\(k)", "is required and may not be empty")
+            }
+            for (k, v) in [("token", token), ("fp_token", fpToken)] where v.isEmpty && credentials.isEmpty {
+                issues.add(o.table.line(of: k) ?? o.line, "oscp.\(k)", "is required and may not be empty (or set credentials_file)")
+            }
+            for (k, v) in [("listen", listen), ("tls_certificate", cert), ("tls_key", key), ("ca_file", ca), ("client_ca_file", clientCA)]
+                where o.table[k] != nil && v.isEmpty {
+                issues.add(o.table.line(of: k), "oscp.\(k)", "is empty: give a value or remove the key")
+            }
+            var c = OSCPConfig(listenHost: listen, listenPort: Int(port), ourBaseURL: ours, fpBaseURL: fp, fpInitialToken: fpToken, ourToken: token,
                                heartbeatIntervalS: Int(hb), defaultOwnHeartbeatS: Int(ownHB), forecastMinutes: minutes, refreshS: refresh,
                                groups: oscpGroups, certificate: cert.isEmpty ? nil : cert, key: key.isEmpty ? nil : key,
                                caFile: ca.isEmpty ? nil : ca, allowPlainHTTP: plain)
+            c.allowedFPBaseURLs = allowed
+            c.clientCAFile = clientCA.isEmpty ? nil : clientCA
+            c.maxConnections = Int(maxConnections)
+            c.requestDeadlineSeconds = deadline
             if ![ours, fp, fpToken, token].contains("") {
                 for problem in c.validate() { issues.add(o.table.line(of: "fp_base_url"), "oscp", problem) }
             }
@@ -239,6 +299,48 @@ extension RuntimeConfig {
         rc.supervisor.boxSeed = seed
         return rc
     }
+}
+
+/// The OSCP tokens kept out of lmc.toml: a file of two lines in TOML, `token = "…"` and
+/// `fp_token = "…"`, owned by root or the service user and readable by no one else (mode 0600 or 0400),
+/// or systemd's `LoadCredential=oscp:/etc/lmc/oscp.credentials` (a relative name is looked up in
+/// `$CREDENTIALS_DIRECTORY`).
+public enum OSCPCredentials {
+    public struct Problem: Error, CustomStringConvertible { public var description: String }
+    public static func load(_ name: String) -> Result<(token: String, fpToken: String), Problem> {
+        func failure(_ s: String) -> Result<(token: String, fpToken: String), Problem> { .failure(Problem(description: s)) }
+        var path = name
+        if !name.hasPrefix("/") {
+            guard let dir = getenv("CREDENTIALS_DIRECTORY").map({ String(cString: $0) }) else {
+                return failure("= \"\(name)\": a relative name is a systemd credential, but CREDENTIALS_DIRECTORY is not set (LoadCredential=\(name):/etc/lmc/…)")
+            }
+            path = dir + "/" + name
+        }
+        var st = stat()
+        guard stat(path, &st) == 0 else { return failure("= \"\(name)\": cannot read \(path): \(String(cString: strerror(errno)))") }
+        guard st.st_mode & 0o077 == 0 else {
+            return failure("= \"\(name)\": \(path) is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))): chmod 600")
+        }
+        guard st.st_size < 65_536, let f = fopen(path, "r") else { return failure("= \"\(name)\": cannot read \(path)") }
+        defer { fclose(f) }
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        let n = fread(&bytes, 1, bytes.count, f)
+        let table: TOMLTable
+        do { table = try TOML.parse(String(decoding: bytes.prefix(n), as: UTF8.self)) } catch {
+            return failure("= \"\(name)\": \(path) \(error)")
+        }
+        guard case .string(let token)? = table["token"], case .string(let fpToken)? = table["fp_token"], !token.isEmpty, !fpToken.isEmpty else {
+            return failure("= \"\(name)\": \(path) must set token = \"…\" and fp_token = \"…\"")
+        }
+        if let extra = table.keys.first(where: { $0 != "token" && $0 != "fp_token" }) { return failure("= \"\(name)\": \(path): unknown key \(extra)") }
+        return .success((token, fpToken))
+    }
+}
+
+/// A numeric IPv4 or IPv6 address (what the servers bind; no names, no lookups).
+func isNumericIP(_ s: String) -> Bool {
+    var v4 = in_addr(), v6 = in6_addr()
+    return inet_pton(AF_INET, s, &v4) == 1 || inet_pton(AF_INET6, s, &v6) == 1
 }
 
 private func readEndpoint(_ s: Section, _ issues: IssueList) -> ModbusEndpoint? {

@@ -182,6 +182,8 @@ public enum TOML {
 
 private struct Parser {
     var chars: [Unicode.Scalar]
+    var depth = 0
+    static let maxArrayDepth = 8, maxKeyDepth = 16
     var i = 0
     let line: Int
 
@@ -225,6 +227,7 @@ private struct Parser {
                 keys.append(k)
             }
             skipSpace()
+            guard keys.count <= Self.maxKeyDepth else { throw fail("keys nested deeper than \(Self.maxKeyDepth) levels") }
         } while peek == "." && { i += 1; return true }()
         return keys
     }
@@ -267,6 +270,10 @@ private struct Parser {
             i += 1
             return .string(s)
         case "[":
+            // Nesting is bounded: each level is a recursion, and lmc's schema never nests deeper than 2.
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= Self.maxArrayDepth else { throw fail("arrays nested deeper than \(Self.maxArrayDepth) levels") }
             i += 1
             var items: [TOMLValue] = []
             while true {

@@ -4,6 +4,7 @@ import ModbusBridge
 import OSCP
 import RingLog
 import Supervision
+import FailSafe
 
 #if canImport(Glibc)
 import Glibc
@@ -14,7 +15,7 @@ import Musl
 /// The inputs a box takes from outside, each as a function of arbitrary bytes. Nothing here may crash,
 /// hang or return something invalid; a finding becomes a file in Fuzz/regressions/TARGET.
 enum FuzzTargets {
-    static let names = ["config", "registers", "oscp", "ring", "ssh", "time", "control"]
+    static let names = ["config", "registers", "oscp", "ring", "ssh", "time", "control", "mbserver", "oscpclient"]
 
     static func run(_ target: String, _ data: [UInt8]) {
         switch target {
@@ -25,6 +26,8 @@ enum FuzzTargets {
         case "ssh": ssh(data)
         case "time": time(data)
         case "control": control(data)
+        case "mbserver": mbserver(data)
+        case "oscpclient": oscpClient(data)
         default: fatalError("no fuzz target '\(target)'; targets: \(names.joined(separator: ", "))")
         }
     }
@@ -127,10 +130,49 @@ enum FuzzTargets {
         guard case .success(let back) = ControlRequest.parse(r.line), back == r else { preconditionFailure("\(r.line) does not read back") }
     }
 
+    /// Bytes from a Modbus TCP client to the upstream server: framed (in arbitrary pieces), parsed and
+    /// answered on the upstream map's layout. Every reply is a well-formed PDU of at most 253 bytes,
+    /// and nothing outside the writable registers changes unless the request's written range says so.
+    static func mbserver(_ data: [UInt8]) {
+        var framer = MBAPFramer()
+        var image = RegisterImage(.init(coils: 0..<16, discreteInputs: 0..<16, holding: 0..<1101, input: 0..<16))
+        var rest = data[...]
+        while !rest.isEmpty {
+            let piece = rest.prefix(Int(rest.first! % 17) + 1)
+            rest = rest.dropFirst(piece.count)
+            guard let frames = try? framer.push(piece) else { return }
+            precondition(framer.pending.count < 260, "framer holds \(framer.pending.count) bytes")
+            for f in frames {
+                let parsed = RegisterImage.parse(f.pdu)
+                let before = image
+                let reply = image.respond(to: f.pdu)
+                precondition(!reply.isEmpty && reply.count <= 253, "reply of \(reply.count) bytes")
+                precondition(reply[0] & 0x7F == f.pdu.first ?? 0, "reply to another function")
+                if reply[0] & 0x80 != 0 || { if case .request(let fn, _, _, _) = parsed { return [1, 2, 3, 4].contains(fn) } else { return true } }() {
+                    precondition(image == before, "a read or a refused request changed the image")
+                } else if case .request(23, let a, let n, _) = parsed {
+                    for i in image.holding.indices where i < Int(a) || i >= Int(a) + n {
+                        precondition(image.holding[i] == before.holding[i], "function 23 wrote \(i) outside \(a)+\(n)")
+                    }
+                }
+                _ = MBAPFramer.reply(to: f, pdu: reply)
+            }
+        }
+    }
+
+    /// An HTTP response as the OSCP client reads it from a Flexibility Provider: the head and its
+    /// Content-Length (negative, huge, repeated, with junk) never trap; a body is taken only when whole.
+    static func oscpClient(_ data: [UInt8]) {
+        _ = HTTPResponseParser.parse(data, maxHead: 8 * 1024, maxBody: 64 * 1024)
+    }
+
     /// --from/--to/--day: a date never crashes and, when accepted, formats back to itself.
     static func time(_ data: [UInt8]) {
         let text = String(decoding: data, as: UTF8.self)
-        if let t = LogAccess.parseUTC(text) { precondition(t >= 0, "\(text) parsed to \(t)") }
+        if let t = LogAccess.parseUTC(text) {
+            precondition(t >= 0, "\(text) parsed to \(t)")
+            precondition(!UInt64(t).multipliedReportingOverflow(by: 1_000_000_000).overflow, "\(text) overflows nanoseconds")
+        }
     }
 }
 

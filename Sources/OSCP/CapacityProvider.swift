@@ -38,6 +38,14 @@ public struct OSCPConfig: Sendable, Equatable {
     /// Where the FP's token and base URL from its registration are kept (0600), so a restart or a
     /// reload resumes with a handshake instead of registering again with the out-of-band token.
     public var stateFile: String?
+    /// Further base URLs the FP may announce in its `register` (besides `fpBaseURL`'s origin). A
+    /// register naming any other scheme, host or port is refused: it would point lmc at another host.
+    public var allowedFPBaseURLs: [String] = []
+    /// With TLS: the CA that signs the FP's client certificate (mutual TLS); nil: no client certificate.
+    public var clientCAFile: String?
+    /// Inbound connections served at once, and the deadline for each whole request.
+    public var maxConnections: Int = 8
+    public var requestDeadlineSeconds: Double = 10
 
     public init(listenHost: String = "127.0.0.1", listenPort: Int = 8090, ourBaseURL: String, fpBaseURL: String, fpInitialToken: String,
                 ourToken: String, heartbeatIntervalS: Int = 30, defaultOwnHeartbeatS: Int = 60, forecastMinutes: Double = 15, refreshS: Double = 300,
@@ -64,8 +72,26 @@ public struct OSCPConfig: Sendable, Equatable {
         }
         if ourToken.count < 16 { e.append("oscp.token: at least 16 characters (it authenticates the CPMS)") }
         if fpInitialToken.isEmpty { e.append("oscp.fp_token: empty") }
+        for (k, t) in [("token", ourToken), ("fp_token", fpInitialToken)] where !t.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) {
+            e.append("oscp.\(k): only visible ASCII characters (it goes into an HTTP header)")
+        }
+        for u in allowedFPBaseURLs where HTTPURL(u) == nil { e.append("oscp.fp_allowed_base_urls: '\(u)' is not an http(s) URL") }
+        if clientCAFile != nil && certificate == nil { e.append("oscp.client_ca_file needs tls_certificate and tls_key (mutual TLS is TLS)") }
+        // The files must load now: a provider that cannot start is a refused config, not a box running without it.
+        if let certificate, let key {
+            do { TLSSeam.freeContext(try TLSSeam.serverContext(certificate: certificate, key: key, clientCA: clientCAFile)) } catch { e.append("oscp: \(error)") }
+        }
+        if fp.tls {
+            do { TLSSeam.freeContext(try TLSSeam.clientContext(caFile: caFile)) } catch { e.append("oscp: \(error)") }
+        }
         if groups.isEmpty { e.append("oscp: no site has an oscp_group") }
         return e
+    }
+
+    /// Whether a base URL the FP announced may be used: same scheme, host and port as `fpBaseURL` or one
+    /// of `allowedFPBaseURLs` (the path is the FP's to choose).
+    public func allowsFPBaseURL(_ url: HTTPURL) -> Bool {
+        ([fpBaseURL] + allowedFPBaseURLs).compactMap(HTTPURL.init).contains { $0.tls == url.tls && $0.host.lowercased() == url.host.lowercased() && $0.port == url.port }
     }
 }
 
@@ -82,6 +108,10 @@ public struct OSCPSiteStatus: Sendable, Equatable {
     /// trust than the DNO's meter. W, and when (monotonic ns).
     public var reportedImportW: Double?
     public var reportedAtNs: UInt64?
+    /// The FP's last compliance error for this group, while it stands (it clears when a new forecast
+    /// is accepted by the FP or after `refresh_s` without another one), and since when (monotonic ns).
+    public var complianceError: String?
+    public var complianceErrorSinceNs: UInt64?
 }
 
 /// Our side of OSCP 2.0 as Capacity Provider: registers with the FP, hands over set points as capacity
@@ -110,9 +140,15 @@ public final class OSCPCapacityProvider: Sendable {
         var sent: [String: (watts: Double, atNs: UInt64, fallbackW: [Double])] = [:]
         var lastEnergy: [String: (wh: Double, at: Double)] = [:]
         var lastError: String?
+        /// Since when the exchange has not been `ready` (set at start): the FP has no current forecast.
+        var notReadySinceNs: UInt64?
+        /// Why our endpoint is not listening (the port taken): retried every 10 s.
+        var serverError: String?
+        var nextServerAttemptNs: UInt64 = 0
     }
     private let state: Mutex<State>
-    private let server: HTTPServer
+    private let server: Mutex<HTTPServer?>
+    private let handlerBox: Handler
     private let client: HTTPClient
     private let loop = LoopThread()
     private let events: EventSink
@@ -124,28 +160,62 @@ public final class OSCPCapacityProvider: Sendable {
         self.wallClock = wallClock
         guard let fpURL = HTTPURL(config.fpBaseURL) else { throw HTTPError("oscp.fp_base_url '\(config.fpBaseURL)' is not a URL") }
         var s = State(fp: FP(token: config.fpInitialToken, baseURL: fpURL))
-        if let saved = config.stateFile.flatMap(Self.loadRegistration) {
-            s.fp = FP(token: saved.token, baseURL: saved.url)
-            s.phase = .handshaking
+        s.notReadySinceNs = monotonicNanoseconds()
+        if let path = config.stateFile, let saved = Self.loadRegistration(path) {
+            // A registration kept from before is trusted no more than a new one: a base URL outside the
+            // configured origins (kept by an older lmc) or a token that cannot go into a header is dropped.
+            if config.allowsFPBaseURL(saved.url) && isCleanHeaderValue(saved.token.utf8) {
+                s.fp = FP(token: saved.token, baseURL: saved.url)
+                s.phase = .handshaking
+            } else {
+                unlink(path)
+                events("OSCP: dropped the kept registration in \(path): its base URL \(saved.url) is not the configured FP", true)
+            }
         }
         for (site, group) in config.groups { s.sites[site] = OSCPSiteStatus(group: group, phase: Phase.registering.rawValue, forecastsSent: 0) }
         let st = Mutex(s)
         state = st
         client = try HTTPClient(caFile: config.caFile, useTLS: fpURL.tls)
-        let box = Handler(config: config)
-        server = try HTTPServer(host: config.listenHost, port: config.listenPort, certificate: config.certificate, key: config.key) { req in
-            box.handle(req)
-        }
-        box.provider.withLock { $0 = Weak(self) }
+        handlerBox = Handler(config: config)
+        server = Mutex(nil)
+        handlerBox.provider.withLock { $0 = Weak(self) }
+        try startServer(nowNs: monotonicNanoseconds(), tlsErrorsThrow: true)
     }
 
-    public var port: Int { server.port }
+    /// Opens our endpoint. A TLS file that does not load throws (the config is refused); a port that
+    /// cannot be bound is a failure the status shows (the relay fails, RELAY_FAILING) and is retried.
+    private func startServer(nowNs: UInt64, tlsErrorsThrow: Bool) throws(HTTPError) {
+        if tlsErrorsThrow, let c = config.certificate, let k = config.key {
+            TLSSeam.freeContext(try TLSSeam.serverContext(certificate: c, key: k, clientCA: config.clientCAFile))
+        }
+        let box = handlerBox
+        do {
+            let srv = try HTTPServer(host: config.listenHost, port: config.listenPort, certificate: config.certificate, key: config.key,
+                                     clientCA: config.clientCAFile, maxConnections: config.maxConnections,
+                                     requestDeadlineSeconds: config.requestDeadlineSeconds) { req in box.handle(req) }
+            server.withLock { $0 = srv }
+            let was = state.withLock { s -> String? in defer { s.serverError = nil }; return s.serverError }
+            if was != nil { events("OSCP: our endpoint listens again on \(config.listenHost):\(srv.port)", false) }
+        } catch {
+            let first = state.withLock { s -> Bool in
+                defer { s.serverError = "our endpoint: \(error)"; s.nextServerAttemptNs = nowNs + 10_000_000_000 }
+                return s.serverError == nil
+            }
+            if first { events("OSCP: our endpoint cannot listen: \(error); retrying every 10 s", true) }
+        }
+    }
+
+    /// The port our endpoint listens on (0 while it cannot listen).
+    public var port: Int { server.withLock { $0?.port ?? 0 } }
+
+    /// Inbound connection counters (refused at the cap, cut at the deadline).
+    public var serverStats: HTTPServer.Stats? { server.withLock { $0?.stats } }
 
     public func start() { loop.start { [self] in run() } }
 
     public func stop() {
         loop.stop()
-        server.stop()
+        server.withLock { $0 }?.stop()
     }
 
     /// The set point for a site and its fallback profile (48 half-hours from 00:00 UTC, W; one value: flat).
@@ -157,9 +227,12 @@ public final class OSCPCapacityProvider: Sendable {
         state.withLock { s in
             guard var st = s.sites[site] else { return nil }
             st.phase = s.phase.rawValue
-            let failing = [s.unreachableSinceNs, s.fpOfflineSinceNs].compactMap { $0 }.min()
+            // Failing: the FP unreachable, its heartbeat lapsed, or not `ready` (registering or
+            // handshaking: the FP has no current forecast from us) — the loop raises RELAY_FAILING
+            // after relay_alarm_after_s, as for a charger that stops answering.
+            let failing = [s.unreachableSinceNs, s.fpOfflineSinceNs, s.phase == .ready ? nil : s.notReadySinceNs].compactMap { $0 }.min()
             st.failingSinceNs = failing
-            st.lastError = s.lastError
+            st.lastError = s.serverError ?? s.lastError ?? (s.phase == .ready ? nil : "not ready: \(s.phase.rawValue)")
             return st
         }
     }
@@ -187,7 +260,10 @@ public final class OSCPCapacityProvider: Sendable {
 
     private func run() {
         while !loop.isStopping {
-            step(nowNs: monotonicNanoseconds())
+            let now = monotonicNanoseconds()
+            if state.withLock({ $0.serverError != nil && now >= $0.nextServerAttemptNs }) { try? startServer(nowNs: now, tlsErrorsThrow: false) }
+            clearStaleComplianceErrors(nowNs: now)
+            step(nowNs: now)
             usleep(50_000)
         }
     }
@@ -307,12 +383,18 @@ public final class OSCPCapacityProvider: Sendable {
                 }
             }
             succeeded()
+            if changedDown(site: site, watts: watts) { clearStaleComplianceErrors(nowNs: nowNs, acceptedSite: site) }
             state.withLock { s in
                 s.sent[site] = (watts, nowNs, fallback)
                 s.sites[site]?.lastForecastKW = watts / 1000
                 s.sites[site]?.forecastsSent += 1
             }
         }
+    }
+
+    /// True when `watts` differs from what the FP was last told for the site (a new forecast, not a refresh).
+    private func changedDown(site: String, watts: Double) -> Bool {
+        state.withLock { s in s.sent[site].map { abs($0.watts - watts) > 1 } ?? true }
     }
 
     /// kW to 0.1, rounded down: the CPMS is never told more than the set point.
@@ -371,8 +453,10 @@ public final class OSCPCapacityProvider: Sendable {
 
     fileprivate func registered(by fpToken: String, baseURL: HTTPURL) {
         saveRegistration(token: fpToken, url: baseURL)
+        let now = monotonicNanoseconds()
         state.withLock { s in
             s.fp = FP(token: fpToken, baseURL: baseURL)
+            if s.phase == .ready { s.notReadySinceNs = now }
             s.phase = .handshaking
             s.nextAttemptNs = 0
         }
@@ -383,6 +467,7 @@ public final class OSCPCapacityProvider: Sendable {
         state.withLock { s in
             s.fpHeartbeatInterval = ack.required_behaviour?.heartbeat_interval
             s.phase = .ready
+            s.notReadySinceNs = nil
             s.nextAttemptNs = 0
             s.nextOwnHeartbeatNs = 0
             s.sent = [:]
@@ -392,7 +477,15 @@ public final class OSCPCapacityProvider: Sendable {
         events("OSCP: handshake acknowledged; heartbeat to the FP every \(ack.required_behaviour?.heartbeat_interval.map(String.init) ?? "\(config.defaultOwnHeartbeatS) (default)") s", false)
     }
 
+    /// The latest `offline_mode_at` we believe: the FP must send its heartbeat every `heartbeat_interval_s`
+    /// (we required it in the handshake), so a time further ahead than three intervals (at least 30 s) is
+    /// cut to that — an FP that says "offline in 10 years" and goes silent is deaf within three intervals.
+    func boundedOfflineAt(_ offlineAt: Double, wall: Double) -> Double {
+        min(offlineAt, wall + max(30, 3 * Double(config.heartbeatIntervalS)))
+    }
+
     fileprivate func heartbeat(offlineAt: Double) {
+        let offlineAt = boundedOfflineAt(offlineAt, wall: wallClock())
         let back = state.withLock { s -> Bool in
             s.fpOfflineAt = offlineAt
             defer { s.fpOfflineSinceNs = nil }
@@ -419,7 +512,38 @@ public final class OSCPCapacityProvider: Sendable {
     }
 
     fileprivate func complianceError(_ e: OSCPWire.GroupCapacityComplianceError, correlation: String?) {
-        events("OSCP: the FP cannot comply: \(e.message)\(correlation.map { " (forecast \($0))" } ?? "")", true)
+        // The FP's text is shown on consoles and in the log: control characters (terminal escapes) out, length bounded.
+        let text = "the FP cannot comply: \(printableText(e.message, max: 200))\(correlation.map { " (forecast \(printableText($0, max: 64)))" } ?? "")"
+        let now = monotonicNanoseconds()
+        let raised = state.withLock { s -> Bool in
+            var raised = false
+            // The message names no group: it stands for every group of this box.
+            for site in s.sites.keys {
+                if s.sites[site]?.complianceError == nil { raised = true }
+                s.sites[site]?.complianceError = text
+                s.sites[site]?.complianceErrorSinceNs = now
+            }
+            return raised
+        }
+        events("OSCP: \(text)", raised)
+    }
+
+    /// A compliance error stands until the FP accepts a new forecast for its group or `refresh_s` passes
+    /// without another one; then it clears with an event.
+    private func clearStaleComplianceErrors(nowNs: UInt64, acceptedSite: String? = nil) {
+        let cleared = state.withLock { s -> [String] in
+            var out: [String] = []
+            for (site, st) in s.sites where st.complianceError != nil {
+                let stale = st.complianceErrorSinceNs.map { nowNs &- $0 >= UInt64(config.refreshS * 1e9) } ?? true
+                if stale || site == acceptedSite {
+                    out.append("OSCP: compliance error of group \(st.group) cleared (\(site == acceptedSite ? "a new forecast was accepted" : "none for \(Int(config.refreshS)) s"))")
+                    s.sites[site]?.complianceError = nil
+                    s.sites[site]?.complianceErrorSinceNs = nil
+                }
+            }
+            return out
+        }
+        for c in cleared { events(c, false) }
     }
 
     fileprivate func knownGroup(_ g: String) -> Bool { config.groups.values.contains(g) }
@@ -455,7 +579,7 @@ private final class Handler: Sendable {
                      "update_group_measurements", "group_capacity_compliance_error", "adjust_group_capacity_forecast"]
         guard known.contains(name) else { return bad(404, "no such endpoint: \(req.path)") }
         guard req.method == "POST" else { return bad(405, "\(req.method): OSCP endpoints take POST") }
-        guard let auth = req.headers["authorization"], auth == "Token \(config.ourToken)" else {
+        guard let auth = req.headers["authorization"], constantTimeEquals(auth, "Token \(config.ourToken)") else {
             return bad(401, req.headers["authorization"] == nil ? "Authorization header missing (Token …)" : "token not accepted")
         }
         guard let rid = req.headers["x-request-id"], !rid.isEmpty else { return bad(400, "X-Request-ID header missing") }
@@ -478,6 +602,11 @@ private final class Handler: Sendable {
                 guard let v = m.version_url.first(where: { $0.version == OSCPWire.version }), let url = HTTPURL(v.base_url) else {
                     return bad(400, "version_url: no entry for OSCP \(OSCPWire.version)")
                 }
+                // The FP may not send us elsewhere: only the configured FP's origin (or a listed one).
+                guard config.allowsFPBaseURL(url) else {
+                    return bad(400, "version_url: \(url.tls ? "https" : "http")://\(url.host):\(url.port) is not the configured FP (fp_base_url, fp_allowed_base_urls)")
+                }
+                guard isCleanHeaderValue(m.token.utf8), m.token.utf8.allSatisfy({ $0 > 32 }) else { return bad(400, "token: only visible characters") }
                 p.registered(by: m.token, baseURL: url)
                 return ok
             }
@@ -523,6 +652,17 @@ private final class Handler: Sendable {
             return ok
         }
     }
+}
+
+/// Text from a peer made safe for a terminal and a log line: every control character (ESC, CR, LF, BEL,
+/// C1 controls) becomes "?", and it is cut at `max` characters.
+public func printableText(_ text: String, max: Int = 200) -> String {
+    var out = ""
+    for ch in text.unicodeScalars.prefix(max) {
+        let v = ch.value
+        out.unicodeScalars.append(v < 0x20 || v == 0x7F || (0x80...0x9F).contains(v) ? "?" : ch)
+    }
+    return text.unicodeScalars.count > max ? out + "…" : out
 }
 
 func requestID() -> String {

@@ -49,7 +49,8 @@ public enum LogAccess {
         return .success(words)
     }
 
-    /// "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM[:SS]" (UTC) as Unix seconds; nil for anything else.
+    /// "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM[:SS]" (UTC, 1970 to 2200) as Unix seconds; nil for anything
+    /// else, including a day the month does not have.
     public static func parseUTC(_ text: String) -> Int? {
         let parts = text.split(separator: "T", omittingEmptySubsequences: false)
         guard parts.count == 1 || parts.count == 2 else { return nil }
@@ -63,7 +64,12 @@ public enum LogAccess {
             }
             return out
         }
-        guard let d = numbers(parts[0], "-", [3]), (1970...9999).contains(d[0]), (1...12).contains(d[1]), (1...31).contains(d[2]) else { return nil }
+        // Years up to 2200: nanoseconds since 1970 must fit in 64 bits (until 2262) wherever a time is used.
+        guard let d = numbers(parts[0], "-", [3]), (1970...2200).contains(d[0]), (1...12).contains(d[1]) else { return nil }
+        // A day the month does not have (2026-02-31) is refused, not shifted into the next month.
+        let leap = d[0] % 4 == 0 && (d[0] % 100 != 0 || d[0] % 400 == 0)
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][d[1] - 1]
+        guard (1...days).contains(d[2]) else { return nil }
         var t = [0, 0, 0]
         if parts.count == 2 {
             guard let hms = numbers(parts[1], ":", [2, 3]), hms[0] <= 23, hms[1] <= 59, hms.count == 2 || hms[2] <= 59 else { return nil }

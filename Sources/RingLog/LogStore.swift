@@ -174,8 +174,18 @@ public struct RingReader {
             throw RingError(path: path, message: "not a ring log, or its header is corrupt")
         }
         self.path = path
-        recordSize = Int(RingFile.get32(h, 12))
-        capacity = Int(RingFile.get64(h, 16))
+        // The header is checked by its CRC, but a crafted file has a valid CRC too: its geometry is
+        // believed only within what the file really holds (no loop over 2^63 slots, no huge buffers).
+        let size = Int(RingFile.get32(h, 12)), slots = RingFile.get64(h, 16)
+        var st = stat()
+        let fileSize = fstat(fd, &st) == 0 ? Int(st.st_size) : 0
+        guard size >= RingFile.overhead + 8, size <= RingFile.maxRecordSize, slots >= 2,
+              slots <= UInt64(max(0, fileSize - RingFile.headerSize) / size) else {
+            closeFD(fd)
+            throw RingError(path: path, message: "header claims \(slots) slots of \(size) bytes, more than the file's \(fileSize) bytes hold")
+        }
+        recordSize = size
+        capacity = Int(slots)
         ringName = String(decoding: h[24..<56].prefix { $0 != 0 }, as: UTF8.self)
         boxID = String(decoding: h[56..<120].prefix { $0 != 0 }, as: UTF8.self)
     }

@@ -60,6 +60,8 @@ public final class RingFile {
     public static let magic: [UInt8] = Array("LMCRING1".utf8)
     public static let headerSize = 4096
     static let overhead = 8 + 8 + 8 + 2 + 4
+    /// The largest record a reader believes a header about (a payload length is 16 bits).
+    static let maxRecordSize = 65_536
 
     public let path: String
     public let recordSize: Int

@@ -147,21 +147,31 @@ func fmtA(_ a: Double) -> String {
 /// The relay's own thread: the control tick posts set points into a slot (the newest wins) and reads
 /// the status; the thread writes at once on a change and refreshes in between.
 public final class RelayWorker: Sendable {
-    private struct Slot { var watts: Double?; var version = 0; var status = RelayStatus(fallbackProgrammed: false, writes: 0, refreshes: 0) }
+    private struct Slot { var amps: Double?; var version = 0; var postedAtNs: UInt64 = 0; var status = RelayStatus(fallbackProgrammed: false, writes: 0, refreshes: 0) }
     private let slot = Mutex(Slot())
     private let loop = LoopThread()
     private let make: @Sendable () throws -> ModbusChargerRelay
 
+    private let stallNs: UInt64
+
     /// `make` builds the relay on the worker thread (the Modbus client belongs to that thread).
-    public init(_ make: @escaping @Sendable () throws -> ModbusChargerRelay) { self.make = make }
+    /// - Parameter stallAfterSeconds: with no post for this long, the control loop is taken as stalled:
+    ///   the worker stops writing, and the charger's own validity timer reverts it to its safe current.
+    public init(stallAfterSeconds: Double = 1, _ make: @escaping @Sendable () throws -> ModbusChargerRelay) {
+        self.make = make
+        self.stallNs = UInt64(max(0.05, stallAfterSeconds) * 1e9)
+    }
 
     public func start() { loop.start { [self] in self.run() } }
     public func stop() { loop.stop() }
 
-    /// Posts a new set point (W); the worker writes it at once.
-    public func post(watts: Double) {
+    /// Posts a new set point in amps per phase, already shaped (ControlCycle's shaper); the worker
+    /// writes exactly this at once.
+    public func post(amps: Double) {
+        let now = monotonicNanoseconds()
         slot.withLock { s in
-            if s.watts != watts { s.watts = watts; s.version += 1 }
+            if s.amps != amps { s.amps = amps; s.version += 1 }
+            s.postedAtNs = now
         }
     }
 
@@ -172,13 +182,25 @@ public final class RelayWorker: Sendable {
         var seen = -1
         var lastAttempt: UInt64 = 0
         while !loop.isStopping {
-            let (watts, version) = slot.withLock { ($0.watts, $0.version) }
+            let (amps, version, postedAt) = slot.withLock { ($0.amps, $0.version, $0.postedAtNs) }
             let now = monotonicNanoseconds()
             if relay == nil { relay = try? make() }
-            if let relay, let watts {
+            if now > postedAt && now - postedAt > stallNs {
+                // The control loop has stopped posting: refresh nothing, so the charger falls back.
+                let silent = Double(now - postedAt) / 1e9
+                slot.withLock { s in
+                    if s.status.lastError?.hasPrefix("control loop") != true || Int(silent) != Int(silent - 0.005) {
+                        s.status.lastError = "control loop silent for \(Int(silent)) s: refresh stopped, the charger's own fallback takes over"
+                    }
+                }
+                seen = -1
+                usleep(5_000)
+                continue
+            }
+            if let relay, let amps {
                 let refreshDue = now - lastAttempt >= UInt64(min(relay.profile.refreshSeconds, 1) * 1e9)
                 if version != seen || refreshDue {
-                    let st = relay.apply(watts: watts, nowNs: now)
+                    let st = relay.apply(amps: amps, nowNs: now)
                     slot.withLock { $0.status = st }
                     seen = version
                     lastAttempt = now

@@ -76,55 +76,64 @@ public final class UpstreamServer: Sendable {
     private let heartbeatCount = Atomic<UInt32>(0)
     public var port: Int { server.port }
 
-    /// - Parameter allowedWriters: client IP addresses that may write; everyone may read.
-    public init(host: String = "0.0.0.0", port: Int = 502, allowedWriters: Set<String>, software: (UInt16, UInt16, UInt16)) throws(ModbusError) {
+    /// - Parameters:
+    ///   - host: the address to listen on: loopback unless the config names one (docs/config.md).
+    ///   - allowedWriters: client IP addresses that may write; everyone may read.
+    ///   - limits: connections, idle time, frame and send deadlines (a slow or hostile client holds
+    ///     only its own connection, never the server nor the control loop).
+    public init(host: String = "127.0.0.1", port: Int = 1502, allowedWriters: Set<String>, software: (UInt16, UInt16, UInt16),
+                limits: ModbusServer.TCPLimits = .init()) throws(ModbusError) {
         let writes = WriteLog()
         self.writes = writes
-        server = try ModbusServer.tcp(host: host, port: port, layout: .init(holding: 0..<Map.end)) { req in
+        server = try ModbusServer.tcp(host: host, port: port, layout: .init(holding: 0..<Map.end), limits: limits) { req in
             guard req.isWrite else { return .reply }
             guard let peer = req.peer, allowedWriters.contains(peer) else { return .exception(.illegalFunction) }
-            let first = req.address, last = Int(req.address) + req.count - 1
-            // Writable: each site's remote block (3 registers) and the heartbeat register, nothing else.
-            if first == Map.upstreamHeartbeat && req.count == 1 {
-                writes.mark(first)
-                return .reply
-            }
-            for j in 0..<UpstreamServer.maxSites where first >= Map.remote(j) && last <= Int(Map.remote(j)) + 2 {
-                writes.mark(Map.remote(j))
-                return .reply
-            }
-            return .exception(.illegalDataAddress)
+            guard let block = UpstreamServer.writableBlock(address: req.address, count: req.count) else { return .exception(.illegalDataAddress) }
+            writes.mark(block)
+            return .reply
         }
         server.setRegisters(.holding, address: Map.version, [Self.mapVersion, software.0, software.1, software.2])
     }
 
+    /// The writable block a write of `address…+count` falls in — each site's remote block (3 registers)
+    /// or the heartbeat register — or nil: nothing else is writable. The server's filter is given the
+    /// range *written*, also for function 23 (read/write multiple), whose read range may be anything.
+    static func writableBlock(address first: UInt16, count: Int) -> UInt16? {
+        guard count >= 1 else { return nil }
+        let last = Int(first) + count - 1
+        if first == Map.upstreamHeartbeat && count == 1 { return first }
+        for j in 0..<UpstreamServer.maxSites where first >= Map.remote(j) && last <= Int(Map.remote(j)) + 2 { return Map.remote(j) }
+        return nil
+    }
+
     public func stop() { server.stop() }
 
-    /// Publishes one cycle; also advances the heartbeat counter.
-    public func publish(_ s: Snapshot) {
-        let f32 = RegisterCodec(.f32), u32 = RegisterCodec(.u32)
-        func put(_ v: Double?, _ a: UInt16) { server.setRegisters(.holding, address: a, (try? f32.encode(v ?? .nan)) ?? [0x7FC0, 0]) }
-        func putU32(_ v: UInt32, _ a: UInt16) { server.setRegisters(.holding, address: a, try! u32.encode(Double(v))) }
-        server.setRegisters(.holding, address: Map.mode, [s.mode])
-        putU32(s.alarmBits, Map.alarmBits)
-        putU32(heartbeatCount.add(1, ordering: .relaxed).newValue, Map.heartbeat)
-        putU32(s.cycles, Map.cycles)
-        putU32(s.overruns, Map.overruns)
-        putU32(s.trips, Map.trips)
+    /// The connection counters (open, refused at the cap, closed for idling, dripping, not reading).
+    public var stats: ModbusServer.Stats { server.stats }
+
+    /// The registers of one published cycle, computed without any lock (pure).
+    static func image(_ s: Snapshot, heartbeat: UInt32) -> [(address: UInt16, values: [UInt16])] {
+        let f32 = RegisterCodec(.f32)
+        func f(_ v: Double?) -> [UInt16] { (try? f32.encode(v ?? .nan)) ?? [0x7FC0, 0] }
+        func u(_ v: UInt32) -> [UInt16] { [UInt16(v >> 16), UInt16(v & 0xFFFF)] }
+        var blocks: [(address: UInt16, values: [UInt16])] = [
+            (Map.mode, [s.mode] + u(s.alarmBits) + u(heartbeat) + u(s.cycles) + u(s.overruns) + u(s.trips)),
+        ]
         for (i, mp) in s.mps.prefix(Self.maxMeasurementPoints).enumerated() {
-            let a = Map.mp(i)
-            put(mp.value, a)
-            server.setRegisters(.holding, address: a + 2, [mp.quality, mp.state])
-            put(mp.limitW, a + 4)
+            blocks.append((Map.mp(i), f(mp.value) + [mp.quality, mp.state] + f(mp.limitW)))
         }
         for (j, site) in s.sites.prefix(Self.maxSites).enumerated() {
-            let a = Map.site(j)
-            put(site.setPointW, a)
-            server.setRegisters(.holding, address: a + 2, [site.boundBy])
-            put(site.pocImportW, a + 3)
-            server.setRegisters(.holding, address: a + 5, [site.relayOK ? 1 : 0])
-            put(site.appliedA, a + 6)
+            blocks.append((Map.site(j), f(site.setPointW) + [site.boundBy] + f(site.pocImportW) + [site.relayOK ? 1 : 0] + f(site.appliedA)))
         }
+        return blocks
+    }
+
+    /// Publishes one cycle; also advances the heartbeat counter. Never waits on a client: the registers
+    /// are computed first, then copied in under a lock the server holds only for in-memory work (it
+    /// sends from its own copy of each reply, outside the lock, on non-blocking sockets).
+    public func publish(_ s: Snapshot) {
+        let blocks = Self.image(s, heartbeat: heartbeatCount.add(1, ordering: .relaxed).newValue)
+        server.setRegisterBlocks(.holding, blocks)
     }
 
     /// The remote set point for site `j`, if one was ever written.
@@ -139,3 +148,61 @@ public final class UpstreamServer: Sendable {
     public var upstreamHeartbeatAtNs: UInt64? { writes.at(Map.upstreamHeartbeat) }
 }
 
+
+/// The upstream server as the control loop keeps it: started when it can be, retried while it cannot
+/// (the port taken, the address not on this box, no permission for a port below 1024), and its failure
+/// readable as a value, so the loop raises an alarm instead of a box that silently serves no SCADA.
+///
+/// The loop calls ``tick(nowNs:)`` each cycle (cheap: a retry at most every `retrySeconds`), reads
+/// ``server`` to publish and take remote set points, and raises an alarm while ``failure`` is set.
+public final class UpstreamService {
+    public struct Parameters: Sendable, Equatable {
+        public var host: String, port: Int, allowedWriters: Set<String>, limits: ModbusServer.TCPLimits
+        public var software: [UInt16]
+        public init(host: String, port: Int, allowedWriters: Set<String>, limits: ModbusServer.TCPLimits = .init(), software: [UInt16] = [0, 1, 0]) {
+            self.host = host; self.port = port; self.allowedWriters = allowedWriters; self.limits = limits; self.software = software
+        }
+    }
+
+    public let parameters: Parameters
+    public let retrySeconds: Double
+    public private(set) var server: UpstreamServer?
+    /// Why the server is not serving ("listen on tcp 127.0.0.1:502: permission denied"), nil while it serves.
+    public private(set) var failure: String?
+    /// When the current failure began (monotonic ns).
+    public private(set) var failingSinceNs: UInt64?
+    private var lastAttemptNs: UInt64?
+
+    public init(_ p: Parameters, retrySeconds: Double = 10, nowNs: UInt64 = monotonicNanoseconds()) {
+        parameters = p
+        self.retrySeconds = retrySeconds
+        attempt(nowNs)
+    }
+
+    private func attempt(_ nowNs: UInt64) {
+        lastAttemptNs = nowNs
+        do {
+            let s = parameters.software + [0, 0, 0]
+            server = try UpstreamServer(host: parameters.host, port: parameters.port, allowedWriters: parameters.allowedWriters,
+                                        software: (s[0], s[1], s[2]), limits: parameters.limits)
+            failure = nil
+            failingSinceNs = nil
+        } catch {
+            failure = "upstream Modbus server not serving: \(error)"
+            if failingSinceNs == nil { failingSinceNs = nowNs }
+        }
+    }
+
+    /// Retries a failed bind every `retrySeconds`. Returns true when it changed (started or failed anew).
+    @discardableResult
+    public func tick(nowNs: UInt64) -> Bool {
+        guard server == nil, let last = lastAttemptNs, nowNs &- last >= UInt64(retrySeconds * 1e9) else { return false }
+        attempt(nowNs)
+        return server != nil
+    }
+
+    public func stop() {
+        server?.stop()
+        server = nil
+    }
+}

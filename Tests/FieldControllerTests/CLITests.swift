@@ -118,14 +118,14 @@ import Testing
         #expect(r.out.contains("through lmc run's control loop"))
         #expect(r.out.contains("seconds above 510 kVA (+2 %):"))
         #expect(r.out.contains("plot: \(plot)"))
-        // Hourly lines: the set point never leaves [150, 250] kW.
+        // Hourly lines: the set point never leaves firm and rated, as whole amps (217 A = 149.7 kW, 362 A = 249.8 kW).
         let setPoints = r.out.split(separator: "\n").compactMap { line -> Double? in
             guard let range = line.range(of: "set point ") else { return nil }
             return Double(line[range.upperBound...].split(separator: " ")[0])
         }
         // Under a sanitizer (make sanitize sets LMC_SLOW) the loop runs slower and prints fewer hours.
         #expect(setPoints.count >= (ProcessInfo.processInfo.environment["LMC_SLOW"] == nil ? 20 : 8))
-        #expect(setPoints.allSatisfy { (150...250).contains($0) }, "\(setPoints)")
+        #expect(setPoints.allSatisfy { (149...250).contains($0) }, "\(setPoints)")  // whole amps: 217 A = 149.7 kW
         // The picture, read back by Python's XML parser: every series in the legend, no legend label
         // running into the next one (text widths at a generous 0.65 em of the 12 px font), and the set
         // point drawn after — on top of — the import, dashed in another colour, so it shows where the
@@ -185,10 +185,13 @@ import Testing
         let rows = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n")
         #expect(rows.first == "t_s,background_kva,constraint_kva,site_kva,demand_kva,setpoint_kw,sent,bound_by")
         #expect(rows.count == 86_341)   // one row a second over 23:59, and the header
-        // Every set point in the trace lies within firm and rated.
+        // Every set point in the trace lies within firm and rated, as the charger's whole amps
+        // (217 A = 149.7 kW, 362 A = 249.8 kW), and the sent value is the set point in amps.
         for row in rows.dropFirst().prefix(5000) {
-            let sp = Double(row.split(separator: ",")[5])!
-            #expect(sp >= 150 && sp <= 250)
+            let cols = row.split(separator: ",")
+            let sp = Double(cols[5])!, amps = Double(cols[6])!
+            #expect(sp >= 149.7 && sp <= 250)
+            #expect(amps == amps.rounded() && abs(amps * 0.69 - sp) < 0.1, "\(row)")
         }
     }
 

@@ -14,7 +14,7 @@ final class Daemon {
 
     /// `journal`: lmc's stderr goes to this file, which JOURNAL_STREAM names, as systemd connects it
     /// to the journal.
-    init(tag: String, extra: String = "", siteExtra: String = "", environment: [String: String]? = nil, journal: String? = nil) throws {
+    init(tag: String, extra: String = "", siteExtra: String = "", control: String = "", environment: [String: String]? = nil, journal: String? = nil) throws {
         dir = "/tmp/lmc-e2e-\(tag)-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         chmod(dir, 0o755)
@@ -24,7 +24,7 @@ final class Daemon {
                                   validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
         socket = "\(dir)/control.sock"
         path = "\(dir)/lmc.toml"
-        try (RunEndToEnd.config(meterPort: meter.port, chargerPort: charger.port, socket: socket, siteExtra: siteExtra) + extra)
+        try (RunEndToEnd.config(meterPort: meter.port, chargerPort: charger.port, socket: socket, siteExtra: siteExtra, control: control) + extra)
             .write(toFile: path, atomically: true, encoding: .utf8)
         if let journal {
             lmc = try ChildProcess("/bin/sh", ["-c", "exec 2>>\"$0\"; JOURNAL_STREAM=$(stat -c %d:%i \"$0\") exec \"$1\" run --config \"$2\"",
@@ -50,7 +50,7 @@ final class Daemon {
 @Suite(.serialized) struct RunEndToEnd {
     static let loaded = #"{"voltage_l1": 230, "voltage_l2": 230, "voltage_l3": 230, "current_l1": 500, "current_l2": 500, "current_l3": 500, "apparent_power_total": 400000, "power_total": 390000}"#
 
-    static func config(meterPort: Int, chargerPort: Int, socket: String, siteExtra: String = "") -> String {
+    static func config(meterPort: Int, chargerPort: Int, socket: String, siteExtra: String = "", control: String = "") -> String {
         """
         [box]
         id = "e2e"
@@ -64,6 +64,7 @@ final class Daemon {
         [control]
         mode = "incremental"
         period_ms = 100
+        \(control)
         [failsafe]
         good_samples = 5
         startup_delay_max_s = 0
@@ -97,7 +98,7 @@ final class Daemon {
         id = "hub"
         firm_kw = 150
         rated_kw = 250
-        setpoint_unit = "kva"
+        setpoint_unit = "a"
         quantum = 1
         ramp_up_kw_per_s = 100
         \(siteExtra)
@@ -171,7 +172,8 @@ final class Daemon {
         let o = try jsonObject(parsed.out)
         #expect((o["n"] as! Int) > 30)
         #expect(o["modes"] as? [String] == ["FAILSAFE", "NORMAL", "STARTUP"])
-        #expect((o["min_sp"] as! Double) == 150_000 && (o["max_sp"] as! Double) == 250_000)
+        // Firm and rated as the charger's whole amps: 217 A and 362 A at 3 × 230 V.
+        #expect((o["min_sp"] as! Double) == 217 * 690 && (o["max_sp"] as! Double) == 362 * 690, "\(o)")
         #expect(o["seq_ok"] as? Bool == true)
         let info = try run(Repo.lmc, ["log", "info", "--dir", d.dir]).out
         #expect(info.contains("samples:") && info.contains("halfhours:") && info.contains("events:"), "\(info)")
@@ -233,7 +235,8 @@ final class Daemon {
         let lines = screen.split(separator: "\n", omittingEmptySubsequences: false)
         #expect(lines.allSatisfy { $0.count <= 80 })
         #expect(screen.contains("trafo") && screen.contains("400.0 kVA"), "\(screen)")
-        #expect(screen.contains("180.0 kW") && screen.contains("override"), "\(screen)")
+        // 180 kW as the charger's whole amps: 260 A = 179.4 kW.
+        #expect(screen.contains("179.4 kW") && screen.contains("override"), "\(screen)")
     }
 
     @Test func scadaReadsTheMapAndItsRemoteSetPointReachesTheCharger() throws {
@@ -255,7 +258,8 @@ final class Daemon {
             site = try scada(["read", "200", "3"])["registers"] as? [Int] ?? []
             return site.count == 3 && site[2] == 6
         }
-        #expect(Float(bitPattern: UInt32(site[0]) << 16 | UInt32(site[1])) == 160_000)
+        // The set point as the charger gets it: 160 kW → 231 A → 231 × 690 W.
+        #expect(Float(bitPattern: UInt32(site[0]) << 16 | UInt32(site[1])) == 231 * 690)
         // From another address the same write is refused and changes nothing.
         let foreign = try run(Repo.python, [Repo.peer("upstream_client.py"), String(upPort), "--source", "127.0.0.2", "write-float", "1000", "250000", "60"])
         #expect(foreign.out.contains("\"ok\": false"))

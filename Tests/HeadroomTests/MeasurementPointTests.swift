@@ -40,8 +40,8 @@ func play(_ config: MeasurementPointConfig, _ rows: [Row], ceiling: Double = 200
             Row(t: 11, value: 75, base: 133, state: .releasing, limit: 133),    // triggered; interval since 9
             Row(t: 19, value: 76, base: 133, state: .releasing, limit: 143),    // + ramp 10
             Row(t: 25, value: 85, base: 143, state: .releasing, limit: 143),    // still in release zone
-            Row(t: 29, value: 88, base: 143, state: .releasing, limit: 150),    // + min(10, 95 − 88)
-            Row(t: 30, value: 92, base: 150, state: .holding, limit: 150),      // left the release zone
+            Row(t: 29, value: 88, base: 143, state: .releasing, limit: 145),    // + the room to the release zone, 90 − 88
+            Row(t: 30, value: 92, base: 145, state: .holding, limit: 145),      // left the release zone
         ])
     }
 

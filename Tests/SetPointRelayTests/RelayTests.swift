@@ -62,11 +62,11 @@ let sixteenAmpsW = 16.0 * 3 * 230
                                    safeCurrentA: 10, options: .init(responseTimeoutMilliseconds: 500))
         }
         worker.start()
-        worker.post(watts: sixteenAmpsW)
-        // Three validity periods with the relay running: the charger never falls back.
+        worker.post(amps: 16)
+        // Three validity periods with the relay running and the loop posting: the charger never falls back.
         usleep(300_000)
         for _ in 0..<18 {
-            usleep(500_000)
+            for _ in 0..<5 { usleep(100_000); worker.post(amps: 16) }
             #expect((try peer.state()["applied_a"] as! NSNumber).doubleValue == 16)
         }
         #expect(worker.status.refreshes >= 6, "refreshes: \(worker.status.refreshes)")
@@ -74,6 +74,33 @@ let sixteenAmpsW = 16.0 * 3 * 230
         worker.stop()
         usleep(3_500_000)
         #expect((try peer.state()["applied_a"] as! NSNumber).doubleValue == 10)
+    }
+
+    /// Nothing waits on a peer, and nothing outlives a stalled loop: when the control loop stops posting
+    /// (hung, not killed), the relay stops refreshing, so the charger's own validity timer reverts it
+    /// to the safe current we programmed. Before: the relay thread refreshed the last set point for ever.
+    @Test func aStalledControlLoopLetsTheChargerFallBack() throws {
+        let name = "alfen-ng9xx"
+        let peer = try ChargerPeer(profile: chargerPath(name), validity: 3, fallbackA: 6, refuseFC6OnLimit: true)
+        defer { peer.stop() }
+        let profile = try chargerProfile(name, validity: 3)
+        let port = peer.port
+        let worker = RelayWorker(stallAfterSeconds: 0.5) {
+            try ModbusChargerRelay(profile: profile, endpoint: .tcp(host: "127.0.0.1", port: port), conversion: .init(stepA: 1),
+                                   safeCurrentA: 10, options: .init(responseTimeoutMilliseconds: 500))
+        }
+        worker.start()
+        defer { worker.stop() }
+        for _ in 0..<10 { worker.post(amps: 16); usleep(100_000) }
+        #expect((try peer.state()["applied_a"] as! NSNumber).doubleValue == 16)
+        // The loop stalls: no more posts, the worker thread still runs.
+        usleep(4_500_000)
+        #expect((try peer.state()["applied_a"] as! NSNumber).doubleValue == 10, "the charger reverted to its safe current")
+        #expect(worker.status.lastError?.contains("control loop") == true, "\(worker.status)")
+        // The loop comes back: the set point is written again at once.
+        worker.post(amps: 16)
+        usleep(500_000)
+        #expect((try peer.state()["applied_a"] as! NSNumber).doubleValue == 16)
     }
 
     @Test func aChangeIsWrittenAtOnce() throws {
@@ -86,11 +113,11 @@ let sixteenAmpsW = 16.0 * 3 * 230
         }
         worker.start()
         defer { worker.stop() }
-        worker.post(watts: sixteenAmpsW)
+        worker.post(amps: 16)
         var deadline = Date().addingTimeInterval(5)
         while worker.status.writtenA != 16 && Date() < deadline { usleep(2_000) }
         let t0 = Date()
-        worker.post(watts: 10 * 3 * 230)
+        worker.post(amps: 10)
         deadline = Date().addingTimeInterval(5)
         while worker.status.writtenA != 10 && Date() < deadline { usleep(1_000) }
         let ms = Date().timeIntervalSince(t0) * 1000

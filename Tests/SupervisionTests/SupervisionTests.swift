@@ -135,3 +135,15 @@ import Testing
         #expect(throws: WatchdogError.self) { _ = try HardwareWatchdog(path: "/dev/lmc-no-watchdog") }
     }
 }
+
+@Suite struct RefusalLimiterTests {
+    @Test func aFloodOfRefusalsLeavesFiveEventsAndOneSummaryPerMinute() {
+        var l = RefusalLimiter(burst: 5, windowNs: 60_000_000_000)
+        var logged = 0
+        for i in 0..<10_000 { if l.admit(uid: 1000, nowNs: UInt64(i) * 1_000_000).log { logged += 1 } }
+        #expect(logged == 5)
+        #expect(l.admit(uid: 1001, nowNs: 10_000_000_000).log, "another user has its own budget")
+        let next = l.admit(uid: 1000, nowNs: 61_000_000_000)
+        #expect(next.log && next.suppressedBefore == 9_995)
+    }
+}

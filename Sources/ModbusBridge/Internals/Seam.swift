@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CModbus
+import LMCPlatform
 
 /// The one place where ModbusBridge calls libmodbus.
 ///
@@ -151,5 +152,44 @@ enum Seam {
     static func replyException(_ ctx: OpaquePointer, _ req: UnsafePointer<UInt8>, _ code: UInt32) -> Int32 {
         if intercept(.reply) { return -1 }
         return modbus_reply_exception(ctx, req, code)
+    }
+
+    static func sendRaw(_ ctx: OpaquePointer, _ frame: UnsafePointer<UInt8>, _ len: Int32) -> Int32 {
+        if intercept(.reply) { return -1 }
+        return modbus_send_raw_request(ctx, frame, len)
+    }
+
+    // MARK: The TCP server's sockets (plain POSIX: framing is ours, ModbusPDU.swift)
+
+    static func serverSocket(_ family: Int32) -> Int32 {
+        if intercept(.newContext) { return -1 }
+        return socket(family, Sys.sockStream | Sys.sockCloexec | Sys.sockNonblock, 0)
+    }
+
+    static func bindAndListen(_ fd: Int32, _ addr: UnsafePointer<sockaddr>, _ len: socklen_t, _ backlog: Int32) -> Int32 {
+        if intercept(.listen) { return -1 }
+        guard bind(fd, addr, len) == 0 else { return -1 }
+        return listen(fd, backlog)
+    }
+
+    static func acceptClient(_ listener: Int32) -> Int32 {
+        if intercept(.accept) { return -1 }
+        let fd = Sys.accept(listener, nil, nil)
+        if fd >= 0 {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        }
+        return fd
+    }
+
+    static func recv(_ fd: Int32, _ p: UnsafeMutableRawPointer?, _ n: Int) -> Int {
+        if intercept(.receive) { return -1 }
+        return Sys.recv(fd, p, n, 0)
+    }
+
+    /// Never blocks (the socket is non-blocking) and never raises SIGPIPE.
+    static func send(_ fd: Int32, _ p: UnsafeRawPointer?, _ n: Int) -> Int {
+        if intercept(.reply) { return -1 }
+        return Sys.send(fd, p, n, Int32(MSG_NOSIGNAL))
     }
 }

@@ -66,3 +66,30 @@ public enum ControlRequest: Sendable, Equatable {
         public init(_ d: String) { description = d }
     }
 }
+
+/// Refusals in the events ring and the journal: at most `burst` per user per `windowNs`; the rest are
+/// counted and summed up in one event when the next window opens — nobody can flood the audit trail
+/// (a ring of fixed size) with refused commands and push real events out of it. Pure.
+public struct RefusalLimiter: Sendable {
+    public var burst = 5
+    public var windowNs: UInt64 = 60_000_000_000
+    private var windows: [UInt32: (startNs: UInt64, logged: Int, suppressed: Int)] = [:]
+
+    public init(burst: Int = 5, windowNs: UInt64 = 60_000_000_000) { self.burst = burst; self.windowNs = windowNs }
+
+    /// Whether to log this refusal, and (when a window closes) how many were not logged in it.
+    public mutating func admit(uid: UInt32, nowNs: UInt64) -> (log: Bool, suppressedBefore: Int?) {
+        var w = windows[uid] ?? (nowNs, 0, 0)
+        var summary: Int? = nil
+        if nowNs &- w.startNs >= windowNs {
+            summary = w.suppressed > 0 ? w.suppressed : nil
+            w = (nowNs, 0, 0)
+        }
+        let log = w.logged < burst
+        if log { w.logged += 1 } else { w.suppressed += 1 }
+        windows[uid] = w
+        if windows.count > 1024 { windows = windows.filter { nowNs &- $0.value.startNs < windowNs } }
+        return (log, summary)
+    }
+}
+

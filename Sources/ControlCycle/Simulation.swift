@@ -3,9 +3,11 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Headroom
 
-/// Scenario replay at virtual time (`lmc simulate`, the replay tests): the real control core against a
-/// plant model. Pure: the scenario text and a seed come in, numbers come out.
+/// Scenario replay at virtual time (`lmc simulate`, the replay tests): the daemon's own control cycle —
+/// limits, supervisor, shaper — against a plant model. Pure: the scenario text and a seed come in,
+/// numbers come out.
 
 /// A load profile (scenarios/README.md): time_s, background_kva, ev_demand_kva.
 public struct Scenario: Sendable {
@@ -127,7 +129,9 @@ public struct SimulationResult: Sendable, Equatable {
 /// One row of the trace.
 public struct TraceRow: Sendable {
     public var t: Double, backgroundVA: Double, constraintVA: Double, siteVA: Double, demandVA: Double
-    public var setPointW: Double, sent: Double, boundBy: LimitSource
+    /// The set point as sent (W), the value in the charger's unit, and what bound it.
+    public var setPointW: Double, sent: Double, boundBy: String
+    public var output: CycleOutput
 }
 
 /// SplitMix64: a small, seeded, portable generator, so a replay is the same on every machine.
@@ -143,13 +147,17 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     }
 }
 
-/// Replays `scenario` through `controller` (one site, one apparent-power MP named in `mpID`) every
-/// `period` seconds of virtual time. A reversal is a set-point change followed within 60 s by a change
-/// the other way.
-public func simulate(_ scenario: Scenario, controller: inout HeadroomController, mpID: String, plant: PlantModel,
-                     period: Double = 1, trace: ((TraceRow) -> Void)? = nil) -> SimulationResult {
-    precondition(controller.siteConfigs.count == 1, "the replay drives one site")
-    let site = controller.siteConfigs[0]
+/// Replays `scenario` through `cycle` (one site, one apparent-power MP `mpID`) every `period` seconds of
+/// virtual time: the constraint meter reads background + site, the site's PoC meter (if the config has
+/// one) reads the site, and the site imports min(demand, what it was sent) through a lag. The cycle's
+/// supervisor runs as on a box: start-up, its delay and ramp count. A reversal is a set-point change
+/// followed within 60 s by a change the other way.
+public func simulate(_ scenario: Scenario, cycle: inout ControlCycle, mpID: String, plant: PlantModel,
+                     period: Double = 1, startWallNs: UInt64 = 0, trace: ((TraceRow) -> Void)? = nil) -> SimulationResult {
+    precondition(cycle.config.sites.count == 1, "the replay drives one site")
+    let site = cycle.config.sites[0]
+    let mpMeter = cycle.config.mpMeter[mpID] ?? mpID
+    let pocMeter = cycle.config.sitePocMeter[site.id]
     var rng = SeededGenerator(seed: plant.seed)
     var cursor = 0
     var siteVA = min(site.floorW, scenario.demandVA[0])
@@ -160,6 +168,7 @@ public func simulate(_ scenario: Scenario, controller: inout HeadroomController,
     var lastSent: Double?
     var lastChange: (t: Double, up: Bool)?
     var t = scenario.times[0]
+    let t0 = t
     let end = scenario.times.last!
     let lagFactor = plant.responseLag > 0 ? 1 - exp(-period / plant.responseLag) : 1
     while t < end {
@@ -172,18 +181,21 @@ public func simulate(_ scenario: Scenario, controller: inout HeadroomController,
         for s in plant.steps where t >= s.start && t < s.start + s.duration { bg += s.va }
         let load = bg + siteVA
 
-        let d = controller.tick(now: t, .init(mp: [mpID: [load]], siteImportW: [site.id: siteVA],
-                                                secondsOfDay: t.truncatingRemainder(dividingBy: 86_400)))
-        let sd = d.sites[0]
-        if let prev = lastSent, sd.sent != prev {
-            let up = sd.sent > prev
+        let mono = UInt64((t - t0 + 1) * 1e9)
+        var meters = [mpMeter: MeterSnapshot.good(va: load, at: mono)]
+        if let pocMeter { meters[pocMeter] = .good(va: siteVA, w: siteVA, at: mono) }
+        let out = cycle.step(CycleSnapshot(monoNs: mono, wallNs: startWallNs &+ UInt64((t - t0) * 1e9), clockSynchronised: true,
+                                           localSecondsOfDay: t.truncatingRemainder(dividingBy: 86_400), meters: meters))
+        let sd = out.sites[0]
+        if let prev = lastSent, sd.value != prev {
+            let up = sd.value > prev
             if let lc = lastChange, lc.up != up, t - lc.t <= 60 { r.reversals += 1 }
             lastChange = (t, up)
             r.changes += 1
         }
-        lastSent = sd.sent
+        lastSent = sd.value
         trace?(TraceRow(t: t, backgroundVA: bg, constraintVA: load, siteVA: siteVA, demandVA: demand,
-                        setPointW: sd.setPointW, sent: sd.sent, boundBy: sd.boundBy))
+                        setPointW: sd.watts, sent: sd.value, boundBy: out.status.sites[0].boundBy, output: out))
 
         // Account this period, then let the plant move.
         if load > plant.limitVA { r.secondsAboveLimit += period }
@@ -193,8 +205,7 @@ public func simulate(_ scenario: Scenario, controller: inout HeadroomController,
         r.oracleKWh += min(demand, max(0, plant.limitVA - bgClean)) * period / 3_600_000
         r.firmKWh += min(demand, site.floorW) * period / 3_600_000
 
-        let allowed = site.unit.toWatts(sd.sent)
-        siteVA += (min(demand, allowed) - siteVA) * lagFactor
+        siteVA += (min(demand, sd.watts) - siteVA) * lagFactor
         t += period
     }
     return r

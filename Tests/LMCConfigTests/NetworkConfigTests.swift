@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+@testable import LMCConfig
+
+/// Issue 17: the network-facing sections default to what is safe on a hostile LAN.
+@Suite struct NetworkConfigTests {
+    func base() -> String { (try? exampleConfigText()) ?? "" }
+
+    @Test func theUpstreamServerListensOnLoopbackOnAnUnprivilegedPortUnlessTold() throws {
+        let c = try Configuration.parse(base() + "\n[upstream]\nallowed_writers = [\"10.20.0.5\"]\n").get()
+        let u = try #require(c.runtime.upstream)
+        #expect(u.listen == "127.0.0.1" && u.port == 1502)
+        #expect(u.limits == .init(maxClients: 16, idleTimeoutMilliseconds: 60_000, frameDeadlineMilliseconds: 1000, sendDeadlineMilliseconds: 2000))
+        let named = try Configuration.parse(base() + """
+
+            [upstream]
+            listen = "10.20.0.9"
+            port = 502
+            max_clients = 4
+            idle_timeout_s = 30
+            frame_deadline_ms = 500
+            send_deadline_ms = 1000
+            """).get().runtime.upstream
+        #expect(named?.listen == "10.20.0.9" && named?.port == 502)
+        #expect(named?.limits == .init(maxClients: 4, idleTimeoutMilliseconds: 30_000, frameDeadlineMilliseconds: 500, sendDeadlineMilliseconds: 1000))
+    }
+
+    @Test func aHostNameOrAnUnboundedLimitIsRefused() {
+        for (extra, key) in [("listen = \"scada.example\"", "upstream.listen"), ("max_clients = 0", "max_clients"),
+                             ("frame_deadline_ms = 600000", "frame_deadline_ms")] {
+            guard case .failure(let e) = Configuration.parse(base() + "\n[upstream]\n\(extra)\n") else { Issue.record("accepted \(extra)"); continue }
+            #expect(e.issues.contains { $0.description.contains(key) }, "\(e.issues)")
+        }
+    }
+}
+
+@Suite struct OSCPConfigTests {
+    func site() -> String { ((try? exampleConfigText()) ?? "").replacingOccurrences(of: "[[site]]\nid = \"hub\"", with: "[[site]]\nid = \"hub\"\noscp_group = \"g\"") }
+    let oscp = """
+
+        [oscp]
+        our_base_url = "http://127.0.0.1:8090/oscp/cp/2.0"
+        fp_base_url = "http://127.0.0.1:9000/oscp/fp/2.0"
+        """
+
+    @Test func emptyStringsAreRefusedNotSkipped() {
+        let text = site() + oscp + "\nfp_token = \"\"\ntoken = \"\"\n"
+        guard case .failure(let e) = Configuration.parse(text) else { Issue.record("an [oscp] with empty tokens was accepted"); return }
+        #expect(e.issues.contains { $0.description.contains("oscp.token") && $0.description.contains("may not be empty") }, "\(e.issues)")
+        #expect(e.issues.contains { $0.description.contains("oscp.fp_token") })
+        guard case .failure(let e2) = Configuration.parse(site() + "\n[oscp]\nour_base_url = \"\"\nfp_base_url = \"\"\nfp_token = \"a\"\ntoken = \"0123456789abcdef\"\n") else {
+            Issue.record("empty URLs accepted"); return
+        }
+        #expect(e2.issues.contains { $0.description.contains("oscp.fp_base_url") }, "\(e2.issues)")
+    }
+
+    @Test func tokensComeFromAPrivateCredentialsFile() throws {
+        let path = "/tmp/lmc-cred-\(getpid())"
+        defer { unlink(path) }
+        try "token = \"0123456789abcdefXYZ\"\nfp_token = \"initial\"\n".write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o644)
+        guard case .failure(let e) = Configuration.parse(site() + oscp + "\ncredentials_file = \"\(path)\"\n") else { Issue.record("a world-readable credentials file was accepted"); return }
+        #expect(e.issues.contains { $0.description.contains("readable by group or others") }, "\(e.issues)")
+        chmod(path, 0o600)
+        let c = try Configuration.parse(site() + oscp + "\ncredentials_file = \"\(path)\"\n").get()
+        #expect(c.runtime.oscp?.ourToken == "0123456789abcdefXYZ" && c.runtime.oscp?.fpInitialToken == "initial")
+        guard case .failure(let both) = Configuration.parse(site() + oscp + "\ncredentials_file = \"\(path)\"\ntoken = \"0123456789abcdefXYZ\"\n") else {
+            Issue.record("a token both inline and in the credentials file was accepted"); return
+        }
+        #expect(both.issues.contains { $0.description.contains("remove token and fp_token") })
+    }
+
+    @Test func tomlNestingIsBounded() {
+        let deep = "x = " + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(throws: TOMLError.self) { _ = try TOML.parse(deep) }
+        let dotted = (0..<1000).map { "k\($0)" }.joined(separator: ".") + " = 1"
+        #expect(throws: TOMLError.self) { _ = try TOML.parse(dotted) }
+        #expect((try? TOML.parse("x = [[1, 2], [3]]")) != nil)
+    }
+}
