@@ -13,7 +13,7 @@ struct LogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "log",
         abstract: "Read the ring log: what the box measured and decided (read-only; the DNO's SSH account runs these).",
-        subcommands: [Info.self, Export.self, Audit.self, Plot.self, SSHCommand.self]
+        subcommands: [Info.self, Export.self, Trips.self, Audit.self, Plot.self, SSHCommand.self]
     )
 
     struct Location: ParsableArguments {
@@ -38,7 +38,7 @@ struct LogCommand: ParsableCommand {
 
         func run() throws {
             if json { return print(JSON.render(.object([("dir", .string(location.dir)), ("rings", .array(LogCommand.rings(location.dir).map(\.json)))]))) }
-            for name in ["samples", "halfhours", "events"] {
+            for name in LogCommand.ringNames {
                 let path = "\(location.dir)/\(name).ring"
                 guard let r = try? RingReader(path: path) else {
                     print("\(name): no ring at \(path)")
@@ -88,8 +88,11 @@ struct LogCommand: ParsableCommand {
         }
     }
 
+    /// The rings `log info` describes, in that order.
+    static let ringNames = ["samples", "halfhours", "events", "trips"]
+
     static func rings(_ dir: String) -> [RingSummary] {
-        ["samples", "halfhours", "events"].map { name in
+        ringNames.map { name in
             let path = "\(dir)/\(name).ring"
             var s = RingSummary(name: name, path: path, present: false, error: nil)
             let r: RingReader
@@ -134,16 +137,27 @@ struct LogCommand: ParsableCommand {
             NAME_sp_mean_w, NAME_imported_kwh, NAME_curtailed_kwh, NAME_s_restricted, NAME_import_metered.
             A config change that adds or renames points or sites starts a new header row.
             events columns: seq, time, mono_s, kind, text.
+            --trip N instead of --ring: trip record N (lmc log trips lists them), one row per control cycle from
+            60 s before the trip to 60 s after: offset_s (from the trip command), time, mode, then per
+            measurement point NAME and NAME_quality, per site NAME_set_point_w, NAME_bound_by, NAME_import_w.
             Example: lmc log export --ring halfhours --from 2026-11-01 > nov.csv
+            Example: lmc log export --trip 1 > trip1.csv
             """
         )
         @OptionGroup var location: Location
-        @Option(help: ArgumentHelp("samples, halfhours or events.", valueName: "ring")) var ring: String
+        @Option(help: ArgumentHelp("samples, halfhours or events.", valueName: "ring")) var ring: String = ""
+        @Option(help: ArgumentHelp("A trip record's number (lmc log trips), instead of --ring.", valueName: "N")) var trip: UInt64?
         @Option(help: ArgumentHelp("From (UTC).", valueName: "time")) var from: String?
         @Option(help: ArgumentHelp("To (UTC).", valueName: "time")) var to: String?
         @Option(help: ArgumentHelp("csv or jsonl.", valueName: "format")) var format: String = "csv"
 
         func validate() throws {
+            if trip != nil {
+                guard ring.isEmpty, from == nil, to == nil else { throw ValidationError("--trip exports one trip record: no --ring, --from or --to with it") }
+                guard ["csv", "jsonl"].contains(format) else { throw ValidationError("--format '\(format)' is not csv or jsonl") }
+                return
+            }
+            guard !ring.isEmpty else { throw ValidationError("--ring samples|halfhours|events, or --trip N") }
             guard ["samples", "halfhours", "events"].contains(ring) else { throw ValidationError("--ring '\(ring)' is not samples, halfhours or events") }
             guard ["csv", "jsonl"].contains(format) else { throw ValidationError("--format '\(format)' is not csv or jsonl") }
             if let from, parseUTC(from) == nil { throw ValidationError("--from '\(from)' is not a UTC date or time (2026-11-01 or 2026-11-01T17:30:00)") }
@@ -151,6 +165,7 @@ struct LogCommand: ParsableCommand {
         }
 
         func run() throws {
+            if let trip { return try TripExport.run(location: location, number: trip, format: format) }
             let r = try location.open(ring)
             defer { r.release() }
             let fromNs = from.flatMap(parseUTC).map { UInt64($0) * 1_000_000_000 } ?? 0
@@ -232,7 +247,7 @@ struct LogCommand: ParsableCommand {
             commandName: "ssh-command",
             abstract: "Run the read-only log command in SSH_ORIGINAL_COMMAND (the lmc-logs account's forced command).",
             discussion: """
-            Allowed: log info [--json]; log export (--ring, --from, --to, --format); log audit (--day, --json); log plot
+            Allowed: log info [--json]; log export (--ring, --from, --to, --format, --trip); log trips [--json]; log audit (--day, --json); log plot
             (--from, --to, --width). Anything else — another command, shell syntax, quotes — is refused.
             Examples from the DNO's side:
               ssh lmc-logs@box log export --ring halfhours --from 2026-11-01 > nov.csv
@@ -246,7 +261,7 @@ struct LogCommand: ParsableCommand {
             let original = getenv("SSH_ORIGINAL_COMMAND").map { String(cString: $0) } ?? ""
             switch Self.check(original) {
             case .failure(let why):
-                printError("refused: \(why). Allowed: log info [--json] | log export --ring samples|halfhours|events [--from T] [--to T] [--format csv|jsonl] | log audit [--day YYYY-MM-DD] [--json] | log plot [--from T] [--to T] [--width PX]")
+                printError("refused: \(why). Allowed: log info [--json] | log export --ring samples|halfhours|events [--from T] [--to T] [--format csv|jsonl] | log export --trip N [--format csv|jsonl] | log trips [--json] | log audit [--day YYYY-MM-DD] [--json] | log plot [--from T] [--to T] [--width PX]")
                 throw ExitCode(1)
             case .success(let args):
                 var argv = args + ["--dir", location.dir]

@@ -41,6 +41,8 @@ final class Runtime {
     /// Set when LMC_GPIO_SIMULATOR stands in for the GPIO chip (no hardware: demos, tests).
     private var breakerModel: SimulatedBreakers?
     private var logStore: LogStore?
+    /// The last 60 s of samples, and the trips collecting their 60 s after (the trips ring).
+    private var trips = TripRecorder()
     /// Events from other threads (the control socket), written by the loop.
     let inbox = EventInbox()
     let status = StatusBoard()
@@ -74,6 +76,16 @@ final class Runtime {
         } catch {
             log("ring log not available: \(error); running without it")
             status.note("ring log not available: \(error)")
+        }
+    }
+
+    /// Writes trip records to the trips ring, and says so in the events ring.
+    private func write(_ records: [TripRecord]) {
+        for t in records {
+            do {
+                let n = try logStore?.record(t, wallNs: wallNs(), monoNs: monotonicNanoseconds())
+                event(.log, "\(t.site): trip record \(n.map { "\($0)" } ?? "-") written (\(t.samples.count) samples; \(t.answer))")
+            } catch { status.note("ring log write failed: \(error)") }
         }
     }
 
@@ -205,6 +217,7 @@ final class Runtime {
         notifier.stopping()
         event(.stop, "stopping on signal")
         write(cycle.finish())
+        write(trips.finish(monoNs: monotonicNanoseconds()))
         try? logStore?.flush(monoNs: monotonicNanoseconds())
         stopIO()
     }
@@ -225,6 +238,7 @@ final class Runtime {
                 stopIO()
                 // Limits or sites may have changed: the half hour so far is closed under the old ones.
                 write(cycle.finish())
+                write(trips.finish(monoNs: monotonicNanoseconds()))
                 config = c
                 cycle = next
                 clock = WallClock(timezone: c.tccTimezone, requireSynchronised: c.requireSynchronisedClock)
@@ -317,6 +331,7 @@ final class Runtime {
         } catch {
             status.note("ring log write failed: \(error)")
         }
+        write(trips.cycle(snap, out, config: config))
         status.update(out.status)
         return out.watchdogOK
     }

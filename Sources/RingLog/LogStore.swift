@@ -117,10 +117,13 @@ public final class LogStore {
     public let samples: RingWriter
     public let halfHours: RingWriter
     public let events: RingWriter
+    /// A trip record per trip (Trips.swift): its samples span several records of this size.
+    public let trips: RingWriter
+    public static let tripRecordSize = 4096
 
     /// - Parameters: sizes in MB decide each ring's capacity (`lmc log info` shows the span it holds).
     public init(directory: String, boxID: String, samplesMB: Double, eventsMB: Double, halfHoursMB: Double = 64,
-                syncIntervalSeconds: Double = 1) throws(RingError) {
+                tripsMB: Double = 16, syncIntervalSeconds: Double = 1) throws(RingError) {
         self.directory = directory
         func ring(_ name: String, _ mb: Double, _ size: Int) throws(RingError) -> RingWriter {
             RingWriter(try RingFile(path: "\(directory)/\(name).ring", ringName: name, boxID: boxID, recordSize: size,
@@ -129,10 +132,11 @@ public final class LogStore {
         samples = try ring("samples", samplesMB, Self.recordSize)
         halfHours = try ring("halfhours", halfHoursMB, HalfHourRecord.recordSize)
         events = try ring("events", eventsMB, Self.recordSize)
+        trips = try ring("trips", tripsMB, Self.tripRecordSize)
     }
 
     /// Files moved aside because their header was corrupt (reported at start).
-    public var movedAside: [String] { [samples.ring.movedAside, halfHours.ring.movedAside, events.ring.movedAside].compactMap { $0 } }
+    public var movedAside: [String] { [samples.ring.movedAside, halfHours.ring.movedAside, events.ring.movedAside, trips.ring.movedAside].compactMap { $0 } }
 
     public func record(_ s: SampleRecord, wallNs: UInt64, monoNs: UInt64) throws(RingError) {
         try samples.append(s.encode(), wallNs: wallNs, monoNs: monoNs)
@@ -148,8 +152,18 @@ public final class LogStore {
         try events.append(e.encode(max: events.ring.payloadCapacity), wallNs: wallNs, monoNs: monoNs)
     }
 
+    /// A trip record, written and synced at once. Returns its number (the head's sequence number).
+    @discardableResult
+    public func record(_ t: TripRecord, wallNs: UInt64, monoNs: UInt64) throws(RingError) -> UInt64 {
+        let head = trips.nextSeq
+        for p in t.encode(headSeq: head, payloadCapacity: trips.ring.payloadCapacity) { try trips.append(p, wallNs: wallNs, monoNs: monoNs) }
+        try trips.flush(monoNs: monoNs)
+        return head
+    }
+
     public func flush(monoNs: UInt64) throws(RingError) {
         try samples.flush(monoNs: monoNs)
+        try trips.flush(monoNs: monoNs)
         try halfHours.flush(monoNs: monoNs)
         try events.flush(monoNs: monoNs)
     }

@@ -25,6 +25,7 @@ import Testing
             ("log export --ring events --dir /etc", "character '/' is not allowed"),
             ("log export --ring events --dir etc", "'--dir' is not an allowed option"),
             ("bash", "only 'log …' commands are allowed"),
+            ("log trips --dir etc", "'--dir' is not an allowed option of log trips"),
         ]
         for (command, why) in refused {
             let r = try ssh(command, dir: dir)
@@ -48,6 +49,11 @@ import Testing
         #expect(viaLmc.status == 0)
         let bad = try ssh("log export --ring halfyears", dir: dir)
         #expect(bad.status != 0 && bad.err.contains("--ring 'halfyears' is not samples, halfhours or events"))
+        // The trip records: no trips ring yet is said so; the commands themselves are allowed.
+        let trips = try ssh("log trips", dir: dir)
+        #expect(!trips.err.contains("refused") && trips.err.contains("trips.ring"), "\(trips.err)")
+        let trip = try ssh("log export --trip 1", dir: dir)
+        #expect(!trip.err.contains("refused") && trip.err.contains("trips.ring"), "\(trip.err)")
     }
 }
 
