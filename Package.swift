@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "LMCConfigTests", dependencies: ["LMCConfig"]),
         .testTarget(name: "CTSensorDriverTests", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
         .testTarget(name: "SetPointRelayTests", dependencies: ["SetPointRelay", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
-        .testTarget(name: "RingLogTests", dependencies: ["RingLog", "LMCTestSupport"]),
+        .testTarget(name: "RingLogTests", dependencies: ["RingLog", "LMCTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "DigitalIO", "FailSafe"]),
         .testTarget(
             name: "FailSafeTests",

@@ -62,6 +62,15 @@ struct LogCommand: ParsableCommand {
                     }
                 }
                 print(line)
+                if let note = r.note { print("  \(note)") }
+                for old in LogCommand.keptBeforeResize(path) {
+                    guard let o = try? RingReader(path: old) else { continue }
+                    var first: RingRecord?, last: RingRecord?
+                    let (n, _) = o.forEach { rec in if first == nil { first = rec }; last = rec }
+                    o.release()
+                    let span = first.flatMap { f in last.map { "; \(isoTime(f.wallNs)) to \(isoTime($0.wallNs))" } } ?? ""
+                    print("  kept from before a resize: \(old) (\(o.capacity) records of \(o.recordSize) B), holds \(n)\(span); read it with lmc log export --ring \(name) --file \(old)")
+                }
             }
         }
     }
@@ -76,6 +85,9 @@ struct LogCommand: ParsableCommand {
         var spanSeconds: Double?
         /// How many days the whole ring holds at the rate seen so far.
         var fullRingDays: Double?
+        /// What a resize did, from the header; the old files it kept.
+        var note: String?
+        var kept: [String] = []
 
         var json: JSON.Value {
             .object([
@@ -84,8 +96,17 @@ struct LogCommand: ParsableCommand {
                 ("unreadable", .int(unreadable)),
                 ("first", firstWallNs.map { .string(isoTime($0)) } ?? .null), ("last", lastWallNs.map { .string(isoTime($0)) } ?? .null),
                 ("span_s", spanSeconds.map { .number($0) } ?? .null), ("full_ring_days", fullRingDays.map { .number($0) } ?? .null),
+                ("resized", note.map { .string($0) } ?? .null), ("kept_before_resize", .array(kept.map { .string($0) })),
             ])
         }
+    }
+
+    /// Old files a resize kept beside the ring (`NAME.ring.before-resize-N`), oldest first.
+    static func keptBeforeResize(_ path: String) -> [String] {
+        var out: [String] = []
+        var n = 1
+        while access("\(path).before-resize-\(n)", F_OK) == 0 { out.append("\(path).before-resize-\(n)"); n += 1 }
+        return out
     }
 
     /// The rings `log info` describes, in that order.
@@ -108,6 +129,8 @@ struct LogCommand: ParsableCommand {
                 if first == nil { first = rec }
                 last = rec
             }
+            s.note = r.note
+            s.kept = keptBeforeResize(path)
             s.sizeBytes = RingFile.headerSize + r.recordSize * r.capacity
             s.capacity = r.capacity
             s.recordSize = r.recordSize
@@ -147,6 +170,7 @@ struct LogCommand: ParsableCommand {
         @OptionGroup var location: Location
         @Option(help: ArgumentHelp("samples, halfhours or events.", valueName: "ring")) var ring: String = ""
         @Option(help: ArgumentHelp("A trip record's number (lmc log trips), instead of --ring.", valueName: "N")) var trip: UInt64?
+        @Option(help: ArgumentHelp("Read this file as the --ring (an old ring a resize kept: lmc log info lists them).", valueName: "path")) var file: String?
         @Option(help: ArgumentHelp("From (UTC).", valueName: "time")) var from: String?
         @Option(help: ArgumentHelp("To (UTC).", valueName: "time")) var to: String?
         @Option(help: ArgumentHelp("csv or jsonl.", valueName: "format")) var format: String = "csv"
@@ -166,7 +190,12 @@ struct LogCommand: ParsableCommand {
 
         func run() throws {
             if let trip { return try TripExport.run(location: location, number: trip, format: format) }
-            let r = try location.open(ring)
+            let r: RingReader
+            if let file {
+                do { r = try RingReader(path: file) } catch { printError("\(error)"); throw ExitCode(1) }
+            } else {
+                r = try location.open(ring)
+            }
             defer { r.release() }
             let fromNs = from.flatMap(parseUTC).map { UInt64($0) * 1_000_000_000 } ?? 0
             let toNs = to.flatMap(parseUTC).map { UInt64($0) * 1_000_000_000 } ?? .max

@@ -135,6 +135,9 @@ public final class LogStore {
         trips = try ring("trips", tripsMB, Self.tripRecordSize)
     }
 
+    /// Rings whose size changed and whose records were moved into the new size (reported at start).
+    public var resized: [String] { [samples.ring.resized, halfHours.ring.resized, events.ring.resized, trips.ring.resized].compactMap { $0 } }
+
     /// Files moved aside because their header was corrupt (reported at start).
     public var movedAside: [String] { [samples.ring.movedAside, halfHours.ring.movedAside, events.ring.movedAside, trips.ring.movedAside].compactMap { $0 } }
 
@@ -181,8 +184,8 @@ public struct RingReader {
     public init(path: String) throws(RingError) {
         fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw RingError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
-        var h = [UInt8](repeating: 0, count: 124)
-        guard pread(fd, &h, 124, 0) == 124, Array(h[0..<8]) == RingFile.magic,
+        var h = [UInt8](repeating: 0, count: RingFile.headerSize)
+        guard pread(fd, &h, RingFile.headerSize, 0) >= 124, Array(h[0..<8]) == RingFile.magic,
               RingFile.get32(h, 120) == CRC32C.checksum(Array(h[0..<120])) else {
             closeFD(fd)
             throw RingError(path: path, message: "not a ring log, or its header is corrupt")
@@ -202,7 +205,16 @@ public struct RingReader {
         capacity = Int(slots)
         ringName = String(decoding: h[24..<56].prefix { $0 != 0 }, as: UTF8.self)
         boxID = String(decoding: h[56..<120].prefix { $0 != 0 }, as: UTF8.self)
+        let n = RingFile.readNote(h)
+        note = n?.text
+        firstSeq = n?.firstSeq ?? 0
     }
+
+    /// The oldest sequence number this file ever held (after a resize: the oldest moved into it).
+    private let firstSeq: UInt64
+
+    /// The header's note: what a resize did ("resized … from … to …: N of M records moved").
+    public let note: String?
 
     public func release() { closeFD(fd) }
 
@@ -218,7 +230,7 @@ public struct RingReader {
         }
         guard head > 0 else { return (0, 0) }
         var count = 0, skipped = 0
-        var seq = head > UInt64(capacity) ? head - UInt64(capacity) + 1 : 1
+        var seq = max(firstSeq, head > UInt64(capacity) ? head - UInt64(capacity) + 1 : 1)
         while seq <= head {
             let slot = Int((seq - 1) % UInt64(capacity))
             let rec: RingRecord? = window.withSlot(slot) { r in
