@@ -132,6 +132,7 @@ struct DemoCommand: ParsableCommand {
         samples_mb = 4
         events_mb = 1
         halfhours_mb = 0.1
+        trips_mb = 1
         [control]
         mode = "direct"
         period_ms = 100

@@ -70,7 +70,7 @@ final class Runtime {
         let l = config.runtime.log
         do {
             let store = try LogStore(directory: l.directory, boxID: config.runtime.boxID, samplesMB: l.samplesMB, eventsMB: l.eventsMB, halfHoursMB: l.halfHoursMB,
-                                     syncIntervalSeconds: l.syncIntervalSeconds)
+                                     tripsMB: l.tripsMB, syncIntervalSeconds: l.syncIntervalSeconds)
             for moved in store.movedAside { log("ring log: corrupt header, moved aside to \(moved); a new ring was started") }
             for resized in store.resized { log("ring log: size changed: \(resized)") }
             logStore = store

@@ -68,6 +68,8 @@ public struct RuntimeConfig: Sendable {
         public var eventsMB: Double
         public var halfHoursMB: Double
         public var syncIntervalSeconds: Double
+        /// The trips ring (a record per trip, 60 s either side).
+        public var tripsMB: Double = 16
     }
     public var log = Log(directory: "/var/lib/lmc", samplesMB: 64, eventsMB: 4, halfHoursMB: 64, syncIntervalSeconds: 1)
 
@@ -192,6 +194,7 @@ extension RuntimeConfig {
             rc.log.samplesMB = l.number("samples_mb", default: 64, min: 0.1, max: 65_536)!
             rc.log.eventsMB = l.number("events_mb", default: 4, min: 0.1, max: 65_536)!
             rc.log.halfHoursMB = l.number("halfhours_mb", default: 64, min: 0.1, max: 65_536)!
+            rc.log.tripsMB = l.number("trips_mb", default: 16, min: 0.5, max: 65_536)!
             rc.log.syncIntervalSeconds = l.number("sync_interval_s", default: 1, min: 0, max: 60)!
             l.rejectUnknownKeys()
         }

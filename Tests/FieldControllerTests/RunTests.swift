@@ -60,6 +60,7 @@ final class Daemon {
         sync_interval_s = 0.2
         samples_mb = 1
         halfhours_mb = 0.1
+        trips_mb = 1
         events_mb = 0.5
         [control]
         mode = "incremental"
