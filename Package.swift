@@ -99,7 +99,7 @@ let package = Package(
             dependencies: ["Headroom", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "Headroom", "FailSafe", "RingLog"]),
-        .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "LMCTestSupport"]),
+        .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "RingLog", "LMCTestSupport"]),
         .testTarget(name: "OSCPTests", dependencies: ["OSCP", "LMCTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

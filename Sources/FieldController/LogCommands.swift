@@ -110,7 +110,7 @@ struct LogCommand: ParsableCommand {
     }
 
     /// The rings `log info` describes, in that order.
-    static let ringNames = ["samples", "halfhours", "events", "trips"]
+    static let ringNames = ["samples", "minutes", "halfhours", "events", "trips"]
 
     static func rings(_ dir: String) -> [RingSummary] {
         ringNames.map { name in
@@ -154,6 +154,10 @@ struct LogCommand: ParsableCommand {
             --from and --to take a UTC date (2026-11-01) or time (2026-11-01T17:30:00).
             samples columns: seq, time (UTC), mono_s, mode, then per measurement point i mp<i>_value (SI) and
             mp<i>_quality (good/estimated/bad), per site j site<j>_set_point_w, site<j>_bound_by, site<j>_import_w.
+            minutes columns: seq, minute_start (UTC), seconds_covered, clock_synchronised, clock_jumped, mode (at the
+            minute's end), s_not_normal, then per measurement point NAME (its unit: a, va or v): NAME_UNIT_min,
+            NAME_UNIT_mean, NAME_UNIT_max; per site NAME: NAME_set_point_w, NAME_import_w (means). One header for
+            the whole export: points and sites of every config in it, empty where a minute has no such column.
             halfhours columns: seq, period_start (UTC), seconds_covered, clock_jumped, s_<MODE> for each mode,
             then per measurement point NAME: NAME_unit, NAME_limit, NAME_trip, NAME_min, NAME_mean, NAME_max,
             NAME_s_beyond_limit, NAME_s_beyond_trip, NAME_s_bad; per site NAME: NAME_ceiling_w, NAME_sp_min_w,
@@ -168,7 +172,7 @@ struct LogCommand: ParsableCommand {
             """
         )
         @OptionGroup var location: Location
-        @Option(help: ArgumentHelp("samples, halfhours or events.", valueName: "ring")) var ring: String = ""
+        @Option(help: ArgumentHelp("samples, minutes, halfhours or events.", valueName: "ring")) var ring: String = ""
         @Option(help: ArgumentHelp("A trip record's number (lmc log trips), instead of --ring.", valueName: "N")) var trip: UInt64?
         @Option(help: ArgumentHelp("Read this file as the --ring (an old ring a resize kept: lmc log info lists them).", valueName: "path")) var file: String?
         @Option(help: ArgumentHelp("From (UTC).", valueName: "time")) var from: String?
@@ -181,8 +185,8 @@ struct LogCommand: ParsableCommand {
                 guard ["csv", "jsonl"].contains(format) else { throw ValidationError("--format '\(format)' is not csv or jsonl") }
                 return
             }
-            guard !ring.isEmpty else { throw ValidationError("--ring samples|halfhours|events, or --trip N") }
-            guard ["samples", "halfhours", "events"].contains(ring) else { throw ValidationError("--ring '\(ring)' is not samples, halfhours or events") }
+            guard !ring.isEmpty else { throw ValidationError("--ring samples|minutes|halfhours|events, or --trip N") }
+            guard ["samples", "minutes", "halfhours", "events"].contains(ring) else { throw ValidationError("--ring '\(ring)' is not samples, minutes, halfhours or events") }
             guard ["csv", "jsonl"].contains(format) else { throw ValidationError("--format '\(format)' is not csv or jsonl") }
             if let from, parseUTC(from) == nil { throw ValidationError("--from '\(from)' is not a UTC date or time (2026-11-01 or 2026-11-01T17:30:00)") }
             if let to, parseUTC(to) == nil { throw ValidationError("--to '\(to)' is not a UTC date or time (2026-11-01 or 2026-11-01T17:30:00)") }
@@ -199,6 +203,7 @@ struct LogCommand: ParsableCommand {
             defer { r.release() }
             let fromNs = from.flatMap(parseUTC).map { UInt64($0) * 1_000_000_000 } ?? 0
             let toNs = to.flatMap(parseUTC).map { UInt64($0) * 1_000_000_000 } ?? .max
+            if ring == "minutes" { return MinuteExport.run(r, fromNs: fromNs, toNs: toNs, format: format) }
             var out = BufferedOutput()
             var headerDone = false
             var lastHeader = ""

@@ -43,6 +43,8 @@ final class Runtime {
     private var logStore: LogStore?
     /// The last 60 s of samples, and the trips collecting their 60 s after (the trips ring).
     private var trips = TripRecorder()
+    /// The minute so far (the minutes ring).
+    private var minutes = MinuteAccumulator()
     /// Events from other threads (the control socket), written by the loop.
     let inbox = EventInbox()
     let status = StatusBoard()
@@ -70,7 +72,7 @@ final class Runtime {
         let l = config.runtime.log
         do {
             let store = try LogStore(directory: l.directory, boxID: config.runtime.boxID, samplesMB: l.samplesMB, eventsMB: l.eventsMB, halfHoursMB: l.halfHoursMB,
-                                     tripsMB: l.tripsMB, syncIntervalSeconds: l.syncIntervalSeconds)
+                                     tripsMB: l.tripsMB, minutesMB: l.minutesMB, syncIntervalSeconds: l.syncIntervalSeconds)
             for moved in store.movedAside { log("ring log: corrupt header, moved aside to \(moved); a new ring was started") }
             for resized in store.resized { log("ring log: size changed: \(resized)") }
             logStore = store
@@ -78,6 +80,12 @@ final class Runtime {
             log("ring log not available: \(error); running without it")
             status.note("ring log not available: \(error)")
         }
+    }
+
+    /// Writes a closed minute to its ring.
+    private func write(_ m: MinuteRecord?) {
+        guard let m else { return }
+        do { try logStore?.record(m, wallNs: wallNs(), monoNs: monotonicNanoseconds()) } catch { status.note("ring log write failed: \(error)") }
     }
 
     /// Writes trip records to the trips ring, and says so in the events ring.
@@ -219,6 +227,7 @@ final class Runtime {
         event(.stop, "stopping on signal")
         write(cycle.finish())
         write(trips.finish(monoNs: monotonicNanoseconds()))
+        write(minutes.finish())
         try? logStore?.flush(monoNs: monotonicNanoseconds())
         stopIO()
     }
@@ -333,6 +342,7 @@ final class Runtime {
             status.note("ring log write failed: \(error)")
         }
         write(trips.cycle(snap, out, config: config))
+        write(minutes.add(snap, out, config: config))
         status.update(out.status)
         return out.watchdogOK
     }

@@ -70,6 +70,8 @@ public struct RuntimeConfig: Sendable {
         public var syncIntervalSeconds: Double
         /// The trips ring (a record per trip, 60 s either side).
         public var tripsMB: Double = 16
+        /// The minutes ring (512 B a minute: 72 MB hold about 102 days).
+        public var minutesMB: Double = 72
     }
     public var log = Log(directory: "/var/lib/lmc", samplesMB: 64, eventsMB: 4, halfHoursMB: 64, syncIntervalSeconds: 1)
 
@@ -195,6 +197,7 @@ extension RuntimeConfig {
             rc.log.eventsMB = l.number("events_mb", default: 4, min: 0.1, max: 65_536)!
             rc.log.halfHoursMB = l.number("halfhours_mb", default: 64, min: 0.1, max: 65_536)!
             rc.log.tripsMB = l.number("trips_mb", default: 16, min: 0.5, max: 65_536)!
+            rc.log.minutesMB = l.number("minutes_mb", default: 72, min: 0.1, max: 65_536)!
             rc.log.syncIntervalSeconds = l.number("sync_interval_s", default: 1, min: 0, max: 60)!
             l.rejectUnknownKeys()
         }

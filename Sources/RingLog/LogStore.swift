@@ -119,11 +119,13 @@ public final class LogStore {
     public let events: RingWriter
     /// A trip record per trip (Trips.swift): its samples span several records of this size.
     public let trips: RingWriter
+    /// A record per UTC minute (Minutes.swift).
+    public let minutes: RingWriter
     public static let tripRecordSize = 4096
 
     /// - Parameters: sizes in MB decide each ring's capacity (`lmc log info` shows the span it holds).
     public init(directory: String, boxID: String, samplesMB: Double, eventsMB: Double, halfHoursMB: Double = 64,
-                tripsMB: Double = 16, syncIntervalSeconds: Double = 1) throws(RingError) {
+                tripsMB: Double = 16, minutesMB: Double = 72, syncIntervalSeconds: Double = 1) throws(RingError) {
         self.directory = directory
         func ring(_ name: String, _ mb: Double, _ size: Int) throws(RingError) -> RingWriter {
             RingWriter(try RingFile(path: "\(directory)/\(name).ring", ringName: name, boxID: boxID, recordSize: size,
@@ -133,13 +135,14 @@ public final class LogStore {
         halfHours = try ring("halfhours", halfHoursMB, HalfHourRecord.recordSize)
         events = try ring("events", eventsMB, Self.recordSize)
         trips = try ring("trips", tripsMB, Self.tripRecordSize)
+        minutes = try ring("minutes", minutesMB, MinuteRecord.recordSize)
     }
 
     /// Rings whose size changed and whose records were moved into the new size (reported at start).
-    public var resized: [String] { [samples.ring.resized, halfHours.ring.resized, events.ring.resized, trips.ring.resized].compactMap { $0 } }
+    public var resized: [String] { [samples.ring.resized, halfHours.ring.resized, events.ring.resized, trips.ring.resized, minutes.ring.resized].compactMap { $0 } }
 
     /// Files moved aside because their header was corrupt (reported at start).
-    public var movedAside: [String] { [samples.ring.movedAside, halfHours.ring.movedAside, events.ring.movedAside, trips.ring.movedAside].compactMap { $0 } }
+    public var movedAside: [String] { [samples.ring.movedAside, halfHours.ring.movedAside, events.ring.movedAside, trips.ring.movedAside, minutes.ring.movedAside].compactMap { $0 } }
 
     public func record(_ s: SampleRecord, wallNs: UInt64, monoNs: UInt64) throws(RingError) {
         try samples.append(s.encode(), wallNs: wallNs, monoNs: monoNs)
@@ -164,8 +167,14 @@ public final class LogStore {
         return head
     }
 
+    /// A closed minute (synced with the next sync of the samples).
+    public func record(_ m: MinuteRecord, wallNs: UInt64, monoNs: UInt64) throws(RingError) {
+        try minutes.append(m.encode(), wallNs: wallNs, monoNs: monoNs)
+    }
+
     public func flush(monoNs: UInt64) throws(RingError) {
         try samples.flush(monoNs: monoNs)
+        try minutes.flush(monoNs: monoNs)
         try trips.flush(monoNs: monoNs)
         try halfHours.flush(monoNs: monoNs)
         try events.flush(monoNs: monoNs)

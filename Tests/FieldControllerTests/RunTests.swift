@@ -61,6 +61,7 @@ final class Daemon {
         samples_mb = 1
         halfhours_mb = 0.1
         trips_mb = 1
+        minutes_mb = 0.5
         events_mb = 0.5
         [control]
         mode = "incremental"

@@ -143,14 +143,14 @@ import Testing
         let mb = { (size: Int, capacity: Int) in Double(size * capacity) / 1_048_576 }
         do {
             let store = try LogStore(directory: dir, boxID: "fixture", samplesMB: mb(256, 32), eventsMB: mb(256, 16), halfHoursMB: mb(HalfHourRecord.recordSize, 16),
-                                     tripsMB: 0.1, syncIntervalSeconds: 0)
+                                     tripsMB: 0.5, minutesMB: 0.1, syncIntervalSeconds: 0)
             #expect(store.resized.isEmpty && store.movedAside.isEmpty)
             #expect(store.samples.ring.head == 40 && store.halfHours.ring.head == 10 && store.events.ring.head == 20)
         }
         for (name, _, capacity, count) in Self.rings { try check(dir, name, count: count, newest: min(count, capacity)) }
         // At today's default sizes (bigger): every record moved, still readable.
         do {
-            let store = try LogStore(directory: dir, boxID: "fixture", samplesMB: 1, eventsMB: 1, halfHoursMB: 1, tripsMB: 0.1, syncIntervalSeconds: 0)
+            let store = try LogStore(directory: dir, boxID: "fixture", samplesMB: 1, eventsMB: 1, halfHoursMB: 1, tripsMB: 0.5, minutesMB: 0.1, syncIntervalSeconds: 0)
             #expect(store.resized.count == 3 && store.movedAside.isEmpty, "\(store.resized)")
         }
         for (name, _, capacity, count) in Self.rings { try check(dir, name, count: count, newest: min(count, capacity)) }

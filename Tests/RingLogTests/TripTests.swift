@@ -76,7 +76,7 @@ private func drive(_ r: inout TripRecorder, until: Int, tripAt: Int, openAt: Int
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var r = TripRecorder()
         let rec = try #require(drive(&r, until: 140, tripAt: 70, openAt: 71).first?.record)
-        let store = try LogStore(directory: dir, boxID: "t", samplesMB: 0.1, eventsMB: 0.1, halfHoursMB: 0.1, tripsMB: 1, syncIntervalSeconds: 0)
+        let store = try LogStore(directory: dir, boxID: "t", samplesMB: 0.1, eventsMB: 0.1, halfHoursMB: 0.1, tripsMB: 1, minutesMB: 0.1, syncIntervalSeconds: 0)
         let n1 = try store.record(rec, wallNs: 1, monoNs: 1)
         var second = rec
         second.reason = "non-response: imports 260 kW against 150 kW for 10 s"
@@ -104,7 +104,7 @@ private func drive(_ r: inout TripRecorder, until: Int, tripAt: Int, openAt: Int
         let rec = try #require(drive(&r, until: 140, tripAt: 70, openAt: 71).first?.record)
         let path = "\(dir)/trips.ring"
         do {
-            let store = try LogStore(directory: dir, boxID: "t", samplesMB: 0.1, eventsMB: 0.1, halfHoursMB: 0.1, tripsMB: 1, syncIntervalSeconds: 0)
+            let store = try LogStore(directory: dir, boxID: "t", samplesMB: 0.1, eventsMB: 0.1, halfHoursMB: 0.1, tripsMB: 1, minutesMB: 0.1, syncIntervalSeconds: 0)
             try store.record(rec, wallNs: 1, monoNs: 1)
             try store.record(rec, wallNs: 2, monoNs: 2)
         }

@@ -27,3 +27,12 @@ extension TripRecorder {
                      mpNames: config.measurementPoints.map(\.id), siteNames: config.sites.map(\.id))
     }
 }
+
+extension MinuteAccumulator {
+    /// Feeds one performed cycle: its sample, with the names of the config in force and the clock's state.
+    mutating func add(_ snap: CycleSnapshot, _ out: CycleOutput, config: Configuration) -> MinuteRecord? {
+        add(out.sample, mpNames: config.measurementPoints.map(\.id),
+            mpUnits: config.measurementPoints.map { switch $0.kind { case .current: 0; case .apparentPower: 1; case .voltage: 2 } }, siteNames: config.sites.map(\.id), wallNs: snap.wallNs, monoNs: snap.monoNs,
+            clockSynchronised: snap.clockSynchronised)
+    }
+}

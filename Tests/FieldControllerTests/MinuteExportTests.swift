@@ -1,0 +1,37 @@
+import Foundation
+import LMCTestSupport
+import RingLog
+import Testing
+
+/// `lmc log export --ring minutes`: named columns, and one header however the config changed.
+@Suite struct MinuteExportTests {
+    @Test func aConfigChangeAddsColumnsNotASecondHeader() throws {
+        let dir = "/tmp/lmc-minutes-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let store = try LogStore(directory: dir, boxID: "t", samplesMB: 0.1, eventsMB: 0.1, halfHoursMB: 0.1, tripsMB: 0.5, minutesMB: 0.1, syncIntervalSeconds: 0)
+            for i in 0..<4 {
+                // Minutes 0 and 1 under the first config (trafo only); 2 and 3 after a reload added a feeder CT.
+                var mps = [MinuteRecord.MP(name: "trafo", unit: 1, min: 390_000, mean: 400_000, max: 410_000)]
+                if i >= 2 { mps.append(.init(name: "feeder", unit: 0, min: 100, mean: 120, max: 140)) }
+                let m = MinuteRecord(minuteStart: UInt32(1_763_596_800 + 60 * i), secondsCovered: 60, clockSynchronised: i != 1, clockJumped: false,
+                                     mode: 0, secondsNotNormal: 0, mps: mps, sites: [.init(name: "hub", setPointW: 150_000, importW: .nan)])
+                try store.record(m, wallNs: UInt64(1_763_596_860 + 60 * i) * 1_000_000_000, monoNs: UInt64(i))
+            }
+            try store.flush(monoNs: 0)
+        }
+        let r = try run(Repo.lmc, ["log", "export", "--ring", "minutes", "--dir", dir])
+        #expect(r.status == 0, "\(r.err)")
+        let lines = r.out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 5, "\(r.out)")
+        #expect(lines.filter { $0.hasPrefix("seq,") }.count == 1)
+        #expect(lines.first == "seq,minute_start,seconds_covered,clock_synchronised,clock_jumped,mode,s_not_normal,trafo_va_min,trafo_va_mean,trafo_va_max,feeder_a_min,feeder_a_mean,feeder_a_max,hub_set_point_w,hub_import_w", "\(lines.first ?? "")")
+        #expect(lines[1] == "1,2025-11-20T00:00:00.000Z,60.0,1,0,NORMAL,0.0,390000.0,400000.0,410000.0,,,,150000.0,", "\(lines[1])")
+        #expect(lines[2].contains(",0,0,NORMAL,"), "the clock was not synchronised in minute 2: \(lines[2])")
+        #expect(lines[3].hasSuffix(",410000.0,100.0,120.0,140.0,150000.0,"), "\(lines[3])")
+        // From a time: only what is in range, its own columns.
+        let late = try run(Repo.lmc, ["log", "export", "--ring", "minutes", "--dir", dir, "--from", "2025-11-20T00:02"])
+        #expect(late.out.split(separator: "\n").count == 3 && late.out.hasPrefix("seq,minute_start,seconds_covered,clock_synchronised,clock_jumped,mode,s_not_normal,trafo_va_min"), "\(late.out)")
+    }
+}
