@@ -76,9 +76,15 @@ extension LogCommand {
         )
         @OptionGroup var location: LogCommand.Location
         @Option(help: ArgumentHelp("The UTC day to review (YYYY-MM-DD).", valueName: "day")) var day: String?
+        @Option(help: ArgumentHelp("A UTC month instead (YYYY-MM): a line per day for each point and site, and the month's.", valueName: "month")) var month: String?
         @Flag(help: "Print JSON instead of the table (docs/json.md).") var json = false
 
         func validate() throws {
+            if let month {
+                guard day == nil else { throw ValidationError("--day or --month, not both") }
+                guard month.count == 7, parseUTC(month + "-01") != nil else { throw ValidationError("--month '\(month)' is not a UTC month (YYYY-MM, e.g. 2026-11)") }
+                guard !json else { throw ValidationError("--month has no --json yet: lmc log export --ring halfhours --format jsonl has every half hour") }
+            }
             if let day, day.contains("T") || parseUTC(day) == nil {
                 throw ValidationError("--day '\(day)' is not a UTC date (YYYY-MM-DD, e.g. 2026-11-20)")
             }
@@ -87,6 +93,17 @@ extension LogCommand {
         func run() throws {
             let r = try location.open("halfhours")
             defer { r.release() }
+            if let month, let start = parseUTC(month + "-01") {
+                let (y, m) = (Int(month.prefix(4))!, Int(month.suffix(2))!)
+                let next = parseUTC(m == 12 ? "\(y + 1)-01-01" : "\(y)-\(pad(String(m + 1), 2))-01")!
+                var periods: [UInt32: HalfHourRecord] = [:]
+                r.forEach { rec in
+                    guard let h = HalfHourRecord.decode(rec.payload), h.periodStart >= UInt32(start), h.periodStart < UInt32(next) else { return }
+                    periods[h.periodStart] = periods[h.periodStart].map { $0.merged(with: h) } ?? h
+                }
+                print(AuditReport(dayStart: UInt32(start), periods: periods, boxID: r.boxID).renderMonth(days: (next - start) / 86_400), terminator: "")
+                return
+            }
             // The day: given, or the newest in the ring (one pass; the ring is small).
             var dayStart: UInt32
             if let day, let t = parseUTC(day) {
@@ -247,7 +264,7 @@ struct AuditReport {
     }
 
     /// Columns: the first 6 wide, the rest right-aligned to `width` (or each to its entry in `widths`).
-    private func row(_ cells: [String], width: Int = 10, widths: [Int] = []) -> String {
+    func row(_ cells: [String], width: Int = 10, widths: [Int] = []) -> String {
         guard let first = cells.first else { return "\n" }
         var line = first + String(repeating: " ", count: max(0, 6 - first.count))
         for (k, c) in cells.dropFirst().enumerated() {
@@ -258,9 +275,9 @@ struct AuditReport {
         return line + "\n"
     }
 
-    private func kw(_ w: Float) -> String { w.isFinite ? "\(fixed(Double(w) / 1000, 1)) kW" : "--" }
-    private func kwh(_ e: Float) -> String { e.isFinite ? "\(fixed(Double(e), 1)) kWh" : "--" }
-    private func percent(_ v: Float, _ limit: Float) -> String {
+    func kw(_ w: Float) -> String { w.isFinite ? "\(fixed(Double(w) / 1000, 1)) kW" : "--" }
+    func kwh(_ e: Float) -> String { e.isFinite ? "\(fixed(Double(e), 1)) kWh" : "--" }
+    func percent(_ v: Float, _ limit: Float) -> String {
         v.isFinite && limit.isFinite && limit != 0 ? "\(fixed(Double(v / limit) * 100, 1)) %" : "--"
     }
 

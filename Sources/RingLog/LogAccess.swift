@@ -33,7 +33,7 @@ public enum LogAccess {
             let options: Set<String> = switch words[0] {
             case "export": ["--ring", "--from", "--to", "--format", "--trip"]
             case "trips": []
-            case "audit": ["--day"]
+            case "audit": ["--day", "--month"]
             default: ["--from", "--to", "--width"]
             }
             var i = 1

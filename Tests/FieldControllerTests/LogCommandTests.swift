@@ -48,7 +48,7 @@ import Testing
         let viaLmc = try ssh("lmc log info", dir: dir)
         #expect(viaLmc.status == 0)
         let bad = try ssh("log export --ring halfyears", dir: dir)
-        #expect(bad.status != 0 && bad.err.contains("--ring 'halfyears' is not samples, halfhours or events"))
+        #expect(bad.status != 0 && bad.err.contains("--ring 'halfyears' is not samples, minutes, halfhours or events"))
         // The trip records: no trips ring yet is said so; the commands themselves are allowed.
         let trips = try ssh("log trips", dir: dir)
         #expect(!trips.err.contains("refused") && trips.err.contains("trips.ring"), "\(trips.err)")

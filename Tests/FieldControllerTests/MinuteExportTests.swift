@@ -35,3 +35,33 @@ import Testing
         #expect(late.out.split(separator: "\n").count == 3 && late.out.hasPrefix("seq,minute_start,seconds_covered,clock_synchronised,clock_jumped,mode,s_not_normal,trafo_va_min"), "\(late.out)")
     }
 }
+
+extension AuditAndPlotTests {
+    /// `lmc log audit --month`: the simulated day is the month's only one; its line agrees with the day's audit.
+    @Test func theMonthSummaryAgreesWithTheDay() throws {
+        _ = try Self.report
+        let r = try run(Repo.lmc, ["log", "audit", "--dir", Self.dir, "--month", "2026-11"])
+        #expect(r.status == 0, "\(r.err)")
+        let lines = r.out.split(separator: "\n").map(String.init)
+        #expect(lines.first == "lmc log audit: box simulate, 2026-11 (UTC), 48 of 1440 half hours recorded", "\(lines.first ?? "")")
+        let day = try run(Repo.lmc, ["log", "audit", "--dir", Self.dir, "--day", "2026-11-20"]).out.split(separator: "\n").map(String.init)
+        // The MP's day line (max, share of the limit, seconds over, trip, bad) is the month's 20th and the month's total.
+        let dayMP = try #require(day.first { $0.hasPrefix("day") })
+        func words(_ s: String) -> String { s.split(separator: " ").joined(separator: " ") }
+        let tail = words(dayMP).split(separator: " ").suffix(7).joined(separator: " ")
+        let twentieth = try #require(lines.first { $0.hasPrefix("20 ") })
+        #expect(words(twentieth).hasSuffix(tail), "\(twentieth) vs \(dayMP)")
+        let monthMP = try #require(lines.first { $0.hasPrefix("month") })
+        #expect(words(monthMP).hasSuffix(tail), "\(monthMP) vs \(dayMP)")
+        let long = lines.filter { $0.count > 80 }
+        #expect(long.isEmpty, "\(long)")
+        #expect(lines.contains { $0.hasPrefix("19") && $0.hasSuffix("no record") })
+        // The site: the month's energy is the day's.
+        let daySite = try #require(day.filter { $0.hasPrefix("day") }.last)
+        let kwh = daySite.split(separator: " ").compactMap { Double($0) }
+        let monthSite = try #require(lines.filter { $0.hasPrefix("month") && $0.contains("kWh") }.last)
+        #expect(monthSite.contains(" \(String(format: "%.1f", kwh[0])) kWh"), "\(monthSite) vs \(daySite)")
+        let bad = try run(Repo.lmc, ["log", "audit", "--dir", Self.dir, "--month", "2026-13"])
+        #expect(bad.status != 0 && bad.err.contains("is not a UTC month"))
+    }
+}
