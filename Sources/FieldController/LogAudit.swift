@@ -9,25 +9,29 @@ import Musl
 
 /// The half-hours ring as CSV and JSON lines (`lmc log export --ring halfhours`).
 enum HalfHourCSV {
-    static func header(_ h: HalfHourRecord) -> String {
+    static let mpFields = ["unit", "limit", "trip", "min", "mean", "max", "s_beyond_limit", "s_beyond_trip", "s_bad"]
+    static let siteFields = ["ceiling_w", "sp_min_w", "sp_mean_w", "imported_kwh", "curtailed_kwh", "s_restricted", "import_metered"]
+
+    /// The header for these points and sites (an export's: every one in its range, in order of appearance).
+    static func header(mps: [String], sites: [String]) -> String {
         var c = ["seq", "period_start", "seconds_covered", "clock_jumped"] + ModeCodes.names.map { "s_\($0)" }
-        for m in h.mps {
-            c += ["unit", "limit", "trip", "min", "mean", "max", "s_beyond_limit", "s_beyond_trip", "s_bad"].map { "\(m.name)_\($0)" }
-        }
-        for s in h.sites {
-            c += ["ceiling_w", "sp_min_w", "sp_mean_w", "imported_kwh", "curtailed_kwh", "s_restricted", "import_metered"].map { "\(s.name)_\($0)" }
-        }
+        for m in mps { c += mpFields.map { "\(m)_\($0)" } }
+        for s in sites { c += siteFields.map { "\(s)_\($0)" } }
         return c.joined(separator: ",")
     }
 
-    static func row(_ h: HalfHourRecord, seq: UInt64) -> String {
+    /// A row under `header(mps:sites:)`: each point's and site's values under its name, empty where this
+    /// half hour has no such point or site.
+    static func row(_ h: HalfHourRecord, seq: UInt64, mps: [String], sites: [String]) -> String {
         var c = ["\(seq)", isoTime(UInt64(h.periodStart) * 1_000_000_000), secs(h.secondsCovered), h.clockJumped ? "1" : "0"]
         c += ModeCodes.names.indices.map { $0 < h.secondsInMode.count ? secs(h.secondsInMode[$0]) : "0" }
-        for m in h.mps {
+        for name in mps {
+            guard let m = h.mps.first(where: { $0.name == name }) else { c += mpFields.map { _ in "" }; continue }
             c += [unitName(m.unit), num(m.limit), num(m.trip), num(m.min), num(m.mean), num(m.max),
                   secs(m.secondsBeyondLimit), secs(m.secondsBeyondTrip), secs(m.secondsBad)]
         }
-        for s in h.sites {
+        for name in sites {
+            guard let s = h.sites.first(where: { $0.name == name }) else { c += siteFields.map { _ in "" }; continue }
             c += [num(s.ceilingW), num(s.setPointMinW), num(s.setPointMeanW), num(s.importedKWh), num(s.curtailedKWh),
                   secs(s.secondsRestricted), s.importMetered ? "1" : "0"]
         }

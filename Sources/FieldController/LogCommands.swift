@@ -162,7 +162,8 @@ struct LogCommand: ParsableCommand {
             then per measurement point NAME: NAME_unit, NAME_limit, NAME_trip, NAME_min, NAME_mean, NAME_max,
             NAME_s_beyond_limit, NAME_s_beyond_trip, NAME_s_bad; per site NAME: NAME_ceiling_w, NAME_sp_min_w,
             NAME_sp_mean_w, NAME_imported_kwh, NAME_curtailed_kwh, NAME_s_restricted, NAME_import_metered.
-            A config change that adds or renames points or sites starts a new header row.
+            One header for the whole export: a config change that adds or renames points or sites adds their
+            columns, empty in the half hours without them.
             events columns: seq, time, mono_s, kind, text.
             --trip N instead of --ring: trip record N (lmc log trips lists them), one row per control cycle from
             60 s before the trip to 60 s after: offset_s (from the trip command), time, mode, then per
@@ -206,16 +207,25 @@ struct LogCommand: ParsableCommand {
             if ring == "minutes" { return MinuteExport.run(r, fromNs: fromNs, toNs: toNs, format: format) }
             var out = BufferedOutput()
             var headerDone = false
-            var lastHeader = ""
+            // Half hours: one header for the export, with every point and site in its range (a first pass).
+            var hhNames: (mps: [String], sites: [String]) = ([], [])
+            if ring == "halfhours" && format == "csv" {
+                r.forEach { rec in
+                    guard let h = HalfHourRecord.decode(rec.payload) else { return }
+                    let startNs = UInt64(h.periodStart) * 1_000_000_000
+                    guard startNs >= fromNs && startNs <= toNs else { return }
+                    for m in h.mps where !hhNames.mps.contains(m.name) { hhNames.mps.append(m.name) }
+                    for s in h.sites where !hhNames.sites.contains(s.name) { hhNames.sites.append(s.name) }
+                }
+            }
             r.forEach { rec in
                 if ring == "halfhours" {
                     guard let h = HalfHourRecord.decode(rec.payload) else { return }
                     let startNs = UInt64(h.periodStart) * 1_000_000_000
                     guard startNs >= fromNs && startNs <= toNs else { return }
                     if format == "csv" {
-                        let header = HalfHourCSV.header(h)
-                        if header != lastHeader { out.write(header + "\n"); lastHeader = header }
-                        out.write(HalfHourCSV.row(h, seq: rec.seq) + "\n")
+                        if !headerDone { out.write(HalfHourCSV.header(mps: hhNames.mps, sites: hhNames.sites) + "\n"); headerDone = true }
+                        out.write(HalfHourCSV.row(h, seq: rec.seq, mps: hhNames.mps, sites: hhNames.sites) + "\n")
                     } else {
                         out.write(JSON.render(HalfHourCSV.json(h, seq: rec.seq)) + "\n")
                     }

@@ -65,3 +65,39 @@ extension AuditAndPlotTests {
         #expect(bad.status != 0 && bad.err.contains("is not a UTC month"))
     }
 }
+
+/// `lmc log export --ring halfhours` across a config change: one header with every point's columns.
+@Suite struct HalfHourExportHeaderTests {
+    @Test func aConfigChangeAddsColumnsNotASecondHeader() throws {
+        let dir = "/tmp/lmc-hh-header-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let store = try LogStore(directory: dir, boxID: "t", samplesMB: 0.1, eventsMB: 0.1, halfHoursMB: 0.1, tripsMB: 0.5, minutesMB: 0.1, syncIntervalSeconds: 0)
+            for i in 0..<4 {
+                var mps = [HalfHourRecord.MP(name: "trafo", unit: 1, lowerLimit: false, limit: 500_000, trip: 550_000, min: 1, mean: 2, max: 3,
+                                             secondsBeyondLimit: 0, secondsBeyondTrip: 0, secondsBad: 0)]
+                if i >= 2 {
+                    mps.append(.init(name: "feeder", unit: 0, lowerLimit: false, limit: 400, trip: .nan, min: 100, mean: 120, max: 140,
+                                     secondsBeyondLimit: 0, secondsBeyondTrip: 0, secondsBad: 0))
+                }
+                let h = HalfHourRecord(periodStart: UInt32(1_763_596_800 + 1800 * i), secondsCovered: 1800, clockJumped: false, secondsInMode: [1800, 0, 0, 0, 0, 0, 0],
+                                       mps: mps, sites: [.init(name: "hub", ceilingW: 250_000, setPointMinW: 150_000, setPointMeanW: 200_000, importedKWh: 100,
+                                                                curtailedKWh: 0, secondsRestricted: 0, importMetered: true)])
+                try store.record(h, wallNs: UInt64(1_763_598_600 + 1800 * i) * 1_000_000_000, monoNs: UInt64(i))
+            }
+        }
+        let r = try run(Repo.lmc, ["log", "export", "--ring", "halfhours", "--dir", dir])
+        #expect(r.status == 0, "\(r.err)")
+        let lines = r.out.split(separator: "\n").map(String.init)
+        #expect(lines.filter { $0.hasPrefix("seq,") }.count == 1, "\(r.out)")
+        #expect(lines.count == 5)
+        let header = lines.first?.split(separator: ",").map(String.init) ?? []
+        #expect(header.contains("trafo_max") && header.contains("feeder_max") && header.contains("hub_imported_kwh"), "\(header)")
+        // Every row has the header's columns; the first two have the feeder's empty.
+        #expect(lines.allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == header.count })
+        let feederMax = try #require(header.firstIndex(of: "feeder_max"))
+        #expect(lines[1].split(separator: ",", omittingEmptySubsequences: false)[feederMax] == "")
+        #expect(lines[4].split(separator: ",", omittingEmptySubsequences: false)[feederMax] == "140.0")
+    }
+}
