@@ -291,7 +291,7 @@ struct LogCommand: ParsableCommand {
             commandName: "ssh-command",
             abstract: "Run the read-only log command in SSH_ORIGINAL_COMMAND (the lmc-logs account's forced command).",
             discussion: """
-            Allowed: log info [--json]; log export (--ring, --from, --to, --format, --trip); log trips [--json]; log audit (--day, --json); log plot
+            Allowed: log info [--json]; log export (--ring, --from, --to, --format, --trip); log trips [--json]; log audit (--day, --month, --json); log plot
             (--from, --to, --width). Anything else — another command, shell syntax, quotes — is refused.
             Examples from the DNO's side:
               ssh lmc-logs@box log export --ring halfhours --from 2026-11-01 > nov.csv
@@ -305,7 +305,7 @@ struct LogCommand: ParsableCommand {
             let original = getenv("SSH_ORIGINAL_COMMAND").map { String(cString: $0) } ?? ""
             switch Self.check(original) {
             case .failure(let why):
-                printError("refused: \(why). Allowed: log info [--json] | log export --ring samples|halfhours|events [--from T] [--to T] [--format csv|jsonl] | log export --trip N [--format csv|jsonl] | log trips [--json] | log audit [--day YYYY-MM-DD] [--json] | log plot [--from T] [--to T] [--width PX]")
+                printError("refused: \(why). Allowed: log info [--json] | log export --ring samples|minutes|halfhours|events [--from T] [--to T] [--format csv|jsonl] | log export --trip N [--format csv|jsonl] | log trips [--json] | log audit [--day YYYY-MM-DD | --month YYYY-MM] [--json] | log plot [--from T] [--to T] [--width PX]")
                 throw ExitCode(1)
             case .success(let args):
                 var argv = args + ["--dir", location.dir]
