@@ -6,7 +6,7 @@ TEST_TIMEOUT ?= 1800
 FUZZ_SECONDS ?= 60
 FUZZ_RT = $(shell dirname $$(dirname $$(which swift)))/lib/swift/clang/lib/linux
 
-.PHONY: deps build run test attack release deb release-check bench fuzz sanitize soak clean
+.PHONY: deps build run test attack release man deb release-check bench fuzz sanitize soak clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -44,11 +44,15 @@ release: deps
 	$(SWIFT) build -c release -j $(JOBS) --product lmc --scratch-path .build-release --static-swift-stdlib \
 		-Xswiftc -static-executable -Xlinker -L$(CURDIR)/.build-static/lib 2>&1 | grep -v "statically linked applications requires at runtime" || true
 	@test -x .build-release/release/lmc || { echo "make release: the static link failed" >&2; exit 1; }
-	@mkdir -p out && strip -o out/lmc .build-release/release/lmc
+	@mkdir -p out && strip -R .comment -o out/lmc .build-release/release/lmc
 	@echo "out/lmc: $$(stat -c %s out/lmc) bytes, $$(file -b out/lmc | cut -d, -f1-2,5)"
 
+# The manual page out/lmc.1 from the command-line reference (swift-argument-parser's generate-manual).
+man: deps
+	@scripts/make-man.sh
+
 # The Debian package: out/lmc_VERSION_ARCH.deb (install it with: apt install ./out/lmc_*.deb).
-deb: release
+deb: release man
 	@scripts/make-deb.sh
 
 # What CI checks of the release: static, runs its demo; the .deb installs, verifies and removes.
@@ -79,7 +83,10 @@ fuzz: deps
 SOAK_SECONDS ?= 3600
 soak: deps
 	$(SWIFT) build -j $(JOBS) --build-tests
-	LMC_SOAK_SECONDS=$(SOAK_SECONDS) LMC_PYTHON=$(CURDIR)/.venv/bin/python $(SWIFT) test -j $(JOBS) --skip-build --filter Soak
+	@since=$$(scripts/check-leftovers.sh now); \
+	LMC_SOAK_SECONDS=$(SOAK_SECONDS) LMC_PYTHON=$(CURDIR)/.venv/bin/python $(SWIFT) test -j $(JOBS) --skip-build --filter Soak; rc=$$?; \
+	scripts/check-leftovers.sh since $$since || { [ $$rc -ne 0 ] || rc=1; }; \
+	exit $$rc
 
 # The test suite under AddressSanitizer and ThreadSanitizer (each its own build; about 10 minutes each).
 sanitize: deps

@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "LMCConfigTests", dependencies: ["LMCConfig", "TOMLReader"]),
         .testTarget(name: "CTSensorDriverTests", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
         .testTarget(name: "SetPointRelayTests", dependencies: ["SetPointRelay", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
-        .testTarget(name: "RingLogTests", dependencies: ["RingLog", "LMCTestSupport"]),
+        .testTarget(name: "RingLogTests", dependencies: ["RingLog", "LMCTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "DigitalIO", "FailSafe"]),
         .testTarget(
             name: "FailSafeTests",
@@ -107,7 +107,7 @@ let package = Package(
             dependencies: ["Headroom", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "TOMLReader", "Headroom", "FailSafe", "RingLog"]),
-        .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "LMCTestSupport"]),
+        .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "RingLog", "LMCTestSupport"]),
         .testTarget(name: "OSCPTests", dependencies: ["OSCP", "LMCTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

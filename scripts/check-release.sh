@@ -23,6 +23,13 @@ echo "release-check: the static binary ran its demo"
 
 deb=$(ls out/lmc_*.deb | tail -1)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# Debian's own judgement of the package, pedantic and experimental tags included: anything it says that
+# packaging/lintian-overrides does not explain (each override there says why) fails the release.
+command -v lintian >/dev/null 2>&1 || { $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq lintian >/dev/null; }
+tags=$(lintian --display-info --display-experimental --pedantic --tag-display-limit 0 "$deb" 2>&1 | grep -v '^running with root privileges is not recommended!$') || true
+[ -z "$tags" ] || fail "lintian on $deb:
+$tags"
+echo "release-check: lintian has nothing to say about $deb beyond $(grep -c '^lmc:' packaging/lintian-overrides) justified overrides"
 dpkg-query -W -f='${Status}' lmc 2>/dev/null | grep -q ' installed' && $SUDO dpkg -r lmc >/dev/null || true
 $SUDO dpkg -i "$deb" >/dev/null || fail "dpkg -i $deb"
 [ -x /usr/bin/lmc ] || fail "/usr/bin/lmc missing"
@@ -41,7 +48,12 @@ if command -v systemd-analyze >/dev/null 2>&1; then
   other=$(echo "$verify" | grep -v -e "gpio" -e "^$" || true)
   [ -z "$other" ] || fail "systemd-analyze verify: $other"
 fi
-echo "release-check: $deb installed; unit verified; user, groups and directories as expected"
+# The manual page and the shell completions, where man and the shells look for them.
+man -w lmc 2>/dev/null | grep -q "^/usr/share/man/man1/lmc.1.gz$" || fail "man -w lmc does not find /usr/share/man/man1/lmc.1.gz"
+LC_ALL=C MANWIDTH=80 man lmc 2>/dev/null | grep -q "lmc doctor" || fail "man lmc lacks the doctor command"
+bash -c 'source /usr/share/bash-completion/completions/lmc && complete -p lmc' >/dev/null 2>&1 || fail "the bash completion does not register for lmc"
+[ -s /usr/share/zsh/vendor-completions/_lmc ] && head -1 /usr/share/zsh/vendor-completions/_lmc | grep -q "^#compdef lmc" || fail "zsh completion missing or without #compdef"
+echo "release-check: $deb installed; unit verified; user, groups and directories as expected; man page and completions in place"
 $SUDO dpkg -r lmc >/dev/null || fail "dpkg -r"
 [ ! -e /usr/bin/lmc ] || fail "/usr/bin/lmc left behind"
 [ ! -e /usr/lib/systemd/system/lmc.service ] || fail "unit left behind"

@@ -61,7 +61,7 @@ struct DemoCommand: ParsableCommand {
         let plant = DemoPlant(trafo: trafo, site: site, charger: charger, speed: speed)
         let dir = "/tmp/lmc-demo-\(getpid())"
         mkdir(dir, 0o755)
-        defer { for f in ["control.sock", "samples.ring", "halfhours.ring", "events.ring"] { unlink("\(dir)/\(f)") }; rmdir(dir) }
+        defer { for f in ["control.sock", "samples.ring", "halfhours.ring", "events.ring", "trips.ring", "minutes.ring"] { unlink("\(dir)/\(f)") }; rmdir(dir) }
         let text = Self.config(trafoPort: trafo.port, sitePort: site.port, chargerPort: charger.port, socket: "\(dir)/control.sock", speed: speed)
         let config: Configuration
         switch Configuration.parse(text) {
@@ -132,6 +132,8 @@ struct DemoCommand: ParsableCommand {
         samples_mb = 4
         events_mb = 1
         halfhours_mb = 0.1
+        trips_mb = 1
+        minutes_mb = 0.5
         [control]
         mode = "direct"
         period_ms = 100

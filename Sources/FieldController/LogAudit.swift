@@ -9,25 +9,29 @@ import Musl
 
 /// The half-hours ring as CSV and JSON lines (`lmc log export --ring halfhours`).
 enum HalfHourCSV {
-    static func header(_ h: HalfHourRecord) -> String {
+    static let mpFields = ["unit", "limit", "trip", "min", "mean", "max", "s_beyond_limit", "s_beyond_trip", "s_bad"]
+    static let siteFields = ["ceiling_w", "sp_min_w", "sp_mean_w", "imported_kwh", "curtailed_kwh", "s_restricted", "import_metered"]
+
+    /// The header for these points and sites (an export's: every one in its range, in order of appearance).
+    static func header(mps: [String], sites: [String]) -> String {
         var c = ["seq", "period_start", "seconds_covered", "clock_jumped"] + ModeCodes.names.map { "s_\($0)" }
-        for m in h.mps {
-            c += ["unit", "limit", "trip", "min", "mean", "max", "s_beyond_limit", "s_beyond_trip", "s_bad"].map { "\(m.name)_\($0)" }
-        }
-        for s in h.sites {
-            c += ["ceiling_w", "sp_min_w", "sp_mean_w", "imported_kwh", "curtailed_kwh", "s_restricted", "import_metered"].map { "\(s.name)_\($0)" }
-        }
+        for m in mps { c += mpFields.map { "\(m)_\($0)" } }
+        for s in sites { c += siteFields.map { "\(s)_\($0)" } }
         return c.joined(separator: ",")
     }
 
-    static func row(_ h: HalfHourRecord, seq: UInt64) -> String {
+    /// A row under `header(mps:sites:)`: each point's and site's values under its name, empty where this
+    /// half hour has no such point or site.
+    static func row(_ h: HalfHourRecord, seq: UInt64, mps: [String], sites: [String]) -> String {
         var c = ["\(seq)", isoTime(UInt64(h.periodStart) * 1_000_000_000), secs(h.secondsCovered), h.clockJumped ? "1" : "0"]
         c += ModeCodes.names.indices.map { $0 < h.secondsInMode.count ? secs(h.secondsInMode[$0]) : "0" }
-        for m in h.mps {
+        for name in mps {
+            guard let m = h.mps.first(where: { $0.name == name }) else { c += mpFields.map { _ in "" }; continue }
             c += [unitName(m.unit), num(m.limit), num(m.trip), num(m.min), num(m.mean), num(m.max),
                   secs(m.secondsBeyondLimit), secs(m.secondsBeyondTrip), secs(m.secondsBad)]
         }
-        for s in h.sites {
+        for name in sites {
+            guard let s = h.sites.first(where: { $0.name == name }) else { c += siteFields.map { _ in "" }; continue }
             c += [num(s.ceilingW), num(s.setPointMinW), num(s.setPointMeanW), num(s.importedKWh), num(s.curtailedKWh),
                   secs(s.secondsRestricted), s.importMetered ? "1" : "0"]
         }
@@ -76,9 +80,15 @@ extension LogCommand {
         )
         @OptionGroup var location: LogCommand.Location
         @Option(help: ArgumentHelp("The UTC day to review (YYYY-MM-DD).", valueName: "day")) var day: String?
+        @Option(help: ArgumentHelp("A UTC month instead (YYYY-MM): a line per day for each point and site, and the month's.", valueName: "month")) var month: String?
         @Flag(help: "Print JSON instead of the table (docs/json.md).") var json = false
 
         func validate() throws {
+            if let month {
+                guard day == nil else { throw ValidationError("--day or --month, not both") }
+                guard month.count == 7, parseUTC(month + "-01") != nil else { throw ValidationError("--month '\(month)' is not a UTC month (YYYY-MM, e.g. 2026-11)") }
+                guard !json else { throw ValidationError("--month has no --json yet: lmc log export --ring halfhours --format jsonl has every half hour") }
+            }
             if let day, day.contains("T") || parseUTC(day) == nil {
                 throw ValidationError("--day '\(day)' is not a UTC date (YYYY-MM-DD, e.g. 2026-11-20)")
             }
@@ -87,6 +97,17 @@ extension LogCommand {
         func run() throws {
             let r = try location.open("halfhours")
             defer { r.release() }
+            if let month, let start = parseUTC(month + "-01") {
+                let (y, m) = (Int(month.prefix(4))!, Int(month.suffix(2))!)
+                let next = parseUTC(m == 12 ? "\(y + 1)-01-01" : "\(y)-\(pad(String(m + 1), 2))-01")!
+                var periods: [UInt32: HalfHourRecord] = [:]
+                r.forEach { rec in
+                    guard let h = HalfHourRecord.decode(rec.payload), h.periodStart >= UInt32(start), h.periodStart < UInt32(next) else { return }
+                    periods[h.periodStart] = periods[h.periodStart].map { $0.merged(with: h) } ?? h
+                }
+                print(AuditReport(dayStart: UInt32(start), periods: periods, boxID: r.boxID).renderMonth(days: (next - start) / 86_400), terminator: "")
+                return
+            }
             // The day: given, or the newest in the ring (one pass; the ring is small).
             var dayStart: UInt32
             if let day, let t = parseUTC(day) {
@@ -247,7 +268,7 @@ struct AuditReport {
     }
 
     /// Columns: the first 6 wide, the rest right-aligned to `width` (or each to its entry in `widths`).
-    private func row(_ cells: [String], width: Int = 10, widths: [Int] = []) -> String {
+    func row(_ cells: [String], width: Int = 10, widths: [Int] = []) -> String {
         guard let first = cells.first else { return "\n" }
         var line = first + String(repeating: " ", count: max(0, 6 - first.count))
         for (k, c) in cells.dropFirst().enumerated() {
@@ -258,9 +279,9 @@ struct AuditReport {
         return line + "\n"
     }
 
-    private func kw(_ w: Float) -> String { w.isFinite ? "\(fixed(Double(w) / 1000, 1)) kW" : "--" }
-    private func kwh(_ e: Float) -> String { e.isFinite ? "\(fixed(Double(e), 1)) kWh" : "--" }
-    private func percent(_ v: Float, _ limit: Float) -> String {
+    func kw(_ w: Float) -> String { w.isFinite ? "\(fixed(Double(w) / 1000, 1)) kW" : "--" }
+    func kwh(_ e: Float) -> String { e.isFinite ? "\(fixed(Double(e), 1)) kWh" : "--" }
+    func percent(_ v: Float, _ limit: Float) -> String {
         v.isFinite && limit.isFinite && limit != 0 ? "\(fixed(Double(v / limit) * 100, 1)) %" : "--"
     }
 

@@ -13,7 +13,7 @@ struct LogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "log",
         abstract: "Read the ring log: what the box measured and decided (read-only; the DNO's SSH account runs these).",
-        subcommands: [Info.self, Export.self, Audit.self, Plot.self, SSHCommand.self]
+        subcommands: [Info.self, Export.self, Trips.self, Audit.self, Plot.self, SSHCommand.self]
     )
 
     struct Location: ParsableArguments {
@@ -38,7 +38,7 @@ struct LogCommand: ParsableCommand {
 
         func run() throws {
             if json { return print(JSON.render(.object([("dir", .string(location.dir)), ("rings", .array(LogCommand.rings(location.dir).map(\.json)))]))) }
-            for name in ["samples", "halfhours", "events"] {
+            for name in LogCommand.ringNames {
                 let path = "\(location.dir)/\(name).ring"
                 guard let r = try? RingReader(path: path) else {
                     print("\(name): no ring at \(path)")
@@ -62,6 +62,15 @@ struct LogCommand: ParsableCommand {
                     }
                 }
                 print(line)
+                if let note = r.note { print("  \(note)") }
+                for old in LogCommand.keptBeforeResize(path) {
+                    guard let o = try? RingReader(path: old) else { continue }
+                    var first: RingRecord?, last: RingRecord?
+                    let (n, _) = o.forEach { rec in if first == nil { first = rec }; last = rec }
+                    o.release()
+                    let span = first.flatMap { f in last.map { "; \(isoTime(f.wallNs)) to \(isoTime($0.wallNs))" } } ?? ""
+                    print("  kept from before a resize: \(old) (\(o.capacity) records of \(o.recordSize) B), holds \(n)\(span); read it with lmc log export --ring \(name) --file \(old)")
+                }
             }
         }
     }
@@ -76,6 +85,9 @@ struct LogCommand: ParsableCommand {
         var spanSeconds: Double?
         /// How many days the whole ring holds at the rate seen so far.
         var fullRingDays: Double?
+        /// What a resize did, from the header; the old files it kept.
+        var note: String?
+        var kept: [String] = []
 
         var json: JSON.Value {
             .object([
@@ -84,12 +96,24 @@ struct LogCommand: ParsableCommand {
                 ("unreadable", .int(unreadable)),
                 ("first", firstWallNs.map { .string(isoTime($0)) } ?? .null), ("last", lastWallNs.map { .string(isoTime($0)) } ?? .null),
                 ("span_s", spanSeconds.map { .number($0) } ?? .null), ("full_ring_days", fullRingDays.map { .number($0) } ?? .null),
+                ("resized", note.map { .string($0) } ?? .null), ("kept_before_resize", .array(kept.map { .string($0) })),
             ])
         }
     }
 
+    /// Old files a resize kept beside the ring (`NAME.ring.before-resize-N`), oldest first.
+    static func keptBeforeResize(_ path: String) -> [String] {
+        var out: [String] = []
+        var n = 1
+        while access("\(path).before-resize-\(n)", F_OK) == 0 { out.append("\(path).before-resize-\(n)"); n += 1 }
+        return out
+    }
+
+    /// The rings `log info` describes, in that order.
+    static let ringNames = ["samples", "minutes", "halfhours", "events", "trips"]
+
     static func rings(_ dir: String) -> [RingSummary] {
-        ["samples", "halfhours", "events"].map { name in
+        ringNames.map { name in
             let path = "\(dir)/\(name).ring"
             var s = RingSummary(name: name, path: path, present: false, error: nil)
             let r: RingReader
@@ -105,6 +129,8 @@ struct LogCommand: ParsableCommand {
                 if first == nil { first = rec }
                 last = rec
             }
+            s.note = r.note
+            s.kept = keptBeforeResize(path)
             s.sizeBytes = RingFile.headerSize + r.recordSize * r.capacity
             s.capacity = r.capacity
             s.recordSize = r.recordSize
@@ -128,45 +154,78 @@ struct LogCommand: ParsableCommand {
             --from and --to take a UTC date (2026-11-01) or time (2026-11-01T17:30:00).
             samples columns: seq, time (UTC), mono_s, mode, then per measurement point i mp<i>_value (SI) and
             mp<i>_quality (good/estimated/bad), per site j site<j>_set_point_w, site<j>_bound_by, site<j>_import_w.
+            minutes columns: seq, minute_start (UTC), seconds_covered, clock_synchronised, clock_jumped, mode (at the
+            minute's end), s_not_normal, then per measurement point NAME (its unit: a, va or v): NAME_UNIT_min,
+            NAME_UNIT_mean, NAME_UNIT_max; per site NAME: NAME_set_point_w, NAME_import_w (means). One header for
+            the whole export: points and sites of every config in it, empty where a minute has no such column.
             halfhours columns: seq, period_start (UTC), seconds_covered, clock_jumped, s_<MODE> for each mode,
             then per measurement point NAME: NAME_unit, NAME_limit, NAME_trip, NAME_min, NAME_mean, NAME_max,
             NAME_s_beyond_limit, NAME_s_beyond_trip, NAME_s_bad; per site NAME: NAME_ceiling_w, NAME_sp_min_w,
             NAME_sp_mean_w, NAME_imported_kwh, NAME_curtailed_kwh, NAME_s_restricted, NAME_import_metered.
-            A config change that adds or renames points or sites starts a new header row.
+            One header for the whole export: a config change that adds or renames points or sites adds their
+            columns, empty in the half hours without them.
             events columns: seq, time, mono_s, kind, text.
+            --trip N instead of --ring: trip record N (lmc log trips lists them), one row per control cycle from
+            60 s before the trip to 60 s after: offset_s (from the trip command), time, mode, then per
+            measurement point NAME and NAME_quality, per site NAME_set_point_w, NAME_bound_by, NAME_import_w.
             Example: lmc log export --ring halfhours --from 2026-11-01 > nov.csv
+            Example: lmc log export --trip 1 > trip1.csv
             """
         )
         @OptionGroup var location: Location
-        @Option(help: ArgumentHelp("samples, halfhours or events.", valueName: "ring")) var ring: String
+        @Option(help: ArgumentHelp("samples, minutes, halfhours or events.", valueName: "ring")) var ring: String = ""
+        @Option(help: ArgumentHelp("A trip record's number (lmc log trips), instead of --ring.", valueName: "N")) var trip: UInt64?
+        @Option(help: ArgumentHelp("Read this file as the --ring (an old ring a resize kept: lmc log info lists them).", valueName: "path")) var file: String?
         @Option(help: ArgumentHelp("From (UTC).", valueName: "time")) var from: String?
         @Option(help: ArgumentHelp("To (UTC).", valueName: "time")) var to: String?
         @Option(help: ArgumentHelp("csv or jsonl.", valueName: "format")) var format: String = "csv"
 
         func validate() throws {
-            guard ["samples", "halfhours", "events"].contains(ring) else { throw ValidationError("--ring '\(ring)' is not samples, halfhours or events") }
+            if trip != nil {
+                guard ring.isEmpty, from == nil, to == nil else { throw ValidationError("--trip exports one trip record: no --ring, --from or --to with it") }
+                guard ["csv", "jsonl"].contains(format) else { throw ValidationError("--format '\(format)' is not csv or jsonl") }
+                return
+            }
+            guard !ring.isEmpty else { throw ValidationError("--ring samples|minutes|halfhours|events, or --trip N") }
+            guard ["samples", "minutes", "halfhours", "events"].contains(ring) else { throw ValidationError("--ring '\(ring)' is not samples, minutes, halfhours or events") }
             guard ["csv", "jsonl"].contains(format) else { throw ValidationError("--format '\(format)' is not csv or jsonl") }
             if let from, parseUTC(from) == nil { throw ValidationError("--from '\(from)' is not a UTC date or time (2026-11-01 or 2026-11-01T17:30:00)") }
             if let to, parseUTC(to) == nil { throw ValidationError("--to '\(to)' is not a UTC date or time (2026-11-01 or 2026-11-01T17:30:00)") }
         }
 
         func run() throws {
-            let r = try location.open(ring)
+            if let trip { return try TripExport.run(location: location, number: trip, format: format) }
+            let r: RingReader
+            if let file {
+                do { r = try RingReader(path: file) } catch { printError("\(error)"); throw ExitCode(1) }
+            } else {
+                r = try location.open(ring)
+            }
             defer { r.release() }
             let fromNs = from.flatMap(parseUTC).map { UInt64($0) * 1_000_000_000 } ?? 0
             let toNs = to.flatMap(parseUTC).map { UInt64($0) * 1_000_000_000 } ?? .max
+            if ring == "minutes" { return MinuteExport.run(r, fromNs: fromNs, toNs: toNs, format: format) }
             var out = BufferedOutput()
             var headerDone = false
-            var lastHeader = ""
+            // Half hours: one header for the export, with every point and site in its range (a first pass).
+            var hhNames: (mps: [String], sites: [String]) = ([], [])
+            if ring == "halfhours" && format == "csv" {
+                r.forEach { rec in
+                    guard let h = HalfHourRecord.decode(rec.payload) else { return }
+                    let startNs = UInt64(h.periodStart) * 1_000_000_000
+                    guard startNs >= fromNs && startNs <= toNs else { return }
+                    for m in h.mps where !hhNames.mps.contains(m.name) { hhNames.mps.append(m.name) }
+                    for s in h.sites where !hhNames.sites.contains(s.name) { hhNames.sites.append(s.name) }
+                }
+            }
             r.forEach { rec in
                 if ring == "halfhours" {
                     guard let h = HalfHourRecord.decode(rec.payload) else { return }
                     let startNs = UInt64(h.periodStart) * 1_000_000_000
                     guard startNs >= fromNs && startNs <= toNs else { return }
                     if format == "csv" {
-                        let header = HalfHourCSV.header(h)
-                        if header != lastHeader { out.write(header + "\n"); lastHeader = header }
-                        out.write(HalfHourCSV.row(h, seq: rec.seq) + "\n")
+                        if !headerDone { out.write(HalfHourCSV.header(mps: hhNames.mps, sites: hhNames.sites) + "\n"); headerDone = true }
+                        out.write(HalfHourCSV.row(h, seq: rec.seq, mps: hhNames.mps, sites: hhNames.sites) + "\n")
                     } else {
                         out.write(JSON.render(HalfHourCSV.json(h, seq: rec.seq)) + "\n")
                     }
@@ -232,7 +291,7 @@ struct LogCommand: ParsableCommand {
             commandName: "ssh-command",
             abstract: "Run the read-only log command in SSH_ORIGINAL_COMMAND (the lmc-logs account's forced command).",
             discussion: """
-            Allowed: log info [--json]; log export (--ring, --from, --to, --format); log audit (--day, --json); log plot
+            Allowed: log info [--json]; log export (--ring, --from, --to, --format, --trip); log trips [--json]; log audit (--day, --month, --json); log plot
             (--from, --to, --width). Anything else — another command, shell syntax, quotes — is refused.
             Examples from the DNO's side:
               ssh lmc-logs@box log export --ring halfhours --from 2026-11-01 > nov.csv
@@ -246,7 +305,7 @@ struct LogCommand: ParsableCommand {
             let original = getenv("SSH_ORIGINAL_COMMAND").map { String(cString: $0) } ?? ""
             switch Self.check(original) {
             case .failure(let why):
-                printError("refused: \(why). Allowed: log info [--json] | log export --ring samples|halfhours|events [--from T] [--to T] [--format csv|jsonl] | log audit [--day YYYY-MM-DD] [--json] | log plot [--from T] [--to T] [--width PX]")
+                printError("refused: \(why). Allowed: log info [--json] | log export --ring samples|minutes|halfhours|events [--from T] [--to T] [--format csv|jsonl] | log export --trip N [--format csv|jsonl] | log trips [--json] | log audit [--day YYYY-MM-DD | --month YYYY-MM] [--json] | log plot [--from T] [--to T] [--width PX]")
                 throw ExitCode(1)
             case .success(let args):
                 var argv = args + ["--dir", location.dir]

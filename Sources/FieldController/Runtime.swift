@@ -44,6 +44,10 @@ final class Runtime {
     private var breakerModel: SimulatedBreakers?
     #endif
     private var logStore: LogStore?
+    /// The last 60 s of samples, and the trips collecting their 60 s after (the trips ring).
+    private var trips = TripRecorder()
+    /// The minute so far (the minutes ring).
+    private var minutes = MinuteAccumulator()
     /// Events from other threads (the control socket), written by the loop.
     let inbox = EventInbox()
     let status = StatusBoard()
@@ -73,12 +77,29 @@ final class Runtime {
         let l = config.runtime.log
         do {
             let store = try LogStore(directory: l.directory, boxID: config.runtime.boxID, samplesMB: l.samplesMB, eventsMB: l.eventsMB, halfHoursMB: l.halfHoursMB,
-                                     syncIntervalSeconds: l.syncIntervalSeconds)
+                                     tripsMB: l.tripsMB, minutesMB: l.minutesMB, syncIntervalSeconds: l.syncIntervalSeconds)
             for moved in store.movedAside { log("ring log: corrupt header, moved aside to \(moved); a new ring was started") }
+            for resized in store.resized { log("ring log: size changed: \(resized)") }
             logStore = store
         } catch {
             log("ring log not available: \(error); running without it")
             status.note("ring log not available: \(error)")
+        }
+    }
+
+    /// Writes a closed minute to its ring.
+    private func write(_ m: MinuteRecord?) {
+        guard let m else { return }
+        do { try logStore?.record(m, wallNs: wallNs(), monoNs: monotonicNanoseconds()) } catch { status.note("ring log write failed: \(error)") }
+    }
+
+    /// Writes trip records to the trips ring, and says so in the events ring.
+    private func write(_ records: [TripRecord]) {
+        for t in records {
+            do {
+                let n = try logStore?.record(t, wallNs: wallNs(), monoNs: monotonicNanoseconds())
+                event(.log, "\(t.site): trip record \(n.map { "\($0)" } ?? "-") written (\(t.samples.count) samples; \(t.answer))")
+            } catch { status.note("ring log write failed: \(error)") }
         }
     }
 
@@ -236,6 +257,8 @@ final class Runtime {
         notifier.stopping()
         event(.stop, "stopping on signal")
         write(cycle.finish())
+        write(trips.finish(monoNs: monotonicNanoseconds()))
+        write(minutes.finish())
         try? logStore?.flush(monoNs: monotonicNanoseconds())
         stopIO()
     }
@@ -259,6 +282,7 @@ final class Runtime {
                 if !next.halfHourCarried { write(cycle.finish()) }
                 event(.config, next.cycles > 0 ? "reload keeps the control state: no site, breaker or limit changed"
                                                : "reload starts the control afresh: a site, breaker or limit changed")
+                write(trips.finish(monoNs: monotonicNanoseconds()))
                 config = c
                 cycle = next
                 clock = WallClock(timezone: c.tccTimezone, requireSynchronised: c.requireSynchronisedClock)
@@ -357,6 +381,8 @@ final class Runtime {
         } catch {
             status.note("ring log write failed: \(error)")
         }
+        write(trips.cycle(snap, out, config: config))
+        write(minutes.add(snap, out, config: config))
         status.update(out.status)
         return out.watchdogOK
     }

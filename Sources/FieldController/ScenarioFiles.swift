@@ -68,6 +68,14 @@ enum ScenarioFiles {
 
     /// For `lmc simulate --help` (fits 80 columns): the search path and what it holds now.
     static func helpText() -> String {
+        // For the manual page (generate-manual reads --experimental-dump-help): what is true on a box,
+        // not what the build machine happens to have.
+        if CommandLine.arguments.contains("--experimental-dump-help") {
+            return """
+            Scenarios by name are looked up in $LMC_SCENARIOS, then in \(installed), where the
+            package installs seed-example-day and semiurban-january.
+            """
+        }
         let env = getenv("LMC_SCENARIOS").map { String(cString: $0) }
         let dirs = searchPath(environment: env)
         var lines = ["Scenarios by name are looked up in, in order:"]

@@ -50,7 +50,8 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Config file (TOML); default: the built-in example site.", valueName: "file"))
     var config: String?
 
-    @Option(help: ArgumentHelp("Scenario: a name (seed-example-day, semiurban-january, …) or a path to a CSV.", valueName: "name|csv"))
+    @Option(help: ArgumentHelp("Scenario: a name (seed-example-day, semiurban-january, …) or a path to a CSV.", valueName: "name|csv"),
+            completion: .custom { _, _, prefix in ScenarioFiles.available().map(\.name).filter { $0.hasPrefix(prefix) } })
     var scenario: String
 
     @Option(help: ArgumentHelp("Write every step to this CSV.", valueName: "file"))
@@ -204,6 +205,9 @@ final class SimulationRings {
     let startNs: UInt64
     var halfHours: HalfHourAccumulator
     var lastMonoNs: UInt64 = 0
+    var minutes = MinuteAccumulator()
+    let names: (mps: [String], sites: [String])
+    let units: [UInt8]
 
     init(directory: String, startUTC: Int, durationS: Double, periodS: Double, mps: [MeasurementPointConfig], sites: [SiteConfig], scenario: String) throws {
         if mkdir(directory, 0o755) != 0 && errno != EEXIST {
@@ -213,8 +217,10 @@ final class SimulationRings {
         // Big enough for the whole run (at most 256 MB of samples: a coarser --period-s for longer runs).
         let samplesMB = min(256, (durationS / periodS + 100) * Double(LogStore.recordSize) / 1_048_576)
         let halfHoursMB = (durationS / 1800 + 100) * Double(HalfHourRecord.recordSize) / 1_048_576
+        let minutesMB = (durationS / 60 + 100) * Double(MinuteRecord.recordSize) / 1_048_576
         do {
             store = try LogStore(directory: directory, boxID: "simulate", samplesMB: samplesMB, eventsMB: 0.1, halfHoursMB: halfHoursMB,
+                                 tripsMB: 0.5, minutesMB: minutesMB,
                                  syncIntervalSeconds: 60)
         } catch {
             printError("\(error)")
@@ -222,6 +228,8 @@ final class SimulationRings {
         }
         startNs = UInt64(startUTC) * 1_000_000_000
         halfHours = HalfHourAccumulator(mps: mps, sites: sites)
+        names = (mps.map(\.id), sites.map(\.id))
+        units = mps.map { switch $0.kind { case .current: 0; case .apparentPower: 1; case .voltage: 2 } }
         try? store.event(EventRecord(kind: .start, text: "lmc simulate \(scenario)"), wallNs: startNs, monoNs: 0)
     }
 
@@ -231,11 +239,15 @@ final class SimulationRings {
         lastMonoNs = mono
         try? store.record(row.output.sample, wallNs: startNs + mono, monoNs: mono)
         if let h = halfHours.add(row.output.sample, wallNs: startNs + mono, monoNs: mono) { try? store.record(h, wallNs: startNs + mono, monoNs: mono) }
+        if let m = minutes.add(row.output.sample, mpNames: names.mps, mpUnits: units, siteNames: names.sites, wallNs: startNs + mono, monoNs: mono, clockSynchronised: true) {
+            try? store.record(m, wallNs: startNs + mono, monoNs: mono)
+        }
         for e in row.output.events { try? store.event(EventRecord(kind: e.kind, text: e.text), wallNs: startNs + mono, monoNs: mono) }
     }
 
     func close() throws {
         if let h = halfHours.finish() { try? store.record(h, wallNs: startNs + lastMonoNs, monoNs: lastMonoNs) }
+        if let m = minutes.finish() { try? store.record(m, wallNs: startNs + lastMonoNs, monoNs: lastMonoNs) }
         try? store.event(EventRecord(kind: .stop, text: "simulation ended"), wallNs: startNs + lastMonoNs, monoNs: lastMonoNs)
         do { try store.flush(monoNs: lastMonoNs) } catch {
             printError("\(error)")

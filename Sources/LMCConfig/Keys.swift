@@ -239,6 +239,8 @@ private func declarations() -> [ConfigKey] {
     key("samples_mb", .number, .number(64), unit: "MB", min: 0.1, max: 65_536, "size of the samples ring")
     key("events_mb", .number, .number(4), unit: "MB", min: 0.1, max: 65_536, "size of the events ring")
     key("halfhours_mb", .number, .number(64), unit: "MB", min: 0.1, max: 65_536, "size of the half-hours ring")
+    key("minutes_mb", .number, .number(72), unit: "MB", min: 0.1, max: 65_536, "size of the minutes ring")
+    key("trips_mb", .number, .number(16), unit: "MB", min: 0.5, max: 65_536, "size of the trips ring")
     key("sync_interval_s", .number, .number(1), unit: "s", min: 0, max: 60, "records are written and synced this often")
 
     table = "upstream"

@@ -73,6 +73,10 @@ public struct RuntimeConfig: Sendable {
         public var eventsMB: Double
         public var halfHoursMB: Double
         public var syncIntervalSeconds: Double
+        /// The trips ring (a record per trip, 60 s either side).
+        public var tripsMB: Double = 16
+        /// The minutes ring (512 B a minute: 72 MB hold about 102 days).
+        public var minutesMB: Double = 72
     }
     public var log = Log(directory: "/var/lib/lmc", samplesMB: 64, eventsMB: 4, halfHoursMB: 64, syncIntervalSeconds: 1)
 
@@ -211,6 +215,8 @@ extension RuntimeConfig {
             rc.log.samplesMB = l.number("samples_mb")!
             rc.log.eventsMB = l.number("events_mb")!
             rc.log.halfHoursMB = l.number("halfhours_mb")!
+            rc.log.tripsMB = l.number("trips_mb")!
+            rc.log.minutesMB = l.number("minutes_mb")!
             rc.log.syncIntervalSeconds = l.number("sync_interval_s")!
             l.rejectUnknownKeys()
         }

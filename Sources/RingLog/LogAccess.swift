@@ -28,11 +28,12 @@ public enum LogAccess {
         switch words[0] {
         case "info":
             guard words.count == 1 || words == ["info", "--json"] else { return .failure(.init("'log info' takes no arguments but --json")) }
-        case "export", "audit", "plot":
-            let flags: Set<String> = words[0] == "audit" ? ["--json"] : []
+        case "export", "audit", "plot", "trips":
+            let flags: Set<String> = words[0] == "audit" || words[0] == "trips" ? ["--json"] : []
             let options: Set<String> = switch words[0] {
-            case "export": ["--ring", "--from", "--to", "--format"]
-            case "audit": ["--day"]
+            case "export": ["--ring", "--from", "--to", "--format", "--trip"]
+            case "trips": []
+            case "audit": ["--day", "--month"]
             default: ["--from", "--to", "--width"]
             }
             var i = 1

@@ -117,10 +117,15 @@ public final class LogStore {
     public let samples: RingWriter
     public let halfHours: RingWriter
     public let events: RingWriter
+    /// A trip record per trip (Trips.swift): its samples span several records of this size.
+    public let trips: RingWriter
+    /// A record per UTC minute (Minutes.swift).
+    public let minutes: RingWriter
+    public static let tripRecordSize = 4096
 
     /// - Parameters: sizes in MB decide each ring's capacity (`lmc log info` shows the span it holds).
     public init(directory: String, boxID: String, samplesMB: Double, eventsMB: Double, halfHoursMB: Double = 64,
-                syncIntervalSeconds: Double = 1) throws(RingError) {
+                tripsMB: Double = 16, minutesMB: Double = 72, syncIntervalSeconds: Double = 1) throws(RingError) {
         self.directory = directory
         func ring(_ name: String, _ mb: Double, _ size: Int) throws(RingError) -> RingWriter {
             RingWriter(try RingFile(path: "\(directory)/\(name).ring", ringName: name, boxID: boxID, recordSize: size,
@@ -129,10 +134,15 @@ public final class LogStore {
         samples = try ring("samples", samplesMB, Self.recordSize)
         halfHours = try ring("halfhours", halfHoursMB, HalfHourRecord.recordSize)
         events = try ring("events", eventsMB, Self.recordSize)
+        trips = try ring("trips", tripsMB, Self.tripRecordSize)
+        minutes = try ring("minutes", minutesMB, MinuteRecord.recordSize)
     }
 
+    /// Rings whose size changed and whose records were moved into the new size (reported at start).
+    public var resized: [String] { [samples.ring.resized, halfHours.ring.resized, events.ring.resized, trips.ring.resized, minutes.ring.resized].compactMap { $0 } }
+
     /// Files moved aside because their header was corrupt (reported at start).
-    public var movedAside: [String] { [samples.ring.movedAside, halfHours.ring.movedAside, events.ring.movedAside].compactMap { $0 } }
+    public var movedAside: [String] { [samples.ring.movedAside, halfHours.ring.movedAside, events.ring.movedAside, trips.ring.movedAside, minutes.ring.movedAside].compactMap { $0 } }
 
     public func record(_ s: SampleRecord, wallNs: UInt64, monoNs: UInt64) throws(RingError) {
         try samples.append(s.encode(), wallNs: wallNs, monoNs: monoNs)
@@ -148,8 +158,24 @@ public final class LogStore {
         try events.append(e.encode(max: events.ring.payloadCapacity), wallNs: wallNs, monoNs: monoNs)
     }
 
+    /// A trip record, written and synced at once. Returns its number (the head's sequence number).
+    @discardableResult
+    public func record(_ t: TripRecord, wallNs: UInt64, monoNs: UInt64) throws(RingError) -> UInt64 {
+        let head = trips.nextSeq
+        for p in t.encode(headSeq: head, payloadCapacity: trips.ring.payloadCapacity) { try trips.append(p, wallNs: wallNs, monoNs: monoNs) }
+        try trips.flush(monoNs: monoNs)
+        return head
+    }
+
+    /// A closed minute (synced with the next sync of the samples).
+    public func record(_ m: MinuteRecord, wallNs: UInt64, monoNs: UInt64) throws(RingError) {
+        try minutes.append(m.encode(), wallNs: wallNs, monoNs: monoNs)
+    }
+
     public func flush(monoNs: UInt64) throws(RingError) {
         try samples.flush(monoNs: monoNs)
+        try minutes.flush(monoNs: monoNs)
+        try trips.flush(monoNs: monoNs)
         try halfHours.flush(monoNs: monoNs)
         try events.flush(monoNs: monoNs)
     }
@@ -167,8 +193,8 @@ public struct RingReader {
     public init(path: String) throws(RingError) {
         fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw RingError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
-        var h = [UInt8](repeating: 0, count: 124)
-        guard pread(fd, &h, 124, 0) == 124, Array(h[0..<8]) == RingFile.magic,
+        var h = [UInt8](repeating: 0, count: RingFile.headerSize)
+        guard pread(fd, &h, RingFile.headerSize, 0) >= 124, Array(h[0..<8]) == RingFile.magic,
               RingFile.get32(h, 120) == CRC32C.checksum(Array(h[0..<120])) else {
             closeFD(fd)
             throw RingError(path: path, message: "not a ring log, or its header is corrupt")
@@ -188,7 +214,16 @@ public struct RingReader {
         capacity = Int(slots)
         ringName = String(decoding: h[24..<56].prefix { $0 != 0 }, as: UTF8.self)
         boxID = String(decoding: h[56..<120].prefix { $0 != 0 }, as: UTF8.self)
+        let n = RingFile.readNote(h)
+        note = n?.text
+        firstSeq = n?.firstSeq ?? 0
     }
+
+    /// The oldest sequence number this file ever held (after a resize: the oldest moved into it).
+    private let firstSeq: UInt64
+
+    /// The header's note: what a resize did ("resized … from … to …: N of M records moved").
+    public let note: String?
 
     public func release() { closeFD(fd) }
 
@@ -204,7 +239,7 @@ public struct RingReader {
         }
         guard head > 0 else { return (0, 0) }
         var count = 0, skipped = 0
-        var seq = head > UInt64(capacity) ? head - UInt64(capacity) + 1 : 1
+        var seq = max(firstSeq, head > UInt64(capacity) ? head - UInt64(capacity) + 1 : 1)
         while seq <= head {
             let slot = Int((seq - 1) % UInt64(capacity))
             let rec: RingRecord? = window.withSlot(slot) { r in

@@ -76,6 +76,8 @@ public final class RingFile {
     public private(set) var corruptSlots = 0
     /// Set when the header was unreadable and the old file was moved aside.
     public private(set) var movedAside: String?
+    /// Set when the ring had another size and its records were moved into this one (also in the header's note).
+    public private(set) var resized: String?
 
     public var payloadCapacity: Int { recordSize - Self.overhead }
 
@@ -87,6 +89,18 @@ public final class RingFile {
         self.ringName = ringName
         self.boxID = boxID
         var fd = open(path, O_RDWR | O_CLOEXEC)
+        if fd >= 0, !Self.headerValid(fd: fd, recordSize: recordSize, capacity: capacity), Self.headerValid(fd: fd, recordSize: nil, capacity: nil) {
+            // A sound ring of another size (the config's size changed): its records move into the new size,
+            // newest first; what does not fit stays in the old file, kept beside it.
+            close(fd)
+            fd = -1
+            if let report = try? Self.resize(path: path, ringName: ringName, boxID: boxID, recordSize: recordSize, capacity: capacity) {
+                resized = report
+                fd = open(path, O_RDWR | O_CLOEXEC)
+            } else {
+                fd = open(path, O_RDWR | O_CLOEXEC)   // could not migrate: moved aside below, as a corrupt one
+            }
+        }
         if fd >= 0, !Self.headerValid(fd: fd, recordSize: recordSize, capacity: capacity) {
             close(fd)
             var n = 1
@@ -137,11 +151,106 @@ public final class RingFile {
         put32(&h, 120, CRC32C.checksum(Array(h[0..<120])))
     }
 
-    static func headerValid(fd: Int32, recordSize: Int, capacity: Int) -> Bool {
+    /// Magic, CRC and version check out, and (when given) the geometry is this one.
+    static func headerValid(fd: Int32, recordSize: Int?, capacity: Int?) -> Bool {
         var h = [UInt8](repeating: 0, count: 124)
         guard pread(fd, &h, 124, 0) == 124, Array(h[0..<8]) == magic else { return false }
         guard get32(h, 120) == CRC32C.checksum(Array(h[0..<120])), get32(h, 8) == 1 else { return false }
-        return Int(get32(h, 12)) == recordSize && Int(get64(h, 16)) == capacity
+        return (recordSize.map { Int(get32(h, 12)) == $0 } ?? true) && (capacity.map { Int(get64(h, 16)) == $0 } ?? true)
+    }
+
+    /// Where the header's note lives: the first sequence number the ring holds (u64: sequence numbers
+    /// below it were never in this file, so they are not "unreadable"), u16 length, UTF-8 text, CRC-32C
+    /// of all three (docs/ringlog.md). Outside the header CRC, so 0.1.0 readers ignore it.
+    static let noteOffset = 128, noteMax = 1024
+
+    static func writeNote(_ h: inout [UInt8], _ text: String, firstSeq: UInt64) {
+        let b = Bytes.cut(text, noteMax)
+        put64(&h, noteOffset, firstSeq)
+        put16(&h, noteOffset + 8, UInt16(b.count))
+        for (i, x) in b.enumerated() { h[noteOffset + 10 + i] = x }
+        put32(&h, noteOffset + 10 + b.count, CRC32C.checksum(Array(h[noteOffset..<(noteOffset + 10 + b.count)])))
+    }
+
+    /// The header's note (what a resize did) and the first sequence number, if there is one and it checks out.
+    static func readNote(_ h: [UInt8]) -> (text: String, firstSeq: UInt64)? {
+        guard h.count >= noteOffset + 14 else { return nil }
+        let n = Int(get16(h, noteOffset + 8))
+        guard n > 0, n <= noteMax, noteOffset + 14 + n <= h.count,
+              get32(h, noteOffset + 10 + n) == CRC32C.checksum(Array(h[noteOffset..<(noteOffset + 10 + n)])) else { return nil }
+        return (String(decoding: h[(noteOffset + 10)..<(noteOffset + 10 + n)], as: UTF8.self), get64(h, noteOffset))
+    }
+
+    /// Moves a sound ring of another geometry into a new file of this one: the newest records that fit
+    /// (the same sequence numbers, so readers see the same records), written to `PATH.resizing`, synced,
+    /// then renamed over PATH. When records do not fit (a smaller ring, or a record too big for the new
+    /// size) the old file is kept as `PATH.before-resize-N` — `lmc log info` lists it, any `lmc log`
+    /// reads it with `--file`. Returns what was done.
+    static func resize(path: String, ringName: String, boxID: String, recordSize: Int, capacity: Int) throws(RingError) -> String {
+        let old = try RingReader(path: path)
+        defer { old.release() }
+        var head: UInt64 = 0, held = 0
+        old.forEach { head = $0.seq; held += 1 }
+        let cutoff = head > UInt64(capacity) ? head - UInt64(capacity) : 0
+        let tmp = "\(path).resizing"
+        unlink(tmp)
+        let fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw RingError(path: tmp, message: "cannot create: \(String(cString: strerror(errno)))") }
+        var ok = false
+        defer { close(fd); if !ok { unlink(tmp) } }
+        let size = off_t(headerSize + recordSize * capacity)
+        let rc = posix_fallocate(fd, 0, size)
+        if rc != 0 && (rc != EOPNOTSUPP && rc != EINVAL || ftruncate(fd, size) != 0) {
+            throw RingError(path: tmp, message: "cannot preallocate for the resize (\(String(cString: strerror(rc != 0 ? rc : errno))))")
+        }
+        var kept = 0, tooBig = 0
+        var failed = false
+        var firstSeq: UInt64 = 0
+        let payloadMax = recordSize - overhead
+        old.forEach { rec in
+            guard rec.seq > cutoff, !failed else { return }
+            guard rec.payload.count <= payloadMax else { tooBig += 1; return }
+            let r = encode(seq: rec.seq, wallNs: rec.wallNs, monoNs: rec.monoNs, payload: rec.payload, recordSize: recordSize)
+            let slot = Int((rec.seq - 1) % UInt64(capacity))
+            if pwrite(fd, r, r.count, off_t(headerSize + slot * recordSize)) != r.count { failed = true }
+            if kept == 0 { firstSeq = rec.seq }
+            kept += 1
+        }
+        if failed { throw RingError(path: tmp, message: "write failed during the resize: \(String(cString: strerror(errno)))") }
+        let dropped = held - kept
+        var keptAs: String? = nil
+        if dropped > 0 {
+            var n = 1
+            while access("\(path).before-resize-\(n)", F_OK) == 0 { n += 1 }
+            keptAs = "\(path).before-resize-\(n)"
+        }
+        let stamp = Self.utcNow()
+        let note = "resized \(stamp) from \(old.capacity) records of \(old.recordSize) B to \(capacity) of \(recordSize) B: \(kept) of \(held) records moved"
+            + (tooBig > 0 ? " (\(tooBig) too big for the new record size)" : "") + (keptAs.map { "; the \(dropped) that did not fit stay in \($0)" } ?? "")
+        var header = [UInt8](repeating: 0, count: headerSize)
+        writeHeader(&header, recordSize: recordSize, capacity: capacity, ringName: ringName, boxID: boxID)
+        writeNote(&header, note, firstSeq: firstSeq)
+        guard pwrite(fd, header, header.count, 0) == header.count, fsync(fd) == 0 else {
+            throw RingError(path: tmp, message: "cannot write the header: \(String(cString: strerror(errno)))")
+        }
+        // The old file is replaced only once the new one is on disk; kept beside it when not all fit.
+        if let keptAs { guard link(path, keptAs) == 0 else { throw RingError(path: keptAs, message: "cannot keep the old ring: \(String(cString: strerror(errno)))") } }
+        guard rename(tmp, path) == 0 else { throw RingError(path: path, message: "cannot replace: \(String(cString: strerror(errno)))") }
+        ok = true
+        let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        let dfd = open(dir.isEmpty ? "/" : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+        return "\(path): \(note)"
+    }
+
+    static func utcNow() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var tmv = tm()
+        gmtime_r(&t, &tmv)
+        func p(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(tmv.tm_year + 1900)-\(p(tmv.tm_mon + 1))-\(p(tmv.tm_mday))T\(p(tmv.tm_hour)):\(p(tmv.tm_min)):\(p(tmv.tm_sec))Z"
     }
 
     /// Scans every slot: the head is the highest valid sequence number.
@@ -185,13 +294,17 @@ public final class RingFile {
 
     /// Encodes one record for sequence `seq`.
     func encode(seq: UInt64, wallNs: UInt64, monoNs: UInt64, payload: [UInt8]) -> [UInt8] {
+        Self.encode(seq: seq, wallNs: wallNs, monoNs: monoNs, payload: payload, recordSize: recordSize)
+    }
+
+    static func encode(seq: UInt64, wallNs: UInt64, monoNs: UInt64, payload: [UInt8], recordSize: Int) -> [UInt8] {
         var r = [UInt8](repeating: 0, count: recordSize)
-        Self.put64(&r, 0, seq)
-        Self.put64(&r, 8, wallNs)
-        Self.put64(&r, 16, monoNs)
-        Self.put16(&r, 24, UInt16(payload.count))
+        put64(&r, 0, seq)
+        put64(&r, 8, wallNs)
+        put64(&r, 16, monoNs)
+        put16(&r, 24, UInt16(payload.count))
         for (i, b) in payload.enumerated() { r[26 + i] = b }
-        Self.put32(&r, recordSize - 4, CRC32C.checksum(Array(r[0..<(recordSize - 4)])))
+        put32(&r, recordSize - 4, CRC32C.checksum(Array(r[0..<(recordSize - 4)])))
         return r
     }
 

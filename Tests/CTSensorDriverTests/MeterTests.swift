@@ -86,7 +86,9 @@ let boardValues: [String: Double] = [
 
 /// Each quality rule: the fault injected against a live server, then removed; the polls it takes.
 @Suite struct QualityRulesOnTheWire {
-    let sdm = try! profile("eastron-sdm630")
+    let sdm: MeterProfile
+    /// A missing or broken profile fails each test here, not the whole test process.
+    init() throws { sdm = try profile("eastron-sdm630") }
 
     func meterServer(_ filter: ModbusServer.Filter? = nil) throws -> ModbusServer {
         let s = try ModbusServer.tcp(layout: .init(input: 0..<0x50), filter: filter)

@@ -92,7 +92,7 @@ extension AuditAndPlotTests {
         let info = try run(Repo.lmc, ["log", "info", "--dir", Self.dir, "--json"])
         #expect(info.status == 0, "\(info.err)")
         let rings = try #require(try jsonObject(info.out)["rings"] as? [[String: Any]])
-        #expect(rings.map { $0["name"] as? String } == ["samples", "halfhours", "events"])
+        #expect(rings.map { $0["name"] as? String } == ["samples", "minutes", "halfhours", "events", "trips"])
         let hh = try #require(rings.first { $0["name"] as? String == "halfhours" })
         #expect(hh["records"] as? Int == 48 && hh["present"] as? Bool == true && hh["unreadable"] as? Int == 0, "\(hh)")
         #expect((hh["first"] as? String)?.hasPrefix("2026-11-20T00:") == true, "\(hh)")

@@ -18,8 +18,11 @@ import Testing
         let journal = "/tmp/lmc-journal-\(getpid()).log"
         unlink(journal)
         defer { unlink(journal) }
+        // While this file exists the simulated breaker's aux contact does not move (a stuck mechanism).
+        let stuck = "/tmp/lmc-journal-stuck-\(getpid())"
+        defer { unlink(stuck) }
         let d = try Daemon(tag: "j", extra: "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
-                           environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"], journal: journal)
+                           environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8:stuck=\(stuck)"], journal: journal)
         func lines() -> [String] { ((try? String(contentsOfFile: journal, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
         try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
         // Blind: fail-safe (warning); seeing again: back to NORMAL (notice).
@@ -27,9 +30,12 @@ import Testing
         try waitFor(5, "FAILSAFE") { lines().contains { $0.contains("→ FAILSAFE") } }
         d.meter.send("silence off")
         try waitFor(10, "NORMAL again") { lines().contains { $0.contains("FAILSAFE → ") } }
-        // A test trip: the breaker opens (err).
+        // A test trip with the contact stuck: TRIP_FAILED (err); freed, the breaker opens (err).
+        FileManager.default.createFile(atPath: stuck, contents: nil)
         let r = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--yes", "--socket", d.socket])
         #expect(r.status == 0, "\(r.err)")
+        try waitFor(5, "TRIP_FAILED") { lines().contains { $0.contains("alarm_raised: TRIP_FAILED") } }
+        unlink(stuck)
         try waitFor(5, "TRIPPED") { lines().contains { $0.contains("→ TRIPPED") } }
         kill(d.lmc.process.processIdentifier, SIGTERM)
         try waitFor(5, "lmc stopped") { !d.lmc.process.isRunning }
@@ -48,6 +54,10 @@ import Testing
         #expect(level(of: "event mode: FAILSAFE → ") == "<5>", "\(all)")
         #expect(level(of: "event breaker: hub: trip") == "<3>", "\(all)")
         #expect(level(of: "→ TRIPPED") == "<3>", "\(all)")
+        #expect(level(of: "event alarm_raised: TRIP_FAILED hub") == "<3>", "\(all)")
+        if all.contains(where: { $0.contains("alarm_cleared: TRIP_FAILED") }) {
+            #expect(level(of: "event alarm_cleared: TRIP_FAILED hub") == "<5>", "\(all)")
+        }
         #expect(level(of: "event command: ") == "<5>", "\(all)")
         #expect(level(of: "control: 'test-trip hub' by user") == "<6>", "routine: \(all)")
         #expect(level(of: "event stop: ") == "<5>", "\(all)")

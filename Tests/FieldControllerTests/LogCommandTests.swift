@@ -25,6 +25,7 @@ import Testing
             ("log export --ring events --dir /etc", "character '/' is not allowed"),
             ("log export --ring events --dir etc", "'--dir' is not an allowed option"),
             ("bash", "only 'log …' commands are allowed"),
+            ("log trips --dir etc", "'--dir' is not an allowed option of log trips"),
         ]
         for (command, why) in refused {
             let r = try ssh(command, dir: dir)
@@ -47,7 +48,33 @@ import Testing
         let viaLmc = try ssh("lmc log info", dir: dir)
         #expect(viaLmc.status == 0)
         let bad = try ssh("log export --ring halfyears", dir: dir)
-        #expect(bad.status != 0 && bad.err.contains("--ring 'halfyears' is not samples, halfhours or events"))
+        #expect(bad.status != 0 && bad.err.contains("--ring 'halfyears' is not samples, minutes, halfhours or events"))
+        // The trip records: no trips ring yet is said so; the commands themselves are allowed.
+        let trips = try ssh("log trips", dir: dir)
+        #expect(!trips.err.contains("refused") && trips.err.contains("trips.ring"), "\(trips.err)")
+        let trip = try ssh("log export --trip 1", dir: dir)
+        #expect(!trip.err.contains("refused") && trip.err.contains("trips.ring"), "\(trip.err)")
+    }
+}
+
+/// A ring whose configured size changed: `lmc log info` says what the resize did and lists the old file.
+@Suite struct ResizedRingInfoTests {
+    @Test func infoSaysARingWasResizedAndWhereTheRestIs() throws {
+        let dir = "/tmp/lmc-resized-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/samples.ring"
+        #expect(try run(Repo.lmc, ["_ring-test-writer", "--path", path, "--count", "100", "--capacity", "64"]).status == 0)
+        // Reopened at a quarter of the size: the newest 16 move, the old file is kept.
+        let w = try run(Repo.lmc, ["_ring-test-writer", "--path", path, "--count", "0", "--capacity", "16"])
+        #expect(w.status == 0 && w.out.contains("START 100"), "\(w.out) \(w.err)")
+        let info = try run(Repo.lmc, ["log", "info", "--dir", dir])
+        #expect(info.out.contains("samples: ") && info.out.contains("holds 16"), "\(info.out)")
+        #expect(info.out.contains("from 64 records of 64 B to 16 of 64 B: 16 of 64 records moved; the 48 that did not fit stay in \(path).before-resize-1"), "\(info.out)")
+        #expect(info.out.contains("kept from before a resize: \(path).before-resize-1 (64 records of 64 B), holds 64"), "\(info.out)")
+        let json = try jsonObject(try run(Repo.lmc, ["log", "info", "--dir", dir, "--json"]).out)
+        let samples = try #require((json["rings"] as? [[String: Any]])?.first { $0["name"] as? String == "samples" })
+        #expect((samples["resized"] as? String)?.contains("16 of 64 records moved") == true && samples["kept_before_resize"] as? [String] == ["\(path).before-resize-1"])
     }
 }
 

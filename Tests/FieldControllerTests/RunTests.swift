@@ -61,6 +61,8 @@ final class Daemon {
         sync_interval_s = 0.2
         samples_mb = 1
         halfhours_mb = 0.1
+        trips_mb = 1
+        minutes_mb = 0.5
         events_mb = 0.5
         [control]
         mode = "incremental"
@@ -299,6 +301,45 @@ final class Daemon {
         try waitFor(5, "charger at 217 A") { try d.applied() == 217 }
         let none = try run(Repo.lmc, ["test", "trip", "--site", "nowhere", "--yes", "--socket", d.socket])
         #expect(none.status == 1 && none.err.contains("no breaker is wired for site nowhere"))
+    }
+
+    @Test func aTestTripWritesATripRecordWithSamplesBeforeAndAfterAndItsReason() throws {
+        let d = try Daemon(tag: "tr", extra: "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
+                           environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
+        // Samples before the trip: the ring holds some seconds of NORMAL cycles.
+        func samples(_ mode: String) throws -> Int {
+            try run(Repo.lmc, ["log", "export", "--ring", "samples", "--dir", d.dir]).out.components(separatedBy: ",\(mode),").count - 1
+        }
+        try waitFor(20, "2 s of NORMAL samples") { try samples("NORMAL") >= 20 }
+        let r = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--yes", "--socket", d.socket])
+        #expect(r.status == 0, "\(r.err)")
+        try waitFor(5, "TRIPPED") { try d.status().contains("TRIPPED") }
+        // Some cycles after the trip, then a stop: the record is written with what there is.
+        try waitFor(10, "1 s of TRIPPED samples") { try samples("TRIPPED") >= 10 }
+        d.lmc.terminate()
+        let list = try run(Repo.lmc, ["log", "trips", "--dir", d.dir])
+        #expect(list.status == 0, "\(list.err)")
+        let lines = list.out.split(separator: "\n")
+        #expect(lines.count == 1, "\(list.out)")
+        let line = String(lines.first ?? "")
+        #expect(line.contains("  hub  ") && line.contains("test trip by root"), "\(line)")
+        #expect(line.contains("auxiliary contact confirmed open at +"), "\(line)")
+        #expect(line.contains("[cut short]"), "\(line)")
+        let number = String(line.prefix { $0 != " " })
+        let csv = try run(Repo.lmc, ["log", "export", "--trip", number, "--dir", d.dir])
+        #expect(csv.status == 0, "\(csv.err)")
+        let rows = csv.out.split(separator: "\n").map(String.init)
+        #expect(rows.first == "offset_s,time,mode,trafo,trafo_quality,hub_set_point_w,hub_bound_by,hub_import_w", "\(rows.first ?? "")")
+        let offsets = rows.dropFirst().compactMap { Double($0.prefix { $0 != "," }) }
+        #expect(offsets.count == rows.count - 1)
+        #expect(offsets.contains { $0 <= -1.9 } && offsets.contains { $0 >= 0.9 } && offsets.contains(0), "\(offsets.prefix(3)) … \(offsets.suffix(3))")
+        #expect(offsets == offsets.sorted())
+        // Before the trip the site ran at its headroom; after it, at its safe set point.
+        #expect(rows.contains { $0.hasPrefix("-") && $0.contains(",NORMAL,") })
+        #expect(rows.last?.contains(",TRIPPED,") == true, "\(rows.last ?? "")")
+        // The events ring says where the record went.
+        let events = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir])
+        #expect(events.out.contains("hub: trip record \(number) written"), "\(events.out)")
     }
 
     @Test func aBadConfigRefusesToStartAndNamesTheKey() throws {

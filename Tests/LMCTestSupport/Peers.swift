@@ -517,13 +517,13 @@ public enum ChildLifetime {
 
     /// Runs `body` (which starts a child) on the spawner thread and returns its result.
     public static func spawning<T>(_ body: () throws -> T) rethrows -> T {
-        try SpawnerThread.shared.run(body)
+        try SpawnerThread.instance.run(body)
     }
 }
 
 /// One thread, alive until the process exits, with no signal blocked, that runs spawn requests.
 private final class SpawnerThread: @unchecked Sendable {
-    static let shared = SpawnerThread()
+    static let instance = SpawnerThread()
     private let condition = NSCondition()
     private struct Job { var body: () -> Void; var done: DispatchSemaphore }
     private var jobs: [Job] = []

@@ -239,7 +239,9 @@ let sixteenAmpsW = 16.0 * 3 * 230
 }
 
 @Suite struct CurrentConversionTests {
-    let profile = try! chargerProfile("alfen-ng9xx")
+    let profile: ChargerProfile
+    /// A missing or broken profile fails each test here, not the whole test process.
+    init() throws { profile = try chargerProfile("alfen-ng9xx") }
 
     @Test func wattsToAmpsPerPhaseRoundedDown() {
         let c = CurrentConversion(phases: 3, phaseVoltage: 230, powerFactor: 1, stepA: 1)
