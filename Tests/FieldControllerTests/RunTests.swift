@@ -384,7 +384,7 @@ final class Daemon {
     @Test(.enabled(if: getuid() == 0, "mounts a tmpfs; needs root"))
     func aDiskThatFillsUpAfterStartCostsNothing() throws {
         let dir = "/tmp/lmc-e2e-full-\(getpid())"
-        guard Self.mountTmpfs(dir, size: "2m") else { Issue.record("cannot mount a tmpfs at \(dir)"); return }
+        guard Self.mountTmpfs(dir, size: "4m") else { Issue.record("cannot mount a tmpfs at \(dir)"); return }
         defer { _ = try? run("/bin/umount", ["-l", dir]) }
         let d = try Daemon(tag: "full")
         let end = Date().addingTimeInterval(15)
