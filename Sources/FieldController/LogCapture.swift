@@ -1,5 +1,6 @@
 import ControlCycle
 import FailSafe
+import Headroom
 import LMCConfig
 import RingLog
 
@@ -34,5 +35,20 @@ extension MinuteAccumulator {
         add(out.sample, mpNames: config.measurementPoints.map(\.id),
             mpUnits: config.measurementPoints.map { switch $0.kind { case .current: 0; case .apparentPower: 1; case .voltage: 2 } }, siteNames: config.sites.map(\.id), wallNs: snap.wallNs, monoNs: snap.monoNs,
             clockSynchronised: snap.clockSynchronised)
+    }
+}
+
+extension Configuration {
+    /// The samples' column names under this config: points with their unit (trafo_va), sites.
+    var sampleLayout: SampleLayout { .of(mps: measurementPoints, sites: sites) }
+}
+
+extension SampleLayout {
+    static func of(mps: [MeasurementPointConfig], sites: [SiteConfig]) -> SampleLayout {
+        SampleLayout(mps: mps.map { (mp: MeasurementPointConfig) -> String in
+                         let unit = switch mp.kind { case .current: "a"; case .apparentPower: "va"; case .voltage: "v" }
+                         return "\(mp.id)_\(unit)"
+                     },
+                     sites: sites.map { $0.id })
     }
 }

@@ -152,8 +152,10 @@ struct LogCommand: ParsableCommand {
             abstract: "Stream a ring as CSV or JSON lines, oldest first, in constant memory.",
             discussion: """
             --from and --to take a UTC date (2026-11-01) or time (2026-11-01T17:30:00).
-            samples columns: seq, time (UTC), mono_s, mode, then per measurement point i mp<i>_value (SI) and
-            mp<i>_quality (good/estimated/bad), per site j site<j>_set_point_w, site<j>_bound_by, site<j>_import_w.
+            samples columns: seq, time (UTC), mono_s, mode, then per measurement point NAME with its unit (trafo_va:
+            the value in SI) and NAME_UNIT_quality (good/estimated/bad), per site NAME: NAME_set_point_w,
+            NAME_bound_by, NAME_import_w. Samples of a ring written before 0.2 have positional columns (mp<i>_value,
+            mp<i>_quality, site<j>_set_point_w, …).
             minutes columns: seq, minute_start (UTC), seconds_covered, clock_synchronised, clock_jumped, mode (at the
             minute's end), s_not_normal, then per measurement point NAME (its unit: a, va or v): NAME_UNIT_min,
             NAME_UNIT_mean, NAME_UNIT_max; per site NAME: NAME_set_point_w, NAME_import_w (means). One header for
@@ -218,6 +220,7 @@ struct LogCommand: ParsableCommand {
                     for s in h.sites where !hhNames.sites.contains(s.name) { hhNames.sites.append(s.name) }
                 }
             }
+            var columns = ring == "samples" && format == "csv" ? SampleColumns(r, fromNs: fromNs, toNs: toNs) : nil
             r.forEach { rec in
                 if ring == "halfhours" {
                     guard let h = HalfHourRecord.decode(rec.payload) else { return }
@@ -248,21 +251,23 @@ struct LogCommand: ParsableCommand {
                     let quality = ["good", "estimated", "bad"]
                     if format == "csv" {
                         if !headerDone {
-                            var h = "seq,time,mono_s,mode"
-                            for i in s.mps.indices { h += ",mp\(i)_value,mp\(i)_quality" }
-                            for j in s.sites.indices { h += ",site\(j)_set_point_w,site\(j)_bound_by,site\(j)_import_w" }
-                            out.write(h + "\n")
+                            out.write(columns!.header + "\n")
                             headerDone = true
                         }
+                        let map = columns!.mapping(seq: rec.seq, mps: s.mps.count, sites: s.sites.count)
                         // The hot path of a big export: bytes appended directly, no intermediate strings.
                         out.append(rec.seq); out.byte(0x2C)
                         out.write(isoPrefix(rec.wallNs / 1_000_000_000)); out.append3(rec.wallNs / 1_000_000 % 1000); out.byte(0x5A); out.byte(0x2C)
                         out.append(rec.monoNs / 1_000_000_000); out.byte(0x2E); out.append3(rec.monoNs / 1_000_000 % 1000)
                         out.byte(0x2C); out.write(mode)
-                        for m in s.mps {
+                        for i in map.mps {
+                            guard i >= 0 else { out.byte(0x2C); out.byte(0x2C); continue }
+                            let m = s.mps[i]
                             out.byte(0x2C); out.append(m.value); out.byte(0x2C); out.write(quality[min(Int(m.quality), 2)])
                         }
-                        for site in s.sites {
+                        for j in map.sites {
+                            guard j >= 0 else { out.byte(0x2C); out.byte(0x2C); out.byte(0x2C); continue }
+                            let site = s.sites[j]
                             let b = LimitCodes.names.indices.contains(Int(site.boundBy)) ? LimitCodes.names[Int(site.boundBy)] : "?"
                             out.byte(0x2C); out.append(site.setPointW); out.byte(0x2C); out.write(b); out.byte(0x2C); out.append(site.importW)
                         }

@@ -51,3 +51,54 @@ enum MinuteExport {
         out.flush()
     }
 }
+
+/// The samples export's columns: named after the points and sites of the layouts in the ring's header
+/// (`trafo_va`, `hub_set_point_w`); positional (`mp0_value`, `site0_set_point_w`) for samples no layout
+/// describes (rings written before layouts, or a count that does not match). One header for the export:
+/// every column of every sample in the range, in order of appearance.
+struct SampleColumns {
+    private let layouts: [(fromSeq: UInt64, layout: SampleLayout)]
+    private(set) var mpColumns: [String] = []
+    private(set) var siteColumns: [String] = []
+    private struct Key: Hashable { var entry: Int, mps: Int, sites: Int }
+    private var cache: [Key: (mps: [Int], sites: [Int])] = [:]
+
+    init(_ r: RingReader, fromNs: UInt64, toNs: UInt64) {
+        layouts = r.layouts()
+        var mpColumns: [String] = [], siteColumns: [String] = []
+        r.forEach { rec in
+            guard rec.wallNs >= fromNs && rec.wallNs <= toNs, let s = SampleRecord.decode(rec.payload) else { return }
+            let (mps, sites) = names(seq: rec.seq, mps: s.mps.count, sites: s.sites.count)
+            for n in mps where !mpColumns.contains(n) { mpColumns.append(n) }
+            for n in sites where !siteColumns.contains(n) { siteColumns.append(n) }
+        }
+        self.mpColumns = mpColumns
+        self.siteColumns = siteColumns
+    }
+
+    private func entry(_ seq: UInt64) -> Int? { layouts.lastIndex { $0.fromSeq <= seq } }
+
+    func names(seq: UInt64, mps: Int, sites: Int) -> (mps: [String], sites: [String]) {
+        if let e = entry(seq), layouts[e].layout.mps.count == mps, layouts[e].layout.sites.count == sites {
+            return (layouts[e].layout.mps, layouts[e].layout.sites)
+        }
+        return ((0..<mps).map { "mp\($0)" }, (0..<sites).map { "site\($0)" })
+    }
+
+    var header: String {
+        var h = "seq,time,mono_s,mode"
+        for c in mpColumns { h += c.hasPrefix("mp") && Int(c.dropFirst(2)) != nil ? ",\(c)_value,\(c)_quality" : ",\(c),\(c)_quality" }
+        for c in siteColumns { h += ",\(c)_set_point_w,\(c)_bound_by,\(c)_import_w" }
+        return h
+    }
+
+    /// For each header column, the index of the sample's value in it (-1: the sample has none).
+    mutating func mapping(seq: UInt64, mps: Int, sites: Int) -> (mps: [Int], sites: [Int]) {
+        let key = Key(entry: entry(seq) ?? -1, mps: mps, sites: sites)
+        if let m = cache[key] { return m }
+        let (mn, sn) = names(seq: seq, mps: mps, sites: sites)
+        let m = (mpColumns.map { mn.firstIndex(of: $0) ?? -1 }, siteColumns.map { sn.firstIndex(of: $0) ?? -1 })
+        cache[key] = m
+        return m
+    }
+}

@@ -80,6 +80,7 @@ final class Runtime {
                                      tripsMB: l.tripsMB, minutesMB: l.minutesMB, syncIntervalSeconds: l.syncIntervalSeconds)
             for moved in store.movedAside { log("ring log: corrupt header, moved aside to \(moved); a new ring was started") }
             for resized in store.resized { log("ring log: size changed: \(resized)") }
+            try? store.noteLayout(config.sampleLayout)
             logStore = store
         } catch {
             log("ring log not available: \(error); running without it")
@@ -284,6 +285,7 @@ final class Runtime {
                                                : "reload starts the control afresh: a site, breaker or limit changed")
                 write(trips.finish(monoNs: monotonicNanoseconds()))
                 config = c
+                try? logStore?.noteLayout(c.sampleLayout)
                 cycle = next
                 clock = WallClock(timezone: c.tccTimezone, requireSynchronised: c.requireSynchronisedClock)
                 startIO()

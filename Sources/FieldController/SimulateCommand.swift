@@ -229,6 +229,7 @@ final class SimulationRings {
         startNs = UInt64(startUTC) * 1_000_000_000
         halfHours = HalfHourAccumulator(mps: mps, sites: sites)
         names = (mps.map(\.id), sites.map(\.id))
+        try? store.noteLayout(.of(mps: mps, sites: sites))
         units = mps.map { switch $0.kind { case .current: 0; case .apparentPower: 1; case .voltage: 2 } }
         try? store.event(EventRecord(kind: .start, text: "lmc simulate \(scenario)"), wallNs: startNs, monoNs: 0)
     }

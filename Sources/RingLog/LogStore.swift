@@ -167,6 +167,12 @@ public final class LogStore {
         return head
     }
 
+    /// The names the samples from the next one on carry (at start and after a reload that changed them):
+    /// kept in the samples ring's header, so exports name their columns.
+    public func noteLayout(_ layout: SampleLayout) throws(RingError) {
+        try samples.ring.noteLayout(layout, fromSeq: samples.nextSeq)
+    }
+
     /// A closed minute (synced with the next sync of the samples).
     public func record(_ m: MinuteRecord, wallNs: UInt64, monoNs: UInt64) throws(RingError) {
         try minutes.append(m.encode(), wallNs: wallNs, monoNs: monoNs)
@@ -188,7 +194,7 @@ public struct RingReader {
     public let capacity: Int
     public let ringName: String
     public let boxID: String
-    private let fd: Int32
+    let fd: Int32
 
     public init(path: String) throws(RingError) {
         fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -68,7 +68,7 @@ public final class RingFile {
     public let capacity: Int
     public let ringName: String
     public let boxID: String
-    private let fd: Int32
+    let fd: Int32
 
     /// The highest valid sequence number found or written.
     public private(set) var head: UInt64 = 0
@@ -230,6 +230,12 @@ public final class RingFile {
         var header = [UInt8](repeating: 0, count: headerSize)
         writeHeader(&header, recordSize: recordSize, capacity: capacity, ringName: ringName, boxID: boxID)
         writeNote(&header, note, firstSeq: firstSeq)
+        // Layouts (samples ring) move with the records: their sequence numbers are the same.
+        let layouts = old.layouts()
+        if !layouts.isEmpty {
+            let block = SampleLayout.encode(layouts)
+            if block.count <= SampleLayout.size { for (i, x) in block.enumerated() { header[SampleLayout.offset + i] = x } }
+        }
         guard pwrite(fd, header, header.count, 0) == header.count, fsync(fd) == 0 else {
             throw RingError(path: tmp, message: "cannot write the header: \(String(cString: strerror(errno)))")
         }

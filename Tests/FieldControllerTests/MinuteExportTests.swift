@@ -101,3 +101,33 @@ extension AuditAndPlotTests {
         #expect(lines[4].split(separator: ",", omittingEmptySubsequences: false)[feederMax] == "140.0")
     }
 }
+
+/// `lmc log export --ring samples`: columns named from the layouts in the ring's header; positional for
+/// samples no layout describes; one header.
+@Suite struct SampleExportColumnsTests {
+    @Test func samplesAreNamedAfterTheirLayoutAcrossAConfigChange() throws {
+        let dir = "/tmp/lmc-sample-cols-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let store = try LogStore(directory: dir, boxID: "t", samplesMB: 0.1, eventsMB: 0.1, halfHoursMB: 0.1, tripsMB: 0.5, minutesMB: 0.1, syncIntervalSeconds: 0)
+            func sample(_ mps: Int) -> SampleRecord {
+                SampleRecord(mode: 0, mps: (0..<mps).map { .init(value: Float(100 * ($0 + 1)), quality: 0) }, sites: [.init(setPointW: 150_000, boundBy: 1, importW: .nan)])
+            }
+            try store.record(sample(1), wallNs: 1_000_000_000, monoNs: 1)   // before any layout (a 0.1.0 ring)
+            try store.noteLayout(SampleLayout(mps: ["trafo_va"], sites: ["hub"]))
+            try store.record(sample(1), wallNs: 2_000_000_000, monoNs: 2)
+            try store.noteLayout(SampleLayout(mps: ["trafo_va", "feeder_a"], sites: ["hub"]))
+            try store.record(sample(2), wallNs: 3_000_000_000, monoNs: 3)
+            try store.flush(monoNs: 4)
+        }
+        let r = try run(Repo.lmc, ["log", "export", "--ring", "samples", "--dir", dir])
+        #expect(r.status == 0, "\(r.err)")
+        let lines = r.out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4, "\(r.out)")
+        #expect(lines[0] == "seq,time,mono_s,mode,mp0_value,mp0_quality,trafo_va,trafo_va_quality,feeder_a,feeder_a_quality,site0_set_point_w,site0_bound_by,site0_import_w,hub_set_point_w,hub_bound_by,hub_import_w", "\(lines[0])")
+        #expect(lines[1].hasSuffix(",NORMAL,100.0,good,,,,,150000.0,mp,,,,"), "\(lines[1])")
+        #expect(lines[2].hasSuffix(",NORMAL,,,100.0,good,,,,,,150000.0,mp,"), "\(lines[2])")
+        #expect(lines[3].hasSuffix(",NORMAL,,,100.0,good,200.0,good,,,,150000.0,mp,"), "\(lines[3])")
+    }
+}

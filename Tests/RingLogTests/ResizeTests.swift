@@ -156,3 +156,38 @@ import Testing
         for (name, _, capacity, count) in Self.rings { try check(dir, name, count: count, newest: min(count, capacity)) }
     }
 }
+
+/// The samples ring's header keeps the layouts (names of its values), so exports can name columns.
+@Suite struct SampleLayoutTests {
+    @Test func layoutsAreKeptInTheHeaderAndFollowAResize() throws {
+        let path = tempRing("layout")
+        defer { unlink(path) }
+        try writeRing(path, capacity: 64, count: 10)
+        let ring = try RingFile(path: path, ringName: "samples", boxID: "t", recordSize: 64, capacity: 64)
+        #expect(ring.layouts().isEmpty, "a 0.1.0 ring has none")
+        let a = SampleLayout(mps: ["trafo_va"], sites: ["hub"]), b = SampleLayout(mps: ["trafo_va", "feeder_a"], sites: ["hub"])
+        try ring.noteLayout(a, fromSeq: 11)
+        try ring.noteLayout(a, fromSeq: 15)   // unchanged: no new entry
+        try ring.noteLayout(b, fromSeq: 20)
+        #expect(ring.layouts().map(\.fromSeq) == [11, 20] && ring.layouts().map(\.layout) == [a, b])
+        #expect(SampleLayout.at(10, in: ring.layouts()) == nil && SampleLayout.at(19, in: ring.layouts()) == a && SampleLayout.at(25, in: ring.layouts()) == b)
+        // The header's first sector is untouched: the ring still opens as it was, records intact.
+        let again = try RingFile(path: path, ringName: "samples", boxID: "t", recordSize: 64, capacity: 64)
+        #expect(again.head == 10 && again.movedAside == nil && again.resized == nil)
+        // Only the newest entries are kept.
+        for i in 0..<10 { try again.noteLayout(SampleLayout(mps: ["mp\(i)"], sites: []), fromSeq: UInt64(30 + i)) }
+        #expect(again.layouts().count == SampleLayout.maxEntries && again.layouts().last?.fromSeq == 39)
+        // A resize carries them.
+        let resized = try RingFile(path: path, ringName: "samples", boxID: "t", recordSize: 64, capacity: 128)
+        #expect(resized.resized != nil && resized.layouts().map(\.fromSeq) == Array(33...39))
+        let reader = try RingReader(path: path)
+        defer { reader.release() }
+        #expect(reader.layouts().last?.layout == SampleLayout(mps: ["mp9"], sites: []))
+        // A damaged block reads as none, not as wrong names.
+        let fd = open(path, O_RDWR)
+        var x: UInt8 = 0x55
+        pwrite(fd, &x, 1, off_t(SampleLayout.offset + 12))
+        close(fd)
+        #expect(reader.layouts().isEmpty)
+    }
+}
