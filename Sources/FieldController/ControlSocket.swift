@@ -81,7 +81,7 @@ final class ControlSocket: Sendable {
                     shared.perUser.withLock { m in if uid != 0 { m[uid] = (m[uid] ?? 1) > 1 ? m[uid]! - 1 : nil } }
                     shared.active.subtract(1, ordering: .relaxed)
                 }
-                let started = startDetachedThread {
+                let started = Sys.startDetachedThread {
                     defer { close(c); release() }
                     Self.serve(c, board: board, commands: commands, events: events, limiter: shared)
                 }
@@ -218,28 +218,6 @@ func readLine(_ fd: Int32, max: Int, deadlineNs: UInt64) -> String? {
     if got.isEmpty { return nil }
     let line = got.prefix { $0 != 10 }
     return String(decoding: line, as: UTF8.self).trimmingCharacters()
-}
-
-/// A POSIX thread that is never joined; false when none could be created.
-func startDetachedThread(_ body: @escaping @Sendable () -> Void) -> Bool {
-    final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
-    let arg = Unmanaged.passRetained(Box(body)).toOpaque()
-    #if canImport(Glibc)
-    var t = pthread_t()
-    #else
-    var t: pthread_t? = nil
-    #endif
-    let rc = pthread_create(&t, nil, { raw in
-        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-        return nil
-    }, arg)
-    guard rc == 0 else { Unmanaged<Box>.fromOpaque(arg).release(); return false }
-    #if canImport(Glibc)
-    pthread_detach(t)
-    #else
-    pthread_detach(t!)
-    #endif
-    return true
 }
 
 /// Text that reached us from a peer (a CPMS's message, a charger's error) made safe for a terminal:

@@ -36,3 +36,28 @@ public enum Sys {
     public static func accept(_ fd: Int32, _ a: UnsafeMutablePointer<sockaddr>?, _ len: UnsafeMutablePointer<socklen_t>?) -> Int32 { Musl.accept(fd, a, len) }
     #endif
 }
+
+extension Sys {
+    /// A POSIX thread that is never joined (a connection's, bounded by its server's cap); false when
+    /// none could be created. `pthread_t` is a value on glibc and an optional pointer on musl.
+    public static func startDetachedThread(_ body: @escaping @Sendable () -> Void) -> Bool {
+        final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
+        let arg = Unmanaged.passRetained(Box(body)).toOpaque()
+        #if canImport(Glibc)
+        var t = pthread_t()
+        #else
+        var t: pthread_t? = nil
+        #endif
+        let rc = pthread_create(&t, nil, { raw in
+            Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+            return nil
+        }, arg)
+        guard rc == 0 else { Unmanaged<Box>.fromOpaque(arg).release(); return false }
+        #if canImport(Glibc)
+        pthread_detach(t)
+        #else
+        pthread_detach(t!)
+        #endif
+        return true
+    }
+}

@@ -330,31 +330,6 @@ public func constantTimeEquals(_ a: String, _ b: String) -> Bool {
 /// the Connection frees it).
 private struct TLSSession: @unchecked Sendable { let ssl: OpaquePointer }
 
-/// A POSIX thread that is never joined (one per inbound connection, bounded by the server's cap).
-private final class DetachedThread {
-    private final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
-    /// Starts `body`; false when no thread could be created.
-    static func start(_ body: @escaping @Sendable () -> Void) -> Bool {
-        let arg = Unmanaged.passRetained(Box(body)).toOpaque()
-        #if canImport(Glibc)
-        var t = pthread_t()
-        #else
-        var t: pthread_t? = nil
-        #endif
-        let rc = pthread_create(&t, nil, { raw in
-            Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-            return nil
-        }, arg)
-        guard rc == 0 else { Unmanaged<Box>.fromOpaque(arg).release(); return false }
-        #if canImport(Glibc)
-        pthread_detach(t)
-        #else
-        pthread_detach(t!)
-        #endif
-        return true
-    }
-}
-
 /// Serves each connection on its own thread, at most `maxConnections` at once (more are accepted and
 /// closed at once), each with one deadline for the whole request — TLS handshake, head and body — so a
 /// client that drips bytes, before TLS or the token check, holds only its own connection and only
@@ -447,7 +422,7 @@ public final class HTTPServer: Sendable {
                     session = TLSSession(ssl: ssl)
                 }
                 shared.active.add(1, ordering: .relaxed)
-                let started = DetachedThread.start { [session] in
+                let started = Sys.startDetachedThread { [session] in
                     let conn = Connection(fd: c, deadlineNs: deadline)
                     let timedOut = Self.serve(conn, peer: peerText, tls: session?.ssl, maxBody: maxBody, handler: handler)
                     shared.counters.withLock { $0.served += 1; if timedOut { $0.timedOut += 1 } }
