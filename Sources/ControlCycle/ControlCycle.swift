@@ -17,8 +17,6 @@ public struct ControlCycle: Sendable {
     private var clockOffsetNs: Int64?
     /// Per MP: when its meter's value was last believed (usable and plausible), monotonic ns.
     private var lastBelievedNs: [String: UInt64] = [:]
-    /// The supervisor held the sites at their safe set points last cycle.
-    private var wasHeld = false
     /// Direct mode is running on the set points because a PoC import is missing.
     private var directFallback = false
     public private(set) var cycles = 0
@@ -65,7 +63,6 @@ public struct ControlCycle: Sendable {
         fresh.clockOffsetNs = clockOffsetNs
         fresh.lastBelievedNs = lastBelievedNs
         fresh.directFallback = directFallback
-        fresh.wasHeld = wasHeld
         fresh.cycles = cycles
         if next.measurementPoints == config.measurementPoints {
             fresh.halfHours = halfHours
@@ -296,11 +293,9 @@ public struct ControlCycle: Sendable {
         if !out.confirmedTrips.isEmpty { headroom.restartTripDelays(now: now) }
         // Held at the safe set point (start-up, fail-safe, a trip, lockout): the MPs' limits follow what
         // the sites have, so the way back up is by measured room only, not a ramp towards an old limit.
-        let held = [.startup, .failsafe, .tripped, .lockout].contains(out.mode)
-        if held {
+        if [.startup, .failsafe, .tripped, .lockout].contains(out.mode) {
             headroom.hold(atTotal: config.sites.reduce(0) { $0 + (out.setPoints[$1.id] ?? $1.floorW) })
         }
-        wasHeld = held
         return out
     }
 
