@@ -157,6 +157,9 @@ final class Runtime {
         }
         if var o = rc.oscp {
             o.stateFile = "\(rc.log.directory)/oscp.state"
+            // As for the relays: a loop silent for 5 periods (at least 1 s) stops our heartbeats and
+            // forecasts, so the CPMS applies our fallback when the offline_mode_at we sent passes.
+            o.stallAfterSeconds = max(1, 5 * Double(config.periodMilliseconds) / 1000)
             let inbox = inbox
             do {
                 let p = try OSCPCapacityProvider(o) { text, alarm in inbox.post(alarm ? .alarmRaised : .log, text) }

@@ -46,6 +46,9 @@ public struct OSCPConfig: Sendable, Equatable {
     /// Inbound connections served at once, and the deadline for each whole request.
     public var maxConnections: Int = 8
     public var requestDeadlineSeconds: Double = 10
+    /// With no post from the control loop for this long, the loop is taken as stalled: our heartbeats
+    /// and forecasts stop, so the FP's offline_mode_at passes and it applies our fallback (nil: never).
+    public var stallAfterSeconds: Double?
 
     public init(listenHost: String = "127.0.0.1", listenPort: Int = 8090, ourBaseURL: String, fpBaseURL: String, fpInitialToken: String,
                 ourToken: String, heartbeatIntervalS: Int = 30, defaultOwnHeartbeatS: Int = 60, forecastMinutes: Double = 15, refreshS: Double = 300,
@@ -154,6 +157,9 @@ public final class OSCPCapacityProvider: Sendable {
         /// Why our endpoint is not listening (the port taken): retried every 10 s.
         var serverError: String?
         var nextServerAttemptNs: UInt64 = 0
+        /// When the control loop last posted, and since when it has been taken as stalled.
+        var postedAtNs: UInt64 = 0
+        var stalledSinceNs: UInt64?
     }
     private let state: Mutex<State>
     private let server: Mutex<HTTPServer?>
@@ -170,6 +176,7 @@ public final class OSCPCapacityProvider: Sendable {
         guard let fpURL = HTTPURL(config.fpBaseURL) else { throw HTTPError("oscp.fp_base_url '\(config.fpBaseURL)' is not a URL") }
         var s = State(fp: FP(token: config.fpInitialToken, baseURL: fpURL))
         s.notReadySinceNs = monotonicNanoseconds()
+        s.postedAtNs = monotonicNanoseconds()
         if let path = config.stateFile, let saved = Self.loadRegistration(path) {
             // A registration kept from before is trusted no more than a new one: a base URL outside the
             // configured origins (kept by an older lmc) or a token that cannot go into a header is dropped.
@@ -231,7 +238,8 @@ public final class OSCPCapacityProvider: Sendable {
 
     /// The set point for a site and its fallback profile (48 half-hours from 00:00 UTC, W; one value: flat).
     public func post(site: String, watts: Double, fallbackW: [Double]) {
-        state.withLock { $0.wanted[site] = (watts, fallbackW) }
+        let now = monotonicNanoseconds()
+        state.withLock { $0.wanted[site] = (watts, fallbackW); $0.postedAtNs = now }
     }
 
     public func status(site: String) -> OSCPSiteStatus? {
@@ -241,9 +249,10 @@ public final class OSCPCapacityProvider: Sendable {
             // Failing: the FP unreachable, its heartbeat lapsed, or not `ready` (registering or
             // handshaking: the FP has no current forecast from us) — the loop raises RELAY_FAILING
             // after relay_alarm_after_s, as for a charger that stops answering.
-            let failing = [s.unreachableSinceNs, s.fpOfflineSinceNs, s.phase == .ready ? nil : s.notReadySinceNs].compactMap { $0 }.min()
+            let failing = [s.unreachableSinceNs, s.fpOfflineSinceNs, s.stalledSinceNs, s.phase == .ready ? nil : s.notReadySinceNs].compactMap { $0 }.min()
             st.failingSinceNs = failing
-            st.lastError = s.serverError ?? s.lastError ?? (s.phase == .ready ? nil : "not ready: \(s.phase.rawValue)")
+            st.lastError = s.stalledSinceNs.map { _ in Self.stalledText } ?? s.serverError ?? s.lastError
+                ?? (s.phase == .ready ? nil : "not ready: \(s.phase.rawValue)")
             return st
         }
     }
@@ -338,7 +347,28 @@ public final class OSCPCapacityProvider: Sendable {
         }
     }
 
+    static let stalledText = "control loop stalled: heartbeats and forecasts to the FP stopped, so it applies our fallback"
+
+    /// True while the control loop has not posted for `stallAfterSeconds`: nothing goes to the FP then,
+    /// so its `offline_mode_at` passes and it falls back, as a charger's validity timer does. The first
+    /// post after a stall sends a heartbeat at once.
+    private func loopStalled(nowNs: UInt64) -> Bool {
+        guard let limit = config.stallAfterSeconds else { return false }
+        let (stalled, changed) = state.withLock { s -> (Bool, Bool) in
+            let stalled = nowNs > s.postedAtNs && Double(nowNs - s.postedAtNs) / 1e9 > limit
+            let was = s.stalledSinceNs != nil
+            if stalled && !was { s.stalledSinceNs = s.postedAtNs + UInt64(limit * 1e9) }
+            if !stalled && was { s.stalledSinceNs = nil; s.nextOwnHeartbeatNs = 0 }
+            return (stalled, stalled != was)
+        }
+        if changed {
+            events(stalled ? "OSCP: \(Self.stalledText)" : "OSCP: the control loop posts again: heartbeats and forecasts resume", stalled)
+        }
+        return stalled
+    }
+
     private func readyStep(nowNs: UInt64) {
+        guard !loopStalled(nowNs: nowNs) else { return }
         let wall = wallClock()
         // The FP's heartbeat: its offline_mode_at passed means it is deaf to us.
         let lapsed = state.withLock { s -> Bool in
