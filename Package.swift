@@ -32,16 +32,17 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"])]),
 
-        // The few libc spellings that differ between glibc and musl (aarch64 static SDK).
+        // The few libc spellings that differ between glibc and musl (aarch64 static SDK), threads and the
+        // monotonic clock: what every module with a thread or a deadline shares.
         .target(name: "LMCPlatform"),
         // adjtimex(2), which Swift's libc modules do not export (lmc doctor's clock check).
         .target(name: "CTimex"),
         // Thin typed wrappers; every C call goes through Internals/Seam.swift.
         .target(name: "ModbusBridge", dependencies: ["CModbus", "LMCPlatform"]),
-        .target(name: "DigitalIO", dependencies: ["CGPIOD"], swiftSettings: testHooks),
+        .target(name: "DigitalIO", dependencies: ["CGPIOD", "LMCPlatform"], swiftSettings: testHooks),
 
         // Measurement side and pure supervisor.
-        .target(name: "CTSensorDriver", dependencies: ["ModbusBridge", "DigitalIO"]),
+        .target(name: "CTSensorDriver", dependencies: ["ModbusBridge", "DigitalIO", "LMCPlatform"]),
         .target(name: "FailSafe", swiftSettings: pureCore),
         // The thin hardware side of the supervisor: breaker lines, systemd and hardware watchdogs.
         .target(name: "Supervision", dependencies: ["DigitalIO", "FailSafe", "LMCPlatform"]),
@@ -56,9 +57,9 @@ let package = Package(
         // The config file: the declared keys and the schema, with errors naming line and key.
         .target(name: "LMCConfig", dependencies: ["TOMLReader", "ControlCycle", "Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision", "OSCP"]),
         // OSCP 2.0 Capacity Provider: a small HTTP/1.1 server and client over OpenSSL (docs/oscp.md).
-        .target(name: "OSCP", dependencies: ["ModbusBridge", "COpenSSL", "LMCPlatform"]),
+        .target(name: "OSCP", dependencies: ["COpenSSL", "LMCPlatform"]),
         // Set points to chargers (Modbus profiles as data) and the upstream Modbus server.
-        .target(name: "SetPointRelay", dependencies: ["ModbusBridge"]),
+        .target(name: "SetPointRelay", dependencies: ["ModbusBridge", "LMCPlatform"]),
 
         // The executable `lmc`.
         .executableTarget(
@@ -74,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "LMCBench",
             dependencies: [
-                "ModbusBridge", "ControlCycle", "FailSafe", "Headroom", "RingLog", "CTSensorDriver",
+                "ModbusBridge", "ControlCycle", "FailSafe", "Headroom", "RingLog", "CTSensorDriver", "LMCPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

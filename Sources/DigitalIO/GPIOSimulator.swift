@@ -1,3 +1,4 @@
+import LMCPlatform
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import LMCConfig
+import LMCPlatform
 import ModbusBridge
 import SetPointRelay
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CTSensorDriver
 import LMCConfig
+import LMCPlatform
 import ModbusBridge
 import Synchronization
 

@@ -1,10 +1,11 @@
-import ControlCycle
-import CTimex
 import CTSensorDriver
+import CTimex
+import ControlCycle
 import DigitalIO
 import FailSafe
 import Headroom
 import LMCConfig
+import LMCPlatform
 import ModbusBridge
 import OSCP
 import RingLog
@@ -37,7 +38,7 @@ final class Runtime {
     private var upstreamService: UpstreamService?
     private var upstream: UpstreamServer? { upstreamService?.server }
     private var oscp: OSCPCapacityProvider?
-    private var breakers: [String: BreakerDriver] = [:]
+    private var breakers: [String: BreakerWorker] = [:]
     private var breakerErrors: [String: String] = [:]
     #if LMC_TEST_HOOKS
     /// Set when LMC_GPIO_SIMULATOR stands in for the GPIO chip (no hardware: demos, tests).
@@ -148,7 +149,9 @@ final class Runtime {
         breakerErrors = [:]
         for (site, wiring) in rc.breakers {
             do {
-                breakers[site] = try BreakerDriver(wiring)
+                let worker = BreakerWorker(try BreakerDriver(wiring))
+                worker.start()
+                breakers[site] = worker
             } catch {
                 log("breaker of site \(site) not available: \(error)")
                 status.note("breaker \(site): \(error)")
@@ -197,6 +200,8 @@ final class Runtime {
         upstreamService = nil
         oscp?.stop()
         oscp = nil
+        // A coil pulse in progress ends first (at most pulse_ms): its lines are then free for the next driver.
+        breakers.values.forEach { $0.stop() }
         breakers = [:]
         buses.forEach { $0.stop() }
         relays.values.forEach { $0.stop() }
@@ -315,6 +320,8 @@ final class Runtime {
             if let b = breakers[site] {
                 do {
                     breakerReads[site] = try b.isClosed().map { $0 ? .closed : .open } ?? .notWired
+                    // A coil that could not be driven: nothing the contact says confirms a command.
+                    if let failure = b.failure { breakerReads[site] = .unavailable(failure) }
                 } catch {
                     breakerReads[site] = .unavailable("auxiliary contact: \(error)")
                 }
@@ -363,15 +370,11 @@ final class Runtime {
         for e in out.events { event(e.kind, e.text) }
         for (site, command) in out.breaker.sorted(by: { $0.key < $1.key }) {
             guard let b = breakers[site] else { continue }
-            do {
-                try b.execute(command)
-                #if LMC_TEST_HOOKS
-                breakerModel?.follow(command, wiring: b.wiring)
-                #endif
-            } catch {
-                log("breaker \(site): \(command) failed: \(error)")
-                status.note("breaker \(site): \(command) failed: \(error)")
-            }
+            // The pulse runs on the breaker's thread; a coil that fails shows in the next snapshot.
+            b.post(command)
+            #if LMC_TEST_HOOKS
+            breakerModel?.follow(command, wiring: b.driver.wiring)
+            #endif
         }
         for site in out.sites {
             if case .ampsPerPhase = site.unit { relays[site.site]?.post(amps: site.value) }

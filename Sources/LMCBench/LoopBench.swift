@@ -1,5 +1,6 @@
 import ArgumentParser
 import CTSensorDriver
+import LMCPlatform
 import ModbusBridge
 import Synchronization
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import LMCPlatform
 import ModbusBridge
 import RingLog
 

@@ -1,4 +1,4 @@
-import ModbusBridge
+import LMCPlatform
 import Synchronization
 
 #if canImport(Glibc)

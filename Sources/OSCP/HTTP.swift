@@ -1,5 +1,4 @@
 import LMCPlatform
-import ModbusBridge
 import Synchronization
 
 #if canImport(Glibc)

@@ -1,5 +1,7 @@
 import DigitalIO
 import FailSafe
+import LMCPlatform
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -99,5 +101,56 @@ public final class BreakerDriver {
     /// The auxiliary contact: true closed, false open, nil not wired.
     public func isClosed() throws(GPIOError) -> Bool? {
         try auxLine?.value()
+    }
+}
+
+/// The breaker's own thread. The control loop posts a command and goes on; the coil pulse (up to
+/// `pulse_ms`, 10 s at most) runs here, never on the control thread. The loop reads the auxiliary
+/// contact itself (one line read) and, from here, whether the last command could not be carried out.
+///
+/// The driver's lines are used from two threads: the coils only here, the auxiliary contact only by
+/// the loop — separate line requests, which the kernel serves independently.
+public final class BreakerWorker: @unchecked Sendable {
+    public let driver: BreakerDriver
+    private struct State { var queue: [BreakerCommand] = []; var busy = false; var failure: String?; var done = 0 }
+    private let state = Mutex(State())
+    private let loop = LoopThread()
+
+    public init(_ driver: BreakerDriver) { self.driver = driver }
+
+    public func start() { loop.start { [self] in run() } }
+
+    /// Waits for a pulse in progress to end (the lines are released after it, so a new driver on the
+    /// same lines can take them).
+    public func stop() { loop.stop() }
+
+    /// Queues a command; carried out in order, at once unless a pulse is still running.
+    public func post(_ command: BreakerCommand) { state.withLock { $0.queue.append(command) } }
+
+    /// Why the last command could not be carried out (nil: it was, or none was given yet). Cleared by
+    /// the next command that succeeds.
+    public var failure: String? { state.withLock { $0.failure } }
+
+    /// True while a command is queued or its pulse runs.
+    public var busy: Bool { state.withLock { $0.busy || !$0.queue.isEmpty } }
+
+    /// Commands carried out so far (with or without success).
+    public var commandsDone: Int { state.withLock { $0.done } }
+
+    /// The auxiliary contact: true closed, false open, nil not wired.
+    public func isClosed() throws(GPIOError) -> Bool? { try driver.isClosed() }
+
+    private func run() {
+        while !loop.isStopping || busy {
+            let next = state.withLock { s -> BreakerCommand? in
+                guard !s.queue.isEmpty else { return nil }
+                s.busy = true
+                return s.queue.removeFirst()
+            }
+            guard let command = next else { usleep(2_000); continue }
+            var failure: String? = nil
+            do { try driver.execute(command) } catch { failure = "\(command == .trip ? "trip" : "close") coil: \(error)" }
+            state.withLock { $0.busy = false; $0.failure = failure; $0.done += 1 }
+        }
     }
 }

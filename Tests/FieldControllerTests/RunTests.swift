@@ -306,6 +306,24 @@ final class Daemon {
         #expect(none.status == 1 && none.err.contains("no breaker is wired for site nowhere"))
     }
 
+    /// Issue 16, item 7: a coil pulse is not the control loop's to wait for. With pulse_ms = 1500 the
+    /// loop used to sleep through the pulse (one cycle of 1.5 s: an overrun, no set point for 15 periods).
+    @Test func aCoilPulseDoesNotHoldTheControlLoop() throws {
+        let d = try Daemon(tag: "pulse", extra: "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 1500\n",
+                           environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        let r = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--yes", "--socket", d.socket])
+        #expect(r.status == 0, "\(r.err)")
+        try waitFor(5, "TRIPPED") { try d.status().contains("TRIPPED") }
+        try waitFor(5, "charger at 217 A") { try d.applied() == 217 }
+        usleep(2_000_000)
+        d.lmc.terminate()
+        let events = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
+        #expect(events.contains("trip commanded"), "\(events)")
+        #expect(!events.contains("overran"), "the control loop waited for the coil: \(events.split(separator: "\n").filter { $0.contains("overran") })")
+        #expect(!events.contains("TRIP_FAILED"), "\(events)")
+    }
+
     @Test func aTestTripWritesATripRecordWithSamplesBeforeAndAfterAndItsReason() throws {
         let d = try Daemon(tag: "tr", extra: "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
                            environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])

@@ -94,6 +94,30 @@ import Testing
         }
     }
 
+    /// The control loop posts and goes on: the pulse is still on the line after post returns, and a
+    /// coil that cannot be driven is a failure the loop reads (BREAKER_UNAVAILABLE), cleared by the
+    /// next command that works.
+    @Test func theWorkerPulsesOnItsOwnThreadAndReportsACoilFailure() throws {
+        let sim = Self.box()
+        sim.fail(.setValue, onCall: 1, errno: EIO)
+        try GPIOSimulator.with(sim) {
+            let w = BreakerWorker(try BreakerDriver(BreakerWiring(trip: .init(offset: 0), close: .init(offset: 1),
+                                                                  auxiliary: .init(offset: 2, activeLow: true), pulseMilliseconds: 400)))
+            w.start()
+            defer { w.stop() }
+            w.post(.trip)
+            while w.commandsDone < 1 { usleep(1_000) }
+            #expect(w.failure?.hasPrefix("trip coil: ") == true, "\(String(describing: w.failure))")
+            w.post(.trip)
+            #expect(w.busy, "post returned before the pulse ended")
+            var sawHigh = false
+            while w.commandsDone < 2 { sawHigh = sawHigh || sim.level(chip: "gpiochip0", offset: 0); usleep(1_000) }
+            #expect(sawHigh, "the trip line went high while the loop was free")
+            #expect(sim.level(chip: "gpiochip0", offset: 0) == false, "and low after the pulse")
+            #expect(w.failure == nil, "a command that worked clears the failure")
+        }
+    }
+
     @Test func theSupervisorsTripCommandDrivesTheLine() throws {
         // End to end through the pure supervisor: non-response → trip command → pulse → contact opens.
         let sim = Self.box()

@@ -146,9 +146,3 @@ enum Seam {
     static let flagPullUp = Int32(GPIOD_LINE_REQUEST_FLAG_BIAS_PULL_UP)
 }
 
-@inline(__always)
-func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
