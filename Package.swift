@@ -47,7 +47,7 @@ let package = Package(
         // The thin hardware side of the supervisor: breaker lines, systemd and hardware watchdogs.
         .target(name: "Supervision", dependencies: ["DigitalIO", "FailSafe", "LMCPlatform"]),
         // Crash-safe on-disk rings (docs/ringlog.md).
-        .target(name: "RingLog"),
+        .target(name: "RingLog", swiftSettings: testHooks),
         // Pure control core: MP state machines, arbitration, scenario replay.
         .target(name: "Headroom", swiftSettings: pureCore),
         // One control cycle as a pure function: snapshot in, every decision out (docs/control.md).

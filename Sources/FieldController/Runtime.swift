@@ -44,7 +44,8 @@ final class Runtime {
     /// Set when LMC_GPIO_SIMULATOR stands in for the GPIO chip (no hardware: demos, tests).
     private var breakerModel: SimulatedBreakers?
     #endif
-    private var logStore: LogStore?
+    /// The ring log, written on its own thread (the loop never waits on the disk).
+    private var ringLog: RingLogThread?
     /// The last 60 s of samples, and the trips collecting their 60 s after (the trips ring).
     private var trips = TripRecorder()
     /// The minute so far (the minutes ring).
@@ -69,9 +70,8 @@ final class Runtime {
     /// Writes a closed half hour to its ring.
     private func write(_ h: HalfHourRecord?) {
         guard let h else { return }
-        do { try logStore?.record(h, wallNs: wallNs(), monoNs: monotonicNanoseconds()) } catch {
-            status.note("ring log write failed: \(error)")
-        }
+        let (wall, mono) = (wallNs(), monotonicNanoseconds())
+        ringLog?.post { try $0.record(h, wallNs: wall, monoNs: mono) }
     }
 
     private func openLog() {
@@ -82,7 +82,9 @@ final class Runtime {
             for moved in store.movedAside { log("ring log: corrupt header, moved aside to \(moved); a new ring was started") }
             for resized in store.resized { log("ring log: size changed: \(resized)") }
             try? store.noteLayout(config.sampleLayout)
-            logStore = store
+            let thread = RingLogThread(store)
+            thread.start()
+            ringLog = thread
         } catch {
             log("ring log not available: \(error); running without it")
             status.note("ring log not available: \(error)")
@@ -92,16 +94,21 @@ final class Runtime {
     /// Writes a closed minute to its ring.
     private func write(_ m: MinuteRecord?) {
         guard let m else { return }
-        do { try logStore?.record(m, wallNs: wallNs(), monoNs: monotonicNanoseconds()) } catch { status.note("ring log write failed: \(error)") }
+        let (wall, mono) = (wallNs(), monotonicNanoseconds())
+        ringLog?.post { try $0.record(m, wallNs: wall, monoNs: mono) }
     }
 
     /// Writes trip records to the trips ring, and says so in the events ring.
     private func write(_ records: [TripRecord]) {
         for t in records {
-            do {
-                let n = try logStore?.record(t, wallNs: wallNs(), monoNs: monotonicNanoseconds())
-                event(.log, "\(t.site): trip record \(n.map { "\($0)" } ?? "-") written (\(t.samples.count) samples; \(t.answer))")
-            } catch { status.note("ring log write failed: \(error)") }
+            let (wall, mono, echo) = (wallNs(), monotonicNanoseconds(), echoEvents)
+            // The record's number is known once it is written: the event that names it is written there too.
+            ringLog?.post { store in
+                let n = try store.record(t, wallNs: wall, monoNs: mono)
+                let text = "\(t.site): trip record \(n) written (\(t.samples.count) samples; \(t.answer))"
+                if echo { log("event log: \(text)") }
+                try store.event(EventRecord(kind: .log, text: text), wallNs: wall, monoNs: mono)
+            }
         }
     }
 
@@ -111,10 +118,8 @@ final class Runtime {
     /// Appends an event to the events ring (and the journal).
     func event(_ kind: EventRecord.Kind, _ text: String) {
         if echoEvents { log("event \(kind.name): \(text)") }
-        let mono = monotonicNanoseconds()
-        do { try logStore?.event(EventRecord(kind: kind, text: text), wallNs: wallNs(), monoNs: mono) } catch {
-            status.note("ring log write failed: \(error)")
-        }
+        let (wall, mono) = (wallNs(), monotonicNanoseconds())
+        ringLog?.post { try $0.event(EventRecord(kind: kind, text: text), wallNs: wall, monoNs: mono) }
     }
 
     private func startIO() {
@@ -227,7 +232,7 @@ final class Runtime {
     }
 
     private func loop() {
-        if logStore == nil { openLog() }
+        if ringLog == nil { openLog() }
         event(.start, "lmc \(LMC.version) started, box \(config.runtime.boxID)")
         event(.config, "loaded \(configPath) (fnv1a64 \(configHash))")
         for w in config.warnings { event(.log, "config warning: \(w)") }
@@ -268,7 +273,8 @@ final class Runtime {
         write(cycle.finish())
         write(trips.finish(monoNs: monotonicNanoseconds()))
         write(minutes.finish())
-        try? logStore?.flush(monoNs: monotonicNanoseconds())
+        ringLog?.stop()   // drains the queue and syncs every ring
+        ringLog = nil
         stopIO()
     }
 
@@ -293,7 +299,8 @@ final class Runtime {
                                                : "reload starts the control afresh: a site, breaker or limit changed")
                 write(trips.finish(monoNs: monotonicNanoseconds()))
                 config = c
-                try? logStore?.noteLayout(c.sampleLayout)
+                let layout = c.sampleLayout
+                ringLog?.post { try $0.noteLayout(layout) }
                 cycle = next
                 clock = WallClock(timezone: c.tccTimezone, requireSynchronised: c.requireSynchronisedClock)
                 startIO()
@@ -381,13 +388,14 @@ final class Runtime {
             if let fallback = site.oscpFallbackW { oscp?.post(site: site.site, watts: site.watts, fallbackW: fallback) }
         }
         upstream?.publish(UpstreamServer.Snapshot(out.upstream))
-        do {
-            let wall = snap.wallNs
-            try logStore?.record(out.sample, wallNs: wall, monoNs: nowNs)
-            if let closed = out.halfHour { try logStore?.record(closed, wallNs: wall, monoNs: nowNs) }
-            try logStore?.events.flushIfDue(monoNs: nowNs)
-        } catch {
-            status.note("ring log write failed: \(error)")
+        let (wall, sample, closed) = (snap.wallNs, out.sample, out.halfHour)
+        ringLog?.post { store in
+            try store.record(sample, wallNs: wall, monoNs: nowNs)
+            if let closed { try store.record(closed, wallNs: wall, monoNs: nowNs) }
+        }
+        if let problems = ringLog?.problems() {
+            for e in problems.errors { status.note("ring log write failed: \(e)") }
+            if problems.dropped > 0 { status.note("ring log behind: \(problems.dropped) records dropped (the disk does not keep up)") }
         }
         write(trips.cycle(snap, out, config: config))
         write(minutes.add(snap, out, config: config))

@@ -138,6 +138,20 @@ public final class LogStore {
         minutes = try ring("minutes", minutesMB, MinuteRecord.recordSize)
     }
 
+    private var writers: [RingWriter] { [samples, halfHours, events, trips, minutes] }
+
+    /// False for a store that a writer thread owns: appends only queue, and the thread syncs with
+    /// `flushDue` on its own clock (the daemon: the control loop never waits on the disk).
+    public var syncsOnAppend: Bool {
+        get { samples.syncsOnAppend }
+        set { for w in writers { w.syncsOnAppend = newValue } }
+    }
+
+    /// Writes and syncs each ring whose sync interval has passed (`nowNs`: the caller's monotonic clock).
+    public func flushDue(nowNs: UInt64) throws(RingError) {
+        for w in writers { try w.flushIfDue(monoNs: nowNs) }
+    }
+
     /// Rings whose size changed and whose records were moved into the new size (reported at start).
     public var resized: [String] { [samples.ring.resized, halfHours.ring.resized, events.ring.resized, trips.ring.resized, minutes.ring.resized].compactMap { $0 } }
 

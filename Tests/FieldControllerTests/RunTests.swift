@@ -324,6 +324,21 @@ final class Daemon {
         #expect(!events.contains("TRIP_FAILED"), "\(events)")
     }
 
+    /// Issue 16, item 7: a disk sync is not the control loop's to wait for. A flash card whose fdatasync
+    /// takes 700 ms (LMC_RING_SYNC_DELAY_MS) used to hold every cycle that synced: overruns, and a set
+    /// point that followed the meter seconds late. Nothing is lost either: the records arrive later.
+    @Test func aSlowDiskSyncDoesNotHoldTheControlLoop() throws {
+        let d = try Daemon(tag: "slowsync", environment: ["LMC_RING_SYNC_DELAY_MS": "700"])
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        usleep(3_000_000)
+        d.lmc.terminate()
+        let events = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
+        #expect(!events.contains("overran"), "the control loop waited for the disk: \(events.split(separator: "\n").filter { $0.contains("overran") })")
+        #expect(events.contains("stopping on signal"), "the last events reached the disk at the stop")
+        let samples = try run(Repo.lmc, ["log", "export", "--ring", "samples", "--dir", d.dir]).out.split(separator: "\n").count
+        #expect(samples > 30, "\(samples) samples: the queue reached the disk")
+    }
+
     @Test func aTestTripWritesATripRecordWithSamplesBeforeAndAfterAndItsReason() throws {
         let d = try Daemon(tag: "tr", extra: "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
                            environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
