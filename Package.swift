@@ -6,7 +6,7 @@ import PackageDescription
 /// through it (2.7 M steps), which takes minutes unoptimised. Release builds optimise everything anyway.
 let pureCore: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
-/// Test hooks (the GPIO simulator, LMC_GPIO_SIMULATOR with its stuck contact, LMC_WALL_CLOCK_OFFSET_FILE)
+/// Test hooks (the GPIO simulator, LMC_GPIO_SIMULATOR with its stuck contact, LMC_WALL_CLOCK_OFFSET_FILE, LMC_RING_SYNC_DELAY_MS)
 /// are compiled into debug builds only, which the test suite runs; `make release` has none of them
 /// (scripts/check-release.sh looks for their strings in out/lmc).
 let testHooks: [SwiftSetting] = [.define("LMC_TEST_HOOKS", .when(configuration: .debug))]
