@@ -220,6 +220,8 @@ public struct Supervisor: Sendable {
     private var reportedAboveSince: [String: Double] = [:]
     private var trips: [String: [Double]] = [:]
     private var started: Double?
+    /// A site whose breaker closed again ramps from its safe set point, alone: the others keep theirs.
+    private var siteRampFrom: [String: Double] = [:]
 
     public init(_ config: SupervisorConfig) { self.config = config }
 
@@ -292,6 +294,11 @@ public struct Supervisor: Sendable {
             case .seeing(_, let rampFrom):
                 sp = site.requestedW
                 if let r = rampFrom { sp = min(sp, max(safe, safe + config.recoveryRampWPerSecond * (now - r))) }
+            }
+            if let r = siteRampFrom[site.id] {
+                let ramp = safe + config.recoveryRampWPerSecond * (now - r)
+                sp = min(sp, max(safe, ramp))
+                if ramp >= site.requestedW { siteRampFrom[site.id] = nil }
             }
             if let f = site.relayFailingSince, now - f >= config.relayAlarmAfter {
                 alarms.append(Alarm(code: "RELAY_FAILING", subject: site.id,
@@ -382,7 +389,7 @@ public struct Supervisor: Sendable {
                     // ramp from the safe set point, as after an automatic close.
                     state = .closed
                     aboveSince[site.id] = nil
-                    measurement = .seeing(since: now, rampFrom: now)
+                    siteRampFrom[site.id] = now
                 } else if recent.count >= config.maxTrips {
                     state = .lockout(reason: "\(recent.count) trips within \(fmt(config.tripWindow)) s; last: \(reason)")
                 } else if let delay = config.autoCloseDelay, now - since >= delay, seeing, input.tripRequests.isEmpty {
@@ -394,7 +401,7 @@ public struct Supervisor: Sendable {
                 if site.breakerClosed == true || notWired && now - at >= config.breakerConfirmTime {
                     state = .closed
                     aboveSince[site.id] = nil
-                    measurement = .seeing(since: now, rampFrom: now) // ramp from safe after a close
+                    siteRampFrom[site.id] = now // this site ramps from safe after a close
                 } else if now - at >= config.breakerConfirmTime {
                     alarms.append(Alarm(code: "CLOSE_FAILED", subject: site.id, message: "breaker did not confirm closed"))
                     state = .open(since: now, reason: "close not confirmed")
@@ -408,7 +415,7 @@ public struct Supervisor: Sendable {
                     state = .open(since: now - (config.autoCloseDelay ?? 0), reason: "reset by engineer after an open without a command")
                 } else if site.breakerClosed == true {
                     state = .closed
-                    measurement = .seeing(since: now, rampFrom: now) // ramp from safe after a close
+                    siteRampFrom[site.id] = now // this site ramps from safe after a close
                 }
             case .lockout(let reason):
                 if input.resetLockout {
@@ -452,7 +459,11 @@ public struct Supervisor: Sendable {
         case .failsafe(_, _, let r):
             raise(.failsafe, r)
         case .seeing(_, let rampFrom):
-            if rampFrom != nil { reason = "ramping up from the safe set point" }
+            if rampFrom != nil {
+                reason = "ramping up from the safe set point"
+            } else if !siteRampFrom.isEmpty {
+                reason = "\(siteRampFrom.keys.sorted().joined(separator: ", ")) ramping up from the safe set point after a close"
+            }
         }
         if !degraded.isEmpty { raise(.degraded, "degraded: " + degraded.joined(separator: "; ")) }
         for (id, state) in breakers.sorted(by: { $0.key < $1.key }) {
