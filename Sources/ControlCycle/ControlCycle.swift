@@ -22,6 +22,10 @@ public struct ControlCycle: Sendable {
     public private(set) var cycles = 0
     /// This cycle came from a reload and carries the half hour so far (nothing to close for it).
     public private(set) var halfHourCarried = false
+    /// The breaker memory last handed out (`CycleOutput.breakerMemory`), by what changes it.
+    private var breakerMemoryKey: [String: String] = [:]
+    /// The monotonic time of the last cycle, in seconds.
+    private var lastNow: Double?
 
     public init(_ config: CycleConfig) throws(ConfigError) {
         self.config = config
@@ -54,7 +58,13 @@ public struct ControlCycle: Sendable {
         var fresh = try ControlCycle(next)
         guard next.sites == config.sites, next.sources == config.sources, next.shapers == config.shapers,
               next.breakerSites == config.breakerSites, next.supervisor == config.supervisor, next.mode == config.mode,
-              next.sitePocMeter == config.sitePocMeter else { return fresh }
+              next.sitePocMeter == config.sitePocMeter else {
+            // Afresh — but a lockout, an open trip and the trip history of a breaker still wired stay.
+            if let now = lastNow {
+                fresh.restore(breakers: supervisor.breakerMemory(now: now).filter { next.breakerSites.contains($0.key) }, now: now)
+            }
+            return fresh
+        }
         fresh.supervisor = supervisor
         fresh.headroom.carryOver(from: headroom)
         fresh.shapers = shapers
@@ -64,11 +74,24 @@ public struct ControlCycle: Sendable {
         fresh.lastBelievedNs = lastBelievedNs
         fresh.directFallback = directFallback
         fresh.cycles = cycles
+        fresh.breakerMemoryKey = breakerMemoryKey
+        fresh.lastNow = lastNow
         if next.measurementPoints == config.measurementPoints {
             fresh.halfHours = halfHours
             fresh.halfHourCarried = true
         }
         return fresh
+    }
+
+    /// Takes the breaker memory of the process before this one (`breakers.state`), before the first
+    /// cycle: sites without a breaker in this configuration are left out.
+    public mutating func restore(breakers memory: [String: BreakerMemory], nowNs: UInt64) {
+        restore(breakers: memory.filter { config.breakerSites.contains($0.key) }, now: Double(nowNs) / 1e9)
+    }
+
+    private mutating func restore(breakers memory: [String: BreakerMemory], now: Double) {
+        supervisor.restore(memory, now: now)
+        breakerMemoryKey = supervisor.breakerMemoryKey
     }
 
     /// Closes the half hour so far (at stop, before a reload).
@@ -88,7 +111,15 @@ public struct ControlCycle: Sendable {
         let limits = decideLimits(s, m, now: now, events: &events)
         let sup = supervise(s, m, limits, now: now)
         let shaped = shape(sup, synchronised: m.secondsOfDay != nil)
-        return report(s, m, limits, sup, shaped, answers: answers, events: events)
+        var out = report(s, m, limits, sup, shaped, answers: answers, events: events)
+        // The breaker memory is handed out when a state or a trip changed it (lmc run writes it down).
+        let key = supervisor.breakerMemoryKey
+        if key != breakerMemoryKey {
+            breakerMemoryKey = key
+            out.breakerMemory = supervisor.breakerMemory(now: now)
+        }
+        lastNow = now
+        return out
     }
 
     // MARK: Commands (between cycles, as a PLC takes its inputs)
@@ -444,6 +475,9 @@ public struct CycleOutput: Sendable {
     public var alarms: [Alarm]
     /// The cycle completed as it should: the watchdog may be fed.
     public var watchdogOK: Bool
+    /// Set when the breakers' memory changed this cycle (a trip, an open, a lockout, a close): what
+    /// must outlive the process, for `breakers.state`.
+    public var breakerMemory: [String: BreakerMemory]? = nil
 
     public func site(_ id: String) -> SiteOutput? { sites.first { $0.site == id } }
 }

@@ -192,6 +192,21 @@ public struct SupervisorOutput: Sendable, Equatable {
     public var confirmedTrips: [String] = []
 }
 
+/// What of one site's breaker must outlive the process (`lmc run` keeps it in `breakers.state`): a
+/// lockout, a trip it commanded that is not closed again, and the trips still inside the trip window.
+/// Times are ages in seconds at the moment the memory was taken, so no clock is assumed to survive.
+public struct BreakerMemory: Sendable, Equatable {
+    public enum State: String, Sendable, Equatable { case lockout, open, tripping }
+    public var state: State?
+    public var reason: String
+    public var tripAges: [Double]
+    public init(state: State?, reason: String = "", tripAges: [Double] = []) {
+        self.state = state
+        self.reason = reason
+        self.tripAges = tripAges
+    }
+}
+
 /// The supervisor's memory between ticks.
 public struct Supervisor: Sendable {
     public let config: SupervisorConfig
@@ -224,6 +239,55 @@ public struct Supervisor: Sendable {
     private var siteRampFrom: [String: Double] = [:]
 
     public init(_ config: SupervisorConfig) { self.config = config }
+
+    /// The breaker memory of every site that has any, with trip ages taken at `now`.
+    public func breakerMemory(now: Double) -> [String: BreakerMemory] {
+        var out: [String: BreakerMemory] = [:]
+        for site in Set(breakers.keys).union(trips.keys) {
+            var m = BreakerMemory(state: nil, tripAges: trips[site, default: []].filter { now - $0 <= config.tripWindow }.map { max(0, now - $0) })
+            switch breakers[site] {
+            case .lockout(let reason): m.state = .lockout; m.reason = reason
+            case .open(_, let reason): m.state = .open; m.reason = reason
+            case .tripping(_, let reason), .tripFailed(_, let reason): m.state = .tripping; m.reason = reason
+            default: break
+            }
+            if m.state != nil || !m.tripAges.isEmpty { out[site] = m }
+        }
+        return out
+    }
+
+    /// What changes the memory (a state, a trip), not the passing of time: compared each cycle to know
+    /// when `breakers.state` must be written again.
+    public var breakerMemoryKey: [String: String] {
+        var key: [String: String] = [:]
+        for site in Set(breakers.keys).union(trips.keys) {
+            let state: String = switch breakers[site] {
+            case .lockout(let r): "lockout \(r)"
+            case .open(_, let r): "open \(r)"
+            case .tripping(_, let r), .tripFailed(_, let r): "tripping \(r)"
+            default: ""
+            }
+            key[site] = state + " " + trips[site, default: []].map { "\($0)" }.joined(separator: ",")
+        }
+        return key
+    }
+
+    /// Takes the memory of a process before this one, at `now`: a lockout stays a lockout until an
+    /// engineer resets it; an open commanded by lmc stays open (an automatic close waits its delay
+    /// again); a trip in flight is a trip not confirmed, pulsed again after the confirm time; trips
+    /// count towards `max_trips` by their age.
+    public mutating func restore(_ memory: [String: BreakerMemory], now: Double) {
+        for (site, m) in memory {
+            let ages = m.tripAges.filter { $0 >= 0 && $0 <= config.tripWindow }
+            if !ages.isEmpty { trips[site] = ages.map { now - $0 }.sorted() }
+            switch m.state {
+            case .lockout: breakers[site] = .lockout(reason: m.reason)
+            case .open: breakers[site] = .open(since: now, reason: m.reason)
+            case .tripping: breakers[site] = .tripFailed(since: now, reason: m.reason)
+            case nil: break
+            }
+        }
+    }
 
     public mutating func tick(_ input: SupervisorInputs) -> SupervisorOutput {
         let now = input.now

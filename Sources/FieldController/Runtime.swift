@@ -31,7 +31,7 @@ let reloadSignal = Atomic<Int>(0)
 final class Runtime {
     private(set) var config: Configuration
     private let configPath: String
-    private var cycle: ControlCycle
+    fileprivate var cycle: ControlCycle
     private var buses: [BusWorker] = []
     private var slots: [String: LatestReading] = [:]
     private var relays: [String: RelayWorker] = [:]
@@ -45,7 +45,7 @@ final class Runtime {
     private var breakerModel: SimulatedBreakers?
     #endif
     /// The ring log, written on its own thread (the loop never waits on the disk).
-    private var ringLog: RingLogThread?
+    fileprivate var ringLog: RingLogThread?
     /// The last 60 s of samples, and the trips collecting their 60 s after (the trips ring).
     private var trips = TripRecorder()
     /// The minute so far (the minutes ring).
@@ -237,6 +237,7 @@ final class Runtime {
         event(.config, "loaded \(configPath) (fnv1a64 \(configHash))")
         for w in config.warnings { event(.log, "config warning: \(w)") }
         startIO()
+        restoreBreakerMemory()
         openHardwareWatchdog()
         notifier.ready(status: "control loop running, \(config.periodMilliseconds) ms period")
         let period = UInt64(config.periodMilliseconds) * 1_000_000
@@ -373,6 +374,7 @@ final class Runtime {
     func tick(nowNs: UInt64) -> Bool {
         let (snap, commandIDs) = snapshot(nowNs: nowNs)
         let out = cycle.step(snap)
+        if let memory = out.breakerMemory { saveBreakerMemory(memory, wallNs: snap.wallNs) }
         for (id, answer) in zip(commandIDs, out.answers) { commands.answer(id, answer) }
         for e in out.events { event(e.kind, e.text) }
         for (site, command) in out.breaker.sorted(by: { $0.key < $1.key }) {
@@ -459,6 +461,33 @@ final class EventInbox: Sendable {
 }
 
 extension Runtime {
+    var breakerStatePath: String { "\(config.runtime.log.directory)/\(BreakerStateFile.name)" }
+
+    /// At start: a lockout, an open trip and the trip history of the process before this one.
+    func restoreBreakerMemory() {
+        guard let text = readText(breakerStatePath) else { return }
+        let (memory, problems) = BreakerStateFile.decode(text, wallSeconds: Double(wallNs()) / 1e9)
+        for p in problems { event(.log, "\(breakerStatePath) \(p): left out") }
+        cycle.restore(breakers: memory, nowNs: monotonicNanoseconds())
+        let kept = memory.filter { config.runtime.breakers[$0.key] != nil }
+        guard !kept.isEmpty else { return }
+        let said = kept.sorted { $0.key < $1.key }.map { site, m in
+            var parts: [String] = []
+            if let state = m.state { parts.append("\(state.rawValue) (\(m.reason))") }
+            if !m.tripAges.isEmpty { parts.append("\(m.tripAges.count) trip(s) in the trip window") }
+            return "\(site): " + parts.joined(separator: ", ")
+        }
+        event(.log, "breaker state restored from \(breakerStatePath): \(said.joined(separator: "; "))")
+    }
+
+    /// Whenever a trip, an open, a lockout or a close changed it: written whole, on the ring log's thread.
+    func saveBreakerMemory(_ memory: [String: BreakerMemory], wallNs: UInt64) {
+        let text = BreakerStateFile.encode(memory, wallSeconds: Double(wallNs) / 1e9)
+        let path = breakerStatePath
+        guard let ringLog else { status.note("\(path) not written: no ring log directory"); return }
+        ringLog.post { _ in try AtomicFile.write(text, to: path) }
+    }
+
     /// FNV-1a 64 of the config file: which config was running, in the events ring.
     var configHash: String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325

@@ -483,14 +483,9 @@ public final class OSCPCapacityProvider: Sendable {
 
     private func saveRegistration(token: String, url: HTTPURL) {
         guard let path = config.stateFile else { return }
-        let tmp = path + ".new"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { events("OSCP: cannot keep the registration in \(path): \(String(cString: strerror(errno)))", false); return }
-        let text = Array("\(token)\n\(url)\n".utf8)
-        _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        fsync(fd)
-        close(fd)
-        rename(tmp, path)
+        do { try AtomicFile.write("\(token)\n\(url)\n", to: path, mode: 0o600) } catch {
+            events("OSCP: cannot keep the registration: \(error)", false)
+        }
     }
 
     fileprivate func registered(by fpToken: String, baseURL: HTTPURL) {

@@ -1,6 +1,7 @@
 import Testing
 import ControlCycle
 import Headroom
+import FailSafe
 
 /// The one place a set point becomes what a charger takes.
 @Suite struct ShaperTests {
@@ -60,5 +61,31 @@ import Headroom
         cfg.shapers[ExampleSite.siteID] = ShaperConfig(unit: .ampsPerPhase(phases: 3, phaseVoltage: 230, powerFactor: 0.9), quantum: 1)
         let cycle = try ControlCycle(cfg)
         #expect(cycle.chargerFallback(site: ExampleSite.siteID) == 217)   // 150 kVA / 690 V, rounded down
+    }
+}
+
+/// `breakers.state`: what it keeps and how it reads back (issue 16, item 10).
+@Suite struct BreakerStateFileTests {
+    @Test func aLockoutAndTripsReadBackAsTheyWereWritten() {
+        let memory: [String: BreakerMemory] = [
+            "hub": BreakerMemory(state: .lockout, reason: "2 trips within 3600 s;\tlast: non-response", tripAges: [100, 2_000]),
+            "depot": BreakerMemory(state: nil, tripAges: [30]),
+        ]
+        let text = BreakerStateFile.encode(memory, wallSeconds: 1_800_000_000)
+        #expect(text.contains("hub\tlockout\t2 trips within 3600 s; last: non-response\n"), "\(text)")
+        #expect(text.contains("hub\ttrip\t1799999900.0\n"))
+        // Read back a minute later: the same facts, one minute older.
+        let (back, problems) = BreakerStateFile.decode(text, wallSeconds: 1_800_000_060)
+        #expect(problems.isEmpty)
+        #expect(back["hub"]?.state == .lockout && back["hub"]?.reason == "2 trips within 3600 s; last: non-response")
+        #expect(back["hub"]?.tripAges.sorted() == [160, 2_060])
+        #expect(back["depot"]?.state == nil && back["depot"]?.tripAges == [90])
+    }
+
+    @Test func badLinesAreLeftOutAndNamedAndAFutureTripCountsAsNow() {
+        let (m, problems) = BreakerStateFile.decode("hub\tlockout\tx\nhub trip 5\nhub\ttrip\tsoon\nhub\tbroken\ty\nhub\ttrip\t9999999999\n", wallSeconds: 1_800_000_000)
+        #expect(m["hub"]?.state == .lockout && m["hub"]?.tripAges == [0])
+        #expect(problems == ["line 2: not 'site<TAB>fact<TAB>value'", "line 3: trip time 'soon' is not a number",
+                             "line 4: 'broken' is not lockout, open, tripping or trip"], "\(problems)")
     }
 }

@@ -210,6 +210,46 @@ struct Rig {
         #expect(t != nil && t! <= 0.2, "closes after the reset")
     }
 
+    /// Issue 16, item 10: the breaker memory outlives the process. A trip before a restart counts
+    /// towards max_trips after it; a lockout stays one, whatever the contact reads.
+    @Test func theBreakerMemoryCarriesTripsAndALockoutAcrossARestart() {
+        let cfg = SupervisorConfig(goodSamplesToRecover: 10, startupDelayWindow: 0...0, responseTime: 2, breakerConfirmTime: 0.5,
+                                   autoCloseDelay: 10, maxTrips: 2, tripWindow: 3600)
+        var r = Rig(cfg)
+        r.run(70)
+        r.site.pocImportW = 280_000
+        _ = r.timeUntil { $0.breaker["hub"] == .trip }
+        r.site.breakerClosed = false
+        r.site.pocImportW = 0
+        r.run(2)
+        let memory = r.sup.breakerMemory(now: r.t)
+        #expect(memory["hub"]?.state == .open && memory["hub"]?.tripAges.count == 1, "\(memory)")
+
+        // A new process (a new monotonic clock): the trip is one of two allowed; the open stays open.
+        var again = Rig(cfg)
+        again.t = 5_000
+        again.sup.restore(memory, now: again.t)
+        again.site.breakerClosed = false
+        var o = again.run(70)
+        #expect(o.mode == .tripped, "the open trip is kept: \(o.reason)")
+        again.site.breakerClosed = true
+        again.run(2)
+        again.site.pocImportW = 280_000
+        _ = again.timeUntil { $0.breaker["hub"] == .trip }
+        again.site.breakerClosed = false
+        again.site.pocImportW = 0
+        o = again.run(30)
+        #expect(o.mode == .lockout, "the second trip within the window locks out: \(o.reason)")
+
+        // And the lockout itself survives the next restart, even with the contact reading closed.
+        var third = Rig(cfg)
+        third.sup.restore(again.sup.breakerMemory(now: again.t), now: 0)
+        third.site.breakerClosed = true
+        o = third.run(80)
+        #expect(o.mode == .lockout && o.setPoints["hub"] == 150_000, "\(o.reason)")
+        #expect(!third.log.contains { $0.breaker["hub"] == .close })
+    }
+
     @Test func upstreamHeartbeatLapseIsDeaf() {
         let cfg = SupervisorConfig(goodSamplesToRecover: 10, startupDelayWindow: 0...0, upstreamHeartbeatTimeout: 5)
         var r = Rig(cfg)

@@ -10,11 +10,13 @@ final class Daemon {
     let charger: ChargerPeer
     let socket: String
     let path: String
-    let lmc: ChildProcess
+    private(set) var lmc: ChildProcess
+    let environment: [String: String]?
 
     /// `journal`: lmc's stderr goes to this file, which JOURNAL_STREAM names, as systemd connects it
     /// to the journal.
-    init(tag: String, extra: String = "", siteExtra: String = "", control: String = "", environment: [String: String]? = nil, journal: String? = nil) throws {
+    init(tag: String, extra: String = "", siteExtra: String = "", control: String = "", failsafe: String = "", environment: [String: String]? = nil, journal: String? = nil) throws {
+        self.environment = environment
         dir = "/tmp/lmc-e2e-\(tag)-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         chmod(dir, 0o755)
@@ -24,7 +26,7 @@ final class Daemon {
                                   validity: 60, fallbackA: 6, refuseFC6OnLimit: true)
         socket = "\(dir)/control.sock"
         path = "\(dir)/lmc.toml"
-        try (RunEndToEnd.config(meterPort: meter.port, chargerPort: charger.port, socket: socket, siteExtra: siteExtra, control: control) + extra)
+        try (RunEndToEnd.config(meterPort: meter.port, chargerPort: charger.port, socket: socket, siteExtra: siteExtra, control: control, failsafe: failsafe) + extra)
             .write(toFile: path, atomically: true, encoding: .utf8)
         if let journal {
             lmc = try ChildProcess("/bin/sh", ["-c", "exec 2>>\"$0\"; JOURNAL_STREAM=$(stat -c %d:%i \"$0\") exec \"$1\" run --config \"$2\"",
@@ -32,6 +34,12 @@ final class Daemon {
         } else {
             lmc = try ChildProcess(Repo.lmc, ["run", "--config", path], environment: environment)
         }
+    }
+
+    /// Stops lmc (SIGTERM) and starts it again on the same config, rings and peers: a restart.
+    func restart() throws {
+        lmc.terminate()
+        lmc = try ChildProcess(Repo.lmc, ["run", "--config", path], environment: environment)
     }
 
     /// The current the charger was last told (A), -1 before any.
@@ -50,7 +58,7 @@ final class Daemon {
 @Suite(.serialized) struct RunEndToEnd {
     static let loaded = #"{"voltage_l1": 230, "voltage_l2": 230, "voltage_l3": 230, "current_l1": 500, "current_l2": 500, "current_l3": 500, "apparent_power_total": 400000, "power_total": 390000}"#
 
-    static func config(meterPort: Int, chargerPort: Int, socket: String, siteExtra: String = "", control: String = "") -> String {
+    static func config(meterPort: Int, chargerPort: Int, socket: String, siteExtra: String = "", control: String = "", failsafe: String = "") -> String {
         """
         [box]
         id = "e2e"
@@ -72,6 +80,7 @@ final class Daemon {
         good_samples = 5
         startup_delay_max_s = 0
         recovery_ramp_kw_per_s = 100
+        \(failsafe)
         [[bus]]
         id = "meters"
         tcp = "127.0.0.1:\(meterPort)"
@@ -337,6 +346,31 @@ final class Daemon {
         #expect(events.contains("stopping on signal"), "the last events reached the disk at the stop")
         let samples = try run(Repo.lmc, ["log", "export", "--ring", "samples", "--dir", d.dir]).out.split(separator: "\n").count
         #expect(samples > 30, "\(samples) samples: the queue reached the disk")
+    }
+
+    /// Issue 16, item 10: a lockout outlives the process. With max_trips = 1 one trip locks the site
+    /// out; after a restart (the simulated breaker reads closed again, as one closed by hand while lmc
+    /// was down would) the site is still LOCKOUT at its safe set point until an engineer resets it.
+    /// Before, lmc came back NORMAL and released the site to its headroom.
+    @Test func aLockoutSurvivesARestart() throws {
+        let d = try Daemon(tag: "lockout", extra: "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
+                           failsafe: "max_trips = 1", environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        let r = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--yes", "--socket", d.socket])
+        #expect(r.status == 0, "\(r.err)")
+        try waitFor(5, "LOCKOUT") { try d.status().contains("LOCKOUT") }
+        try d.restart()
+        try waitFor(10, "status after the restart") { try d.status().contains("cycle") }
+        usleep(3_000_000)   // the start-up delay is 0: a forgotten lockout would be NORMAL by now
+        let after = try d.status()
+        #expect(after.contains("LOCKOUT"), "\(after)")
+        #expect(try d.applied() == 217, "held at the safe set point")
+        let events = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
+        #expect(events.contains("restored"), "the restart says what it restored: \(events.suffix(800))")
+        // The engineer resets it: the site closes again and is released.
+        let reset = try run(Repo.lmc, ["reset-lockout", "--socket", d.socket])
+        #expect(reset.status == 0, "\(reset.err)")
+        try waitFor(10, "NORMAL after the reset") { try !d.status().contains("LOCKOUT") }
     }
 
     @Test func aTestTripWritesATripRecordWithSamplesBeforeAndAfterAndItsReason() throws {
