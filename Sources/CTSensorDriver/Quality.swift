@@ -46,6 +46,7 @@ public struct QualityJudge: Sendable {
                 return .bad(.outOfRange("\(q.rawValue) \(fmt(v)) V is outside 0.5–1.5 × \(fmt(rules.nominalVoltage)) V"))
             }
         }
+        if let why = rules.powerProblem(values) { return .bad(.outOfRange(why)) }
         let loaded = values.contains { $0.key.isCurrent && abs($0.value) > rules.zeroLoadCurrentA }
             || values[.powerTotal].map { abs($0) > rules.zeroLoadCurrentA * rules.nominalVoltage } == true
         if identicalPolls + 1 >= rules.frozenPolls && loaded {

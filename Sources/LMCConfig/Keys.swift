@@ -162,7 +162,7 @@ private func declarations() -> [ConfigKey] {
     key("unit", .number, .number(1), min: 0, max: 255, "Modbus unit id")
     key("profile", .string, .required, "a file in `hw/meters` (see hw/README.md), or a path")
     key("poll_ms", .number, .number(100), unit: "ms", min: 10, max: 60_000, "poll period")
-    key("ct_rating_a", .number, .none, unit: "A", positive: true, "plausibility: a current above twice this is bad")
+    key("ct_rating_a", .number, .none, unit: "A", positive: true, "plausibility: a current above twice this is bad; so is a total power above what the CTs can carry")
     key("nominal_v", .number, .number(230), unit: "V", positive: true, "plausibility, and apparent power on CT-only meters")
     key("frozen_polls", .number, .number(10), min: 2, max: 10_000, "bit-identical readings under load for this many polls: frozen")
 

@@ -172,6 +172,7 @@ let boardValues: [String: Double] = [
         let idle = poller(QualityRules(ctRatingA: 600, frozenPolls: 10))
         for a in [0x0006, 0x0008, 0x000A] as [UInt16] { try s.set(0, as: RegisterCodec(.f32), in: .input, address: a) }
         try s.set(0, as: RegisterCodec(.f32), in: .input, address: 0x0034)
+        try s.set(0, as: RegisterCodec(.f32), in: .input, address: 0x0038)    // no current, no VA
         #expect((1...15).allSatisfy { _ in idle.poll(c).quality == .good })
     }
 
@@ -180,9 +181,13 @@ let boardValues: [String: Double] = [
         defer { s.stop() }
         let p = poller(), c = try client(s.port)
         #expect(p.poll(c).quality == .good)
+        // The apparent power moves with the current (Σ V·I), as a real meter's does.
         try s.set(1_199, as: RegisterCodec(.f32), in: .input, address: 0x0006)   // +786.5 A: within 1.5 × 600 A
+        try s.set(462_996, as: RegisterCodec(.f32), in: .input, address: 0x0038)
         #expect(p.poll(c).quality == .good)
         try s.set(100, as: RegisterCodec(.f32), in: .input, address: 0x0006)     // −1099 A in one poll
+        try s.set(208_687, as: RegisterCodec(.f32), in: .input, address: 0x0038)
+        try s.set(200_000, as: RegisterCodec(.f32), in: .input, address: 0x0034)   // and so does P (≤ S)
         #expect({ if case .bad(.implausibleStep) = p.poll(c).quality { true } else { false } }())
         #expect(p.poll(c).quality == .good)                                      // the new level is believed
     }
@@ -323,5 +328,45 @@ import DigitalIO
         let old = slot.reading(atNs: 2_100_000_000, staleAfterNs: 1_000_000_000)
         #expect(old?.quality == .bad(.stale))
         #expect(old?.values[.currentL1] == 10, "the value is kept, but no longer called good")
+    }
+}
+
+/// Issue 16, item 3: power that cannot be. An open CT or a shorting link left in reads 0 VA while the
+/// currents say 400 A; a wrong CT ratio or a word-swapped register reads a total the CTs cannot carry.
+@Suite struct PowerPlausibility {
+    let rules = QualityRules(ctRatingA: 600)
+    let board: [Quantity: Double] = [
+        .voltageL1: 231.4, .voltageL2: 229.8, .voltageL3: 232.1, .currentL1: 412.5, .currentL2: 398.25, .currentL3: 405.125,
+        .powerTotal: 269_365.5, .apparentPowerTotal: 281_001.1,
+    ]
+
+    func judge(_ changes: [Quantity: Double]) -> Quality {
+        var j = QualityJudge(rules)
+        return j.judge(values: board.merging(changes) { $1 }, raw: [1, 2, 3])
+    }
+
+    func why(_ q: Quality) -> String { if case .bad(.outOfRange(let w)) = q { w } else { "not out of range: \(q)" } }
+
+    @Test func aConsistentBoardIsGood() {
+        #expect(judge([:]) == .good)
+        // Within 20 %: a meter that totals VA as a vector sum under unbalance reads a little below Σ V·I.
+        #expect(judge([.apparentPowerTotal: 250_000, .powerTotal: 240_000]) == .good)
+    }
+
+    @Test func apparentPowerThatDisagreesWithTheCurrentsIsBad() {
+        #expect(why(judge([.apparentPowerTotal: 0, .powerTotal: 0])).contains("apparent_power_total 0 VA disagrees with Σ V·I = 280999.9 VA"))
+        #expect(why(judge([.apparentPowerTotal: 560_000])).contains("disagrees with Σ V·I"))
+    }
+
+    @Test func negativeApparentPowerAndActiveAboveApparentAreBad() {
+        #expect(why(judge([.apparentPowerTotal: -281_001.1])).contains("apparent_power_total -281001.1 VA is negative"))
+        #expect(why(judge([.powerTotal: 300_000])).contains("power_total 300000 W is more than apparent_power_total 281001.1 VA"))
+    }
+
+    @Test func aTotalBeyondWhatTheCTsCanCarryIsBad() {
+        // 3 phases × 2 × 600 A × 1.5 × 230 V = 1 242 000 VA at most.
+        var j = QualityJudge(rules)
+        let q = j.judge(values: [.apparentPowerTotal: 3.0e6, .powerTotal: 2.9e6], raw: [1])
+        #expect(why(q).contains("apparent_power_total 3000000 VA is above 1242000 VA"), "\(q)")
     }
 }

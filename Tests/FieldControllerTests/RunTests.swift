@@ -56,7 +56,7 @@ final class Daemon {
 
 /// `lmc run` as systemd would run it, against a pymodbus meter and a pymodbus Alfen-like charger.
 @Suite(.serialized) struct RunEndToEnd {
-    static let loaded = #"{"voltage_l1": 230, "voltage_l2": 230, "voltage_l3": 230, "current_l1": 500, "current_l2": 500, "current_l3": 500, "apparent_power_total": 400000, "power_total": 390000}"#
+    static let loaded = #"{"voltage_l1": 230, "voltage_l2": 230, "voltage_l3": 230, "current_l1": 579.7, "current_l2": 579.7, "current_l3": 579.7, "apparent_power_total": 400000, "power_total": 390000}"#
 
     static func config(meterPort: Int, chargerPort: Int, socket: String, siteExtra: String = "", control: String = "", failsafe: String = "") -> String {
         """
@@ -137,7 +137,7 @@ final class Daemon {
         #expect(try d.status().contains("NORMAL"))
 
         // A load step to 520 kVA at the transformer reaches the charger as a lower limit.
-        d.meter.send(#"set {"apparent_power_total": 520000}"#)
+        d.meter.send(#"set {"apparent_power_total": 520000, "current_l1": 753.6, "current_l2": 753.6, "current_l3": 753.6}"#)
         try waitFor(5, "charger below 362 A") { try d.applied() < 362 }
         let s = try d.status()
         #expect(s.contains("regulating") && s.contains("mp:trafo"), "\(s)")
