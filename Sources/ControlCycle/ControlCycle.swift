@@ -386,7 +386,9 @@ public struct ControlCycle: Sendable {
                                       return .init(value: Float(raw ?? .nan), quality: UInt8(u.quality))
                                   },
                                   sites: upstream.sites.map { .init(setPointW: Float($0.setPointW), boundBy: UInt8($0.boundBy),
-                                                                    importW: Float($0.pocImportW ?? .nan)) })
+                                                                    importW: Float($0.pocImportW ?? .nan)) },
+                                  clockSynchronised: s.clockSynchronised)
+        // The half hour folds the sample's clock state too: synchronised only if every cycle was.
         let closed = halfHours.add(sample, wallNs: s.wallNs, monoNs: s.monoNs)
         let status = StatusView(
             mode: sup.mode, reason: sup.reason, cycles: cycles, overruns: s.overruns,

@@ -14,7 +14,7 @@ enum HalfHourCSV {
 
     /// The header for these points and sites (an export's: every one in its range, in order of appearance).
     static func header(mps: [String], sites: [String]) -> String {
-        var c = ["seq", "period_start", "seconds_covered", "clock_jumped"] + ModeCodes.names.map { "s_\($0)" }
+        var c = ["seq", "period_start", "seconds_covered", "clock_synchronised", "clock_jumped"] + ModeCodes.names.map { "s_\($0)" }
         for m in mps { c += mpFields.map { "\(m)_\($0)" } }
         for s in sites { c += siteFields.map { "\(s)_\($0)" } }
         return c.joined(separator: ",")
@@ -23,7 +23,8 @@ enum HalfHourCSV {
     /// A row under `header(mps:sites:)`: each point's and site's values under its name, empty where this
     /// half hour has no such point or site.
     static func row(_ h: HalfHourRecord, seq: UInt64, mps: [String], sites: [String]) -> String {
-        var c = ["\(seq)", isoTime(UInt64(h.periodStart) * 1_000_000_000), secs(h.secondsCovered), h.clockJumped ? "1" : "0"]
+        var c = ["\(seq)", isoTime(UInt64(h.periodStart) * 1_000_000_000), secs(h.secondsCovered),
+                 h.clockSynchronised.map { $0 ? "1" : "0" } ?? "", h.clockJumped ? "1" : "0"]
         c += ModeCodes.names.indices.map { $0 < h.secondsInMode.count ? secs(h.secondsInMode[$0]) : "0" }
         for name in mps {
             guard let m = h.mps.first(where: { $0.name == name }) else { c += mpFields.map { _ in "" }; continue }
@@ -42,7 +43,8 @@ enum HalfHourCSV {
         func n(_ f: Float) -> JSON.Value { jsonNumber(f) }
         return .object([
             ("seq", .int(Int(seq))), ("period_start", .string(isoTime(UInt64(h.periodStart) * 1_000_000_000))),
-            ("seconds_covered", .number(h.secondsCovered)), ("clock_jumped", .bool(h.clockJumped)),
+            ("seconds_covered", .number(h.secondsCovered)), ("clock_synchronised", h.clockSynchronised.map { .bool($0) } ?? .null),
+            ("clock_jumped", .bool(h.clockJumped)),
             ("seconds_in_mode", .object(ModeCodes.names.indices.map { ($0 < ModeCodes.names.count ? ModeCodes.names[$0] : "?",
                                                                         .number($0 < h.secondsInMode.count ? h.secondsInMode[$0] : 0)) })),
             ("mps", .array(h.mps.map { m in .object([
@@ -73,9 +75,12 @@ extension LogCommand {
             Reads the half-hours ring. For each measurement point: min, mean and max, the peak as a share of
             the limit, seconds beyond the limit and beyond the trip threshold, seconds without a usable
             value. For each site: set point min and mean, energy imported and curtailed, seconds restricted.
-            Then seconds in each mode other than NORMAL. Half hours with no record (box off) are shown as
-            such; a half hour split by a restart is merged. Without --day: the newest day in the ring.
+            Then seconds in each mode other than NORMAL, and the half hours whose wall clock was not
+            synchronised in some cycle (not to be trusted for the TCC's half hours). Half hours with no record
+            (box off) are shown as such; a half hour split by a restart is merged. Without --day: the newest
+            day in the ring. --json: docs/json.md (the month's schema: docs/schemas/log-audit-month.schema.json).
             Example: lmc log audit --day 2026-11-20
+            Example: lmc log audit --month 2026-11 --json
             """
         )
         @OptionGroup var location: LogCommand.Location
@@ -87,7 +92,6 @@ extension LogCommand {
             if let month {
                 guard day == nil else { throw ValidationError("--day or --month, not both") }
                 guard month.count == 7, parseUTC(month + "-01") != nil else { throw ValidationError("--month '\(month)' is not a UTC month (YYYY-MM, e.g. 2026-11)") }
-                guard !json else { throw ValidationError("--month has no --json yet: lmc log export --ring halfhours --format jsonl has every half hour") }
             }
             if let day, day.contains("T") || parseUTC(day) == nil {
                 throw ValidationError("--day '\(day)' is not a UTC date (YYYY-MM-DD, e.g. 2026-11-20)")
@@ -105,7 +109,8 @@ extension LogCommand {
                     guard let h = HalfHourRecord.decode(rec.payload), h.periodStart >= UInt32(start), h.periodStart < UInt32(next) else { return }
                     periods[h.periodStart] = periods[h.periodStart].map { $0.merged(with: h) } ?? h
                 }
-                print(AuditReport(dayStart: UInt32(start), periods: periods, boxID: r.boxID).renderMonth(days: (next - start) / 86_400), terminator: "")
+                let audit = MonthAudit(dayStart: UInt32(start), days: (next - start) / 86_400, periods: periods, boxID: r.boxID)
+                if json { print(JSON.render(audit.json())) } else { print(audit.render(), terminator: "") }
                 return
             }
             // The day: given, or the newest in the ring (one pass; the ring is small).
@@ -208,6 +213,18 @@ struct AuditReport {
             o += row([hhmm(t)] + inMode.map { $0 == 0 ? "" : secs($0) } + (h.clockJumped ? ["clock jumped"] : []), width: 9)
         }
         if !any { o += "none: NORMAL in every recorded half hour\n" }
+        // The clock: half hours timed by a wall clock not known to be synchronised are not to be trusted
+        // for the TCC's half hours; records older than the flag do not say.
+        let recorded = slots.filter { periods[$0] != nil }
+        let unsynced = recorded.filter { periods[$0]!.clockSynchronised == false }
+        let unknown = recorded.filter { periods[$0]!.clockSynchronised == nil }
+        o += "\n"
+        if !unsynced.isEmpty {
+            o += wrapped("clock not synchronised in \(unsynced.count) half hour\(unsynced.count == 1 ? "" : "s")", unsynced.map(hhmm))
+        } else if unknown.count < recorded.count {
+            o += "clock synchronised in every recorded half hour\(unknown.isEmpty ? "" : " that says")\n"
+        }
+        if !unknown.isEmpty { o += "clock's state not recorded in \(unknown.count) half hour\(unknown.count == 1 ? "" : "s") (records older than the flag)\n" }
         return o
     }
 
@@ -262,6 +279,8 @@ struct AuditReport {
             ("missing", .array(slots.filter { periods[$0] == nil }.map { .string(hhmm($0)) })),
             ("partial", .array(recorded.filter { periods[$0]!.secondsCovered < 1_790 }.map { .string(hhmm($0)) })),
             ("clock_jumped", .array(recorded.filter { periods[$0]!.clockJumped }.map { .string(hhmm($0)) })),
+            ("clock_not_synchronised", .array(recorded.filter { periods[$0]!.clockSynchronised == false }.map { .string(hhmm($0)) })),
+            ("clock_unknown", .array(recorded.filter { periods[$0]!.clockSynchronised == nil }.map { .string(hhmm($0)) })),
             ("measurement_points", .array(mps)), ("sites", .array(sites)), ("seconds_in_mode", .object(inMode)),
             ("half_hours", .array(halfHours)),
         ])

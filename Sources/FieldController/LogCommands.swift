@@ -152,7 +152,10 @@ struct LogCommand: ParsableCommand {
             abstract: "Stream a ring as CSV or JSON lines, oldest first, in constant memory.",
             discussion: """
             --from and --to take a UTC date (2026-11-01) or time (2026-11-01T17:30:00).
-            samples columns: seq, time (UTC), mono_s, mode, then per measurement point NAME with its unit (trafo_va:
+            clock_synchronised (samples, minutes, half hours): 1 when the wall clock was synchronised (for a minute or
+            half hour: in every cycle of it), 0 when it was not, empty (JSON null) in records written before the
+            flag existed (0.1.0 rings): unknown.
+            samples columns: seq, time (UTC), mono_s, clock_synchronised, mode, then per measurement point NAME with its unit (trafo_va:
             the value in SI) and NAME_UNIT_quality (good/estimated/bad), per site NAME: NAME_set_point_w,
             NAME_bound_by, NAME_import_w. Samples of a ring written before 0.2 have positional columns (mp<i>_value,
             mp<i>_quality, site<j>_set_point_w, …).
@@ -160,7 +163,7 @@ struct LogCommand: ParsableCommand {
             minute's end), s_not_normal, then per measurement point NAME (its unit: a, va or v): NAME_UNIT_min,
             NAME_UNIT_mean, NAME_UNIT_max; per site NAME: NAME_set_point_w, NAME_import_w (means). One header for
             the whole export: points and sites of every config in it, empty where a minute has no such column.
-            halfhours columns: seq, period_start (UTC), seconds_covered, clock_jumped, s_<MODE> for each mode,
+            halfhours columns: seq, period_start (UTC), seconds_covered, clock_synchronised, clock_jumped, s_<MODE> for each mode,
             then per measurement point NAME: NAME_unit, NAME_limit, NAME_trip, NAME_min, NAME_mean, NAME_max,
             NAME_s_beyond_limit, NAME_s_beyond_trip, NAME_s_bad; per site NAME: NAME_ceiling_w, NAME_sp_min_w,
             NAME_sp_mean_w, NAME_imported_kwh, NAME_curtailed_kwh, NAME_s_restricted, NAME_import_metered.
@@ -259,6 +262,7 @@ struct LogCommand: ParsableCommand {
                         out.append(rec.seq); out.byte(0x2C)
                         out.write(isoPrefix(rec.wallNs / 1_000_000_000)); out.append3(rec.wallNs / 1_000_000 % 1000); out.byte(0x5A); out.byte(0x2C)
                         out.append(rec.monoNs / 1_000_000_000); out.byte(0x2E); out.append3(rec.monoNs / 1_000_000 % 1000)
+                        out.byte(0x2C); if let c = s.clockSynchronised { out.byte(c ? 0x31 : 0x30) }   // empty: not recorded
                         out.byte(0x2C); out.write(mode)
                         for i in map.mps {
                             guard i >= 0 else { out.byte(0x2C); out.byte(0x2C); continue }
@@ -275,7 +279,7 @@ struct LogCommand: ParsableCommand {
                     } else {
                         out.write(JSON.render(.object([
                             ("seq", .int(Int(rec.seq))), ("time", .string(isoTime(rec.wallNs))), ("mono_s", .number(Double(rec.monoNs) / 1e9)),
-                            ("mode", .string(mode)),
+                            ("clock_synchronised", s.clockSynchronised.map { .bool($0) } ?? .null), ("mode", .string(mode)),
                             ("mps", .array(s.mps.map { .object([("value", jsonNumber($0.value)),
                                                                 ("quality", .string(quality[min(Int($0.quality), 2)]))]) })),
                             ("sites", .array(s.sites.map { .object([("set_point_w", jsonNumber($0.setPointW)),

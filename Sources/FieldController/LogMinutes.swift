@@ -86,7 +86,7 @@ struct SampleColumns {
     }
 
     var header: String {
-        var h = "seq,time,mono_s,mode"
+        var h = "seq,time,mono_s,clock_synchronised,mode"
         for c in mpColumns { h += c.hasPrefix("mp") && Int(c.dropFirst(2)) != nil ? ",\(c)_value,\(c)_quality" : ",\(c),\(c)_quality" }
         for c in siteColumns { h += ",\(c)_set_point_w,\(c)_bound_by,\(c)_import_w" }
         return h

@@ -63,14 +63,19 @@ public struct HalfHourRecord: Sendable, Equatable {
     public var secondsCovered: Double
     /// The wall clock jumped in this period (seconds are counted on the monotonic clock regardless).
     public var clockJumped: Bool
+    /// The wall clock was synchronised in every cycle of the half hour (as the minutes have it); false
+    /// when it was not in some cycle; nil when not recorded — a half hour written before the flag existed
+    /// (0.1.0 rings), or folded from samples that did not say.
+    public var clockSynchronised: Bool?
     /// Seconds in each mode, indexed like `ModeCodes.names`.
     public var secondsInMode: [Double]
     public var mps: [MP]
     public var sites: [Site]
 
-    public init(periodStart: UInt32, secondsCovered: Double, clockJumped: Bool, secondsInMode: [Double], mps: [MP], sites: [Site]) {
+    public init(periodStart: UInt32, secondsCovered: Double, clockJumped: Bool, secondsInMode: [Double], mps: [MP], sites: [Site],
+                clockSynchronised: Bool? = nil) {
         self.periodStart = periodStart; self.secondsCovered = secondsCovered; self.clockJumped = clockJumped
-        self.secondsInMode = secondsInMode; self.mps = mps; self.sites = sites
+        self.secondsInMode = secondsInMode; self.mps = mps; self.sites = sites; self.clockSynchronised = clockSynchronised
     }
 
     static let nameBytes = 16
@@ -92,6 +97,7 @@ public struct HalfHourRecord: Sendable, Equatable {
             for f in [s.ceilingW, s.setPointMinW, s.setPointMeanW, s.importedKWh, s.curtailedKWh] { b.f32(f) }
             b.ds(s.secondsRestricted); b.u8(s.importMetered ? 1 : 0)
         }
+        b.clock(clockSynchronised)
         return b.bytes
     }
 
@@ -116,7 +122,8 @@ public struct HalfHourRecord: Sendable, Equatable {
             sites.append(Site(name: name, ceilingW: ceiling, setPointMinW: spMin, setPointMeanW: spMean, importedKWh: imp, curtailedKWh: curt,
                               secondsRestricted: restricted, importMetered: metered != 0))
         }
-        return HalfHourRecord(periodStart: start, secondsCovered: covered, clockJumped: flags & 1 != 0, secondsInMode: inMode, mps: mps, sites: sites)
+        return HalfHourRecord(periodStart: start, secondsCovered: covered, clockJumped: flags & 1 != 0, secondsInMode: inMode, mps: mps, sites: sites,
+                              clockSynchronised: r.clock())
     }
 
     public static let unitNames = ["A", "VA", "V"]
@@ -154,6 +161,8 @@ public struct HalfHourAccumulator: Sendable {
     private var period: UInt32?
     private var covered = 0.0
     private var clockJumped = false
+    /// Some cycle's clock was not synchronised; some cycle's state was not known.
+    private var unsynchronised = false, syncUnknown = false
     private var inMode = [Double](repeating: 0, count: ModeCodes.names.count)
     private var mpSums: [MPSum] = []
     private var siteSums: [SiteSum] = []
@@ -191,6 +200,11 @@ public struct HalfHourAccumulator: Sendable {
             period = p
         }
         if jumped { clockJumped = true }
+        switch sample.clockSynchronised {
+        case false?: unsynchronised = true
+        case nil: syncUnknown = true
+        case true?: break
+        }
         covered += dt
         if Int(sample.mode) < inMode.count { inMode[Int(sample.mode)] += dt }
         for (i, spec) in mpSpecs.enumerated() {
@@ -228,6 +242,8 @@ public struct HalfHourAccumulator: Sendable {
             period = nil
             covered = 0
             clockJumped = false
+            unsynchronised = false
+            syncUnknown = false
             inMode = [Double](repeating: 0, count: ModeCodes.names.count)
             mpSums = Array(repeating: MPSum(), count: mpSpecs.count)
             siteSums = Array(repeating: SiteSum(), count: siteSpecs.count)
@@ -246,7 +262,8 @@ public struct HalfHourAccumulator: Sendable {
                                 importedKWh: s.metered ? Float(s.importedWs / 3.6e6) : .nan, curtailedKWh: Float(s.curtailedWs / 3.6e6),
                                 secondsRestricted: sec(s.restricted), importMetered: s.metered && !s.unmetered)
         }
-        return HalfHourRecord(periodStart: p, secondsCovered: sec(covered), clockJumped: clockJumped, secondsInMode: inMode.map(sec), mps: mps, sites: sites)
+        return HalfHourRecord(periodStart: p, secondsCovered: sec(covered), clockJumped: clockJumped, secondsInMode: inMode.map(sec), mps: mps, sites: sites,
+                              clockSynchronised: unsynchronised ? false : syncUnknown ? nil : true)
     }
 }
 
@@ -266,6 +283,9 @@ extension HalfHourRecord {
         var r = self
         r.secondsCovered = add(secondsCovered, o.secondsCovered)
         r.clockJumped = clockJumped || o.clockJumped
+        // Not synchronised in either part wins; then unknown; synchronised only if both were.
+        r.clockSynchronised = clockSynchronised == false || o.clockSynchronised == false ? false
+            : clockSynchronised == nil || o.clockSynchronised == nil ? nil : true
         r.secondsInMode = (0..<Swift.max(secondsInMode.count, o.secondsInMode.count)).map {
             add($0 < secondsInMode.count ? secondsInMode[$0] : 0, $0 < o.secondsInMode.count ? o.secondsInMode[$0] : 0)
         }
@@ -300,6 +320,9 @@ struct Bytes {
     mutating func f32(_ v: Float) { u32(v.bitPattern) }
     /// Seconds as tenths in 16 bits (at most 6553.5 s: a half hour fits with room).
     mutating func ds(_ seconds: Double) { u16(UInt16(Swift.max(0, Swift.min(65_535, (seconds * 10).rounded())))) }
+    /// The clock byte that ends a sample or half-hour payload: 1 synchronised, 0 not, 2 not known.
+    /// Payloads written before it existed end before it, and read as not known.
+    mutating func clock(_ synchronised: Bool?) { u8(synchronised.map { $0 ? 1 : 0 } ?? 2) }
     mutating func name(_ s: String, _ n: Int) {
         var b = Array(s.utf8.prefix(n))
         while let last = b.last, last & 0xC0 == 0x80 { b.removeLast() }
@@ -320,6 +343,14 @@ struct Reader {
         return (0..<4).reduce(0) { $0 | UInt32(b[i + $1]) << (8 * $1) }
     }
     mutating func f32() -> Float? { u32().map { Float(bitPattern: $0) } }
+    /// The clock byte (`Bytes.clock`): nil when absent (an older record) or not known.
+    mutating func clock() -> Bool? {
+        switch u8() {
+        case 1?: true
+        case 0?: false
+        default: nil
+        }
+    }
     mutating func ds() -> Double? { u16().map { Double($0) / 10 } }
     mutating func name(_ n: Int) -> String? {
         guard i + n <= b.count else { return nil }

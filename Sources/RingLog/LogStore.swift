@@ -23,8 +23,13 @@ public struct SampleRecord: Sendable, Equatable {
     public var mode: UInt8
     public var mps: [MP]
     public var sites: [Site]
+    /// The wall clock was known to be synchronised at this cycle (the cycle snapshot's state); nil:
+    /// not recorded — a sample written before the flag existed (0.1.0 rings) reads as unknown.
+    public var clockSynchronised: Bool?
 
-    public init(mode: UInt8, mps: [MP], sites: [Site]) { self.mode = mode; self.mps = mps; self.sites = sites }
+    public init(mode: UInt8, mps: [MP], sites: [Site], clockSynchronised: Bool? = nil) {
+        self.mode = mode; self.mps = mps; self.sites = sites; self.clockSynchronised = clockSynchronised
+    }
 
     public static let maxMPs = 8, maxSites = 8
 
@@ -34,6 +39,7 @@ public struct SampleRecord: Sendable, Equatable {
         for m in mps.prefix(Self.maxMPs) { b.f32(m.value); b.u8(m.quality) }
         b.u8(UInt8(min(sites.count, Self.maxSites)))
         for s in sites.prefix(Self.maxSites) { b.f32(s.setPointW); b.u8(s.boundBy); b.f32(s.importW) }
+        b.clock(clockSynchronised)
         return b.bytes
     }
 
@@ -51,7 +57,7 @@ public struct SampleRecord: Sendable, Equatable {
             guard let sp = r.f32(), let bound = r.u8(), let imp = r.f32() else { return nil }
             sites.append(Site(setPointW: sp, boundBy: bound, importW: imp))
         }
-        return SampleRecord(mode: mode, mps: mps, sites: sites)
+        return SampleRecord(mode: mode, mps: mps, sites: sites, clockSynchronised: r.clock())
     }
 }
 

@@ -293,6 +293,10 @@ extension ScenarioRun.Row {
         }
         if let a = r.string("no_alarm"), let x = out.alarms.first(where: { $0.description.hasPrefix(a) }) { return "unexpected alarm: \(x.description)" }
         if let reason = r.string("reason"), !out.status.reason.contains(reason) { return "expected the reason to say \"\(reason)\", it says \"\(out.status.reason)\"" }
+        // The clock's state as the samples ring records it (and the half hour folds it).
+        if let c = r.bool("sample_clock_synchronised"), out.sample.clockSynchronised != c {
+            return "expected the sample to record the clock as \(c ? "" : "not ")synchronised, it records \(out.sample.clockSynchronised.map { "\($0)" } ?? "unknown")"
+        }
         // The constraint as measured this cycle (the first MP's raw value, as the samples ring keeps it).
         if let v = r.number("constraint_max_kva"), let first = out.sample.mps.first.map({ Double($0.value) }), first.isFinite, first / 1000 > v + 1e-6 {
             return "constraint at \(fmt(first / 1000)) kVA, above \(fmt(v)) kVA (\(out.status.mps.first?.reason ?? ""))"

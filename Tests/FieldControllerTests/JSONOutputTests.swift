@@ -121,3 +121,50 @@ extension AuditAndPlotTests {
         #expect(refused.status == 1 && refused.err.contains("'--json' is not an allowed option of log export"), "\(refused.err)")
     }
 }
+
+extension AuditAndPlotTests {
+    /// `lmc log audit --month --json` (issue 20): valid against its schema (docs/schemas), and the same
+    /// numbers as the day's JSON for the month's only day.
+    @Test func theMonthAsJSONMatchesItsSchemaAndTheDay() throws {
+        _ = try Self.report
+        let r = try run(Repo.lmc, ["log", "audit", "--dir", Self.dir, "--month", "2026-11", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let path = "\(Self.dir)/month.json"
+        try r.out.write(toFile: path, atomically: true, encoding: .utf8)
+        let schema = Repo.root.appendingPathComponent("docs/schemas/log-audit-month.schema.json").path
+        let v = try run(Repo.python, ["-c", """
+        import json, sys, jsonschema
+        schema = json.load(open(sys.argv[1]))
+        jsonschema.Draft202012Validator.check_schema(schema)
+        validator = jsonschema.Draft202012Validator(schema)
+        print(json.dumps([f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(json.load(open(sys.argv[2])))]))
+        """, schema, path])
+        #expect(v.status == 0 && v.out.trimmingCharacters(in: .whitespacesAndNewlines) == "[]", "\(v.out)\(v.err)")
+
+        let o = try jsonObject(r.out)
+        #expect(o["month"] as? String == "2026-11" && o["days"] as? Int == 30 && o["half_hours_recorded"] as? Int == 48
+                && o["half_hours_in_month"] as? Int == 1440, "\(o)")
+        #expect(o["half_hours_clock_not_synchronised"] as? Int == 0 && o["half_hours_clock_unknown"] as? Int == 0, "lmc simulate's clock is synchronised")
+        let byDay = try #require(o["by_day"] as? [[String: Any]])
+        #expect(byDay.count == 30 && byDay[19]["day"] as? String == "2026-11-20" && byDay[19]["half_hours"] as? Int == 48
+                && byDay[18]["half_hours"] as? Int == 0)
+        func num(_ x: Any?) -> Double? { (x as? NSNumber)?.doubleValue }
+        let day = try jsonObject(try run(Repo.lmc, ["log", "audit", "--dir", Self.dir, "--day", "2026-11-20", "--json"]).out)
+        let dayMP = try #require((day["measurement_points"] as? [[String: Any]])?.first)
+        let mp = try #require((o["measurement_points"] as? [[String: Any]])?.first)
+        let mpDays = try #require(mp["days"] as? [[String: Any]])
+        let mpMonth = try #require(mp["month"] as? [String: Any])
+        for k in ["peak", "peak_of_limit_pct", "s_beyond_limit", "s_beyond_trip", "s_bad"] {
+            #expect(num(mpMonth[k]) != nil && num(mpMonth[k]) == num(dayMP[k]) && num(mpDays[19][k]) == num(dayMP[k]), "\(k): \(mpMonth) vs \(dayMP)")
+        }
+        #expect(mpDays.count == 30 && mpDays[0]["max"] is NSNull && mpDays[0]["half_hours"] as? Int == 0)
+        let daySite = try #require((day["sites"] as? [[String: Any]])?.first)
+        let siteMonth = try #require(((o["sites"] as? [[String: Any]])?.first)?["month"] as? [String: Any])
+        for k in ["imported_kwh", "curtailed_kwh", "s_restricted"] {
+            #expect(abs((num(siteMonth[k]) ?? -1) - (num(daySite[k]) ?? 1)) < 0.01, "\(k): \(siteMonth) vs \(daySite)")
+        }
+        // The DNO's SSH account gets the same.
+        let viaSSH = try SSHCommandTests().ssh("log audit --month 2026-11 --json", dir: Self.dir)
+        #expect(viaSSH.status == 0 && viaSSH.out == r.out, "\(viaSSH.err)")
+    }
+}

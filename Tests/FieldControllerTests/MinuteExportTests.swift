@@ -125,7 +125,7 @@ extension AuditAndPlotTests {
         #expect(r.status == 0, "\(r.err)")
         let lines = r.out.split(separator: "\n").map(String.init)
         #expect(lines.count == 4, "\(r.out)")
-        #expect(lines[0] == "seq,time,mono_s,mode,mp0_value,mp0_quality,trafo_va,trafo_va_quality,feeder_a,feeder_a_quality,site0_set_point_w,site0_bound_by,site0_import_w,hub_set_point_w,hub_bound_by,hub_import_w", "\(lines[0])")
+        #expect(lines[0] == "seq,time,mono_s,clock_synchronised,mode,mp0_value,mp0_quality,trafo_va,trafo_va_quality,feeder_a,feeder_a_quality,site0_set_point_w,site0_bound_by,site0_import_w,hub_set_point_w,hub_bound_by,hub_import_w", "\(lines[0])")
         #expect(lines[1].hasSuffix(",NORMAL,100.0,good,,,,,150000.0,mp,,,,"), "\(lines[1])")
         #expect(lines[2].hasSuffix(",NORMAL,,,100.0,good,,,,,,150000.0,mp,"), "\(lines[2])")
         #expect(lines[3].hasSuffix(",NORMAL,,,100.0,good,200.0,good,,,,150000.0,mp,"), "\(lines[3])")

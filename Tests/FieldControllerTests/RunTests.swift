@@ -178,7 +178,7 @@ final class Daemon {
         rows = list(csv.DictReader(open(sys.argv[1])))
         print(json.dumps({"n": len(rows), "modes": sorted(set(r["mode"] for r in rows)),
                           "min_sp": min(float(r["hub_set_point_w"]) for r in rows), "max_sp": max(float(r["hub_set_point_w"]) for r in rows),
-                          "columns": list(rows[0].keys()),
+                          "columns": list(rows[0].keys()), "clock": sorted(set(r["clock_synchronised"] for r in rows)),
                           "seq_ok": all(int(b["seq"]) == int(a["seq"]) + 1 for a, b in zip(rows, rows[1:]))}))
         """, csvPath])
         let o = try jsonObject(parsed.out)
@@ -187,8 +187,10 @@ final class Daemon {
         // Firm and rated as the charger's whole amps: 217 A and 362 A at 3 × 230 V.
         #expect((o["min_sp"] as! Double) == 217 * 690 && (o["max_sp"] as! Double) == 362 * 690, "\(o)")
         #expect(o["seq_ok"] as? Bool == true)
+        // lmc run records the clock's state in every sample (1 or 0 as the kernel says; never unknown).
+        #expect((o["clock"] as? [String]).map { !$0.isEmpty && Set($0).isSubset(of: ["0", "1"]) } == true, "\(o)")
         // Named after the config's point and site (the layout in the samples ring's header).
-        #expect(o["columns"] as? [String] == ["seq", "time", "mono_s", "mode", "trafo_va", "trafo_va_quality", "hub_set_point_w", "hub_bound_by", "hub_import_w"], "\(o)")
+        #expect(o["columns"] as? [String] == ["seq", "time", "mono_s", "clock_synchronised", "mode", "trafo_va", "trafo_va_quality", "hub_set_point_w", "hub_bound_by", "hub_import_w"], "\(o)")
         let info = try run(Repo.lmc, ["log", "info", "--dir", d.dir]).out
         #expect(info.contains("samples:") && info.contains("halfhours:") && info.contains("events:"), "\(info)")
         // The stop closed the half hour so far: one record (two if the run straddled a boundary) whose

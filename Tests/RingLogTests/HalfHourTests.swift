@@ -149,3 +149,47 @@ import Testing
         #expect(abs(Double(m.sites[0].importedKWh) - (240 * 600 + 199 * 599) / 3600.0) < 0.01)
     }
 }
+
+/// Each sample and half hour says whether the wall clock was synchronised (issue 20, item 7), as the
+/// minutes do: a half hour is synchronised only if every cycle in it was. Records written before the
+/// flag existed read as unknown, never as synchronised.
+@Suite struct ClockSynchronisedTests {
+    static func sample(_ synchronised: Bool?) -> SampleRecord {
+        var s = HalfHourTests.sample(400)
+        s.clockSynchronised = synchronised
+        return s
+    }
+
+    @Test func aSampleKeepsTheClocksStateAndAnOldSampleReadsAsUnknown() throws {
+        for state in [true, false, nil] as [Bool?] {
+            let back = try #require(SampleRecord.decode(Self.sample(state).encode()))
+            #expect(back.clockSynchronised == state && back == Self.sample(state))
+        }
+        // A 0.1.0 sample ends after its sites: it has no clock byte.
+        let old = Array(Self.sample(false).encode().dropLast())
+        let read = try #require(SampleRecord.decode(old))
+        #expect(read.clockSynchronised == nil && read.mps == Self.sample(nil).mps)
+    }
+
+    @Test func aHalfHourIsSynchronisedOnlyIfEveryCycleWas() throws {
+        func closed(_ state: (Double) -> Bool?) throws -> HalfHourRecord {
+            var a = HalfHourTests.accumulator()
+            _ = HalfHourTests.feed(&a, from: 0, to: 1800) { t in Self.sample(state(t)) }
+            let h = a.finish()
+            return try #require(h)
+        }
+        #expect(try closed { _ in true }.clockSynchronised == true)
+        #expect(try closed { t in t < 1000 || t > 1010 }.clockSynchronised == false, "ten seconds unsynchronised")
+        #expect(try closed { t in t < 5 ? nil : true }.clockSynchronised == nil, "unknown for a while, never false")
+        #expect(try closed { t in t < 5 ? nil : false }.clockSynchronised == false)
+        // Kept by the encoding; an old half hour (no clock byte) reads as unknown.
+        let h = try closed { t in t < 1000 }
+        #expect(HalfHourRecord.decode(h.encode())?.clockSynchronised == false)
+        let old = try #require(HalfHourRecord.decode(Array(h.encode().dropLast())))
+        #expect(old.clockSynchronised == nil && old.mps == h.mps)
+        // A restart splits a half hour: false in either part wins, then unknown.
+        let yes = try closed { _ in true }, no = try closed { _ in false }
+        #expect(yes.merged(with: no).clockSynchronised == false && no.merged(with: old).clockSynchronised == false)
+        #expect(yes.merged(with: old).clockSynchronised == nil && yes.merged(with: yes).clockSynchronised == true)
+    }
+}

@@ -80,11 +80,12 @@ import Testing
     }
 }
 
-/// Rings written by lmc 0.1.0 (Tests/RingLogTests/Fixtures/ring-0.1.0, written by `fixtures` below
-/// before the trips ring and resizing existed) stay readable: as they are, at their own size, and after
-/// a resize to today's sizes.
+/// Rings in the 0.1.0 format, record for record known (Tests/RingLogTests/Fixtures/ring-0.1.0-format,
+/// written by `fixtures` below with the encoders of the time, before the trips ring and resizing existed
+/// — not by a 0.1.0 build: those are in ring-0.1.0-build, RingsOf010BuildTests) stay readable: as they
+/// are, at their own size, and after a resize to today's sizes.
 @Suite struct RingUpgradeTests {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/ring-0.1.0").path
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/ring-0.1.0-format").path
 
     static func sample(_ i: Int) -> SampleRecord {
         SampleRecord(mode: UInt8(i % 7), mps: [.init(value: Float(i) * 1.5, quality: UInt8(i % 3))],
@@ -189,5 +190,63 @@ import Testing
         pwrite(fd, &x, 1, off_t(SampleLayout.offset + 12))
         close(fd)
         #expect(reader.layouts().isEmpty)
+    }
+}
+
+/// Rings written by a real 0.1.0 build (Fixtures/ring-0.1.0-build; its README says how, from which
+/// commit): today's code reads every record — samples and half hours with the clock's state unknown —
+/// and a resize to other sizes keeps them all.
+@Suite struct RingsOf010BuildTests {
+    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/ring-0.1.0-build").path
+    static let expected = [("samples", 720), ("halfhours", 2), ("events", 2)]
+
+    func read(_ dir: String, _ name: String) throws -> [RingRecord] {
+        let r = try RingReader(path: "\(dir)/\(name).ring")
+        defer { r.release() }
+        var out: [RingRecord] = []
+        let (_, skipped) = r.forEach { out.append($0) }
+        #expect(skipped == 0, "\(name): \(skipped) unreadable")
+        return out
+    }
+
+    @Test func everyRecordReadsWithTheClocksStateUnknown() throws {
+        for (name, count) in Self.expected {
+            let recs = try read(Self.dir, name)
+            #expect(recs.map(\.seq) == Array(1...UInt64(count)), "\(name)")
+            for rec in recs {
+                switch name {
+                case "samples":
+                    let s = try #require(SampleRecord.decode(rec.payload))
+                    #expect(s.clockSynchronised == nil && s.mps.count == 1 && s.sites.count == 1 && s.mps[0].value > 400_000, "\(s)")
+                case "halfhours":
+                    let h = try #require(HalfHourRecord.decode(rec.payload))
+                    #expect(h.clockSynchronised == nil && h.mps.map(\.name) == ["trafo"] && h.sites.map(\.name) == ["hub"], "\(h)")
+                default:
+                    #expect(EventRecord.decodePayload(rec.payload) != nil)
+                }
+            }
+        }
+        // The half hours as the 0.1.0 build exported them (export-halfhours.csv).
+        let h = try read(Self.dir, "halfhours").compactMap { HalfHourRecord.decode($0.payload) }
+        #expect(h.map(\.periodStart) == [1_795_194_000, 1_795_195_800], "2026-11-20T17:00Z and 17:30Z")
+        #expect(h.map(\.secondsCovered) == [1795, 1800] && h.map { $0.mps[0].secondsBeyondLimit } == [310, 820])
+        #expect(h.map { $0.mps[0].max } == [510_901.6, 506_920.88] && h.map { $0.sites[0].importedKWh } == [75.869446, 75.0])
+    }
+
+    @Test func aResizeToOtherSizesKeepsEveryRecord() throws {
+        let dir = tempRing("upgrade-build")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (name, _) in Self.expected { try FileManager.default.copyItem(atPath: "\(Self.dir)/\(name).ring", toPath: "\(dir)/\(name).ring") }
+        let before = try Self.expected.map { try read(dir, $0.0) }
+        do {
+            let store = try LogStore(directory: dir, boxID: "fixture", samplesMB: 1, eventsMB: 1, halfHoursMB: 1, tripsMB: 0.5, minutesMB: 0.1, syncIntervalSeconds: 0)
+            #expect(store.resized.count == 3 && store.movedAside.isEmpty, "\(store.resized)")
+            #expect(store.samples.ring.head == 720 && store.halfHours.ring.head == 2 && store.events.ring.head == 2)
+        }
+        let after = try Self.expected.map { try read(dir, $0.0) }
+        for (b, a) in zip(before, after) {
+            #expect(b.map(\.seq) == a.map(\.seq) && b.map(\.payload) == a.map(\.payload) && b.map(\.wallNs) == a.map(\.wallNs) && b.map(\.monoNs) == a.map(\.monoNs))
+        }
     }
 }
