@@ -246,7 +246,7 @@ public struct ControlCycle: Sendable {
             }
             m.mpValues[mp.id] = .some(chosen)
         }
-        m.secondsOfDay = s.clockSynchronised ? s.localSecondsOfDay : nil
+        m.secondsOfDay = s.clockSynchronised || !config.requireSynchronisedClock ? s.localSecondsOfDay : nil
         return m
     }
 

@@ -23,6 +23,10 @@ public struct CycleConfig: Sendable {
     public var breakerSites: Set<String>
     /// Sites whose set point also goes to a CPMS over OSCP.
     public var oscpSites: Set<String>
+    /// The wall clock picks a half hour only while the snapshot says it is synchronised. False: an RTC
+    /// the operator trusts without NTP ([control] require_synchronised_clock); records still say what
+    /// the kernel said.
+    public var requireSynchronisedClock = true
 
     public init(mode: HeadroomController.Mode = .direct, periodSeconds: Double = 0.1, measurementPoints: [MeasurementPointConfig],
                 sites: [SiteConfig], sources: [String: SiteSources] = [:], mpMeter: [String: String] = [:], sitePocMeter: [String: String] = [:],

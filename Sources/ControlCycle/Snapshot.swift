@@ -9,7 +9,8 @@ public struct CycleSnapshot: Sendable {
     public var monoNs: UInt64
     /// Wall time (ns since 1970, UTC): only stamps records and picks the half hour of the logs.
     public var wallNs: UInt64
-    /// The wall clock is known to be synchronised (adjtimex, timesyncd). Unknown counts as not.
+    /// The kernel says the wall clock is synchronised (adjtimex). Unknown counts as not. Whether an
+    /// unsynchronised clock may still pick a half hour is the cycle's decision (`requireSynchronisedClock`).
     public var clockSynchronised: Bool
     /// Seconds after local midnight in the TCC time zone, from the wall clock (nil: unknown).
     public var localSecondsOfDay: Double?

@@ -64,7 +64,7 @@ final class Runtime {
         self.config = config
         self.configPath = path
         cycle = try config.cycle()
-        clock = WallClock(timezone: config.tccTimezone, requireSynchronised: config.requireSynchronisedClock)
+        clock = WallClock(timezone: config.tccTimezone)
     }
 
     /// Writes a closed half hour to its ring.
@@ -303,7 +303,7 @@ final class Runtime {
                 let layout = c.sampleLayout
                 ringLog?.post { try $0.noteLayout(layout) }
                 cycle = next
-                clock = WallClock(timezone: c.tccTimezone, requireSynchronised: c.requireSynchronisedClock)
+                clock = WallClock(timezone: c.tccTimezone)
                 startIO()
                 openHardwareWatchdog()
                 event(.config, "reloaded \(configPath) (fnv1a64 \(configHash))")
@@ -533,21 +533,20 @@ enum WallClockFault {
 /// at most once a second), and the local time of day in the TCC time zone — from `wallNs()`, the clock
 /// seam, so a test can step it. A zone whose tz file is missing gives no time of day: fail closed.
 struct WallClock {
-    let requireSynchronised: Bool
     let zoneKnown: Bool
     private var checkedAtNs: UInt64 = 0
     private var lastSync = false
 
-    init(timezone: String, requireSynchronised: Bool) {
-        self.requireSynchronised = requireSynchronised
+    init(timezone: String) {
         zoneKnown = timezone == "UTC" || access("/usr/share/zoneinfo/\(timezone)", R_OK) == 0
         setenv("TZ", zoneKnown ? timezone : "UTC", 1)
         tzset()
         if !zoneKnown { log("control.tcc_timezone \(timezone): no /usr/share/zoneinfo/\(timezone) (install tzdata); TCC half hours use the profile's minimum") }
     }
 
+    /// What the kernel says, whatever the config trusts: the records keep it, and the cycle decides
+    /// whether an unsynchronised clock may pick a half hour (require_synchronised_clock).
     mutating func synchronised(nowNs: UInt64) -> Bool {
-        guard requireSynchronised else { return true }
         if checkedAtNs == 0 || nowNs &- checkedAtNs >= 1_000_000_000 {
             var status: Int32 = 0
             var esterror = 0

@@ -26,6 +26,7 @@ public struct Configuration: Sendable {
                             sources: sources, mpMeter: runtime.mpMeter, sitePocMeter: runtime.sitePocMeter, supervisor: runtime.supervisor,
                             shapers: shapers, breakerSites: Set(runtime.breakers.keys), oscpSites: Set(runtime.oscp?.groups.keys.map { $0 } ?? []))
         c.mpRedundantMeter = runtime.mpRedundantMeter
+        c.requireSynchronisedClock = requireSynchronisedClock
         return c
     }
 
