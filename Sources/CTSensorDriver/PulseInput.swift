@@ -9,8 +9,12 @@ public final class PulseInput {
     /// S0 pulses are closures of an opto-coupler: count rising (or, for active-low wiring, falling) edges.
     public let countRising: Bool
 
+    /// Keeps the chip open as long as the line (a chip opened only for this input).
+    private let chip: GPIOChip
+
     public init(name: String, chip: GPIOChip, offset: Int, activeLow: Bool = false, meter: PulseMeter) throws(GPIOError) {
         self.name = name
+        self.chip = chip
         self.line = try chip.input(offset, consumer: "lmc-s0-\(name)", options: .init(activeLow: activeLow, bias: .pullUp), edges: true)
         self.meter = meter
         self.countRising = true

@@ -33,6 +33,7 @@ final class Runtime {
     private let configPath: String
     fileprivate var cycle: ControlCycle
     private var buses: [BusWorker] = []
+    private var pulseWorkers: [PulseWorker] = []
     private var slots: [String: LatestReading] = [:]
     private var relays: [String: RelayWorker] = [:]
     private var upstreamService: UpstreamService?
@@ -134,6 +135,24 @@ final class Runtime {
             worker.start()
             buses.append(worker)
         }
+        for p in rc.pulseMeters {
+            // Opened here, on the loop's thread (where a GPIO simulator is bound), then handed over.
+            let slot = LatestReading()
+            slots[p.id] = slot
+            let meter = PulseMeter(impulsesPerKWh: p.impulsesPerKWh, minimumLoadW: p.minimumLoadW, windowSeconds: p.windowSeconds)
+            var input: PulseInput?
+            var why: String?
+            do {
+                input = try PulseInput(name: p.id, chip: try GPIOChip(p.chip), offset: p.line, activeLow: p.activeLow, meter: meter)
+            } catch {
+                why = "S0 input \(p.chip) line \(p.line): \(error)"
+                log("pulse meter \(p.id) not available: \(error)")
+                status.note("pulse meter \(p.id): \(error)")
+            }
+            let worker = PulseWorker(name: p.id, input: input, openError: why, slot: slot)
+            worker.start()
+            pulseWorkers.append(worker)
+        }
         for c in rc.chargers {
             // The charger's own fallback: the site's safe set point, shaped as every set point is.
             let safeA = cycle.chargerFallback(site: c.site)
@@ -209,8 +228,10 @@ final class Runtime {
         breakers.values.forEach { $0.stop() }
         breakers = [:]
         buses.forEach { $0.stop() }
+        pulseWorkers.forEach { $0.stop() }
         relays.values.forEach { $0.stop() }
         buses = []
+        pulseWorkers = []
         relays = [:]
         slots = [:]
     }
@@ -431,8 +452,10 @@ extension UpstreamServer.Snapshot {
 /// chip whose auxiliary contacts follow the trip and close coils, as a healthy breaker's would.
 final class SimulatedBreakers {
     let sim: GPIOSimulator
-    /// `CHIP:LINES[:stuck=FILE]`: while FILE exists the auxiliary contact does not move — a breaker
-    /// whose mechanism or contact failed (fault injection for the soak).
+    /// `CHIP:LINES[:stuck=FILE][:s0=LINE@FILE]`: while the stuck FILE exists the auxiliary contact does
+    /// not move — a breaker whose mechanism or contact failed (fault injection for the soak). `s0=`
+    /// pulses LINE (a 5 ms high pulse) at the rate, in pulses a second, written in its FILE (0: none) —
+    /// an S0 meter's output for `[[pulse_meter]]`.
     let stuckFile: String?
 
     init(spec: String, wirings: [BreakerWiring]) {
@@ -442,6 +465,24 @@ final class SimulatedBreakers {
         stuckFile = parts.dropFirst(2).first { $0.hasPrefix("stuck=") }.map { String($0.dropFirst(6)) }
         sim = GPIOSimulator(chips: [.init(name: name, label: "lmc-simulated", lineNames: (0..<count).map { "line\($0)" })])
         for w in wirings { if let aux = w.auxiliary { sim.drive(chip: aux.chip, offset: aux.offset, high: !aux.activeLow) } }
+        for spec in parts.dropFirst(2) where spec.hasPrefix("s0=") {
+            let s0 = spec.dropFirst(3).split(separator: "@", maxSplits: 1)
+            guard s0.count == 2, let line = Int(s0[0]), line < count else { log("LMC_GPIO_SIMULATOR: '\(spec)' is not s0=LINE@FILE"); continue }
+            let (sim, file) = (sim, String(s0[1]))
+            _ = Sys.startDetachedThread {
+                var nextNs = monotonicNanoseconds()
+                while true {
+                    let rate = readText(file).flatMap { Double($0.trimmingCharacters()) } ?? 0
+                    guard rate > 0 else { usleep(50_000); nextNs = monotonicNanoseconds(); continue }
+                    sim.drive(chip: name, offset: line, high: true)
+                    usleep(5_000)
+                    sim.drive(chip: name, offset: line, high: false)
+                    nextNs += UInt64(1e9 / rate)
+                    let now = monotonicNanoseconds()
+                    if nextNs > now { usleep(UInt32(min(1_000_000, (nextNs - now) / 1000))) } else { nextNs = now }
+                }
+            }
+        }
     }
 
     func follow(_ command: BreakerCommand, wiring: BreakerWiring) {

@@ -119,6 +119,7 @@ private func declarations() -> [ConfigKey] {
     key("oscp", .table, .none, "OSCP 2.0 to the CPMS")
     key("bus", .tables, .none, "RS-485 lines and Modbus TCP devices")
     key("meter", .tables, .none, "meters")
+    key("pulse_meter", .tables, .none, "S0 pulse outputs wired to GPIO inputs: a site's PoC import")
     key("measurement_point", .tables, .required, "measured quantities at the constraint")
     key("site", .tables, .required, "EV charging sites behind the constraint")
 
@@ -166,6 +167,16 @@ private func declarations() -> [ConfigKey] {
     key("nominal_v", .number, .number(230), unit: "V", positive: true, "plausibility, and apparent power on CT-only meters")
     key("frozen_polls", .number, .number(10), min: 2, max: 10_000, "bit-identical readings under load for this many polls: frozen")
 
+    table = "pulse_meter"
+    key("id", .string, .required, "named by a site's `poc_meter`")
+    key("chip", .string, .string("gpiochip0"), "GPIO chip: path, name, label or number")
+    key("line", .number, .required, min: 0, max: 1023, "the input the S0 output is wired to (pulled up)")
+    key("active_low", .bool, .bool(false), "a pulse pulls the line low (an open-collector S0 output to ground)")
+    key("impulses_per_kwh", .number, .required, positive: true, "the meter's pulse constant, printed on it")
+    key("minimum_load_w", .number, .none, unit: "W", positive: true,
+        "the least the circuit ever draws: a silence longer than 1.5 pulses at this load is a broken wire")
+    key("window_s", .number, .number(60), unit: "s", min: 1, max: 3600, "pulses older than this no longer count in the average")
+
     table = "measurement_point"
     key("id", .string, .required, "name shown on the console and in the log")
     key("kind", .choice(MeasurementPointConfig.Kind.allCases.map(\.rawValue)), .required, "what is measured")
@@ -205,7 +216,7 @@ private func declarations() -> [ConfigKey] {
     key("ramp_up_kw_per_s", .number, .number(2), unit: "kW/s", positive: true, "increases at most this fast")
     key("dsc_kw", .number, .none, unit: "kW", positive: true, "declared supply capacity")
     key("tcc_kw", .numbers(count: 48), .none, unit: "kW", "timed capacity connection: the limit for each half hour from 00:00")
-    key("poc_meter", .string, .none, "the site's PoC `[[meter]]`")
+    key("poc_meter", .string, .none, "the site's PoC `[[meter]]` or `[[pulse_meter]]`")
     key("oscp_group", .string, .none, "the site takes part in OSCP as this group")
     key("schedule", .tables, .none, "dispatch windows")
     key("breaker", .table, .none, "the site breaker")

@@ -29,6 +29,17 @@ public struct RuntimeConfig: Sendable {
         public var rules: QualityRules
     }
 
+    /// An S0 pulse output on a GPIO input (IEC 62053-31): the average active power over a window.
+    public struct PulseMeter: Sendable, Equatable {
+        public var id: String
+        public var chip: String
+        public var line: Int
+        public var activeLow: Bool
+        public var impulsesPerKWh: Double
+        public var minimumLoadW: Double?
+        public var windowSeconds: Double
+    }
+
     public struct Charger: Sendable {
         public var site: String
         public var profile: ChargerProfile
@@ -44,6 +55,8 @@ public struct RuntimeConfig: Sendable {
     public var hardwareWatchdog: String? = nil
     public var buses: [Bus]
     public var meters: [Meter]
+    /// S0 pulse meters: a site's PoC import only (an average is too slow for a constraint).
+    public var pulseMeters: [PulseMeter] = []
     /// MP id → meter id that measures it.
     public var mpMeter: [String: String]
     /// MP id → its second meter (a redundant pair), if any.
@@ -126,9 +139,25 @@ extension RuntimeConfig {
                 issues.add(m.table.line(of: "profile"), "\(m.path).profile", e.description)
             }
         }
+        for p in top.tables("pulse_meter") {
+            let id = p.string("id") ?? "?"
+            let line = p.number("line")
+            let constant = p.number("impulses_per_kwh")
+            let pm = PulseMeter(id: id, chip: p.string("chip")!, line: Int(line ?? 0), activeLow: p.bool("active_low"),
+                                impulsesPerKWh: constant ?? 1000, minimumLoadW: p.number("minimum_load_w"), windowSeconds: p.number("window_s")!)
+            p.rejectUnknownKeys()
+            if rc.meters.contains(where: { $0.id == id }) || rc.pulseMeters.contains(where: { $0.id == id }) {
+                issues.add(p.table.line(of: "id"), "\(p.path).id", "= \"\(id)\": another [[meter]] or [[pulse_meter]] has this id")
+            }
+            if line != nil && constant != nil { rc.pulseMeters.append(pm) }
+        }
         let meterIDs = Set(rc.meters.map(\.id))
+        let pulseIDs = Set(rc.pulseMeters.map(\.id))
         for mp in mps {
-            if let meter = mp.string("meter"), !meter.isEmpty {
+            if let meter = mp.string("meter"), !meter.isEmpty, pulseIDs.contains(meter) {
+                issues.add(mp.table.line(of: "meter"), "\(mp.path).meter",
+                           "= \"\(meter)\": a [[pulse_meter]] gives an average over a minute, too slow to see a constraint; name a [[meter]] here and use the pulse meter as a site's poc_meter")
+            } else if let meter = mp.string("meter"), !meter.isEmpty {
                 if !meterIDs.contains(meter) { issues.add(mp.table.line(of: "meter"), "\(mp.path).meter", "= \"\(meter)\": no [[meter]] has this id") }
                 rc.mpMeter[mp.table["id"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "?"] = meter
             }
@@ -145,7 +174,9 @@ extension RuntimeConfig {
             let siteID = s.table["id"].flatMap { if case .string(let x) = $0 { x } else { nil } } ?? "?"
             if let g = s.string("oscp_group"), !g.isEmpty { oscpGroups[siteID] = g }
             if let poc = s.string("poc_meter"), !poc.isEmpty {
-                if !meterIDs.contains(poc) { issues.add(s.table.line(of: "poc_meter"), "\(s.path).poc_meter", "= \"\(poc)\": no [[meter]] has this id") }
+                if !meterIDs.contains(poc) && !pulseIDs.contains(poc) {
+                    issues.add(s.table.line(of: "poc_meter"), "\(s.path).poc_meter", "= \"\(poc)\": no [[meter]] or [[pulse_meter]] has this id")
+                }
                 rc.sitePocMeter[siteID] = poc
             }
             if let b = s.table("breaker") {

@@ -375,6 +375,27 @@ final class Daemon {
         try waitFor(10, "NORMAL after the reset") { try !d.status().contains("LOCKOUT") }
     }
 
+    /// Issue 16, item 12: an S0 pulse input is a site's PoC meter in lmc run. 25 pulses a second at
+    /// 1000 imp/kWh is 90 kW; when the pulses stop (a broken wire, with a minimum load configured) the
+    /// PoC meter is lost and said so.
+    @Test func anS0PulseInputIsTheSitesPocMeter() throws {
+        let rate = "/tmp/lmc-s0-rate-\(getpid())"
+        try "25".write(toFile: rate, atomically: true, encoding: .utf8)
+        defer { unlink(rate) }
+        let d = try Daemon(tag: "s0", extra: "\n[[pulse_meter]]\nid = \"hub_s0\"\nline = 6\nimpulses_per_kwh = 1000\nminimum_load_w = 20000\nwindow_s = 5\n",
+                           siteExtra: "poc_meter = \"hub_s0\"", environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8:s0=6@\(rate)"])
+        func importW() throws -> Double? {
+            let o = try jsonObject(try run(Repo.lmc, ["status", "--json", "--socket", d.socket]).out)
+            return ((o["sites"] as? [[String: Any]])?.first?["import_w"] as? NSNumber)?.doubleValue
+        }
+        try waitFor(15, "the hub's import from its S0 pulses, about 90 kW") { try importW().map { abs($0 - 90_000) < 9_000 } == true }
+        #expect(try !d.status().contains("POC_METER_LOST"))
+        // The wire breaks: no pulses, and the circuit is never below 20 kW — the meter is lost.
+        try "0".write(toFile: rate, atomically: true, encoding: .utf8)
+        try waitFor(10, "POC_METER_LOST") { try d.status().contains("POC_METER_LOST") }
+        #expect(try importW() == nil, "no import is made up")
+    }
+
     @Test func aTestTripWritesATripRecordWithSamplesBeforeAndAfterAndItsReason() throws {
         let d = try Daemon(tag: "tr", extra: "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
                            environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])

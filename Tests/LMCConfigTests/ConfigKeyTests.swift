@@ -15,6 +15,7 @@ import Testing
         ("oscp", "[oscp]", []),
         ("bus", "[[bus]]", ["id = \"rs485\"", "tcp = \"127.0.0.1:1502\""]),
         ("meter", "[[meter]]", ["id = \"m\"", "bus = \"rs485\"", "profile = \"generic\""]),
+        ("pulse_meter", "[[pulse_meter]]", ["id = \"s0\"", "line = 6", "impulses_per_kwh = 1000"]),
         ("measurement_point", "[[measurement_point]]", ["id = \"feeder\"", "kind = \"current\"", "sensitivity_per_kw = 1.44"]),
         ("measurement_point.upper", "[measurement_point.upper]", ["limit_a = 400", "release_zone_a = 385", "release_trigger_a = 370"]),
         ("measurement_point.lower", "[measurement_point.lower]", ["limit_a = 10", "release_zone_a = 20", "release_trigger_a = 30"]),

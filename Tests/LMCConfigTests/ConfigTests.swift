@@ -84,6 +84,21 @@ func exampleConfigText() throws -> String {
         _ = try c.controller()
     }
 
+    /// `[[pulse_meter]]`: a site's PoC meter, never a constraint's meter (an average is too slow).
+    @Test func aPulseMeterIsASitesPocMeterButNotAConstraintsMeter() throws {
+        let s0 = "\n[[pulse_meter]]\nid = \"hub_s0\"\nline = 6\nactive_low = true\nimpulses_per_kwh = 1000\nminimum_load_w = 2000\n"
+        let example = try exampleConfigText()
+        let asPoc = example.replacingOccurrences(of: "poc_meter = \"hub_poc\"", with: "poc_meter = \"hub_s0\"") + s0
+        let c = try Configuration.parse(asPoc).get()
+        #expect(c.runtime.pulseMeters == [.init(id: "hub_s0", chip: "gpiochip0", line: 6, activeLow: true, impulsesPerKWh: 1000, minimumLoadW: 2000, windowSeconds: 60)])
+        #expect(c.runtime.sitePocMeter["hub"] == "hub_s0")
+        let asMP = example.replacingOccurrences(of: "meter = \"trafo_ct\"", with: "meter = \"hub_s0\"") + s0
+        guard case .failure(let e) = Configuration.parse(asMP) else { Issue.record("accepted a pulse meter at a constraint"); return }
+        #expect(e.description.contains("= \"hub_s0\": a [[pulse_meter]] gives an average over a minute, too slow to see a constraint"), "\(e)")
+        guard case .failure(let missing) = Configuration.parse(example + "\n[[pulse_meter]]\nid = \"x\"\nline = 6\n") else { Issue.record("accepted"); return }
+        #expect(missing.description.contains("impulses_per_kwh: missing (required)"), "\(missing)")
+    }
+
     @Test func aTypoIsAnErrorNotASilentlyDroppedThreshold() throws {
         let text = try exampleConfigText().replacingOccurrences(of: "release_trigger_kva = 488", with: "release_triger_kva = 488")
         guard case .failure(let e) = Configuration.parse(text) else { Issue.record("accepted a typo"); return }
