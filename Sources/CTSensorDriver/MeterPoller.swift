@@ -187,8 +187,12 @@ public final class BusWorker: Sendable {
         self.options = options
     }
 
-    public func start() { loop.start { [self] in self.run() } }
+    /// Starts the thread; with `after`, once the worker it replaces (on a reload) has ended.
+    public func start(after predecessor: ServiceThread? = nil) { loop.start(after: predecessor.map { [$0] } ?? []) { [self] in self.run() } }
     public func stop() { loop.stop() }
+    /// Stops without waiting (a reload): the thread ends after its current turn, however long a peer
+    /// holds it; its successor waits for it (`start(after:)`), the control loop does not.
+    public func retire() -> ServiceThread? { loop.retire() }
 
     private func run() {
         let pollers = meters.map { MeterPoller(name: $0.name, profile: $0.profile, unit: $0.unit, rules: $0.rules) }

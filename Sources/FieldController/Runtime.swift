@@ -32,7 +32,10 @@ final class Runtime {
     private(set) var config: Configuration
     private let configPath: String
     fileprivate var cycle: ControlCycle
-    private var buses: [BusWorker] = []
+    private var buses: [String: BusWorker] = [:]
+    /// Workers retired by a reload, still ending their turn: their successors start after them.
+    private var retiredBuses: [String: ServiceThread] = [:]
+    private var retiredRelays: [String: ServiceThread] = [:]
     private var pulseWorkers: [PulseWorker] = []
     private var slots: [String: LatestReading] = [:]
     private var relays: [String: RelayWorker] = [:]
@@ -132,8 +135,8 @@ final class Runtime {
                 return .init(name: m.id, profile: m.profile, unit: m.unit, rules: m.rules, periodMs: m.pollMilliseconds, slot: slot)
             }
             let worker = BusWorker(endpoint: bus.endpoint, options: .init(responseTimeoutMilliseconds: bus.timeoutMilliseconds), meters: meters)
-            worker.start()
-            buses.append(worker)
+            worker.start(after: retiredBuses.removeValue(forKey: bus.id))
+            buses[bus.id] = worker
         }
         for p in rc.pulseMeters {
             // Opened here, on the loop's thread (where a GPIO simulator is bound), then handed over.
@@ -167,11 +170,11 @@ final class Runtime {
                                        maxCurrentA: c.maxCurrentA, options: .init(responseTimeoutMilliseconds: c.timeoutMilliseconds))
             }
             worker.post(amps: safeA)   // until the first cycle decides: the safe set point
-            worker.start()
+            worker.start(after: retiredRelays.removeValue(forKey: c.site))
             relays[c.site] = worker
         }
         breakerErrors = [:]
-        for (site, wiring) in rc.breakers {
+        for (site, wiring) in rc.breakers where breakers[site] == nil {
             do {
                 let worker = BreakerWorker(try BreakerDriver(wiring))
                 worker.start()
@@ -219,19 +222,34 @@ final class Runtime {
         }
     }
 
-    private func stopIO() {
+    /// At a stop: every thread joined (the process ends after). For a reload (`keeping` the next
+    /// config's breakers): bus and relay threads are retired, not waited for — one stuck on a peer
+    /// ends its turn on its own, and its successor starts after it; breakers whose wiring does not
+    /// change keep their lines and their thread (a pulse in progress goes on).
+    private func stopIO(keeping next: [String: BreakerWiring]? = nil) {
         upstreamService?.stop()
         upstreamService = nil
         oscp?.stop()
         oscp = nil
-        // A coil pulse in progress ends first (at most pulse_ms): its lines are then free for the next driver.
-        breakers.values.forEach { $0.stop() }
-        breakers = [:]
-        buses.forEach { $0.stop() }
-        pulseWorkers.forEach { $0.stop() }
-        relays.values.forEach { $0.stop() }
-        buses = []
+        for (site, b) in breakers where next?[site] != b.driver.wiring {
+            // A coil pulse in progress ends first (at most pulse_ms): its lines are then free for the next driver.
+            b.stop()
+            breakers[site] = nil
+        }
+        pulseWorkers.forEach { $0.stop() }   // at most one 100 ms wait: its line must be free to reopen
         pulseWorkers = []
+        if next != nil {
+            for (id, w) in buses { if let t = w.retire() { retiredBuses[id] = t } }
+            for (site, w) in relays { if let t = w.retire() { retiredRelays[site] = t } }
+        } else {
+            buses.values.forEach { $0.stop() }
+            relays.values.forEach { $0.stop() }
+            retiredBuses.values.forEach { $0.join() }
+            retiredRelays.values.forEach { $0.join() }
+            retiredBuses = [:]
+            retiredRelays = [:]
+        }
+        buses = [:]
         relays = [:]
         slots = [:]
     }
@@ -315,7 +333,7 @@ final class Runtime {
                 // No site, breaker or limit changed: the cycle carries on (no new start-up, overrides and
                 // leases kept). Otherwise a fresh cycle, and the half hour so far is closed under the old limits.
                 let next = try cycle.reloaded(c.cycleConfig)
-                stopIO()
+                stopIO(keeping: c.runtime.breakers)
                 if !next.halfHourCarried { write(cycle.finish()) }
                 event(.config, next.cycles > 0 ? "reload keeps the control state: no site, breaker or limit changed"
                                                : "reload starts the control afresh: a site, breaker or limit changed")

@@ -50,12 +50,24 @@ public final class LoopThread: Sendable {
 
     public var isStopping: Bool { stopFlag.load(ordering: .acquiring) }
 
-    /// Starts `body` on a new thread, unless already started.
-    public func start(_ body: @escaping @Sendable () -> Void) {
+    /// Starts `body` on a new thread, unless already started. With `predecessors`, the new thread first
+    /// waits for them to end (the worker it replaces on a reload still holds the device): the caller
+    /// does not wait.
+    public func start(after predecessors: [ServiceThread] = [], _ body: @escaping @Sendable () -> Void) {
         thread.withLock { t in
             guard t == nil else { return }
-            t = ServiceThread(body)
+            t = ServiceThread {
+                for p in predecessors { p.join() }
+                body()
+            }
         }
+    }
+
+    /// Sets the flag and returns at once with the thread, for its successor to wait on
+    /// (`start(after:)`): the loop ends after its current turn, however long a peer holds it.
+    public func retire() -> ServiceThread? {
+        stopFlag.store(true, ordering: .releasing)
+        return thread.withLock { t -> ServiceThread? in defer { t = nil }; return t }
     }
 
     /// Sets the flag and waits for the loop to return. Idempotent.

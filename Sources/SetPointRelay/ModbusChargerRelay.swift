@@ -205,8 +205,12 @@ public final class RelayWorker: Sendable {
         self.stallNs = UInt64(max(0.05, stallAfterSeconds) * 1e9)
     }
 
-    public func start() { loop.start { [self] in self.run() } }
+    /// Starts the thread; with `after`, once the worker it replaces (on a reload) has ended.
+    public func start(after predecessor: ServiceThread? = nil) { loop.start(after: predecessor.map { [$0] } ?? []) { [self] in self.run() } }
     public func stop() { loop.stop() }
+    /// Stops without waiting (a reload): the thread ends after its current turn, however long a peer
+    /// holds it; its successor waits for it (`start(after:)`), the control loop does not.
+    public func retire() -> ServiceThread? { loop.retire() }
 
     /// Posts a new set point in amps per phase, already shaped (ControlCycle's shaper); the worker
     /// writes exactly this at once.

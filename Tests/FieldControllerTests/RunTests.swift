@@ -396,6 +396,34 @@ final class Daemon {
         #expect(try importW() == nil, "no import is made up")
     }
 
+    /// Issue 16, item 7: a reload does not wait for a thread stuck on a peer. A charger that accepts
+    /// requests and never answers holds its relay thread in a 3 s response timeout; a SIGHUP used to join
+    /// that thread on the control loop (one cycle of up to 3 s: an overrun, no set point to anyone).
+    @Test func aReloadDoesNotWaitForAThreadStuckOnAPeer() throws {
+        // Accepts, reads, never answers.
+        let silent = try RawServer { c in
+            var buf = [UInt8](repeating: 0, count: 512)
+            while recv(c, &buf, buf.count, 0) > 0 {}
+        }
+        defer { silent.stop() }
+        let d = try Daemon(tag: "reloadjoin")
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        let text = try String(contentsOfFile: d.path, encoding: .utf8)
+            .replacingOccurrences(of: "tcp = \"127.0.0.1:\(d.charger.port)\"", with: "tcp = \"127.0.0.1:\(silent.port)\"\ntimeout_ms = 3000")
+        try text.write(toFile: d.path, atomically: true, encoding: .utf8)
+        kill(d.lmc.process.processIdentifier, SIGHUP)
+        try waitFor(5, "the reload") { d.lmc.stderr.contains("reloaded") }
+        usleep(1_500_000)   // the relay thread is now inside its 3 s wait on the silent charger
+        let before = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out.components(separatedBy: "overran").count
+        kill(d.lmc.process.processIdentifier, SIGHUP)
+        usleep(4_000_000)
+        d.lmc.terminate()
+        let events = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
+        #expect(events.components(separatedBy: "reloaded").count - 1 == 2, "two reloads: \(events.suffix(600))")
+        #expect(events.components(separatedBy: "overran").count == before,
+                "the control loop waited on the reload: \(events.split(separator: "\n").filter { $0.contains("overran") })")
+    }
+
     @Test func aTestTripWritesATripRecordWithSamplesBeforeAndAfterAndItsReason() throws {
         let d = try Daemon(tag: "tr", extra: "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
                            environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
