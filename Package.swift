@@ -56,8 +56,11 @@ let package = Package(
         .target(name: "TOMLReader"),
         // The config file: the declared keys and the schema, with errors naming line and key.
         .target(name: "LMCConfig", dependencies: ["TOMLReader", "ControlCycle", "Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision", "OSCP"]),
-        // OSCP 2.0 Capacity Provider: a small HTTP/1.1 server and client over OpenSSL (docs/oscp.md).
-        .target(name: "OSCP", dependencies: ["COpenSSL", "LMCPlatform"]),
+        // A small HTTP/1.1 server and client over OpenSSL, with typed errors and one C seam (sockets,
+        // poll, OpenSSL) where tests inject faults.
+        .target(name: "HTTPTransport", dependencies: ["COpenSSL", "LMCPlatform"], swiftSettings: testHooks),
+        // OSCP 2.0 Capacity Provider over HTTPTransport (docs/oscp.md).
+        .target(name: "OSCP", dependencies: ["HTTPTransport", "LMCPlatform"]),
         // Set points to chargers (Modbus profiles as data) and the upstream Modbus server.
         .target(name: "SetPointRelay", dependencies: ["ModbusBridge", "LMCPlatform"]),
 
@@ -82,7 +85,7 @@ let package = Package(
 
         // make fuzz: libFuzzer targets for every input from outside; without the fuzzer, a corpus replayer.
         .target(name: "CLibFuzzer"),
-        .executableTarget(name: "LMCFuzz", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "OSCP", "RingLog", "Supervision", "CLibFuzzer"]),
+        .executableTarget(name: "LMCFuzz", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "OSCP", "HTTPTransport", "RingLog", "Supervision", "CLibFuzzer"]),
 
         // Test helpers: Python peers, socat pty pairs, the built `lmc`.
         .target(name: "LMCTestSupport", path: "Tests/LMCTestSupport"),
@@ -109,7 +112,7 @@ let package = Package(
         ),
         .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "TOMLReader", "Headroom", "FailSafe", "RingLog"]),
         .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "RingLog", "LMCTestSupport"]),
-        .testTarget(name: "OSCPTests", dependencies: ["OSCP", "LMCTestSupport"]),
+        .testTarget(name: "OSCPTests", dependencies: ["OSCP", "HTTPTransport", "LMCTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,7 @@
 import CTSensorDriver
 import LMCConfig
 import ModbusBridge
+import HTTPTransport
 import OSCP
 import RingLog
 import Supervision

@@ -1,3 +1,4 @@
+import HTTPTransport
 import LMCPlatform
 import Synchronization
 
@@ -91,10 +92,10 @@ public struct OSCPConfig: Sendable, Equatable {
         }
         // The files must load now: a provider that cannot start is a refused config, not a box running without it.
         if let certificate, let key {
-            do { TLSSeam.freeContext(try TLSSeam.serverContext(certificate: certificate, key: key, clientCA: clientCAFile)) } catch { e.append("oscp: \(error)") }
+            do { try TLSFiles.checkServer(certificate: certificate, key: key, clientCA: clientCAFile) } catch { e.append("oscp: \(error)") }
         }
         if fp.tls {
-            do { TLSSeam.freeContext(try TLSSeam.clientContext(caFile: caFile)) } catch { e.append("oscp: \(error)") }
+            do { try TLSFiles.checkClient(caFile: caFile) } catch { e.append("oscp: \(error)") }
         }
         if groups.isEmpty { e.append("oscp: no site has an oscp_group") }
         return e
@@ -173,7 +174,7 @@ public final class OSCPCapacityProvider: Sendable {
         self.config = config
         self.events = events
         self.wallClock = wallClock
-        guard let fpURL = HTTPURL(config.fpBaseURL) else { throw HTTPError("oscp.fp_base_url '\(config.fpBaseURL)' is not a URL") }
+        guard let fpURL = HTTPURL(config.fpBaseURL) else { throw HTTPError(.config, "oscp.fp_base_url '\(config.fpBaseURL)' is not a URL") }
         var s = State(fp: FP(token: config.fpInitialToken, baseURL: fpURL))
         s.notReadySinceNs = monotonicNanoseconds()
         s.postedAtNs = monotonicNanoseconds()
@@ -202,7 +203,7 @@ public final class OSCPCapacityProvider: Sendable {
     /// cannot be bound is a failure the status shows (the relay fails, RELAY_FAILING) and is retried.
     private func startServer(nowNs: UInt64, tlsErrorsThrow: Bool) throws(HTTPError) {
         if tlsErrorsThrow, let c = config.certificate, let k = config.key {
-            TLSSeam.freeContext(try TLSSeam.serverContext(certificate: c, key: k, clientCA: config.clientCAFile))
+            try TLSFiles.checkServer(certificate: c, key: k, clientCA: config.clientCAFile)
         }
         let box = handlerBox
         do {
@@ -271,7 +272,7 @@ public final class OSCPCapacityProvider: Sendable {
             let r = try client.post(url, headers: headers(fp.token), body: body)
             guard (200..<300).contains(r.status) else {
                 // The FP's own words, bounded and printable: they reach the console and the events ring.
-                return .failure(HTTPError("\(url.path): HTTP \(r.status)\(r.header("X-Error-Message").map { " (\(printableText($0, max: 200)))" } ?? "")"))
+                return .failure(HTTPError(.status(r.status), "\(url.path): HTTP \(r.status)\(r.header("X-Error-Message").map { " (\(printableText($0, max: 200)))" } ?? "")"))
             }
             return .success(())
         } catch {
@@ -335,7 +336,7 @@ public final class OSCPCapacityProvider: Sendable {
                 state.withLock { $0.nextAttemptNs = nowNs + 30_000_000_000 }
             case .failure(let e):
                 // The FP no longer knows the token we kept (it was re-provisioned): register afresh.
-                if e.description.contains("HTTP 401"), let f = config.stateFile {
+                if e.kind == .status(401), let f = config.stateFile {
                     unlink(f)
                     state.withLock { $0.fp = FP(token: config.fpInitialToken, baseURL: HTTPURL(config.fpBaseURL)!); $0.phase = .registering }
                     events("OSCP: the FP refused the token kept from its last registration; registering again", false)

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HTTPTransport
 
 #if canImport(Glibc)
 import Glibc

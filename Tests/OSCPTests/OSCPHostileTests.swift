@@ -1,6 +1,7 @@
 import Foundation
 import LMCTestSupport
 import Testing
+@testable import HTTPTransport
 @testable import OSCP
 
 /// Issue 17: what a Flexibility Provider (or whoever reaches the OSCP port) sends can neither crash
@@ -292,5 +293,47 @@ extension ProviderTrustBoundaries {
         while p.status(site: "hub")?.complianceError != nil && Date() < end { usleep(50_000) }
         #expect(p.status(site: "hub")?.complianceError == nil)
         #expect(events.all.contains { !$0.alarm && $0.text.contains("compliance error of group hub-group cleared") })
+    }
+}
+
+/// Issue 15, item 5: HTTPTransport's errors are typed, and its one C seam lets a test fail any socket
+/// call without a fake peer.
+@Suite struct HTTPTransportSeam {
+    @Test func aRefusedConnectAndAResetReadAreTypedErrors() throws {
+        let server = try HTTPServer(host: "127.0.0.1", port: 0, certificate: nil, key: nil) { _ in HTTPResponse(status: 204) }
+        defer { server.stop() }
+        let client = try HTTPClient(useTLS: false, timeoutSeconds: 2)
+        let url = HTTPURL("http://127.0.0.1:\(server.port)/x")!
+        #expect(try client.post(url, headers: [], body: []).status == 204)
+
+        let refused = HTTPFaultPlan()
+        refused.fail(.connect, errno: ECONNREFUSED)
+        let e1 = HTTPFaultPlan.with(refused) { #expect(throws: HTTPError.self) { try client.post(url, headers: [], body: []) } }
+        #expect(e1?.kind == .connect && e1?.description.contains("Connection refused") == true, "\(String(describing: e1))")
+
+        let reset = HTTPFaultPlan()
+        reset.fail(.recv, errno: ECONNRESET)
+        let e2 = HTTPFaultPlan.with(reset) { #expect(throws: HTTPError.self) { try client.post(url, headers: [], body: []) } }
+        #expect(e2?.kind == .io && e2?.description.contains("read failed") == true, "\(String(describing: e2))")
+
+        // And the seam leaves the next exchange alone.
+        #expect(try client.post(url, headers: [], body: []).status == 204)
+    }
+
+    @Test func aStatusIsItsOwnKindAndAFailedAcceptDoesNotStopTheServer() throws {
+        let plan = HTTPFaultPlan()
+        plan.fail(.accept, errno: EMFILE)   // out of descriptors once
+        let server = try HTTPFaultPlan.with(plan) {
+            try HTTPServer(host: "127.0.0.1", port: 0, certificate: nil, key: nil) { _ in HTTPResponse(status: 401) }
+        }
+        defer { server.stop() }
+        let client = try HTTPClient(useTLS: false, timeoutSeconds: 2)
+        let url = HTTPURL("http://127.0.0.1:\(server.port)/x")!
+        // The first accept fails; the connection waits in the backlog and the next accept takes it.
+        #expect(try client.post(url, headers: [], body: []).status == 401)
+        #expect(plan.calls(of: .accept) >= 2, "the failed accept was retried: \(plan.calls(of: .accept))")
+        #expect(try client.post(url, headers: [], body: []).status == 401, "the server serves on")
+        // A 401 is found by its kind, not by its words (OSCP registers again on it).
+        #expect(HTTPError(.status(401), "/handshake: HTTP 401").kind == .status(401))
     }
 }

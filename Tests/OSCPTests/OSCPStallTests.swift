@@ -1,6 +1,7 @@
 import Foundation
 import LMCTestSupport
 import Testing
+@testable import HTTPTransport
 @testable import OSCP
 
 /// Issue 16, item 7: a stalled control loop lets the CPMS fall back. While the loop posts, our

@@ -1,4 +1,5 @@
 import Testing
+@testable import HTTPTransport
 @testable import OSCP
 
 @Suite struct OSCPMessageTests {

@@ -11,8 +11,28 @@ import Musl
 /// connection, TLS through OpenSSL. No chunked bodies, no keep-alive, small limits — a substation box
 /// talks to one CPMS, not the internet (docs/oscp.md says why not SwiftNIO).
 public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What failed, for a caller that acts on it (a 401 is `.status(401)`, not a substring).
+    public enum Kind: Sendable, Equatable {
+        /// Resolving, the socket, connecting, listening.
+        case connect
+        /// The deadline for the whole exchange passed.
+        case timeout
+        /// A TLS context, handshake or certificate.
+        case tls
+        /// poll, read or write failed, or the peer closed the connection early.
+        case io
+        /// What the peer sent is not HTTP as we accept it.
+        case malformed
+        /// A header or body beyond the limits.
+        case tooLarge
+        /// The peer answered with this status (a caller's judgement: OSCP takes non-2xx as failure).
+        case status(Int)
+        /// Our side: a URL, a file or an option.
+        case config
+    }
+    public var kind: Kind
     public var description: String
-    public init(_ d: String) { description = d }
+    public init(_ kind: Kind, _ d: String) { self.kind = kind; description = d }
 }
 
 public struct HTTPRequest: Sendable {
@@ -87,10 +107,13 @@ final class Connection {
     var ssl: OpaquePointer?
     let deadlineNs: UInt64
     private(set) var buffer: [UInt8] = []
+    /// The seam's fault hook (a plan in test builds).
+    let faults: FaultHook
 
-    init(fd: Int32, deadlineNs: UInt64) {
+    init(fd: Int32, deadlineNs: UInt64, faults: FaultHook = .current) {
         self.fd = fd
         self.deadlineNs = deadlineNs
+        self.faults = faults
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -104,23 +127,23 @@ final class Connection {
     /// Waits until the socket is ready for `events`, or throws when the deadline has passed.
     private func wait(_ events: Int16) throws(HTTPError) {
         let now = monotonicNanoseconds()
-        guard now < deadlineNs else { throw HTTPError("timed out (deadline for the whole exchange passed)") }
+        guard now < deadlineNs else { throw HTTPError(.timeout, "timed out (deadline for the whole exchange passed)") }
         var p = pollfd(fd: fd, events: events, revents: 0)
         let ms = Int32(clamping: (deadlineNs - now) / 1_000_000 + 1)
-        let r = poll(&p, 1, ms)
-        if r < 0 && errno != EINTR { throw HTTPError("poll failed: \(String(cString: strerror(errno)))") }
+        let r = NetSeam.poll(faults, &p, ms)
+        if r < 0 && errno != EINTR { throw HTTPError(.io, "poll failed: \(String(cString: strerror(errno)))") }
     }
 
     /// The TLS handshake, within the deadline.
     func handshake(_ ssl: OpaquePointer) throws(HTTPError) {
         self.ssl = ssl
         while true {
-            let rc = TLSSeam.handshake(ssl)
+            let rc = NetSeam.tlsHandshake(faults, ssl)
             if rc == 1 { return }
             switch TLSSeam.errorCode(ssl, rc) {
             case TLSSeam.wantRead: try wait(Int16(POLLIN))
             case TLSSeam.wantWrite: try wait(Int16(POLLOUT))
-            default: throw HTTPError("TLS handshake: \(TLSSeam.lastError())")
+            default: throw HTTPError(.tls, "TLS handshake: \(TLSSeam.lastError())")
             }
         }
     }
@@ -129,18 +152,18 @@ final class Connection {
         var off = 0
         while off < bytes.count {
             let n = bytes[off...].withUnsafeBytes { p in
-                ssl.map { TLSSeam.write($0, p.baseAddress!, p.count) } ?? Sys.send(fd, p.baseAddress, p.count, Int32(MSG_NOSIGNAL))
+                ssl.map { TLSSeam.write($0, p.baseAddress!, p.count) } ?? NetSeam.send(faults, fd, p.baseAddress, p.count)
             }
             if n > 0 { off += n; continue }
             if let ssl {
                 switch TLSSeam.errorCode(ssl, Int32(n)) {
                 case TLSSeam.wantRead: try wait(Int16(POLLIN)); continue
                 case TLSSeam.wantWrite: try wait(Int16(POLLOUT)); continue
-                default: throw HTTPError("write failed: \(TLSSeam.lastError())")
+                default: throw HTTPError(.tls, "write failed: \(TLSSeam.lastError())")
                 }
             }
             if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { try wait(Int16(POLLOUT)); continue }
-            throw HTTPError("write failed: \(String(cString: strerror(errno)))")
+            throw HTTPError(.io, "write failed: \(String(cString: strerror(errno)))")
         }
     }
 
@@ -149,7 +172,7 @@ final class Connection {
         var chunk = [UInt8](repeating: 0, count: 16_384)
         while true {
             let n = chunk.withUnsafeMutableBytes { p in
-                ssl.map { TLSSeam.read($0, p.baseAddress!, p.count) } ?? Sys.recv(fd, p.baseAddress, p.count, 0)
+                ssl.map { TLSSeam.read($0, p.baseAddress!, p.count) } ?? NetSeam.recv(faults, fd, p.baseAddress, p.count)
             }
             if n > 0 {
                 buffer += chunk[0..<n]
@@ -161,12 +184,12 @@ final class Connection {
                 case TLSSeam.wantWrite: try wait(Int16(POLLOUT)); continue
                 case TLSSeam.zeroReturn: return false
                 case TLSSeam.syscall where errno == 0: return false
-                default: throw HTTPError("read failed: \(TLSSeam.lastError())")
+                default: throw HTTPError(.tls, "read failed: \(TLSSeam.lastError())")
                 }
             }
             if n == 0 { return false }
             if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { try wait(Int16(POLLIN)); continue }
-            throw HTTPError("read failed: \(String(cString: strerror(errno)))")
+            throw HTTPError(.io, "read failed: \(String(cString: strerror(errno)))")
         }
     }
 
@@ -178,10 +201,10 @@ final class Connection {
                 buffer.removeFirst(end + 4)
                 return head
             }
-            if buffer.count > limit { throw HTTPError("header larger than \(limit) bytes") }
+            if buffer.count > limit { throw HTTPError(.tooLarge, "header larger than \(limit) bytes") }
             if try !fill() {
                 if buffer.isEmpty { return nil }
-                throw HTTPError("connection closed inside the header")
+                throw HTTPError(.io, "connection closed inside the header")
             }
         }
     }
@@ -189,7 +212,7 @@ final class Connection {
     func readBody(count: Int) throws(HTTPError) -> [UInt8] {
         precondition(count >= 0)
         while buffer.count < count {
-            if try !fill() { throw HTTPError("connection closed after \(buffer.count) of \(count) body bytes") }
+            if try !fill() { throw HTTPError(.io, "connection closed after \(buffer.count) of \(count) body bytes") }
         }
         let body = Array(buffer[0..<count])
         buffer.removeFirst(count)
@@ -230,8 +253,8 @@ public enum HTTPResponseParser {
 
     public static func parse(_ b: [UInt8], maxHead: Int, maxBody: Int, atEOF: Bool = false) -> Result<Outcome, HTTPError> {
         guard let end = findCRLFCRLF(b, limit: maxHead) else {
-            if b.count > maxHead + 3 { return .failure(HTTPError("response header larger than \(maxHead) bytes")) }
-            return atEOF ? .failure(HTTPError(b.isEmpty ? "connection closed without a response" : "connection closed inside the response header"))
+            if b.count > maxHead + 3 { return .failure(HTTPError(.tooLarge, "response header larger than \(maxHead) bytes")) }
+            return atEOF ? .failure(HTTPError(.io, b.isEmpty ? "connection closed without a response" : "connection closed inside the response header"))
                          : .success(.needMore)
         }
         let headBytes = b[0..<end]
@@ -244,29 +267,29 @@ public enum HTTPResponseParser {
             } else { i += 1 }
         }
         lines.append(headBytes[start..<headBytes.endIndex])
-        for l in lines where !isCleanHeaderValue(l) { return .failure(HTTPError("control character in the response header")) }
+        for l in lines where !isCleanHeaderValue(l) { return .failure(HTTPError(.malformed, "control character in the response header")) }
         let statusLine = String(decoding: lines[0], as: UTF8.self)
         let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count >= 2, parts[0] == "HTTP/1.1" || parts[0] == "HTTP/1.0", parts[1].utf8.count == 3,
               parts[1].utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let status = Int(parts[1]), (100...599).contains(status) else {
-            return .failure(HTTPError("malformed status line"))
+            return .failure(HTTPError(.malformed, "malformed status line"))
         }
         var headers: [(String, String)] = []
         var length: Int?
         for l in lines.dropFirst() {
             let line = String(decoding: l, as: UTF8.self)
-            guard let c = line.firstIndex(of: ":") else { return .failure(HTTPError("malformed response header line")) }
+            guard let c = line.firstIndex(of: ":") else { return .failure(HTTPError(.malformed, "malformed response header line")) }
             let name = String(line[..<c])
-            guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte) else { return .failure(HTTPError("malformed response header name")) }
+            guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte) else { return .failure(HTTPError(.malformed, "malformed response header name")) }
             let value = line[line.index(after: c)...].trimmingSpaces()
             switch name.lowercased() {
             case "content-length":
-                guard let n = parseContentLength(value) else { return .failure(HTTPError("Content-Length '\(value.prefix(32))' is not a length")) }
-                if let l = length, l != n { return .failure(HTTPError("two different Content-Length headers")) }
-                guard n <= maxBody else { return .failure(HTTPError("response body of \(n) bytes is larger than \(maxBody)")) }
+                guard let n = parseContentLength(value) else { return .failure(HTTPError(.malformed, "Content-Length '\(value.prefix(32))' is not a length")) }
+                if let l = length, l != n { return .failure(HTTPError(.malformed, "two different Content-Length headers")) }
+                guard n <= maxBody else { return .failure(HTTPError(.tooLarge, "response body of \(n) bytes is larger than \(maxBody)")) }
                 length = n
             case "transfer-encoding":
-                return .failure(HTTPError("Transfer-Encoding is not supported; a Content-Length is expected"))
+                return .failure(HTTPError(.malformed, "Transfer-Encoding is not supported; a Content-Length is expected"))
             default: break
             }
             headers.append((name, value))
@@ -277,9 +300,9 @@ public enum HTTPResponseParser {
         }
         if let length {
             if rest.count >= length { return .success(.complete(HTTPResponse(status: status, headers: headers, body: Array(rest.prefix(length))))) }
-            return atEOF ? .failure(HTTPError("connection closed after \(rest.count) of \(length) body bytes")) : .success(.needMore)
+            return atEOF ? .failure(HTTPError(.io, "connection closed after \(rest.count) of \(length) body bytes")) : .success(.needMore)
         }
-        if rest.count > maxBody { return .failure(HTTPError("response body larger than \(maxBody) bytes")) }
+        if rest.count > maxBody { return .failure(HTTPError(.tooLarge, "response body larger than \(maxBody) bytes")) }
         return atEOF ? .success(.complete(HTTPResponse(status: status, headers: headers, body: Array(rest)))) : .success(.needMore)
     }
 
@@ -370,7 +393,7 @@ public final class HTTPServer: Sendable {
         let fd = socket(AF_INET, Sys.sockStream | Sys.sockCloexec, 0)
         guard fd >= 0 else {
             if let ctx { TLSSeam.freeContext(ctx) }
-            throw HTTPError("socket: \(String(cString: strerror(errno)))")
+            throw HTTPError(.connect, "socket: \(String(cString: strerror(errno)))")
         }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -380,14 +403,14 @@ public final class HTTPServer: Sendable {
         guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else {
             Sys.close(fd)
             if let ctx { TLSSeam.freeContext(ctx) }
-            throw HTTPError("listen address '\(host)' is not an IPv4 address")
+            throw HTTPError(.connect, "listen address '\(host)' is not an IPv4 address")
         }
         let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard bound == 0, listen(fd, 16) == 0 else {
             let e = String(cString: strerror(errno))
             Sys.close(fd)
             if let ctx { TLSSeam.freeContext(ctx) }
-            throw HTTPError("cannot listen on \(host):\(port): \(e)")
+            throw HTTPError(.connect, "cannot listen on \(host):\(port): \(e)")
         }
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
@@ -395,13 +418,14 @@ public final class HTTPServer: Sendable {
         listenFD = fd
         let tlsCtx = tls
         let shared = shared
+        let faults = FaultHook.current   // a test's plan reaches every connection's thread
         loop.start { [loop, maxBody, maxConnections, requestDeadlineSeconds] in
             while !loop.isStopping {
                 var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                guard poll(&p, 1, 200) > 0 else { continue }
+                guard NetSeam.poll(faults, &p, 200) > 0 else { continue }
                 var peer = sockaddr_in()
                 var plen = socklen_t(MemoryLayout<sockaddr_in>.size)
-                let c = withUnsafeMutablePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Sys.accept(fd, $0, &plen) } }
+                let c = withUnsafeMutablePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { NetSeam.accept(faults, fd, $0, &plen) } }
                 guard c >= 0 else { continue }
                 _ = fcntl(c, F_SETFD, FD_CLOEXEC)
                 guard shared.active.load(ordering: .relaxed) < maxConnections else {
@@ -422,7 +446,7 @@ public final class HTTPServer: Sendable {
                 }
                 shared.active.add(1, ordering: .relaxed)
                 let started = Sys.startDetachedThread { [session] in
-                    let conn = Connection(fd: c, deadlineNs: deadline)
+                    let conn = Connection(fd: c, deadlineNs: deadline, faults: faults)
                     let timedOut = Self.serve(conn, peer: peerText, tls: session?.ssl, maxBody: maxBody, handler: handler)
                     shared.counters.withLock { $0.served += 1; if timedOut { $0.timedOut += 1 } }
                     shared.active.subtract(1, ordering: .relaxed)
@@ -501,19 +525,19 @@ public final class HTTPClient: Sendable {
     deinit { if let tls { TLSSeam.freeContext(tls.ctx) } }
 
     public func post(_ url: HTTPURL, headers: [(String, String)], body: [UInt8]) throws(HTTPError) -> HTTPResponse {
-        guard url.tls == (tls != nil) else { throw HTTPError("\(url): \(url.tls ? "https needs TLS configured" : "plain http on a TLS client")") }
+        guard url.tls == (tls != nil) else { throw HTTPError(.config, "\(url): \(url.tls ? "https needs TLS configured" : "plain http on a TLS client")") }
         // Nothing a peer gave us (a token, a base URL from its register) may split our request.
         for (k, v) in headers where !isCleanHeaderValue(k.utf8) || !isCleanHeaderValue(v.utf8) {
-            throw HTTPError("\(url): header \(k.filter { $0.isLetter || $0 == "-" }) holds a control character; not sent")
+            throw HTTPError(.config, "\(url): header \(k.filter { $0.isLetter || $0 == "-" }) holds a control character; not sent")
         }
         let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
         let fd = try Self.connect(host: url.host, port: url.port, deadlineNs: deadline)
         let conn = Connection(fd: fd, deadlineNs: deadline)
         if let tls {
-            guard let ssl = TLSSeam.newSession(tls.ctx, fd: fd, server: false) else { throw HTTPError("TLS: \(TLSSeam.lastError())") }
+            guard let ssl = TLSSeam.newSession(tls.ctx, fd: fd, server: false) else { throw HTTPError(.tls, "TLS: \(TLSSeam.lastError())") }
             conn.ssl = ssl
             try TLSSeam.verifyPeer(ssl, host: url.host)
-            do { try conn.handshake(ssl) } catch { throw HTTPError("TLS handshake with \(url.host): \(error)") }
+            do { try conn.handshake(ssl) } catch { throw HTTPError(.tls, "TLS handshake with \(url.host): \(error)") }
         }
         var head = "POST \(url.path) HTTP/1.1\r\nHost: \(url.host):\(url.port)\r\nContent-Type: application/json\r\n"
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
@@ -522,7 +546,7 @@ public final class HTTPClient: Sendable {
         while true {
             let more = try conn.fill()
             switch HTTPResponseParser.parse(conn.buffer, maxHead: Self.maxResponseHead, maxBody: Self.maxResponseBody, atEOF: !more) {
-            case .failure(let e): throw HTTPError("\(url): \(e)")
+            case .failure(let e): throw HTTPError(e.kind, "\(url): \(e)")
             case .success(.complete(let r)): return r
             case .success(.needMore): continue
             }
@@ -534,23 +558,24 @@ public final class HTTPClient: Sendable {
         hints.ai_family = AF_INET
         hints.ai_socktype = Sys.sockStream
         var res: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, String(port), &hints, &res) == 0, let ai = res else { throw HTTPError("cannot resolve \(host)") }
+        guard getaddrinfo(host, String(port), &hints, &res) == 0, let ai = res else { throw HTTPError(.connect, "cannot resolve \(host)") }
         defer { freeaddrinfo(res) }
         let fd = socket(ai.pointee.ai_family, Sys.sockStream | Sys.sockCloexec | Sys.sockNonblock, 0)
-        guard fd >= 0 else { throw HTTPError("socket: \(String(cString: strerror(errno)))") }
-        if Sys.connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) != 0 && errno != EINPROGRESS {
+        guard fd >= 0 else { throw HTTPError(.connect, "socket: \(String(cString: strerror(errno)))") }
+        let faults = FaultHook.current
+        if NetSeam.connect(faults, fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) != 0 && errno != EINPROGRESS {
             let e = String(cString: strerror(errno)); Sys.close(fd)
-            throw HTTPError("cannot connect to \(host):\(port): \(e)")
+            throw HTTPError(.connect, "cannot connect to \(host):\(port): \(e)")
         }
         var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
         var err: Int32 = 0
         var len = socklen_t(MemoryLayout<Int32>.size)
         let now = monotonicNanoseconds()
         let ms = now < deadlineNs ? Int32(clamping: (deadlineNs - now) / 1_000_000) : 0
-        guard poll(&p, 1, ms) == 1, getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0, err == 0 else {
+        guard NetSeam.poll(faults, &p, ms) == 1, getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0, err == 0 else {
             let e = err != 0 ? String(cString: strerror(err)) : "timed out"
             Sys.close(fd)
-            throw HTTPError("cannot connect to \(host):\(port): \(e)")
+            throw HTTPError(.connect, "cannot connect to \(host):\(port): \(e)")
         }
         return fd
     }

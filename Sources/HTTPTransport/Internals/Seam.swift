@@ -28,23 +28,23 @@ enum TLSSeam {
 
     /// The common policy of both sides.
     private static func applyPolicy(_ ctx: OpaquePointer) throws(HTTPError) {
-        guard lmc_ssl_ctx_min_tls12(ctx) == 1 else { throw HTTPError("TLS: cannot require TLS 1.2: \(lastError())") }
+        guard lmc_ssl_ctx_min_tls12(ctx) == 1 else { throw HTTPError(.tls, "TLS: cannot require TLS 1.2: \(lastError())") }
         SSL_CTX_set_security_level(ctx, 2)
-        guard SSL_CTX_set_cipher_list(ctx, tls12Ciphers) == 1 else { throw HTTPError("TLS: cipher policy refused: \(lastError())") }
+        guard SSL_CTX_set_cipher_list(ctx, tls12Ciphers) == 1 else { throw HTTPError(.tls, "TLS: cipher policy refused: \(lastError())") }
         lmc_ssl_ctx_no_renegotiation_no_compression(ctx)
     }
 
     /// Our endpoint's context; with `clientCA` the FP must present a certificate that CA signed (mutual TLS).
     static func serverContext(certificate: String, key: String, clientCA: String? = nil) throws(HTTPError) -> OpaquePointer {
-        guard let ctx = SSL_CTX_new(TLS_server_method()) else { throw HTTPError("TLS: \(lastError())") }
+        guard let ctx = SSL_CTX_new(TLS_server_method()) else { throw HTTPError(.tls, "TLS: \(lastError())") }
         do throws(HTTPError) {
             try applyPolicy(ctx)
-            guard SSL_CTX_use_certificate_chain_file(ctx, certificate) == 1 else { throw HTTPError("TLS certificate \(certificate): \(lastError())") }
+            guard SSL_CTX_use_certificate_chain_file(ctx, certificate) == 1 else { throw HTTPError(.tls, "TLS certificate \(certificate): \(lastError())") }
             guard SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1, SSL_CTX_check_private_key(ctx) == 1 else {
-                throw HTTPError("TLS key \(key): \(lastError())")
+                throw HTTPError(.tls, "TLS key \(key): \(lastError())")
             }
             if let clientCA {
-                guard SSL_CTX_load_verify_locations(ctx, clientCA, nil) == 1 else { throw HTTPError("TLS client CA file \(clientCA): \(lastError())") }
+                guard SSL_CTX_load_verify_locations(ctx, clientCA, nil) == 1 else { throw HTTPError(.tls, "TLS client CA file \(clientCA): \(lastError())") }
                 SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
             }
         } catch {
@@ -56,11 +56,11 @@ enum TLSSeam {
 
     /// A client context verifying the peer against `caFile` (or the system's store when nil).
     static func clientContext(caFile: String?) throws(HTTPError) -> OpaquePointer {
-        guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw HTTPError("TLS: \(lastError())") }
+        guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw HTTPError(.tls, "TLS: \(lastError())") }
         do throws(HTTPError) {
             try applyPolicy(ctx)
             let ok = caFile.map { SSL_CTX_load_verify_locations(ctx, $0, nil) } ?? SSL_CTX_set_default_verify_paths(ctx)
-            guard ok == 1 else { throw HTTPError("TLS CA file \(caFile ?? "(system)"): \(lastError())") }
+            guard ok == 1 else { throw HTTPError(.tls, "TLS CA file \(caFile ?? "(system)"): \(lastError())") }
         } catch {
             SSL_CTX_free(ctx)
             throw error
@@ -70,6 +70,23 @@ enum TLSSeam {
     }
 
     static func freeContext(_ ctx: OpaquePointer) { SSL_CTX_free(ctx) }
+
+}
+
+/// Whether TLS files load under the policy, without serving: what a config check needs.
+public enum TLSFiles {
+    /// Our endpoint's certificate and key (and the CA of client certificates, for mutual TLS).
+    public static func checkServer(certificate: String, key: String, clientCA: String? = nil) throws(HTTPError) {
+        TLSSeam.freeContext(try TLSSeam.serverContext(certificate: certificate, key: key, clientCA: clientCA))
+    }
+
+    /// The CA file a client verifies its peer against (nil: the system's store).
+    public static func checkClient(caFile: String?) throws(HTTPError) {
+        TLSSeam.freeContext(try TLSSeam.clientContext(caFile: caFile))
+    }
+}
+
+extension TLSSeam {
 
     /// A session on a connected (non-blocking) socket; nil when OpenSSL cannot make one.
     static func newSession(_ ctx: OpaquePointer, fd: Int32, server: Bool) -> OpaquePointer? {
@@ -83,10 +100,10 @@ enum TLSSeam {
     static func verifyPeer(_ ssl: OpaquePointer, host: String) throws(HTTPError) {
         var v4 = in_addr()
         if inet_pton(AF_INET, host, &v4) == 1 {
-            guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1 else { throw HTTPError("TLS: cannot verify by IP \(host): \(lastError())") }
+            guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1 else { throw HTTPError(.tls, "TLS: cannot verify by IP \(host): \(lastError())") }
         } else {
-            guard lmc_ssl_set_sni(ssl, host) == 1 else { throw HTTPError("TLS: cannot set SNI \(host): \(lastError())") }
-            guard SSL_set1_host(ssl, host) == 1 else { throw HTTPError("TLS: cannot verify by name \(host): \(lastError())") }
+            guard lmc_ssl_set_sni(ssl, host) == 1 else { throw HTTPError(.tls, "TLS: cannot set SNI \(host): \(lastError())") }
+            guard SSL_set1_host(ssl, host) == 1 else { throw HTTPError(.tls, "TLS: cannot verify by name \(host): \(lastError())") }
         }
     }
 
