@@ -313,8 +313,7 @@ struct LogCommand: ParsableCommand {
                 printError("refused: \(why). Allowed: log info [--json] | log export --ring samples|minutes|halfhours|events [--from T] [--to T] [--format csv|jsonl] | log export --trip N [--format csv|jsonl] | log trips [--json] | log audit [--day YYYY-MM-DD | --month YYYY-MM] [--json] | log plot [--from T] [--to T] [--width PX]")
                 throw ExitCode(1)
             case .success(let args):
-                var argv = args + ["--dir", location.dir]
-                if args.first == "info" { argv = ["info", "--dir", location.dir] }
+                let argv = args + ["--dir", location.dir]
                 var command = try LogCommand.parseAsRoot(argv)
                 try command.run()
             }
