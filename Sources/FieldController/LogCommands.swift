@@ -302,6 +302,7 @@ struct LogCommand: ParsableCommand {
               ssh lmc-logs@box log export --ring halfhours --from 2026-11-01 > nov.csv
               ssh lmc-logs@box log audit --day 2026-11-20
               ssh lmc-logs@box log plot --from 2026-11-20 --to 2026-11-21 > day.svg
+            The DNO's keys go in /etc/lmc/dno_authorized_keys (root:root 0644), one 'restrict <key>' line each (docs/ssh.md); /etc/ssh/sshd_config.d/lmc-logs.conf forces this command for lmc-logs.
             """
         )
         @OptionGroup var location: Location
