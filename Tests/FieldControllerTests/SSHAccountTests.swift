@@ -76,6 +76,11 @@ struct SSHLogAccount {
             }
             var uid: uid_t = 64_123
             while getpwuid(uid) != nil { uid += 1 }
+            // The forced command runs this build's lmc as the account. A checkout other users cannot
+            // read (a clone under /root) would make every login fail for that reason alone: then the
+            // test account is uid 0 under the name lmc-logs (sshd's checks are by name and key file).
+            let probe = try run(ChildLifetime.setpriv, ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", Repo.lmc, "--version"])
+            if probe.status != 0 { uid = 0 }
             let passwd = try String(contentsOfFile: "/etc/passwd", encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("lmc-logs:") }
                 .map(String.init) + ["lmc-logs:x:\(uid):\(uid):LMC log export (test):/mnt:\(shell)"]
             try (passwd.joined(separator: "\n") + "\n").write(toFile: dir + "/passwd", atomically: false, encoding: .utf8)
