@@ -37,6 +37,18 @@ getent passwd lmc >/dev/null || fail "user lmc missing"
 getent group lmc-admin >/dev/null || fail "group lmc-admin missing"
 [ "$(stat -c '%U:%G %a' /var/lib/lmc)" = "lmc:lmc 750" ] || fail "/var/lib/lmc is $(stat -c '%U:%G %a' /var/lib/lmc)"
 [ "$(stat -c '%G %a' /etc/lmc/lmc.toml)" = "lmc 640" ] || fail "/etc/lmc/lmc.toml is $(stat -c '%G %a' /etc/lmc/lmc.toml)"
+# The DNO's SSH account (docs/ssh.md): keys in a root-owned file sshd's StrictModes accepts; the drop-in applies.
+[ "$(stat -c '%U:%G %a' /etc/lmc/dno_authorized_keys)" = "root:root 644" ] || fail "/etc/lmc/dno_authorized_keys is $(stat -c '%U:%G %a' /etc/lmc/dno_authorized_keys)"
+[ "$(stat -c '%U %a' /etc/lmc)" = "root 755" ] || fail "/etc/lmc is $(stat -c '%U %a' /etc/lmc) (StrictModes wants root's, not writable by others)"
+[ "$(getent passwd lmc-logs | cut -d: -f7)" = "/bin/sh" ] || fail "lmc-logs has shell $(getent passwd lmc-logs | cut -d: -f7): sshd runs the forced command through it (docs/ssh.md)"
+if [ -x /usr/sbin/sshd ] && ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1; then
+  sshdT=$(/usr/sbin/sshd -T -C user=lmc-logs,host=release-check,addr=127.0.0.1 2>&1) || fail "sshd -T: $sshdT"
+  for want in "forcecommand /usr/bin/lmc log ssh-command" "authorizedkeysfile /etc/lmc/dno_authorized_keys" "disableforwarding yes" "permittty no" "passwordauthentication no"; do
+    echo "$sshdT" | grep -qx "$want" || fail "sshd -T for lmc-logs lacks '$want'"
+  done
+fi
+# No Magic SysRq from the serial console (kernel.sysrq = 0), applied from the vendor directory.
+grep -qx 'kernel.sysrq = 0' /usr/lib/sysctl.d/90-lmc.conf || fail "/usr/lib/sysctl.d/90-lmc.conf does not set kernel.sysrq = 0"
 /usr/bin/lmc config check --config /etc/lmc/lmc.toml >/dev/null || fail "the installed example config does not check (profiles in /usr/share/lmc/hw?)"
 # The shipped scenarios by name, from a directory with none, as on a box.
 sim=$(cd / && env -u LMC_SCENARIOS /usr/bin/lmc simulate --scenario seed-example-day --json 2>&1) || fail "lmc simulate --scenario seed-example-day: $sim"
@@ -58,3 +70,7 @@ $SUDO dpkg -r lmc >/dev/null || fail "dpkg -r"
 [ ! -e /usr/bin/lmc ] || fail "/usr/bin/lmc left behind"
 [ ! -e /usr/lib/systemd/system/lmc.service ] || fail "unit left behind"
 echo "release-check: removed cleanly (conffiles and /var/lib/lmc kept until purge)"
+$SUDO dpkg -P lmc >/dev/null || fail "dpkg -P"
+[ ! -e /etc/lmc/dno_authorized_keys ] || fail "purge left the DNO's keys in /etc/lmc/dno_authorized_keys"
+[ ! -e /etc/ssh/sshd_config.d/lmc-logs.conf ] || fail "purge left /etc/ssh/sshd_config.d/lmc-logs.conf"
+echo "release-check: purged: the DNO's keys and the sshd drop-in are gone (the ring log is kept)"

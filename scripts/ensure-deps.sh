@@ -16,6 +16,9 @@ command -v tmux  >/dev/null 2>&1     || need_apt+=(tmux)
 # The tests bind their children's lives to theirs with setpriv --pdeathsig (Tests/LMCTestSupport).
 command -v setpriv >/dev/null 2>&1   || need_apt+=(util-linux)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# SSHLogAccount runs a private sshd with the lmc-logs drop-in and logs in with ssh (docs/ssh.md).
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 # make bench also needs the C compiler for its libmodbus peer, valgrind and the sqlite3 shell.
 if [ "${LMC_BENCH_DEPS:-}" = 1 ]; then
   command -v gcc      >/dev/null 2>&1 || need_apt+=(gcc)

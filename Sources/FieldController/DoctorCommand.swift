@@ -470,13 +470,35 @@ struct Doctor {
         guard let r = runTool(sshd, ["-T", "-C", "user=lmc-logs,host=lmc-doctor,addr=127.0.0.1"]), r.status == 0 else {
             return add("ssh", .fail, "sshd -T failed: the configuration does not load", fix: "sshd -t shows the error; fix it, then systemctl reload ssh")
         }
-        let settings = r.out.lowercased()
-        if settings.contains("forcecommand /usr/bin/lmc log ssh-command") && settings.contains("permittty no") {
-            add("ssh", .ok, "user lmc-logs: forced command lmc log ssh-command, no tty, no forwarding")
-        } else {
-            add("ssh", .fail, "sshd does not apply \(dropIn) to user lmc-logs",
-                fix: "sshd_config must Include /etc/ssh/sshd_config.d/*.conf before any Match block; then systemctl reload ssh")
+        let settings = Set(r.out.lowercased().split(separator: "\n").map { $0.trimmingCharacters() })
+        let keys = "/etc/lmc/dno_authorized_keys"
+        let needed = ["forcecommand /usr/bin/lmc log ssh-command", "authorizedkeysfile \(keys)", "permittty no", "disableforwarding yes",
+                      "passwordauthentication no", "permituserrc no"]
+        let missing = needed.filter { !settings.contains($0) }
+        guard missing.isEmpty else {
+            return add("ssh", .fail, "sshd does not apply \(dropIn) to user lmc-logs (sshd -T lacks: \(missing.joined(separator: ", ")))",
+                       fix: "sshd_config must Include /etc/ssh/sshd_config.d/*.conf before any Match block, and \(dropIn) be the packaged one; then systemctl reload ssh")
         }
+        // sshd's StrictModes ignores a key file (or a directory above it) that anyone but root may write.
+        var st = stat()
+        guard stat(keys, &st) == 0 else {
+            return add("ssh", .warn, "\(keys) is missing: the DNO cannot log in", fix: "install the DNO's key as docs/ssh.md says (root:root 0644)")
+        }
+        var dirSt = stat()
+        if st.st_uid != 0 || st.st_mode & 0o022 != 0 || stat("/etc/lmc", &dirSt) != 0 || dirSt.st_uid != 0 || dirSt.st_mode & 0o022 != 0 {
+            return add("ssh", .fail, "\(keys) or /etc/lmc may be written by someone other than root: sshd refuses the DNO's key",
+                       fix: "chown root:root /etc/lmc \(keys) && chmod 0755 /etc/lmc && chmod 0644 \(keys)")
+        }
+        let lines = (readText(keys) ?? "").split(separator: "\n").map { $0.trimmingCharacters() }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        if lines.isEmpty {
+            return add("ssh", .warn, "no DNO key in \(keys): nobody can pull logs over SSH", fix: "add the DNO's public key as docs/ssh.md says")
+        }
+        let unrestricted = lines.filter { !$0.hasPrefix("restrict") }.count
+        if unrestricted > 0 {
+            return add("ssh", .warn, "\(unrestricted) of \(lines.count) keys in \(keys) lack 'restrict' (the drop-in still forbids a tty and forwarding)",
+                       fix: "start each key line with 'restrict ' (docs/ssh.md)")
+        }
+        add("ssh", .ok, "user lmc-logs: \(lines.count) key\(lines.count == 1 ? "" : "s") in \(keys); forced command lmc log ssh-command, no tty, no forwarding")
     }
 
     mutating func checkSysrq() {
@@ -484,13 +506,15 @@ struct Doctor {
             return add("sysrq", .warn, "cannot read /proc/sys/kernel/sysrq", fix: "sysctl kernel.sysrq")
         }
         // A BREAK on the serial console (a cable pulled, a laptop suspended) followed by a character
-        // is a SysRq: 'b' reboots, 'c' crashes, 'o' powers off. Value 1 allows all; bit 128 reboot.
-        let dangerous = v == 1 || v & 128 != 0
+        // is a SysRq. The package sets 0 (/usr/lib/sysctl.d/90-lmc.conf). 1 allows everything; of the
+        // mask's bits 8 lets 'c' crash the kernel, 32 'u' remount read-only, 64 'e'/'i' kill every
+        // process (lmc too), 128 'b' reboot and 'o' power off. Other bits (log level, sync, nice) are harmless.
+        let dangerous = v == 1 || v & (8 | 32 | 64 | 128) != 0
         if dangerous {
-            add("sysrq", .fail, "kernel.sysrq = \(v): a BREAK on the serial console can reboot the box",
-                fix: "echo 'kernel.sysrq = 0' > /etc/sysctl.d/90-lmc.conf && sysctl --system")
+            add("sysrq", .fail, "kernel.sysrq = \(v): a BREAK on the serial console can reboot the box, crash it, kill lmc or remount its disk read-only",
+                fix: "the lmc package sets kernel.sysrq = 0 in /usr/lib/sysctl.d/90-lmc.conf: find the file in /etc/sysctl.d or /run/sysctl.d that overrides it (systemd-analyze cat-config sysctl.d), then sysctl --system")
         } else {
-            add("sysrq", .ok, "kernel.sysrq = \(v): the serial console cannot reboot the box by accident")
+            add("sysrq", .ok, "kernel.sysrq = \(v): the serial console cannot reboot, crash, kill or remount anything")
         }
     }
 }

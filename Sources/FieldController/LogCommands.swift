@@ -306,6 +306,7 @@ struct LogCommand: ParsableCommand {
               ssh lmc-logs@box log export --ring halfhours --from 2026-11-01 > nov.csv
               ssh lmc-logs@box log audit --day 2026-11-20
               ssh lmc-logs@box log plot --from 2026-11-20 --to 2026-11-21 > day.svg
+            The DNO's keys go in /etc/lmc/dno_authorized_keys (root:root 0644), one 'restrict <key>' line each (docs/ssh.md); /etc/ssh/sshd_config.d/lmc-logs.conf forces this command for lmc-logs.
             """
         )
         @OptionGroup var location: Location
@@ -317,8 +318,7 @@ struct LogCommand: ParsableCommand {
                 printError("refused: \(why). Allowed: log info [--json] | log export --ring samples|minutes|halfhours|events [--from T] [--to T] [--format csv|jsonl] | log export --trip N [--format csv|jsonl] | log trips [--json] | log audit [--day YYYY-MM-DD | --month YYYY-MM] [--json] | log plot [--from T] [--to T] [--width PX]")
                 throw ExitCode(1)
             case .success(let args):
-                var argv = args + ["--dir", location.dir]
-                if args.first == "info" { argv = ["info", "--dir", location.dir] }
+                let argv = args + ["--dir", location.dir]
                 var command = try LogCommand.parseAsRoot(argv)
                 try command.run()
             }

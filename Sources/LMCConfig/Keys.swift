@@ -269,9 +269,10 @@ private func declarations() -> [ConfigKey] {
     key("port", .number, .number(8090), min: 1, max: 65_535, "its port")
     key("our_base_url", .string, .required, "our base URL as the FP reaches it")
     key("fp_base_url", .string, .required, "the FP's base URL for registration")
-    key("fp_token", .string, .contextual("required"), "the token for our first `register` (or in `credentials_file`)")
-    key("token", .string, .contextual("required"), "the token the FP must send us (or in `credentials_file`)")
-    key("credentials_file", .string, .none, "where `token` and `fp_token` are kept instead")
+    // Declared so that a token left in lmc.toml gets an error saying where it goes, not "unknown key".
+    key("fp_token", .string, .contextual("not accepted"), "refused here (lmc.toml is group-readable): the token for our first `register` goes in `credentials_file`")
+    key("token", .string, .contextual("not accepted"), "refused here (lmc.toml is group-readable): the token the FP must send us goes in `credentials_file`")
+    key("credentials_file", .string, .contextual("required"), "the root-only file (or systemd credential) with `token` and `fp_token`")
     key("heartbeat_interval_s", .number, .number(30), unit: "s", min: 1, max: 3600, "the heartbeat interval we require of the FP")
     key("own_heartbeat_default_s", .number, .number(60), unit: "s", min: 1, max: 3600, "our heartbeat interval when the FP asks for none")
     key("forecast_minutes", .number, .number(15), unit: "min", min: 1, max: 1440, "CONSUMPTION blocks reach this far ahead")

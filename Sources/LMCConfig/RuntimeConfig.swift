@@ -286,15 +286,24 @@ extension RuntimeConfig {
             let port = o.number("port")!
             let ours = o.string("our_base_url") ?? ""
             let fp = o.string("fp_base_url") ?? ""
-            // The tokens: from a credentials file readable by root and the service only (or systemd's
-            // LoadCredential=), or — discouraged: lmc.toml is group-readable — inline.
-            let credentials = o.string("credentials_file") ?? ""
-            var fpToken = o.string("fp_token", default: "")!
-            var token = o.string("token", default: "")!
-            if !credentials.isEmpty {
-                if !fpToken.isEmpty || !token.isEmpty {
-                    issues.add(o.table.line(of: "credentials_file"), "oscp.credentials_file", "is set: remove token and fp_token from lmc.toml (they belong in the credentials file only)")
-                }
+            // The tokens only from a credentials file readable by root and the service (or systemd's
+            // LoadCredential=): lmc.toml is group-readable (group lmc, every console reader), so a token
+            // there is refused, with where it goes instead. The error never repeats the token.
+            let credentials = o.string("credentials_file", default: "")!
+            var fpToken = "", token = ""
+            o.claim("token")
+            o.claim("fp_token")
+            for k in ["token", "fp_token"] where o.table[k] != nil {
+                issues.add(o.table.line(of: k), "oscp.\(k)", "a token in lmc.toml is not accepted: group lmc can read this file. "
+                           + "Move it to a credentials file readable by root only, e.g. /etc/lmc/oscp.credentials (chmod 600) holding "
+                           + "token = \"…\" and fp_token = \"…\", delete \(k) here and set credentials_file = \"/etc/lmc/oscp.credentials\" "
+                           + "(or LoadCredential=oscp:/etc/lmc/oscp.credentials and credentials_file = \"oscp\"; docs/config.md)")
+            }
+            if credentials.isEmpty {
+                issues.add(o.table.line(of: "credentials_file") ?? o.line, "oscp.credentials_file",
+                           (o.table["credentials_file"] == nil ? "is required" : "is empty") + ": the OSCP tokens are read from it "
+                           + "(a file readable by root only, chmod 600, holding token = \"…\" and fp_token = \"…\"; docs/config.md)")
+            } else {
                 switch OSCPCredentials.load(credentials) {
                 case .success(let c): (token, fpToken) = (c.token, c.fpToken)
                 case .failure(let why): issues.add(o.table.line(of: "credentials_file"), "oscp.credentials_file", why.description)
@@ -328,9 +337,6 @@ extension RuntimeConfig {
             // An empty string is never a value here: a required key left "" is refused, not skipped.
             for (k, v) in [("our_base_url", ours), ("fp_base_url", fp)] where v.isEmpty {
                 issues.add(o.table.line(of: k) ?? o.line, "oscp.\(k)", "is required and may not be empty")
-            }
-            for (k, v) in [("token", token), ("fp_token", fpToken)] where v.isEmpty && credentials.isEmpty {
-                issues.add(o.table.line(of: k) ?? o.line, "oscp.\(k)", "is required and may not be empty (or set credentials_file)")
             }
             for (k, v) in [("listen", listen), ("tls_certificate", cert), ("tls_key", key), ("ca_file", ca), ("client_ca_file", clientCA)]
                 where o.table[k] != nil && v.isEmpty {

@@ -337,3 +337,50 @@ import Testing
         #expect(peer.writes(waitingFor: 1210).map(\.address) == [1212, 1210])
     }
 }
+
+/// Issue 17 item 10: `lmc watch` on a serial console whose line hangs up (a cable pulled, the terminal
+/// server dropped) must end, not poll the socket forever on a dead line. The test gives watch a pty as
+/// its controlling terminal (Python's pty.fork: a new session, the pty as its tty), waits for a screen,
+/// then closes the master side — the kernel's hang-up. Both ways it can arrive are tried: SIGHUP to the
+/// session leader, and, with SIGHUP ignored (as under nohup), writes to the dead line failing with EIO.
+@Suite struct WatchHangUp {
+    static let driver = """
+        import os, pty, signal, sys, time
+        lmc, ignore = sys.argv[1], sys.argv[2] == "ignore"
+        pid, fd = pty.fork()
+        if pid == 0:
+            if ignore:
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            os.execv(lmc, [lmc, "watch", "--socket", "/nonexistent/lmc.sock", "--interval", "0.2"])
+        buf, end = b"", time.time() + 10
+        while b"not reachable" not in buf and time.time() < end:
+            try:
+                buf += os.read(fd, 4096)
+            except OSError:
+                break
+        print("SCREEN", b"not reachable" in buf)
+        os.close(fd)
+        t0 = time.time()
+        while time.time() - t0 < 5:
+            p, status = os.waitpid(pid, os.WNOHANG)
+            if p:
+                how = "signal %d" % os.WTERMSIG(status) if os.WIFSIGNALED(status) else "exit %d" % os.WEXITSTATUS(status)
+                print("ENDED %s after %.2f s" % (how, time.time() - t0))
+                sys.exit(0)
+            time.sleep(0.02)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        print("STILL RUNNING 5 s after the hang-up")
+        """
+
+    @Test(arguments: ["default", "ignore"])
+    func watchEndsWhenItsLineHangsUp(sighup: String) throws {
+        let r = try run(Repo.python, ["-c", Self.driver, Repo.lmc, sighup], timeout: 30)
+        #expect(r.out.contains("SCREEN True"), "watch drew its screen first: \(r.out) \(r.err)")
+        if sighup == "ignore" {
+            #expect(r.out.contains("ENDED exit 1"), "writes to the hung-up line fail: \(r.out)")
+        } else {
+            #expect(r.out.contains("ENDED signal \(SIGHUP)"), "SIGHUP ends it: \(r.out)")
+        }
+    }
+}

@@ -45,6 +45,9 @@ import Testing
         let info = try ssh("log info", dir: dir)
         #expect(info.status == 0, "\(info.err)")
         #expect(info.out.contains("samples: ") && info.out.contains("holds 10"))
+        // --json is kept (it was dropped: ssh-command rebuilt `log info` without its options).
+        let json = try ssh("log info --json", dir: dir)
+        #expect(json.status == 0 && json.out.hasPrefix("{") && json.out.contains("\"rings\""), "\(json.out) \(json.err)")
         let viaLmc = try ssh("lmc log info", dir: dir)
         #expect(viaLmc.status == 0)
         let bad = try ssh("log export --ring halfyears", dir: dir)

@@ -7,16 +7,16 @@ import Testing
 @Suite(.serialized) struct OSCPEndToEnd {
     static let token = "cp-token-0123456789abcdef"
 
-    static func oscpConfig(fpPort: Int, ourPort: Int, scheme: String = "http", tls: String = "") -> String {
-        """
+    static func oscpConfig(fpPort: Int, ourPort: Int, scheme: String = "http", tls: String = "") throws -> String {
+        let credentials = try oscpCredentialsFile(token: token, fpToken: "initial-fp-token")
+        return """
 
         [oscp]
         listen = "127.0.0.1"
         port = \(ourPort)
         our_base_url = "\(scheme)://127.0.0.1:\(ourPort)/oscp/cp/2.0"
         fp_base_url = "\(scheme)://127.0.0.1:\(fpPort)/oscp/fp/2.0"
-        fp_token = "initial-fp-token"
-        token = "\(token)"
+        credentials_file = "\(credentials)"
         heartbeat_interval_s = 1
         forecast_minutes = 15
         refresh_s = 60

@@ -56,7 +56,7 @@ import Testing
         // at 10 kW/s (the fast tests use 100).
         let good = (RunEndToEnd.config(meterPort: 1, chargerPort: charger.port, socket: socket, siteExtra: "oscp_group = \"hub-group\"")
             .replacingOccurrences(of: "tcp = \"127.0.0.1:1\"", with: "rtu = \"\(lmcLine.a)\"\nbaud = 115200")
-            + OSCPEndToEnd.oscpConfig(fpPort: fp.port, ourPort: try OSCPEndToEnd.freePort()))
+            + (try OSCPEndToEnd.oscpConfig(fpPort: fp.port, ourPort: try OSCPEndToEnd.freePort())))
             .replacingOccurrences(of: "recovery_ramp_kw_per_s = 100", with: "recovery_ramp_kw_per_s = 10")
             .replacingOccurrences(of: "filter_s = 0.2", with: "filter_s = 0.2\nlowest_believable_kva = 50")
             .replacingOccurrences(of: "ramp_up_kw_per_s = 100", with: "ramp_up_kw_per_s = 10")

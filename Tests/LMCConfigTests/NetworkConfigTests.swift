@@ -47,15 +47,34 @@ import TOMLReader
         fp_base_url = "http://127.0.0.1:9000/oscp/fp/2.0"
         """
 
-    @Test func emptyStringsAreRefusedNotSkipped() {
-        let text = site() + oscp + "\nfp_token = \"\"\ntoken = \"\"\n"
-        guard case .failure(let e) = Configuration.parse(text) else { Issue.record("an [oscp] with empty tokens was accepted"); return }
-        #expect(e.issues.contains { $0.description.contains("oscp.token") && $0.description.contains("may not be empty") }, "\(e.issues)")
-        #expect(e.issues.contains { $0.description.contains("oscp.fp_token") })
-        guard case .failure(let e2) = Configuration.parse(site() + "\n[oscp]\nour_base_url = \"\"\nfp_base_url = \"\"\nfp_token = \"a\"\ntoken = \"0123456789abcdef\"\n") else {
+    @Test func emptyStringsAreRefusedNotSkipped() throws {
+        let text = site() + oscp + "\ncredentials_file = \"\"\n"
+        guard case .failure(let e) = Configuration.parse(text) else { Issue.record("an [oscp] with an empty credentials_file was accepted"); return }
+        #expect(e.issues.contains { $0.description.contains("oscp.credentials_file: is empty") }, "\(e.issues)")
+        let credentials = "/tmp/lmc-cred-empty-\(getpid())"
+        defer { unlink(credentials) }
+        FileManager.default.createFile(atPath: credentials, contents: Data("token = \"0123456789abcdef\"\nfp_token = \"a\"\n".utf8), attributes: [.posixPermissions: 0o600])
+        guard case .failure(let e2) = Configuration.parse(site() + "\n[oscp]\nour_base_url = \"\"\nfp_base_url = \"\"\ncredentials_file = \"\(credentials)\"\n") else {
             Issue.record("empty URLs accepted"); return
         }
         #expect(e2.issues.contains { $0.description.contains("oscp.fp_base_url") }, "\(e2.issues)")
+    }
+
+    /// Issue 17 item 6: lmc.toml is group-readable (group lmc, the console's readers), so a token there
+    /// is readable by every console user. Before: accepted. Now a config error naming the key and the fix.
+    @Test func inlineTokensAreAConfigErrorThatSaysWhereTheyGo() {
+        let text = site() + oscp + "\nfp_token = \"initial-fp-token\"\ntoken = \"0123456789abcdefXYZ\"\n"
+        guard case .failure(let e) = Configuration.parse(text) else { Issue.record("inline OSCP tokens were accepted"); return }
+        for key in ["token", "fp_token"] {
+            let issue = e.issues.first { $0.description.contains("oscp.\(key) ") || $0.description.contains("oscp.\(key):") }
+            #expect(issue != nil, "\(key) is named: \(e.issues)")
+            let text = issue?.description ?? ""
+            #expect(text.contains("group lmc can read") && text.contains("credentials_file") && text.contains("chmod 600"), "\(text)")
+        }
+        #expect(!e.issues.contains { $0.description.contains("initial-fp-token") || $0.description.contains("0123456789abcdefXYZ") }, "the error never repeats a token")
+        // Without a credentials file there is no token at all: said once, with the fix.
+        guard case .failure(let none) = Configuration.parse(site() + oscp) else { Issue.record("an [oscp] without tokens was accepted"); return }
+        #expect(none.issues.contains { $0.description.contains("oscp.credentials_file") && $0.description.contains("is required") }, "\(none.issues)")
     }
 
     @Test func tokensComeFromAPrivateCredentialsFile() throws {
@@ -71,7 +90,7 @@ import TOMLReader
         guard case .failure(let both) = Configuration.parse(site() + oscp + "\ncredentials_file = \"\(path)\"\ntoken = \"0123456789abcdefXYZ\"\n") else {
             Issue.record("a token both inline and in the credentials file was accepted"); return
         }
-        #expect(both.issues.contains { $0.description.contains("remove token and fp_token") })
+        #expect(both.issues.contains { $0.description.contains("oscp.token: a token in lmc.toml is not accepted") }, "\(both.issues)")
     }
 
     @Test func tomlNestingIsBounded() {

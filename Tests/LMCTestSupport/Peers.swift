@@ -578,3 +578,19 @@ private final class ResultBox<T>: @unchecked Sendable {
     /// rethrows-compatible: only a body that throws can have stored a failure.
     func get() throws -> T { try result!.get() }
 }
+
+/// The OSCP tokens as lmc takes them: a credentials file readable by root only (lmc.toml may not hold
+/// them). Returns its path, for `credentials_file = "…"`; the same tokens give the same file.
+public func oscpCredentialsFile(token: String, fpToken: String) throws -> String {
+    var h: UInt64 = 1469598103934665603
+    for b in (token + "\n" + fpToken).utf8 { h = (h ^ UInt64(b)) &* 1099511628211 }
+    let path = "/tmp/lmc-oscp-credentials-\(getpid())-\(String(h, radix: 16))"
+    let text = "token = \"\(token)\"\nfp_token = \"\(fpToken)\"\n"
+    if (try? String(contentsOfFile: path, encoding: .utf8)) != text {
+        unlink(path)
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw PeerError("cannot write \(path)")
+        }
+    }
+    return path
+}
