@@ -12,7 +12,7 @@ echo "release-check: $bin is static, $(stat -c %s "$bin") bytes ($(( $(stat -c %
 "$bin" --version >/dev/null || fail "--version"
 # Test hooks are compiled into debug builds only (Package.swift: LMC_TEST_HOOKS): the GPIO simulator
 # and its stuck contact, the wall clock offset. grep without -q reads all of strings' output (pipefail).
-for hook in LMC_GPIO_SIMULATOR LMC_WALL_CLOCK_OFFSET_FILE lmc-sim stuck= LMC_RING_SYNC_DELAY_MS; do
+for hook in LMC_GPIO_SIMULATOR LMC_WALL_CLOCK_OFFSET_FILE lmc-sim stuck= LMC_RING_SYNC_DELAY_MS HTTPFaultPlan; do
   if strings "$bin" | grep -F -- "$hook" >/dev/null; then fail "$bin contains the test hook string $hook"; fi
 done
 echo "release-check: no test hooks in $bin"
