@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "DigitalIO", dependencies: ["CGPIOD", "LMCPlatform"], swiftSettings: testHooks),
 
         // Measurement side and pure supervisor.
-        .target(name: "CTSensorDriver", dependencies: ["ModbusBridge", "DigitalIO", "LMCPlatform"]),
+        .target(name: "CTSensorDriver", dependencies: ["ModbusBridge", "DigitalIO", "LMCPlatform", "TOMLReader"]),
         .target(name: "FailSafe", swiftSettings: pureCore),
         // The thin hardware side of the supervisor: breaker lines, systemd and hardware watchdogs.
         .target(name: "Supervision", dependencies: ["DigitalIO", "FailSafe", "LMCPlatform"]),
@@ -62,14 +62,14 @@ let package = Package(
         // OSCP 2.0 Capacity Provider over HTTPTransport (docs/oscp.md).
         .target(name: "OSCP", dependencies: ["HTTPTransport", "LMCPlatform"]),
         // Set points to chargers (Modbus profiles as data) and the upstream Modbus server.
-        .target(name: "SetPointRelay", dependencies: ["ModbusBridge", "LMCPlatform"]),
+        .target(name: "SetPointRelay", dependencies: ["ModbusBridge", "LMCPlatform", "TOMLReader"]),
 
         // The executable `lmc`.
         .executableTarget(
             name: "FieldController",
             dependencies: [
                 "ModbusBridge", "DigitalIO", "CTSensorDriver", "ControlCycle", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog", "OSCP", "LMCPlatform",
-                "CTimex", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CTimex", "TOMLReader", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: testHooks
         ),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import LMCConfig
+import TOMLReader
 
 #if canImport(Glibc)
 import Glibc

@@ -1,11 +1,12 @@
 import ArgumentParser
-import CTimex
 import CTSensorDriver
+import CTimex
 import DigitalIO
 import LMCConfig
 import ModbusBridge
 import SetPointRelay
 import Supervision
+import TOMLReader
 
 #if canImport(Glibc)
 import Glibc

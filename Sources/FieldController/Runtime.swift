@@ -12,6 +12,7 @@ import RingLog
 import SetPointRelay
 import Supervision
 import Synchronization
+import TOMLReader
 
 #if canImport(Glibc)
 import Glibc

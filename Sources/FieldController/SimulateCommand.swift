@@ -3,6 +3,7 @@ import ControlCycle
 import Headroom
 import LMCConfig
 import RingLog
+import TOMLReader
 
 #if canImport(Glibc)
 import Glibc

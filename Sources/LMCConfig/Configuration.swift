@@ -41,7 +41,7 @@ public struct Configuration: Sendable {
     /// Parses and checks a config file; every problem is reported, each with its line and key path.
     public static func parse(_ text: String) -> Result<Configuration, ConfigErrors> {
         let top: Section
-        switch Section.root(of: text, schema: "") {
+        switch Section.root(of: text, schema: "", declarations: ConfigKeys.schema) {
         case .failure(let e): return .failure(e)
         case .success(let s): top = s
         }
@@ -93,10 +93,6 @@ public struct Configuration: Sendable {
     }
 }
 
-public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
-    public var issues: [ConfigIssue]
-    public var description: String { issues.map(\.description).joined(separator: "\n") }
-}
 
 private func duplicates(_ ids: [String]) -> [String] {
     var seen = Set<String>(), dup: [String] = []

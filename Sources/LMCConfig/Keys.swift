@@ -1,99 +1,17 @@
 import Headroom
-
-/// One key of lmc.toml, declared once: where it lives, what it takes, its default and one line of doc.
-/// The reader (`Section`) takes ranges, choices and defaults from here, and may read no key that is not
-/// declared; docs/config.md is kept in step by `ConfigKeyDocTests`.
-public struct ConfigKey: Sendable {
-    public enum ValueType: Sendable, Equatable {
-        case number
-        case string
-        case bool
-        /// One of these strings.
-        case choice([String])
-        /// An array of numbers (with this many values, when given).
-        case numbers(count: Int?)
-        /// An array of strings.
-        case strings
-        /// A `[table]` inside this one.
-        case table
-        /// `[[tables]]` inside this one.
-        case tables
-    }
-
-    public enum Default: Sendable, Equatable {
-        /// Must be given.
-        case required
-        /// May be left out; then it is not set.
-        case none
-        case number(Double)
-        case string(String)
-        case bool(Bool)
-        /// An empty array.
-        case empty
-        /// Depends on other keys: the reader supplies it; the text is what the doc says.
-        case contextual(String)
-    }
-
-    /// The table's path without array indexes: "" (top level), "failsafe", "site.charger",
-    /// "measurement_point.upper".
-    public var table: String
-    /// The key; `_U` at the end stands for the unit of a measurement point's kind (`_a`, `_kva`, `_v`).
-    public var name: String
-    public var type: ValueType
-    /// Unit of the value, for people ("s", "kW"); "" when it has none.
-    public var unit: String
-    public var min: Double?
-    public var max: Double?
-    /// Must be > 0.
-    public var positive: Bool
-    public var defaultValue: Default
-    public var doc: String
-
-    /// The default as docs/config.md writes it in the "default" column.
-    public var docDefault: String {
-        switch defaultValue {
-        case .required: "required"
-        case .none: "none"
-        case .number(let x): "`\(formatNumber(x))`"
-        case .string(let s): "`\"\(s)\"`"
-        case .bool(let b): "`\(b)`"
-        case .empty: "`[]`"
-        case .contextual(let text): text
-        }
-    }
-
-    /// The range as docs/config.md writes it ("0.05–60", "≥ 0", "> 0"), or nil without one.
-    public var docRange: String? {
-        switch (min, max, positive) {
-        case (let lo?, let hi?, _): "\(formatNumber(lo))–\(formatNumber(hi))"
-        case (let lo?, nil, _): "≥ \(formatNumber(lo))"
-        case (nil, _, true): "> 0"
-        default: nil
-        }
-    }
-}
-
-func formatNumber(_ x: Double) -> String {
-    x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x)
-}
+import TOMLReader
 
 /// Every key of lmc.toml. Keep docs/config.md in step (the tests check key names and defaults).
 public enum ConfigKeys {
     public static let all: [ConfigKey] = declarations()
-
-    private static let index: [String: ConfigKey] = Dictionary(all.map { ("\($0.table)|\($0.name)", $0) }, uniquingKeysWith: { a, _ in a })
+    /// What a `Section` of lmc.toml reads against.
+    public static let schema = KeySchema(all)
 
     /// The declaration of `name` in `table` ("limit_kva" finds "limit_U").
-    public static func find(table: String, name: String) -> ConfigKey? {
-        if let k = index["\(table)|\(name)"] { return k }
-        for u in ["_a", "_kva", "_v"] where name.hasSuffix(u) {
-            if let k = index["\(table)|\(name.dropLast(u.count))_U"] { return k }
-        }
-        return nil
-    }
+    public static func find(table: String, name: String) -> ConfigKey? { schema.find(table: table, name: name) }
 
     /// The keys declared for one table.
-    public static func keys(in table: String) -> [ConfigKey] { all.filter { $0.table == table } }
+    public static func keys(in table: String) -> [ConfigKey] { schema.keys(in: table) }
 }
 
 private func declarations() -> [ConfigKey] {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TOMLReader
 @testable import LMCConfig
 
 /// The declarations in `ConfigKeys` are the one list of lmc.toml keys: the reader reads every one of

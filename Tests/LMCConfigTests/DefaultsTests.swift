@@ -1,4 +1,5 @@
 import Testing
+import TOMLReader
 @testable import LMCConfig
 
 /// A table left out and the same table without the key give the same value (issue 15, item 4): the

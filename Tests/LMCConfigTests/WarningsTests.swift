@@ -1,4 +1,5 @@
 import Testing
+import TOMLReader
 @testable import LMCConfig
 
 /// `lmc config check` on a config that is valid but cannot work on its bus as written.

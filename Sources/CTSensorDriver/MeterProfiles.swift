@@ -1,5 +1,5 @@
-import CTSensorDriver
 import ModbusBridge
+import TOMLReader
 
 #if canImport(Glibc)
 import Glibc
@@ -9,31 +9,13 @@ import Musl
 
 /// Meter register maps as data (`hw/meters/NAME.toml`); the format is in hw/README.md.
 public enum MeterProfiles {
-    /// Where profiles are looked for, in order: $LMC_HW_DIR, /etc/lmc/hw, /usr/share/lmc/hw, ./hw.
-    public static var searchPath: [String] {
-        var dirs: [String] = []
-        if let env = getenv("LMC_HW_DIR") { dirs.append(String(cString: env)) }
-        return dirs + ["/etc/lmc/hw", "/usr/share/lmc/hw", "hw"]
-    }
-
     /// Loads a profile by name (`eastron-sdm630`) from the search path, or from a path to a .toml file.
     public static func load(_ nameOrPath: String) -> Result<MeterProfile, ConfigErrors> {
-        loadProfile(nameOrPath, folder: "meters", parse: parse) { "no such meter profile (looked in \($0)); available: \(available().joined(separator: ", "))" }
+        ProfileFiles.load(nameOrPath, folder: "meters", parse: parse) { "no such meter profile (looked in \($0)); available: \(available().joined(separator: ", "))" }
     }
 
     /// Profile names found on the search path.
-    public static func available() -> [String] {
-        var names = Set<String>()
-        for dir in searchPath {
-            guard let d = opendir("\(dir)/meters") else { continue }
-            defer { closedir(d) }
-            while let e = readdir(d) {
-                let n = withUnsafePointer(to: e.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
-                if n.hasSuffix(".toml") { names.insert(String(n.dropLast(5))) }
-            }
-        }
-        return names.sorted()
-    }
+    public static func available() -> [String] { ProfileFiles.available(in: "meters") }
 
     public static func parse(_ text: String, name: String) -> Result<MeterProfile, ConfigErrors> {
         let top: Section
@@ -70,33 +52,4 @@ public enum MeterProfiles {
         return .success(MeterProfile(name: name, description: description, table: function == "holding" ? .holding : .input,
                                      registers: specs, maxRegistersPerRead: Int(maxRead)))
     }
-}
-
-/// Finds `folder/NAME.toml` on the search path (or takes a .toml path) and parses it; every issue
-/// is prefixed with the file's path.
-func loadProfile<P>(_ nameOrPath: String, folder: String, parse: (String, String) -> Result<P, ConfigErrors>,
-                    notFound: (String) -> String) -> Result<P, ConfigErrors> {
-    let candidates = nameOrPath.hasSuffix(".toml") ? [nameOrPath] : MeterProfiles.searchPath.map { "\($0)/\(folder)/\(nameOrPath).toml" }
-    for path in candidates {
-        guard let text = readText(path) else { continue }
-        let name = String(path.split(separator: "/").last!.dropLast(5))
-        return parse(text, name).mapError { e in
-            ConfigErrors(issues: e.issues.map { var i = $0; i.path = "\(path): \(i.path)"; return i })
-        }
-    }
-    return .failure(ConfigErrors(issues: [ConfigIssue(line: nil, path: nameOrPath, message: notFound(candidates.joined(separator: ", ")))]))
-}
-
-/// A whole text file, or nil when it cannot be opened.
-public func readText(_ path: String) -> String? {
-    guard let f = fopen(path, "r") else { return nil }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 16_384)
-    while true {
-        let n = fread(&buf, 1, buf.count, f)
-        if n <= 0 { break }
-        bytes += buf[0..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }

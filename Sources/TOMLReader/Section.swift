@@ -1,21 +1,4 @@
-import TOMLReader
-
-/// One thing wrong with a config file: where (line and key path), the value, and why.
-public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
-    public var line: Int?
-    public var path: String
-    public var message: String
-
-    public var description: String {
-        (line.map { "line \($0): " } ?? "") + "\(path): \(message)"
-    }
-}
-
-/// Collects issues so `lmc config check` can print all of them at once, like `nginx -t`.
-final class IssueList {
-    var items: [ConfigIssue] = []
-    func add(_ line: Int?, _ path: String, _ message: String) { items.append(ConfigIssue(line: line, path: path, message: message)) }
-}
+// The checking reader over a TOML table (lmc.toml and the hw/ profiles).
 
 /// Reads one table, remembering which keys were asked for, so that an unknown key — a typo that would
 /// silently drop a threshold — is an error.
@@ -24,28 +7,31 @@ final class IssueList {
 /// read must be declared in `ConfigKeys`, which gives its type, range, choices and default; the caller
 /// passes none of these (a `default:` only for a key whose declared default is `.contextual`; asserted).
 /// Profile files (hw/meters, hw/chargers) have no schema and pass them at the call.
-struct Section {
-    let table: TOMLTable
-    let path: String
-    let line: Int?
-    let issues: IssueList
-    let schema: String?
+public struct Section {
+    public let table: TOMLTable
+    public let path: String
+    public let line: Int?
+    public let issues: IssueList
+    public let schema: String?
+    /// The declarations the schema names (nil for a profile section).
+    public let declarations: KeySchema?
     private let used = Box()
 
     final class Box { var keys = Set<String>() }
 
-    init(_ table: TOMLTable, path: String, line: Int?, issues: IssueList, schema: String? = nil) {
+    public init(_ table: TOMLTable, path: String, line: Int?, issues: IssueList, schema: String? = nil, declarations: KeySchema? = nil) {
         self.table = table
         self.path = path
         self.line = line
         self.issues = issues
-        self.schema = schema
+        self.schema = declarations == nil ? nil : schema
+        self.declarations = declarations
     }
 
     /// The top-level section of a TOML text, or its syntax error as a config issue.
-    static func root(of text: String, schema: String? = nil) -> Result<Section, ConfigErrors> {
+    public static func root(of text: String, schema: String? = nil, declarations: KeySchema? = nil) -> Result<Section, ConfigErrors> {
         do {
-            return .success(Section(try TOML.parse(text), path: "", line: nil, issues: IssueList(), schema: schema))
+            return .success(Section(try TOML.parse(text), path: "", line: nil, issues: IssueList(), schema: schema, declarations: declarations))
         } catch {
             return .failure(ConfigErrors(issues: [ConfigIssue(line: error.line, path: "(syntax)", message: error.message)]))
         }
@@ -60,7 +46,7 @@ struct Section {
     /// stop; a release build refuses the config with an internal error rather than crash on a reload.
     private func declaration(_ k: String, _ type: (ConfigKey.ValueType) -> Bool) -> ConfigKey? {
         guard let schema else { return nil }
-        guard let d = ConfigKeys.find(table: schema, name: k) else {
+        guard let d = declarations?.find(table: schema, name: k) else {
             programmingError(k, "is read but not declared in ConfigKeys")
             return nil
         }
@@ -76,7 +62,7 @@ struct Section {
         issues.add(line, key(k), "internal error: \(why) (please report)")
     }
 
-    func has(_ k: String) -> Bool { table[k] != nil }
+    public func has(_ k: String) -> Bool { table[k] != nil }
 
     /// The default to use: the declaration's, or (contextual defaults only) the caller's.
     private func declaredDefault<T>(_ d: ConfigKey, _ given: T?, _ pick: (ConfigKey.Default) -> T?) -> (value: T?, required: Bool) {
@@ -90,7 +76,7 @@ struct Section {
         }
     }
 
-    func number(_ k: String, default d: Double? = nil, min: Double? = nil, max: Double? = nil, positive: Bool = false) -> Double? {
+    public func number(_ k: String, default d: Double? = nil, min: Double? = nil, max: Double? = nil, positive: Bool = false) -> Double? {
         var (d, min, max, positive, required) = (d, min, max, positive, d == nil)
         if let decl = declaration(k, { $0 == .number }) {
             assert(min == nil && max == nil && !positive, "\(decl.table).\(decl.name): its range is declared in ConfigKeys")
@@ -117,12 +103,12 @@ struct Section {
     }
 
     /// Profile sections only: a number that may be left out.
-    func optionalNumber(_ k: String, min: Double? = nil, max: Double? = nil, positive: Bool = false) -> Double? {
+    public func optionalNumber(_ k: String, min: Double? = nil, max: Double? = nil, positive: Bool = false) -> Double? {
         assert(schema == nil, "in lmc.toml, number(_:) reads an optional key (declared default .none)")
         return has(k) ? number(k, default: nil, min: min, max: max, positive: positive) : { used.keys.insert(k); return nil }()
     }
 
-    func string(_ k: String, default d: String? = nil, oneOf choices: [String]? = nil) -> String? {
+    public func string(_ k: String, default d: String? = nil, oneOf choices: [String]? = nil) -> String? {
         var (d, choices, required) = (d, choices, d == nil)
         if let decl = declaration(k, { if case .string = $0 { true } else if case .choice = $0 { true } else { false } }) {
             assert(choices == nil, "\(decl.table).\(decl.name): its choices are declared in ConfigKeys")
@@ -146,7 +132,7 @@ struct Section {
     }
 
     /// A boolean; in lmc.toml its default is declared (pass none).
-    func bool(_ k: String, default given: Bool? = nil) -> Bool {
+    public func bool(_ k: String, default given: Bool? = nil) -> Bool {
         var d = given
         if let decl = declaration(k, { $0 == .bool }) {
             d = declaredDefault(decl, given) { if case .bool(let b) = $0 { b } else { nil } }.value
@@ -161,7 +147,7 @@ struct Section {
         return b
     }
 
-    func numbers(_ k: String, count: Int? = nil) -> [Double]? {
+    public func numbers(_ k: String, count: Int? = nil) -> [Double]? {
         var count = count
         if let decl = declaration(k, { if case .numbers = $0 { true } else { false } }), case .numbers(let c) = decl.type {
             assert(count == nil, "\(decl.table).\(decl.name): its count is declared in ConfigKeys")
@@ -190,7 +176,7 @@ struct Section {
         return out
     }
 
-    func table(_ k: String) -> Section? {
+    public func table(_ k: String) -> Section? {
         _ = declaration(k) { $0 == .table }
         used.keys.insert(k)
         guard let v = table[k] else { return nil }
@@ -198,16 +184,16 @@ struct Section {
             issues.add(table.line(of: k), key(k), "is \(v.typeName), expected a [\(key(k))] table")
             return nil
         }
-        return Section(t, path: key(k), line: table.line(of: k), issues: issues, schema: childSchema(k))
+        return Section(t, path: key(k), line: table.line(of: k), issues: issues, schema: childSchema(k), declarations: declarations)
     }
 
     /// The table, or an empty one when the file has none, so that a missing table and a table without
     /// a key give the same (declared) default.
-    func tableOrEmpty(_ k: String) -> Section {
-        table(k) ?? Section(TOMLTable(), path: key(k), line: nil, issues: issues, schema: childSchema(k))
+    public func tableOrEmpty(_ k: String) -> Section {
+        table(k) ?? Section(TOMLTable(), path: key(k), line: nil, issues: issues, schema: childSchema(k), declarations: declarations)
     }
 
-    func tables(_ k: String) -> [Section] {
+    public func tables(_ k: String) -> [Section] {
         _ = declaration(k) { $0 == .tables }
         used.keys.insert(k)
         guard let v = table[k] else { return [] }
@@ -220,26 +206,26 @@ struct Section {
                 issues.add(table.line(of: k), "\(key(k))[\(i)]", "is \(item.typeName), expected a table")
                 return nil
             }
-            return Section(t, path: "\(key(k))[\(i)]", line: t.entries.first?.line ?? table.line(of: k), issues: issues, schema: childSchema(k))
+            return Section(t, path: "\(key(k))[\(i)]", line: t.entries.first?.line ?? table.line(of: k), issues: issues, schema: childSchema(k), declarations: declarations)
         }
     }
 
     /// A declared key whose value the caller reads directly from `table` (arrays of strings).
-    func claim(_ k: String) {
+    public func claim(_ k: String) {
         _ = declaration(k) { _ in true }
         used.keys.insert(k)
     }
 
     /// For keys that are not this table's but are answered with their own message (keys that moved).
-    func markUsed(_ k: String) { used.keys.insert(k) }
+    public func markUsed(_ k: String) { used.keys.insert(k) }
 
     /// Call last: every key not asked for is reported, with the near declared keys ("did you mean") or
     /// the keys that are allowed.
-    func rejectUnknownKeys() {
+    public func rejectUnknownKeys() {
         var known = used.keys
         if let schema {
             // Keys in a measurement point's unit are known by the one read (limit_kva), not limit_U.
-            for d in ConfigKeys.keys(in: schema) where !d.name.hasSuffix("_U") { known.insert(d.name) }
+            for d in declarations?.keys(in: schema) ?? [] where !d.name.hasSuffix("_U") { known.insert(d.name) }
         }
         for e in table.entries where !used.keys.contains(e.key) {
             let near = known.sorted().filter { similar($0, e.key) }
