@@ -41,8 +41,12 @@ struct DemoCommand: ParsableCommand {
     @Flag(help: "Print the status view once a simulated hour instead of refreshing the screen.")
     var plain = false
 
+    @Option(help: ArgumentHelp("Control mode: direct (the example's) or incremental (reductions from the set point).", valueName: "mode"))
+    var mode: String = "direct"
+
     func validate() throws {
         guard seconds >= 2 && seconds <= 86_400 else { throw ValidationError("--seconds \(seconds) is outside 2–86400") }
+        guard ["direct", "incremental"].contains(mode) else { throw ValidationError("--mode \(mode): expected direct or incremental") }
     }
 
     static let f32 = RegisterCodec(.f32)
@@ -63,7 +67,7 @@ struct DemoCommand: ParsableCommand {
         let dir = "/tmp/lmc-demo-\(getpid())"
         mkdir(dir, 0o755)
         defer { for f in ["control.sock", "samples.ring", "halfhours.ring", "events.ring", "trips.ring", "minutes.ring"] { unlink("\(dir)/\(f)") }; rmdir(dir) }
-        let text = Self.config(trafoPort: trafo.port, sitePort: site.port, chargerPort: charger.port, socket: "\(dir)/control.sock", speed: speed)
+        let text = Self.config(trafoPort: trafo.port, sitePort: site.port, chargerPort: charger.port, socket: "\(dir)/control.sock", speed: speed, mode: mode)
         let config: Configuration
         switch Configuration.parse(text) {
         case .failure(let e):
@@ -111,18 +115,19 @@ struct DemoCommand: ParsableCommand {
         let path = plot ?? "\(FileManager_currentDirectory())/lmc-demo.svg"
         let wrote = plant.writeSVG(to: path)
         print("")
-        print("summary of the day (\(Int(speed))× compressed, control period 100 ms = \(Int(0.1 * speed)) s simulated):")
+        print("summary of the day (\(mode) mode, \(Int(speed))× compressed, control period 100 ms = \(Int(0.1 * speed)) s simulated):")
         print("  seconds above 500 kVA:         \(col(s.overloadSeconds, 8)) s")
         print("  seconds above 510 kVA (+2 %):  \(col(s.beyondToleranceSeconds, 8)) s")
         print("  EV energy delivered:           \(col(s.deliveredKWh, 8)) kWh")
         print("  share of the oracle:           \(col(100 * s.deliveredKWh / s.oracleKWh, 8)) %  (oracle \(col(s.oracleKWh, 0)) kWh)")
+        print("  evening 15:00–20:30:           \(col(100 * s.eveningKWh / s.eveningOracleKWh, 8)) %  of the oracle (\(col(s.eveningKWh, 0)) of \(col(s.eveningOracleKWh, 0)) kWh)")
         print("  share of a firm 150 kVA:       \(col(100 * s.deliveredKWh / s.firmKWh, 8)) %  (firm \(col(s.firmKWh, 0)) kWh)")
         print(wrote ? "  plot: \(path)" : "  plot: could not write \(path)")
     }
 
     /// The example site (hw/examples/lmc.toml) with its time constants divided by the compression —
     /// except the non-response time, which must stay longer than a few meter polls in real time.
-    static func config(trafoPort: Int, sitePort: Int, chargerPort: Int, socket: String, speed: Double) -> String {
+    static func config(trafoPort: Int, sitePort: Int, chargerPort: Int, socket: String, speed: Double, mode: String = "direct") -> String {
         func t(_ seconds: Double) -> String { String(max(seconds / speed, 0.0)) }
         return """
         [box]
@@ -136,7 +141,7 @@ struct DemoCommand: ParsableCommand {
         trips_mb = 1
         minutes_mb = 0.5
         [control]
-        mode = "direct"
+        mode = "\(mode)"
         period_ms = 100
         [failsafe]
         good_samples = 3
@@ -211,7 +216,12 @@ extension Runtime: @unchecked Sendable {}
 /// The physical side of the demo: the example day's background, the site following the charger's
 /// limit through a 5 s (simulated) lag, both meters and the charger's applied current kept current.
 final class DemoPlant: Sendable {
-    struct Summary { var overloadSeconds = 0.0, beyondToleranceSeconds = 0.0, deliveredKWh = 0.0, oracleKWh = 0.0, firmKWh = 0.0 }
+    struct Summary {
+        var overloadSeconds = 0.0, beyondToleranceSeconds = 0.0, deliveredKWh = 0.0, oracleKWh = 0.0, firmKWh = 0.0
+        /// The constrained evening, 15:00–20:30, where the headroom decides what the site gets.
+        var eveningKWh = 0.0, eveningOracleKWh = 0.0
+    }
+    static let evening = 15.0 * 3600...20.5 * 3600
     typealias Point = DemoPlot.Point
     private struct State { var simT = 0.0; var siteKVA = 0.0; var summary = Summary(); var points: [Point] = []; var nextPoint = 0.0 }
 
@@ -252,6 +262,10 @@ final class DemoPlant: Sendable {
                 if load > ExampleDay.transformerKVA * 1.02 { st.summary.beyondToleranceSeconds += dt }
                 st.summary.deliveredKWh += st.siteKVA * dt / 3600
                 st.summary.oracleKWh += min(ExampleDay.evDemandKVA, ExampleDay.transformerKVA - bg) * dt / 3600
+                if Self.evening.contains(st.simT) {
+                    st.summary.eveningKWh += st.siteKVA * dt / 3600
+                    st.summary.eveningOracleKWh += min(ExampleDay.evDemandKVA, ExampleDay.transformerKVA - bg) * dt / 3600
+                }
                 st.summary.firmKWh += min(ExampleDay.evDemandKVA, ExampleDay.firmKVA) * dt / 3600
                 if st.simT >= st.nextPoint {
                     st.points.append(Point(t: st.simT, background: bg, load: load, site: st.siteKVA, limit: limitKVA))

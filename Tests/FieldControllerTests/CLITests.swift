@@ -110,6 +110,11 @@ import Testing
         #expect(p.status != 0 && p.err.contains("--yes"))
     }
 
+    @Test func theDemoNamesABadMode() throws {
+        let r = try run(Repo.lmc, ["demo", "--mode", "sideways"])
+        #expect(r.status != 0 && r.err.contains("--mode sideways: expected direct or incremental"), "\(r.err)")
+    }
+
     @Test func demoRunsTheExampleDayThroughTheDaemon() throws {
         let plot = "/tmp/lmc-demo-test-\(getpid()).svg"
         defer { unlink(plot) }
@@ -117,6 +122,7 @@ import Testing
         #expect(r.status == 0, "\(r.err)")
         #expect(r.out.contains("through lmc run's control loop"))
         #expect(r.out.contains("seconds above 510 kVA (+2 %):"))
+        #expect(r.out.contains("evening 15:00–20:30:") && r.out.contains("direct mode"), "\(r.out.suffix(600))")
         #expect(r.out.contains("plot: \(plot)"))
         // Hourly lines: the set point never leaves firm and rated, as whole amps (217 A = 149.7 kW, 362 A = 249.8 kW).
         let setPoints = r.out.split(separator: "\n").compactMap { line -> Double? in
