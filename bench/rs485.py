@@ -27,6 +27,7 @@ import json
 import math
 import os
 import random
+import re
 import select
 import signal
 import struct
@@ -292,8 +293,8 @@ class Rig:
         try:
             self.meter.stdin.write((line + "\n").encode())
             self.meter.stdin.flush()
-        except BrokenPipeError:
-            pass
+        except (BrokenPipeError, ValueError):
+            pass  # the peer was stopped (the rig is stopping)
 
     def last_limit(self):
         with self.lock:
@@ -308,7 +309,7 @@ class Rig:
         return False
 
     def requests(self):
-        return [l for l in self.meter_lines.lines if l.startswith("READ ")]
+        return [l for l in self.meter_lines.lines if "READ " in l]
 
     def stop(self):
         self.running = False
@@ -352,8 +353,9 @@ def detection(lmc, trials, work):
         reqs = rig.requests()[n0:]
         per_unit = {}
         for l in reqs:
-            f = dict(p.split("=") for p in l.split()[2:])
-            per_unit.setdefault(int(f["unit"]), []).append((int(f["addr"]), int(f["count"])))
+            m = re.search(r"unit=(\d+) fc=\d+ addr=(\d+) count=(\d+)", l)
+            if m:
+                per_unit.setdefault(int(m.group(1)), []).append((int(m.group(2)), int(m.group(3))))
         polls_seen = {}
         for m in meters:
             rs = per_unit.get(m["unit"], [])
@@ -394,7 +396,15 @@ def detection(lmc, trials, work):
         row(f"RS-485 {kind} meter → safe current at the charger", f"mean {ms(sum(xs) / len(xs) if xs else float('nan'))}, max {ms(mx)} (n {len(xs)})",
             "fault table round two item 11: ≤ 1.5 s", f"{mx / 1.5:.2f}× of 1.5 s" if xs else "",
             f"{layout}; {what}; until the charger receives a limit ≤ the safe {rig.safe_a} A")
-    row("RS-485 requests per poll", polls, "issue: one request a meter", "",
+    char = 10 / rig.baud
+
+    def line_ms(reads):
+        return sum((20 + 2 * c) * char + 0.010 for _, c in reads) * 1000
+
+    cost = "; ".join(
+        f"{m['id']}: {line_ms(polls_seen[m['id']][2]):.0f} ms a poll as read, {line_ms([(0, max(a + c for a, c in polls_seen[m['id']][2]) - min(a for a, _ in polls_seen[m['id']][2]))]):.0f} ms as one read"
+        for m in meters if polls_seen[m['id']][2])
+    row("RS-485 requests per poll", polls, f"fault table: one request a meter; line time by the config check's model: {cost}", "",
         "counted at the pymodbus server over 20 s of lmc run; a read's registers are the control registers "
         "(V, I, W and VA total) and the gaps worth reading across at this baud (hw/README.md)")
     return out, polls_seen
