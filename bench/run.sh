@@ -44,6 +44,9 @@ done
 step "lmc run end to end ($STEPS meter steps; a few minutes)"
 $BENCH loop --lmc "$LMC" --steps "$STEPS" >> "$rows"
 
+step "lmc run on the example's RS-485 layout at 9600 baud: dead and frozen meter, requests per poll, start-up overshoot (about 7 minutes)"
+.venv/bin/python bench/rs485.py --lmc "$LMC" --work "$work/rs485" >> "$rows"
+
 size=$(stat -c %s "$LMC"); strip -o "$work/lmc.stripped" "$LMC"; ssize=$(stat -c %s "$work/lmc.stripped")
 echo "| release binary size | $((ssize / 1048576)).$(( (ssize % 1048576) * 10 / 1048576 )) MiB stripped ($((size / 1048576)) MiB not) | DESIGN ≤ 30 MB static, stripped | $(python3 -c "print(round($ssize/30e6,2))")× | swift build -c release --static-swift-stdlib; links libmodbus and libgpiod dynamically |" >> "$rows"
 

@@ -29,23 +29,39 @@ public struct MeterReading: Sendable, Equatable {
 
 /// Polls one meter (a unit on a bus) with its profile and judges each reading.
 public final class MeterPoller {
+    /// What a poll reads: the registers control needs (the daemon; `MeterProfile.controlReads`), or
+    /// every register of the profile (`lmc meter read`).
+    public enum Scope: Sendable { case control, all }
+
     public let name: String
     public let profile: MeterProfile
     public let unit: UInt8
+    /// The requests each poll makes, in order.
+    public let plan: [(address: UInt16, count: Int)]
+    private let specs: [RegisterSpec]
     private var judge: QualityJudge
 
-    public init(name: String, profile: MeterProfile, unit: UInt8, rules: QualityRules = .init()) {
+    /// `line`: the serial line the meter is on (nil over TCP), which decides which gaps are worth reading across.
+    public init(name: String, profile: MeterProfile, unit: UInt8, rules: QualityRules = .init(), line: SerialLine? = nil, scope: Scope = .control) {
         self.name = name
         self.profile = profile
         self.unit = unit
         self.judge = QualityJudge(rules)
+        switch scope {
+        case .control:
+            plan = profile.controlReads(on: line)
+            specs = profile.controlRegisters
+        case .all:
+            plan = profile.reads
+            specs = profile.registers
+        }
     }
 
     public func poll(_ client: ModbusClient) -> MeterReading {
         var raw: [UInt16] = []
         var blocks: [(UInt16, [UInt16])] = []
         do {
-            for r in profile.reads {
+            for r in plan {
                 let regs = try client.readRegisters(profile.table, unit: unit, address: r.address, count: r.count)
                 blocks.append((r.address, regs))
                 raw += regs
@@ -56,15 +72,16 @@ public final class MeterPoller {
         }
         let arrived = monotonicNanoseconds()
         var values: [Quantity: Double] = [:]
-        for spec in profile.registers {
+        for spec in specs {
             guard let (start, regs) = blocks.last(where: { $0.0 <= spec.address }) else { continue }
             let offset = Int(spec.address - start)
+            guard offset + spec.codec.registerCount <= regs.count else { continue }
             let slice = regs[offset..<(offset + spec.codec.registerCount)]
             values[spec.quantity] = (try? spec.codec.decode(slice)) ?? .nan
         }
         var estimated = Set<Quantity>()
         fillApparentPower(&values, &estimated)
-        let quality = judge.judge(values: values, raw: raw)
+        let quality = judge.judge(values: values, raw: raw, atNs: arrived)
         if case .bad = quality {
             return MeterReading(meter: name, values: values, estimated: estimated, monotonicNs: arrived, quality: quality, error: nil)
         }
@@ -195,7 +212,8 @@ public final class BusWorker: Sendable {
     public func retire() -> ServiceThread? { loop.retire() }
 
     private func run() {
-        let pollers = meters.map { MeterPoller(name: $0.name, profile: $0.profile, unit: $0.unit, rules: $0.rules) }
+        let line: SerialLine? = if case .rtu(let l) = endpoint { l } else { nil }
+        let pollers = meters.map { MeterPoller(name: $0.name, profile: $0.profile, unit: $0.unit, rules: $0.rules, line: line) }
         guard let client = try? ModbusClient(endpoint, options: options) else {
             for m in meters {
                 m.slot.store(MeterReading(meter: m.name, values: [:], estimated: [], monotonicNs: monotonicNanoseconds(), quality: .bad(.disconnected),

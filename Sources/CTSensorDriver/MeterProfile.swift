@@ -53,23 +53,76 @@ public struct MeterProfile: Sendable, Equatable {
     public var registers: [RegisterSpec]
     /// The most registers the device answers in one read.
     public var maxRegistersPerRead: Int
+    /// The longest run of registers between two used ones that one read may span: the device answers
+    /// them (unused values are read and ignored) instead of refusing the request. A per-device fact
+    /// (`max_gap_registers` in the profile; hw/README.md).
+    public var maxGapRegisters: Int
 
-    public init(name: String, description: String, table: RegisterTable, registers: [RegisterSpec], maxRegistersPerRead: Int = 100) {
+    public init(name: String, description: String, table: RegisterTable, registers: [RegisterSpec], maxRegistersPerRead: Int = 100,
+                maxGapRegisters: Int = 8) {
         self.name = name
         self.description = description
         self.table = table
         self.registers = registers.sorted { $0.address < $1.address }
         self.maxRegistersPerRead = maxRegistersPerRead
+        self.maxGapRegisters = maxGapRegisters
     }
 
-    /// The reads that cover every register: consecutive ranges merged while the span stays within
-    /// `maxRegistersPerRead` and the gap is small (reading a few unused registers is cheaper than
-    /// another round trip on a 9600-baud bus).
-    public var reads: [(address: UInt16, count: Int)] {
+    /// The reads that cover every register of the profile (`lmc meter read` shows them all).
+    public var reads: [(address: UInt16, count: Int)] { Self.reads(covering: registers, maxGap: maxGapRegisters, maxCount: maxRegistersPerRead) }
+
+    /// The registers control and plausibility use: voltages and currents (range checks, frozen under
+    /// load, V·I), the total power (is the board loaded) and the total apparent power — or its phases
+    /// when the meter has no total. Energy, frequency and per-phase W are not read on the bus.
+    public var controlRegisters: [RegisterSpec] {
+        let hasTotal = registers.contains { $0.quantity == .apparentPowerTotal }
+        return registers.filter { r in
+            switch r.quantity {
+            case .voltageL1, .voltageL2, .voltageL3, .currentL1, .currentL2, .currentL3, .powerTotal, .apparentPowerTotal: true
+            case .apparentPowerL1, .apparentPowerL2, .apparentPowerL3: !hasTotal
+            default: false
+            }
+        }
+    }
+
+    /// The reads a poll makes (the bus thread, `lmc doctor`, the bus-load warning): the control
+    /// registers, a gap between them read across when the device answers it (`maxGapRegisters`) and it
+    /// costs the line less than a request of its own would. Over TCP, or on a fast line, that is one
+    /// request whenever the control registers lie within one span; at 9600 baud a gap of more than
+    /// about 14 registers takes longer to send than a second request and its turnaround.
+    public func controlReads(on line: SerialLine?) -> [(address: UInt16, count: Int)] {
+        let gapWorthReading: Int
+        if let line {
+            gapWorthReading = min(maxGapRegisters, Int(Self.requestOverheadSeconds(line) / (2 * Self.characterSeconds(line))))
+        } else {
+            gapWorthReading = maxGapRegisters
+        }
+        return Self.reads(covering: controlRegisters, maxGap: gapWorthReading, maxCount: maxRegistersPerRead)
+    }
+
+    /// One character on the line: start bit, data bits, parity bit, stop bits.
+    public static func characterSeconds(_ line: SerialLine) -> Double {
+        Double(1 + line.dataBits + (line.parity == .none ? 0 : 1) + line.stopBits) / Double(line.baud)
+    }
+
+    /// What a read costs beyond its registers: the 8-byte request, the 5 bytes around the reply's data,
+    /// 3.5 characters of silence after each frame, and about 10 ms for the meter to answer.
+    public static func requestOverheadSeconds(_ line: SerialLine) -> Double {
+        (8 + 3.5 + 5 + 3.5) * characterSeconds(line) + 0.010
+    }
+
+    /// The line time of one read of `count` registers, request and reply.
+    public static func readSeconds(count: Int, on line: SerialLine) -> Double {
+        requestOverheadSeconds(line) + 2 * Double(count) * characterSeconds(line)
+    }
+
+    /// Consecutive ranges merged while the span stays within `maxCount` and the gap within `maxGap`
+    /// (reading a few unused registers is cheaper than another round trip on a 9600-baud bus).
+    public static func reads(covering specs: [RegisterSpec], maxGap: Int, maxCount: Int) -> [(address: UInt16, count: Int)] {
         var out: [(UInt16, Int)] = []
-        for r in registers {
+        for r in specs.sorted(by: { $0.address < $1.address }) {
             let end = Int(r.address) + r.codec.registerCount
-            if let last = out.last, Int(r.address) - (Int(last.0) + last.1) <= 8, end - Int(last.0) <= maxRegistersPerRead {
+            if let last = out.last, Int(r.address) - (Int(last.0) + last.1) <= maxGap, end - Int(last.0) <= maxCount {
                 out[out.count - 1].1 = max(last.1, end - Int(last.0))
             } else {
                 out.append((r.address, r.codec.registerCount))

@@ -30,6 +30,7 @@ public enum MeterProfiles {
         let words = top.string("word_order", default: "big", oneOf: ["big", "little"])!
         let bytes = top.string("byte_order", default: "big", oneOf: ["big", "little"])!
         let maxRead = top.number("max_registers_per_read", default: 100, min: 2, max: 125)!
+        let maxGap = top.number("max_gap_registers", default: 8, min: 0, max: 123)!
         var specs: [RegisterSpec] = []
         for r in top.tables("register") {
             let q = r.string("quantity", oneOf: Quantity.allCases.map(\.rawValue)).flatMap(Quantity.init(rawValue:))
@@ -50,6 +51,6 @@ public enum MeterProfiles {
         top.rejectUnknownKeys()
         guard issues.items.isEmpty else { return .failure(ConfigErrors(issues: issues.items)) }
         return .success(MeterProfile(name: name, description: description, table: function == "holding" ? .holding : .input,
-                                     registers: specs, maxRegistersPerRead: Int(maxRead)))
+                                     registers: specs, maxRegistersPerRead: Int(maxRead), maxGapRegisters: Int(maxGap)))
     }
 }

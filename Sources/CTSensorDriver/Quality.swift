@@ -7,17 +7,18 @@ public struct QualityRules: Sendable, Equatable {
     public var nominalVoltage: Double
     /// A current that moves by more than this fraction of the CT rating in one poll is implausible.
     public var maxCurrentStepFraction: Double
-    /// Bit-identical registers for this many polls while the current is not zero: frozen.
-    public var frozenPolls: Int
+    /// Bit-identical registers for this long (s, from the first poll of the run) while the current is
+    /// not zero: frozen.
+    public var frozenAfterSeconds: Double
     /// Below this current (A) a constant reading is believable (no load): not frozen.
     public var zeroLoadCurrentA: Double
 
     public init(ctRatingA: Double? = nil, nominalVoltage: Double = 230, maxCurrentStepFraction: Double = 1.5,
-                frozenPolls: Int = 10, zeroLoadCurrentA: Double = 0.5) {
+                frozenAfterSeconds: Double = 1, zeroLoadCurrentA: Double = 0.5) {
         self.ctRatingA = ctRatingA
         self.nominalVoltage = nominalVoltage
         self.maxCurrentStepFraction = maxCurrentStepFraction
-        self.frozenPolls = frozenPolls
+        self.frozenAfterSeconds = frozenAfterSeconds
         self.zeroLoadCurrentA = zeroLoadCurrentA
     }
 }
@@ -27,13 +28,16 @@ public struct QualityJudge: Sendable {
     public let rules: QualityRules
     private var lastRaw: [UInt16]?
     private var identicalPolls = 0
+    /// Monotonic ns of the first poll of the current run of identical registers.
+    private var runStartNs: UInt64 = 0
     private var lastGood: [Quantity: Double]?
 
     public init(_ rules: QualityRules) { self.rules = rules }
 
-    public mutating func judge(values: [Quantity: Double], raw: [UInt16]) -> Quality {
+    /// `nowNs`: monotonic time of the reply; the frozen rule counts time from it, never the clock.
+    public mutating func judge(values: [Quantity: Double], raw: [UInt16], atNs nowNs: UInt64) -> Quality {
         // Frozen: the device answers, but with bit-identical registers while current flows.
-        if raw == lastRaw { identicalPolls += 1 } else { identicalPolls = 0 }
+        if raw == lastRaw { identicalPolls += 1 } else { identicalPolls = 0; runStartNs = nowNs }
         lastRaw = raw
         for (q, v) in values.sorted(by: { $0.key < $1.key }) where !v.isFinite {
             return .bad(.notFinite(q.rawValue))
@@ -49,7 +53,8 @@ public struct QualityJudge: Sendable {
         if let why = rules.powerProblem(values) { return .bad(.outOfRange(why)) }
         let loaded = values.contains { $0.key.isCurrent && abs($0.value) > rules.zeroLoadCurrentA }
             || values[.powerTotal].map { abs($0) > rules.zeroLoadCurrentA * rules.nominalVoltage } == true
-        if identicalPolls + 1 >= rules.frozenPolls && loaded {
+        let stuckSeconds = Double(nowNs &- runStartNs) / 1e9
+        if identicalPolls > 0 && stuckSeconds >= rules.frozenAfterSeconds - 1e-9 && loaded {
             return .bad(.frozen(polls: identicalPolls + 1))
         }
         if let rating = rules.ctRatingA, let previous = lastGood {

@@ -242,7 +242,8 @@ struct Doctor {
             }
             defer { client.close() }
             for m in meters {
-                let r = MeterPoller(name: m.id, profile: m.profile, unit: m.unit, rules: m.rules).poll(client)
+                let line: SerialLine? = if case .rtu(let l) = bus.endpoint { l } else { nil }
+                let r = MeterPoller(name: m.id, profile: m.profile, unit: m.unit, rules: m.rules, line: line).poll(client)
                 var detail = "\(bus.endpoint) unit \(m.unit): \(r.quality)"
                 if let va = r.apparentPower { detail += ", \(fixed(va / 1000, 1)) kVA" }
                 if let e = r.error { detail += " (\(e))" }

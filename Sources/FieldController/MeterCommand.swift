@@ -40,7 +40,7 @@ struct MeterCommand: ParsableCommand {
             }
             let client = try connection.client()
             let poller = MeterPoller(name: p.name, profile: p, unit: UInt8(connection.unit),
-                                     rules: QualityRules(ctRatingA: ctRating, nominalVoltage: nominalVoltage))
+                                     rules: QualityRules(ctRatingA: ctRating, nominalVoltage: nominalVoltage), scope: .all)
             let r = poller.poll(client)
             let values = r.values.sorted { $0.key < $1.key }
             if json {

@@ -83,7 +83,8 @@ private func declarations() -> [ConfigKey] {
     key("poll_ms", .number, .number(100), unit: "ms", min: 10, max: 60_000, "poll period")
     key("ct_rating_a", .number, .none, unit: "A", positive: true, "plausibility: a current above twice this is bad; so is a total power above what the CTs can carry")
     key("nominal_v", .number, .number(230), unit: "V", positive: true, "plausibility, and apparent power on CT-only meters")
-    key("frozen_polls", .number, .number(10), min: 2, max: 10_000, "bit-identical readings under load for this many polls: frozen")
+    key("frozen_after_s", .number, .number(1), unit: "s", min: 0.01, max: 600, "bit-identical readings under load for this long, from the first poll of the run: frozen")
+    key("frozen_polls", .number, .none, min: 2, max: 10_000, "deprecated: read as `frozen_after_s` = (n − 1) × `poll_ms`, with a warning; write `frozen_after_s`")
 
     table = "pulse_meter"
     key("id", .string, .required, "named by a site's `poc_meter`")

@@ -27,6 +27,8 @@ public struct RuntimeConfig: Sendable {
         public var profile: MeterProfile
         public var pollMilliseconds: Int
         public var rules: QualityRules
+        /// The deprecated `frozen_polls` this meter's `frozen_after_s` was derived from, for a warning.
+        public var frozenPollsGiven: Int? = nil
     }
 
     /// An S0 pulse output on a GPIO input (IEC 62053-31): the average active power over a window.
@@ -128,13 +130,24 @@ extension RuntimeConfig {
             let unit = m.number("unit")!
             let profileName = m.string("profile") ?? "generic"
             let poll = m.number("poll_ms")!
+            var frozenAfter = m.number("frozen_after_s")!
+            let frozenPolls = m.number("frozen_polls").map { Int($0) }
+            if let frozenPolls {
+                if m.has("frozen_after_s") {
+                    issues.add(m.table.line(of: "frozen_polls"), "\(m.path).frozen_polls",
+                               "= \(frozenPolls) with frozen_after_s: frozen_polls is deprecated, delete it and keep frozen_after_s")
+                } else {
+                    frozenAfter = Double(frozenPolls - 1) * poll / 1000
+                }
+            }
             let rules = QualityRules(ctRatingA: m.number("ct_rating_a"),
                                      nominalVoltage: m.number("nominal_v")!,
-                                     frozenPolls: Int(m.number("frozen_polls")!))
+                                     frozenAfterSeconds: frozenAfter)
             m.rejectUnknownKeys()
             switch MeterProfiles.load(profileName) {
             case .success(let p):
-                rc.meters.append(Meter(id: id, bus: bus, unit: UInt8(unit), profile: p, pollMilliseconds: Int(poll), rules: rules))
+                rc.meters.append(Meter(id: id, bus: bus, unit: UInt8(unit), profile: p, pollMilliseconds: Int(poll), rules: rules,
+                                       frozenPollsGiven: m.has("frozen_after_s") ? nil : frozenPolls))
             case .failure(let e):
                 issues.add(m.table.line(of: "profile"), "\(m.path).profile", e.description)
             }

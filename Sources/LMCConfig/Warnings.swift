@@ -1,4 +1,6 @@
+import TOMLReader
 import ModbusBridge
+import CTSensorDriver
 
 /// What a valid configuration may still get wrong on a real bus: said by `lmc config check` and logged
 /// by `lmc run` at start, each naming the bus or meter, the figures and the fix.
@@ -11,30 +13,32 @@ extension Configuration {
             guard case .rtu(let line) = bus.endpoint else { continue }
             let meters = rc.meters.filter { $0.bus == bus.id }
             guard !meters.isEmpty else { continue }
-            // One request and its reply per read: 8 bytes out, 5 + 2 per register back, each framed by
-            // 3.5 characters of silence, at 1 start + 8 data + parity + stop bits a character, plus about
-            // 10 ms for the meter to answer.
-            let bitsPerChar = Double(1 + line.dataBits + (line.parity == .none ? 0 : 1) + line.stopBits)
-            let char = bitsPerChar / Double(line.baud)
+            // The reads each poll makes, as the bus thread makes them (MeterProfile.controlReads), each
+            // with its request, reply, inter-frame silences and the meter's turnaround.
             func seconds(_ m: RuntimeConfig.Meter) -> Double {
-                m.profile.reads.reduce(0) { $0 + (8 + 3.5 + 5 + 2 * Double($1.count) + 3.5) * char + 0.010 }
+                m.profile.controlReads(on: line).reduce(0) { $0 + MeterProfile.readSeconds(count: $1.count, on: line) }
             }
             let load = meters.reduce(0) { $0 + seconds($1) / (Double($1.pollMilliseconds) / 1000) }
             if load > 0.8 {
                 let round = meters.reduce(0) { $0 + seconds($1) }
                 out.append("bus \(bus.id): \(meters.count) meter\(meters.count == 1 ? "" : "s") at \(line.baud) baud need \(Int((round * 1000).rounded(.up))) ms for one poll each "
-                           + "(\(meters.map { "\($0.id): \($0.profile.reads.count) read\($0.profile.reads.count == 1 ? "" : "s")" }.joined(separator: ", "))), "
+                           + "(\(meters.map { m in let n = m.profile.controlReads(on: line).count; return "\(m.id): \(n) read\(n == 1 ? "" : "s")" }.joined(separator: ", "))), "
                            + "\(Int((load * 100).rounded())) % of the line at their poll_ms; polls will come late and a lost meter is seen later — "
                            + "raise poll_ms to at least \(Int((round / 0.8 * 1000).rounded(.up))), raise the baud rate, or use a profile that reads fewer registers")
+            }
+        }
+        for m in rc.meters {
+            if let n = m.frozenPollsGiven {
+                out.append("meter \(m.id): frozen_polls is deprecated; frozen_polls \(n) × poll_ms \(m.pollMilliseconds) is read as "
+                           + "frozen_after_s = \(formatNumber(m.rules.frozenAfterSeconds)) (the \(n)th identical poll) — write frozen_after_s = \(formatNumber(m.rules.frozenAfterSeconds)) instead")
             }
         }
         // A constraint meter's frozen value must be recognised within the blind time.
         let constraintMeters = Set(rc.mpMeter.values).union(rc.mpRedundantMeter.values)
         for m in rc.meters where constraintMeters.contains(m.id) {
-            let frozen = Double(m.rules.frozenPolls) * Double(m.pollMilliseconds) / 1000
-            if frozen > blind {
-                out.append("meter \(m.id): a frozen value is recognised after frozen_polls \(m.rules.frozenPolls) × poll_ms \(m.pollMilliseconds) = \(frozen) s, "
-                           + "later than failsafe.blind_time_s \(blind) s — lower frozen_polls to \(max(2, Int(blind * 1000) / m.pollMilliseconds)) or poll faster")
+            if m.rules.frozenAfterSeconds > blind + 1e-9 {
+                out.append("meter \(m.id): a frozen value is recognised after frozen_after_s \(formatNumber(m.rules.frozenAfterSeconds)) s, "
+                           + "later than failsafe.blind_time_s \(formatNumber(blind)) s — lower frozen_after_s to \(formatNumber(blind)) or less")
             }
         }
         return out

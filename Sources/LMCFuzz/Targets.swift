@@ -56,7 +56,7 @@ enum FuzzTargets {
                 if let v = try? r.codec.decode(slice) { values[r.quantity] = v }
             }
             var judge = QualityJudge(QualityRules(ctRatingA: 600))
-            _ = judge.judge(values: values, raw: regs)
+            _ = judge.judge(values: values, raw: regs, atNs: 0)
         }
     }
 

@@ -133,9 +133,9 @@ public final class PyModbusPeer: @unchecked Sendable {
     }
 
     /// A TCP peer laying out SI `values` (JSON) by an lmc meter profile, encoded by Python's struct.
-    public init(profile: String, values: String, jitter: Double = 0) throws {
+    public init(profile: String, values: String, jitter: Double = 0, logRequests: Bool = false) throws {
         child = try ChildProcess(Repo.python, [Repo.peer("modbus_peer.py"), "--tcp", "0", "--profile", profile, "--values", values,
-                                               "--jitter", String(jitter)])
+                                               "--jitter", String(jitter)] + (logRequests ? ["--log-requests"] : []))
         let ready = try child.waitForLine(prefix: "READY")
         port = Int(ready.split(separator: " ")[1])!
     }
@@ -154,6 +154,18 @@ public final class PyModbusPeer: @unchecked Sendable {
                                                "--values", values, "--jitter", String(jitter)])
         _ = try child.waitForLine(prefix: "READY")
         port = 0
+    }
+
+    /// The requests the peer answered (with `logRequests`): unit, function, address, count.
+    public var requests: [(unit: Int, function: Int, address: Int, count: Int)] {
+        child.lines.filter { $0.hasPrefix("READ ") }.map { line in
+            var f: [String: Int] = [:]
+            for part in line.split(separator: " ").dropFirst(2) {
+                let kv = part.split(separator: "=")
+                if kv.count == 2 { f[String(kv[0])] = Int(kv[1]) }
+            }
+            return (f["unit"] ?? -1, f["fc"] ?? -1, f["addr"] ?? -1, f["count"] ?? -1)
+        }
     }
 
     /// Live meter (profile mode): new values, or silence on/off.

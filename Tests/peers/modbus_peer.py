@@ -8,6 +8,11 @@ Prints "READY <port>" (TCP) or "READY 0" (RTU) on stdout once serving, then serv
 or it is killed. The spec lists values per table ("holding", "input", "coils", "discrete"), each with
 address, type (u16 i16 u32 i32 u64 i64 f32 f64), word_order and byte_order ("big"/"little") and scale.
 Encoding uses struct only, never lmc's codec, so a test compares two independent implementations.
+
+Profile mode (--profile, once, or once per --unit) serves live meters: stdin commands "set {json}",
+"silence on|off", "freeze on|off", "flaky N|off" apply to every unit, or to one with " @UNIT" at the end
+("silence on @1"). --log-requests prints "READ <seconds> unit=U fc=F addr=A count=N" for every request
+(a test counts the requests a poll makes).
 """
 import argparse
 import asyncio
@@ -112,28 +117,37 @@ async def main():
     ap.add_argument("--parity", default="N")
     ap.add_argument("--unit", type=int, action="append")
     ap.add_argument("--spec", default="{}", help="JSON, or a list of specs (one per --unit)")
-    ap.add_argument("--profile", help="an lmc meter profile (hw/meters/*.toml) to lay --values out by")
-    ap.add_argument("--values", default="{}", help="JSON: quantity -> value in SI units (with --profile)")
+    ap.add_argument("--profile", action="append", help="an lmc meter profile (hw/meters/*.toml) to lay --values out by; once, or once per --unit")
+    ap.add_argument("--values", default="{}", help="JSON: quantity -> value in SI units (with --profile); a list: one per --unit")
+    ap.add_argument("--log-requests", action="store_true", help="print every request (profile mode)")
     ap.add_argument("--jitter", type=float, default=0, help="relative noise on every read (with --profile), e.g. 1e-4")
     args = ap.parse_args()
+    units = args.unit or [1]
+    values = json.loads(args.values)
     if args.profile:
-        args.spec = json.dumps(spec_from_profile(args.profile, json.loads(args.values)))
+        profiles = args.profile if len(args.profile) == len(units) else [args.profile[0]] * len(units)
+        values = values if isinstance(values, list) else [values] * len(units)
+        args.spec = json.dumps([spec_from_profile(p, v) for p, v in zip(profiles, values)])
     logging.disable(logging.WARNING)
 
-    units = args.unit or [1]
     spec = json.loads(args.spec)
     specs = spec if isinstance(spec, list) else [spec] * len(units)
     devices = [device(u, s) for u, s in zip(units, specs)]
-    live = {"values": json.loads(args.values), "silent": False}
+    lives = {u: {"values": dict(v), "silent": False} for u, v in zip(units, values if isinstance(values, list) else [values] * len(units))}
     if args.profile:
         # A live meter: every read re-encodes the current values (changed with "set {json}" on stdin),
         # "silence on" makes it stop answering (the request times out at the client), "freeze on" makes it
         # repeat its last reply bit for bit.
-        import tomllib
-        with open(args.profile, "rb") as f:
-            prof = tomllib.load(f)
+        import tomllib, time
 
-        async def action(function_code, start_address, address, count, current_registers, set_values):
+        def make_action(unit, profile_path):
+          with open(profile_path, "rb") as f:
+            prof = tomllib.load(f)
+          live = lives[unit]
+
+          async def action(function_code, start_address, address, count, current_registers, set_values):
+            if args.log_requests:
+                print(f"READ {time.monotonic():.4f} unit={unit} fc={function_code} addr={address} count={count}", flush=True)
             if live["silent"]:
                 await asyncio.sleep(30)
             # "flaky N": every Nth request goes unanswered for a second (the client times out): one bad
@@ -150,16 +164,17 @@ async def main():
             else:
                 jittered = {q: v * (1 + random.uniform(-args.jitter, args.jitter)) for q, v in live["values"].items()}
                 live["last"] = jittered
-            table = spec_from_profile(args.profile, jittered)
+            table = spec_from_profile(profile_path, jittered)
             for entry in table.get(prof.get("function", "input"), []):
                 for i, w in enumerate(encode(entry)):
                     idx = entry["address"] + i - start_address
                     if 0 <= idx < len(current_registers):
                         current_registers[idx] = w
             return None
+          return action
 
-        devices = [SimDevice(id=u, simdata=[SimData(0, values=[0] * TABLE_SIZE, datatype=DataType.REGISTERS)], action=action)
-                   for u in units]
+        devices = [SimDevice(id=u, simdata=[SimData(0, values=[0] * TABLE_SIZE, datatype=DataType.REGISTERS)], action=make_action(u, p))
+                   for u, p in zip(units, profiles)]
 
     if args.tcp is not None:
         port = args.tcp or free_port()
@@ -178,6 +193,16 @@ async def main():
     def read_stdin():
         for line in sys.stdin:
             line = line.strip()
+            targets = list(lives.values())
+            if " @" in line:
+                line, _, u = line.rpartition(" @")
+                targets = [lives[int(u)]]
+            for live in targets:
+                apply(live, line)
+            print(f"OK {line}", flush=True)
+        loop.call_soon_threadsafe(stop.set)
+
+    def apply(live, line):
             if line.startswith("set "):
                 live["values"].update(json.loads(line[4:]))
             elif line == "silence on":
@@ -190,8 +215,6 @@ async def main():
                 live["frozen"] = False
             elif line.startswith("flaky "):
                 live["flaky"] = 0 if line == "flaky off" else int(line[6:])
-            print(f"OK {line}", flush=True)
-        loop.call_soon_threadsafe(stop.set)
 
     threading.Thread(target=read_stdin, daemon=True).start()
     await stop.wait()
