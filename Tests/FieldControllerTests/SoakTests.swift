@@ -22,7 +22,9 @@ import Testing
     final class Plant: @unchecked Sendable {
         let lock = NSLock()
         var faultNow: Fault?
-        var samples: [(t: Double, trafo: Double, limitA: Double, fault: Fault?, sinceFault: Double)] = []
+        /// `mono`: CLOCK_MONOTONIC seconds, the clock of lmc's events ring (mono_s), so a sample can be
+        /// placed inside lmc's own FAILSAFE episodes.
+        var samples: [(t: Double, mono: Double, trafo: Double, limitA: Double, fault: Fault?, sinceFault: Double)] = []
         var lastFaultEnd = -100.0
         var faultStart = 0.0
         var stop = false
@@ -93,7 +95,10 @@ import Testing
                     let amps = trafo * 1000 / 690
                     meter.send("set {\"apparent_power_total\": \(trafo * 1000), \"power_total\": \(trafo * 980), \"current_l1\": \(amps), \"current_l2\": \(amps), \"current_l3\": \(amps)}")
                 }
-                plant.lock.withLock { plant.samples.append((t, trafo, limitA, fault, since)) }
+                var ts = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &ts)
+                let mono = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+                plant.lock.withLock { plant.samples.append((t, mono, trafo, limitA, fault, since)) }
                 usleep(100_000)
             }
         }
@@ -172,10 +177,34 @@ import Testing
         while lmc.process.isRunning && Date() < end { usleep(20_000) }
         let samples = plant.lock.withLock { plant.samples }
 
-        // 1. While blind (the meter silent, frozen or NaN for longer than the blind time plus the time to
-        //    judge it), the charger is never above the safe current.
+        // 1. While blind, the charger is never above the safe current. "Blind" is lmc's own FAILSAFE
+        //    episodes from its events ring (mono_s, the same monotonic clock as the plant's samples),
+        //    0.5 s after each starts (the relay's write and the plant's next look). A fault's effect can
+        //    reach lmc late — the peer applies a "set" when its stdin thread gets to it — so windows
+        //    counted from when the test sent the fault were measuring the peer, not lmc.
+        //    And every blind fault is seen: a FAILSAFE episode starts within 4.5 s of it.
+        let eventLines = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", dir]).out.split(separator: "\n")
+        var episodes: [(start: Double, end: Double)] = []
+        var open: Double?
+        for line in eventLines {
+            let f = line.split(separator: ",", maxSplits: 4, omittingEmptySubsequences: false)
+            guard f.count == 5, let mono = Double(f[2]) else { continue }
+            // A restart (the kill) ends an episode: the new process starts in STARTUP, at its safe set point.
+            if f[3] == "start", let o = open { episodes.append((o, mono)); open = nil }
+            guard f[3] == "mode" else { continue }
+            let text = f[4].trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            if text.contains("→ FAILSAFE"), open == nil { open = mono }
+            if text.hasPrefix("FAILSAFE →"), let o = open { episodes.append((o, mono)); open = nil }
+        }
+        if let o = open { episodes.append((o, .infinity)) }
         let blindFaults: Set<Fault> = [.meterSilent, .meterFrozen, .meterNaN, .meterZero, .lineGarbage]
-        let blindSamples = samples.filter { s in s.fault.map { blindFaults.contains($0) } == true && s.sinceFault > 2.0 && s.sinceFault < 2.9 }
+        let faultStarts = Dictionary(grouping: samples.filter { $0.fault.map(blindFaults.contains) == true }) { Int($0.mono - $0.sinceFault) }
+            .compactMap { $0.value.first.map { ($0.fault!, $0.mono - $0.sinceFault) } }
+        #expect(!faultStarts.isEmpty)
+        for (fault, start) in faultStarts {
+            #expect(episodes.contains { $0.start >= start && $0.start <= start + 4.5 }, "\(fault.rawValue) at mono \(start): no FAILSAFE within 4.5 s (\(episodes))")
+        }
+        let blindSamples = samples.filter { s in episodes.contains { s.mono >= $0.start + 0.5 && s.mono < $0.end } }
         #expect(!blindSamples.isEmpty)
         let above = blindSamples.filter { $0.limitA > Self.safeA + 0.5 }
         #expect(above.isEmpty, "set point above the safe one while blind: \(above.prefix(5))")
