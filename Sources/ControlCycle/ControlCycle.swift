@@ -84,9 +84,12 @@ public struct ControlCycle: Sendable {
     }
 
     /// Takes the breaker memory of the process before this one (`breakers.state`), before the first
-    /// cycle: sites without a breaker in this configuration are left out.
-    public mutating func restore(breakers memory: [String: BreakerMemory], nowNs: UInt64) {
-        restore(breakers: memory.filter { config.breakerSites.contains($0.key) }, now: Double(nowNs) / 1e9)
+    /// cycle: sites without a breaker in this configuration are left out. Returns what was taken.
+    @discardableResult
+    public mutating func restore(breakers memory: [String: BreakerMemory], nowNs: UInt64) -> [String: BreakerMemory] {
+        let kept = memory.filter { config.breakerSites.contains($0.key) }
+        restore(breakers: kept, now: Double(nowNs) / 1e9)
+        return kept
     }
 
     private mutating func restore(breakers memory: [String: BreakerMemory], now: Double) {

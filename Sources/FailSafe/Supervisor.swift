@@ -244,16 +244,22 @@ public struct Supervisor: Sendable {
     public func breakerMemory(now: Double) -> [String: BreakerMemory] {
         var out: [String: BreakerMemory] = [:]
         for site in Set(breakers.keys).union(trips.keys) {
-            var m = BreakerMemory(state: nil, tripAges: trips[site, default: []].filter { now - $0 <= config.tripWindow }.map { max(0, now - $0) })
-            switch breakers[site] {
-            case .lockout(let reason): m.state = .lockout; m.reason = reason
-            case .open(_, let reason): m.state = .open; m.reason = reason
-            case .tripping(_, let reason), .tripFailed(_, let reason): m.state = .tripping; m.reason = reason
-            default: break
-            }
+            let kept = remembered(breakers[site])
+            let m = BreakerMemory(state: kept?.state, reason: kept?.reason ?? "",
+                                  tripAges: trips[site, default: []].filter { now - $0 <= config.tripWindow }.map { max(0, now - $0) })
             if m.state != nil || !m.tripAges.isEmpty { out[site] = m }
         }
         return out
+    }
+
+    /// The part of a breaker's state that outlives the process, with its reason.
+    private func remembered(_ state: BreakerState?) -> (state: BreakerMemory.State, reason: String)? {
+        switch state {
+        case .lockout(let reason): (.lockout, reason)
+        case .open(_, let reason): (.open, reason)
+        case .tripping(_, let reason), .tripFailed(_, let reason): (.tripping, reason)
+        default: nil
+        }
     }
 
     /// What changes the memory (a state, a trip), not the passing of time: compared each cycle to know
@@ -261,12 +267,7 @@ public struct Supervisor: Sendable {
     public var breakerMemoryKey: [String: String] {
         var key: [String: String] = [:]
         for site in Set(breakers.keys).union(trips.keys) {
-            let state: String = switch breakers[site] {
-            case .lockout(let r): "lockout \(r)"
-            case .open(_, let r): "open \(r)"
-            case .tripping(_, let r), .tripFailed(_, let r): "tripping \(r)"
-            default: ""
-            }
+            let state = remembered(breakers[site]).map { "\($0.state.rawValue) \($0.reason)" } ?? ""
             key[site] = state + " " + trips[site, default: []].map { "\($0)" }.joined(separator: ",")
         }
         return key

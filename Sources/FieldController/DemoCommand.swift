@@ -261,10 +261,11 @@ final class DemoPlant: Sendable {
                 if load > ExampleDay.transformerKVA { st.summary.overloadSeconds += dt }
                 if load > ExampleDay.transformerKVA * 1.02 { st.summary.beyondToleranceSeconds += dt }
                 st.summary.deliveredKWh += st.siteKVA * dt / 3600
-                st.summary.oracleKWh += min(ExampleDay.evDemandKVA, ExampleDay.transformerKVA - bg) * dt / 3600
+                let oracleKWh = min(ExampleDay.evDemandKVA, ExampleDay.transformerKVA - bg) * dt / 3600
+                st.summary.oracleKWh += oracleKWh
                 if Self.evening.contains(st.simT) {
                     st.summary.eveningKWh += st.siteKVA * dt / 3600
-                    st.summary.eveningOracleKWh += min(ExampleDay.evDemandKVA, ExampleDay.transformerKVA - bg) * dt / 3600
+                    st.summary.eveningOracleKWh += oracleKWh
                 }
                 st.summary.firmKWh += min(ExampleDay.evDemandKVA, ExampleDay.firmKVA) * dt / 3600
                 if st.simT >= st.nextPoint {

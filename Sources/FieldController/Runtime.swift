@@ -528,8 +528,7 @@ extension Runtime {
         guard let text = readText(breakerStatePath) else { return }
         let (memory, problems) = BreakerStateFile.decode(text, wallSeconds: Double(wallNs()) / 1e9)
         for p in problems { event(.log, "\(breakerStatePath) \(p): left out") }
-        cycle.restore(breakers: memory, nowNs: monotonicNanoseconds())
-        let kept = memory.filter { config.runtime.breakers[$0.key] != nil }
+        let kept = cycle.restore(breakers: memory, nowNs: monotonicNanoseconds())
         guard !kept.isEmpty else { return }
         let said = kept.sorted { $0.key < $1.key }.map { site, m in
             var parts: [String] = []

@@ -79,9 +79,5 @@ public final class LoopThread: Sendable {
 
     /// Sets the flag and returns at once; the loop ends after its current turn (for a loop that may be
     /// waiting on a peer, stopped from a thread that must not wait: the control loop on a reload).
-    public func requestStop() {
-        stopFlag.store(true, ordering: .releasing)
-        let t = thread.withLock { t -> ServiceThread? in defer { t = nil }; return t }
-        t?.detach()
-    }
+    public func requestStop() { retire()?.detach() }
 }
