@@ -55,7 +55,9 @@ let package = Package(
         // A small TOML reader whose values remember their lines; no dependencies (docs/config.md).
         .target(name: "TOMLReader"),
         // The config file: the declared keys and the schema, with errors naming line and key.
-        .target(name: "LMCConfig", dependencies: ["TOMLReader", "ControlCycle", "Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision", "OSCP"]),
+        .target(name: "LMCConfig", dependencies: ["TOMLReader"]),
+        // lmc.toml in the parts' own types: profiles loaded, endpoints parsed, limits validated by their owners.
+        .target(name: "LMCWiring", dependencies: ["LMCConfig", "TOMLReader", "ControlCycle", "Headroom", "CTSensorDriver", "ModbusBridge", "SetPointRelay", "FailSafe", "Supervision", "OSCP"]),
         // A small HTTP/1.1 server and client over OpenSSL, with typed errors and one C seam (sockets,
         // poll, OpenSSL) where tests inject faults.
         .target(name: "HTTPTransport", dependencies: ["COpenSSL", "LMCPlatform"], swiftSettings: testHooks),
@@ -68,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "FieldController",
             dependencies: [
-                "ModbusBridge", "DigitalIO", "CTSensorDriver", "ControlCycle", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog", "OSCP", "LMCPlatform",
+                "ModbusBridge", "DigitalIO", "CTSensorDriver", "ControlCycle", "FailSafe", "Headroom", "LMCConfig", "LMCWiring", "Supervision", "SetPointRelay", "RingLog", "OSCP", "LMCPlatform",
                 "CTimex", "TOMLReader", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: testHooks
@@ -85,7 +87,7 @@ let package = Package(
 
         // make fuzz: libFuzzer targets for every input from outside; without the fuzzer, a corpus replayer.
         .target(name: "CLibFuzzer"),
-        .executableTarget(name: "LMCFuzz", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "OSCP", "HTTPTransport", "RingLog", "Supervision", "CLibFuzzer"]),
+        .executableTarget(name: "LMCFuzz", dependencies: ["CTSensorDriver", "LMCConfig", "LMCWiring", "ModbusBridge", "OSCP", "HTTPTransport", "RingLog", "Supervision", "CLibFuzzer"]),
 
         // Test helpers: Python peers, socat pty pairs, the built `lmc`.
         .target(name: "LMCTestSupport", path: "Tests/LMCTestSupport"),
@@ -97,9 +99,9 @@ let package = Package(
                            .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "DigitalIOTests", dependencies: ["DigitalIO"]),
-        .testTarget(name: "LMCConfigTests", dependencies: ["LMCConfig", "TOMLReader"]),
-        .testTarget(name: "CTSensorDriverTests", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
-        .testTarget(name: "SetPointRelayTests", dependencies: ["SetPointRelay", "LMCConfig", "ModbusBridge", "LMCTestSupport"]),
+        .testTarget(name: "LMCConfigTests", dependencies: ["LMCConfig", "LMCWiring", "TOMLReader", "Headroom"]),
+        .testTarget(name: "CTSensorDriverTests", dependencies: ["CTSensorDriver", "LMCWiring", "ModbusBridge", "LMCTestSupport"]),
+        .testTarget(name: "SetPointRelayTests", dependencies: ["SetPointRelay", "LMCWiring", "ModbusBridge", "LMCTestSupport"]),
         .testTarget(name: "RingLogTests", dependencies: ["RingLog", "LMCTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "DigitalIO", "FailSafe"]),
         .testTarget(
@@ -110,7 +112,7 @@ let package = Package(
             name: "HeadroomTests",
             dependencies: ["Headroom", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
-        .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "TOMLReader", "Headroom", "FailSafe", "RingLog"]),
+        .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "LMCWiring", "TOMLReader", "Headroom", "FailSafe", "RingLog"]),
         .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "RingLog", "LMCTestSupport"]),
         .testTarget(name: "OSCPTests", dependencies: ["OSCP", "HTTPTransport", "LMCTestSupport"]),
     ],

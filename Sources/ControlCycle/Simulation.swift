@@ -119,8 +119,12 @@ public struct SimulationResult: Sendable, Equatable {
     public var firmKWh: Double
     public var changes: Int
     public var reversals: Int
+    /// Energy delivered and the oracle's inside the window asked for (seconds of the scenario's day), if any.
+    public var windowDeliveredKWh = 0.0
+    public var windowOracleKWh = 0.0
 
     public var shareOfOracle: Double { oracleKWh > 0 ? deliveredKWh / oracleKWh : 1 }
+    public var windowShareOfOracle: Double { windowOracleKWh > 0 ? windowDeliveredKWh / windowOracleKWh : 1 }
     public var shareOfFirm: Double { firmKWh > 0 ? deliveredKWh / firmKWh : 1 }
     public var changesPerHour: Double { Double(changes) / hours }
     public var reversalsPerHour: Double { Double(reversals) / hours }
@@ -151,9 +155,11 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 /// virtual time: the constraint meter reads background + site, the site's PoC meter (if the config has
 /// one) reads the site, and the site imports min(demand, what it was sent) through a lag. The cycle's
 /// supervisor runs as on a box: start-up, its delay and ramp count. A reversal is a set-point change
-/// followed within 60 s by a change the other way.
+/// followed within 60 s by a change the other way. `window` (seconds of the day, e.g. the constrained
+/// evening 15:00–20:30) also accounts energy and the oracle's inside it.
 public func simulate(_ scenario: Scenario, cycle: inout ControlCycle, mpID: String, plant: PlantModel,
-                     period: Double = 1, startWallNs: UInt64 = 0, trace: ((TraceRow) -> Void)? = nil) -> SimulationResult {
+                     period: Double = 1, startWallNs: UInt64 = 0, window: Range<Double>? = nil,
+                     trace: ((TraceRow) -> Void)? = nil) -> SimulationResult {
     precondition(cycle.config.sites.count == 1, "the replay drives one site")
     let site = cycle.config.sites[0]
     let mpMeter = cycle.config.mpMeter[mpID] ?? mpID
@@ -201,8 +207,13 @@ public func simulate(_ scenario: Scenario, cycle: inout ControlCycle, mpID: Stri
         if load > plant.limitVA { r.secondsAboveLimit += period }
         if load > plant.limitVA * (1 + plant.tolerance) { r.secondsAboveTolerance += period }
         r.largestOvershootVA = max(r.largestOvershootVA, load - plant.limitVA)
+        let oracleKWh = min(demand, max(0, plant.limitVA - bgClean)) * period / 3_600_000
         r.deliveredKWh += siteVA * period / 3_600_000
-        r.oracleKWh += min(demand, max(0, plant.limitVA - bgClean)) * period / 3_600_000
+        r.oracleKWh += oracleKWh
+        if let window, window.contains(t.truncatingRemainder(dividingBy: 86_400)) {
+            r.windowDeliveredKWh += siteVA * period / 3_600_000
+            r.windowOracleKWh += oracleKWh
+        }
         r.firmKWh += min(demand, site.floorW) * period / 3_600_000
 
         siteVA += (min(demand, sd.watts) - siteVA) * lagFactor

@@ -1,5 +1,6 @@
 import ArgumentParser
 import LMCConfig
+import LMCWiring
 import LMCPlatform
 import ModbusBridge
 import SetPointRelay

@@ -1,5 +1,6 @@
 import ArgumentParser
 import LMCConfig
+import LMCWiring
 import TOMLReader
 
 #if canImport(Glibc)

@@ -3,6 +3,7 @@ import Supervision
 import FailSafe
 import ArgumentParser
 import LMCConfig
+import LMCWiring
 import ModbusBridge
 import Synchronization
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CTSensorDriver
 import LMCConfig
+import LMCWiring
 import LMCPlatform
 import ModbusBridge
 import Synchronization

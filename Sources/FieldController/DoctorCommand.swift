@@ -3,6 +3,7 @@ import CTSensorDriver
 import CTimex
 import DigitalIO
 import LMCConfig
+import LMCWiring
 import ModbusBridge
 import SetPointRelay
 import Supervision

@@ -2,6 +2,7 @@ import ControlCycle
 import FailSafe
 import Headroom
 import LMCConfig
+import LMCWiring
 import RingLog
 
 extension TripRecorder {

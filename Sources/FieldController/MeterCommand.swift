@@ -1,6 +1,7 @@
 import ArgumentParser
 import CTSensorDriver
 import LMCConfig
+import LMCWiring
 import ModbusBridge
 
 struct MeterCommand: ParsableCommand {

@@ -5,6 +5,7 @@ import DigitalIO
 import FailSafe
 import Headroom
 import LMCConfig
+import LMCWiring
 import LMCPlatform
 import ModbusBridge
 import OSCP

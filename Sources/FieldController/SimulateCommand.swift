@@ -2,6 +2,7 @@ import ArgumentParser
 import ControlCycle
 import Headroom
 import LMCConfig
+import LMCWiring
 import RingLog
 import TOMLReader
 
@@ -31,7 +32,9 @@ struct SimulateCommand: ParsableCommand {
         largest overshoot, energy delivered against a perfect-knowledge oracle,
         min(demand, limit − background), and against a firm connection,
         min(demand, firm); set-point changes and reversals per hour (a change
-        followed within 60 s by a change the other way).
+        followed within 60 s by a change the other way). --window also gives
+        the share of the oracle inside a time-of-day window, e.g. the example
+        day's constrained evening: --window 15:00-20:30.
 
         With --log-dir the run is also written as the daemon would write it —
         samples, half-hours and events rings, timed from --start — so lmc log
@@ -43,6 +46,7 @@ struct SimulateCommand: ParsableCommand {
               --start 2026-11-20
           lmc log audit --dir /tmp/day --day 2026-11-20
           lmc simulate --scenario ./my-feeder.csv
+          lmc simulate --scenario seed-example-day --window 15:00-20:30
 
         """
             + "\n" + ScenarioFiles.helpText()
@@ -85,15 +89,33 @@ struct SimulateCommand: ParsableCommand {
     @Option(name: .customLong("step"), help: ArgumentHelp("A step load on the background: START_S:KVA:DURATION_S (repeatable).", valueName: "t:kva:s"))
     var steps: [String] = []
 
+    @Option(help: ArgumentHelp("Also report the share of the oracle inside this time of day, HH:MM-HH:MM.", valueName: "from-to"))
+    var window: String?
+
     func validate() throws {
         guard lag >= 0 else { throw ValidationError("--lag-s \(lag) must not be negative") }
         guard (0...50).contains(noisePercent) else { throw ValidationError("--noise-pct \(noisePercent) is outside 0–50") }
         guard period > 0 && period <= 60 else { throw ValidationError("--period-s \(period) is outside (0, 60]") }
         guard (0...50).contains(tolerancePercent) else { throw ValidationError("--tolerance-pct \(tolerancePercent) is outside 0–50") }
         guard parseUTC(start) != nil else { throw ValidationError("--start '\(start)' is not a UTC date or time (2026-11-20 or 2026-11-20T06:00:00)") }
+        if let window, parseWindow(window) == nil {
+            throw ValidationError("--window '\(window)' is not a time-of-day window HH:MM-HH:MM with the start first (e.g. 15:00-20:30)")
+        }
         for s in steps where parseStep(s) == nil {
             throw ValidationError("--step '\(s)' is not START_S:KVA:DURATION_S (e.g. 43200:40:600)")
         }
+    }
+
+    /// "HH:MM-HH:MM" → seconds of the day, start before end.
+    func parseWindow(_ s: String) -> Range<Double>? {
+        let ends = s.split(separator: "-", omittingEmptySubsequences: false).map { part -> Double? in
+            let hm = part.split(separator: ":", omittingEmptySubsequences: false)
+            guard hm.count == 2, hm.allSatisfy({ $0.count == 2 }), let h = Int(hm[0]), let m = Int(hm[1]),
+                  (0...24).contains(h), (0..<60).contains(m), h * 60 + m <= 1440 else { return nil }
+            return Double(h * 3600 + m * 60)
+        }
+        guard ends.count == 2, let from = ends[0], let to = ends[1], from < to else { return nil }
+        return from..<to
     }
 
     func parseStep(_ s: String) -> PlantModel.StepLoad? {
@@ -151,7 +173,8 @@ struct SimulateCommand: ParsableCommand {
         }
         let rings = try logDir.map { try SimulationRings(directory: $0, startUTC: parseUTC(start)!, durationS: s.duration, periodS: period,
                                                           mps: cc.measurementPoints, sites: cc.sites, scenario: path) }
-        let r = simulate(s, cycle: &cycle, mpID: mp.id, plant: plant, period: period, startWallNs: UInt64(parseUTC(start)!) * 1_000_000_000) { row in
+        let r = simulate(s, cycle: &cycle, mpID: mp.id, plant: plant, period: period, startWallNs: UInt64(parseUTC(start)!) * 1_000_000_000,
+                     window: window.flatMap(parseWindow)) { row in
             rings?.add(row)
             guard let out else { return }
             fputs("\(row.t),\(k(row.backgroundVA)),\(k(row.constraintVA)),\(k(row.siteVA)),\(k(row.demandVA)),\(k(row.setPointW)),\(row.sent),\(row.boundBy)\n", out)
@@ -167,7 +190,8 @@ struct SimulateCommand: ParsableCommand {
                 ("delivered_kwh", .number(r.deliveredKWh)), ("oracle_kwh", .number(r.oracleKWh)), ("firm_kwh", .number(r.firmKWh)),
                 ("share_of_oracle", .number(r.shareOfOracle)), ("share_of_firm", .number(r.shareOfFirm)),
                 ("changes_per_hour", .number(r.changesPerHour)), ("reversals_per_hour", .number(r.reversalsPerHour)),
-            ])))
+            ] + (window.map { [("window", .string($0)), ("window_delivered_kwh", .number(r.windowDeliveredKWh)),
+                               ("window_oracle_kwh", .number(r.windowOracleKWh)), ("window_share_of_oracle", .number(r.windowShareOfOracle))] } ?? []))))
             return
         }
         let limit = upper.limit / 1000
@@ -178,6 +202,10 @@ struct SimulateCommand: ParsableCommand {
         print("largest overshoot         \(right(f1(r.largestOvershootVA / 1000), 10)) kVA")
         print("energy delivered          \(right(f1(r.deliveredKWh), 10)) kWh")
         print("  share of oracle         \(right(f1(100 * r.shareOfOracle), 10)) %   (oracle \(f1(r.oracleKWh)) kWh)")
+        if let window {
+            let label = "  share in \(window)"
+            print(label + String(repeating: " ", count: max(1, 26 - label.count)) + "\(right(f1(100 * r.windowShareOfOracle), 10)) %   (\(f1(r.windowDeliveredKWh)) of \(f1(r.windowOracleKWh)) kWh)")
+        }
         print("  share of firm           \(right(f1(100 * r.shareOfFirm), 10)) %   (firm \(f1(r.firmKWh)) kWh)")
         print("set-point changes         \(right(f1(r.changesPerHour), 10)) /h")
         print("reversals within 60 s     \(right(f1(r.reversalsPerHour), 10)) /h")

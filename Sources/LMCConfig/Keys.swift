@@ -1,4 +1,3 @@
-import Headroom
 import TOMLReader
 
 /// Every key of lmc.toml. Keep docs/config.md in step (the tests check key names and defaults).
@@ -42,7 +41,7 @@ private func declarations() -> [ConfigKey] {
     key("site", .tables, .required, "EV charging sites behind the constraint")
 
     table = "control"
-    key("mode", .choice(HeadroomController.Mode.allCases.map(\.rawValue)), .string("direct"),
+    key("mode", .choice(ConfigFile.Mode.allCases.map(\.rawValue)), .string("direct"),
         "direct: reductions from the site's metered import; incremental: from the current set point")
     key("period_ms", .number, .number(100), unit: "ms", min: 10, max: 10_000, "control period")
     key("tcc_timezone", .string, .string("Europe/London"), "the zone the TCC half hours and schedule windows are written in")
@@ -98,7 +97,7 @@ private func declarations() -> [ConfigKey] {
 
     table = "measurement_point"
     key("id", .string, .required, "name shown on the console and in the log")
-    key("kind", .choice(MeasurementPointConfig.Kind.allCases.map(\.rawValue)), .required, "what is measured")
+    key("kind", .choice(ConfigFile.Kind.allCases.map(\.rawValue)), .required, "what is measured")
     key("meter", .string, .none, "the `[[meter]]` that measures it")
     key("redundant_meter", .string, .none, "a second `[[meter]]` measuring the same thing (a redundant pair)")
     key("sensitivity_per_kw", .number, .required, "change of the value per kW of site import, with sign")

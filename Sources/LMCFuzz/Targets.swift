@@ -1,5 +1,6 @@
 import CTSensorDriver
 import LMCConfig
+import LMCWiring
 import ModbusBridge
 import HTTPTransport
 import OSCP

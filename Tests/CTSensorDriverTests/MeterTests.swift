@@ -2,7 +2,7 @@ import Foundation
 import LMCTestSupport
 import Testing
 @testable import CTSensorDriver
-@testable import LMCConfig
+import LMCWiring
 @testable import ModbusBridge
 
 func profile(_ name: String) throws -> MeterProfile {

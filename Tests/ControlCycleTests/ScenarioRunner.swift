@@ -3,6 +3,7 @@ import ControlCycle
 import FailSafe
 import Headroom
 import LMCConfig
+import LMCWiring
 import TOMLReader
 
 /// Runs a scenario file (Tests/ControlCycleTests/Scenarios/README.md) through whole control cycles at

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TOMLReader
 @testable import LMCConfig
+import LMCWiring
 
 /// The declarations in `ConfigKeys` are the one list of lmc.toml keys: the reader reads every one of
 /// them, and docs/config.md documents every one with the same default.

@@ -3,6 +3,7 @@ import Headroom
 import Testing
 import TOMLReader
 @testable import LMCConfig
+import LMCWiring
 
 func exampleConfigText() throws -> String {
     var u = URL(fileURLWithPath: #filePath)

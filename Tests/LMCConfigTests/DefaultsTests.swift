@@ -1,6 +1,7 @@
 import Testing
 import TOMLReader
 @testable import LMCConfig
+import LMCWiring
 
 /// A table left out and the same table without the key give the same value (issue 15, item 4): the
 /// defaults have one source. Before, a config without `[failsafe]` re-closed a tripped breaker by itself

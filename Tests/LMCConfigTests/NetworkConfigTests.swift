@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TOMLReader
 @testable import LMCConfig
+import LMCWiring
 
 /// Issue 17: the network-facing sections default to what is safe on a hostile LAN.
 @Suite struct NetworkConfigTests {

@@ -1,6 +1,7 @@
 import Testing
 import TOMLReader
 @testable import LMCConfig
+import LMCWiring
 
 /// `lmc config check` on a config that is valid but cannot work on its bus as written.
 @Suite struct ConfigWarningsTests {

@@ -2,7 +2,7 @@ import Foundation
 import LMCTestSupport
 import ModbusBridge
 import Testing
-@testable import LMCConfig
+import LMCWiring
 @testable import SetPointRelay
 
 func chargerPath(_ name: String) -> String { Repo.root.appendingPathComponent("hw/chargers/\(name).toml").path }
