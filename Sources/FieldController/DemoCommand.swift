@@ -25,10 +25,15 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "Run the example day through the real control loop against simulated meters and charger over loopback Modbus TCP (no hardware, no config).",
         discussion: """
-        The status view refreshes every second; at the end: seconds above the transformer rating (and
-        above it + 2 %), energy delivered against a perfect-knowledge oracle and a firm 150 kVA
+        The status view refreshes every second. At the end: seconds above
+        the transformer's 500 kVA and above it + 2 %, energy delivered
+        against a perfect-knowledge oracle (the whole day and the
+        constrained evening, 15:00-20:30) and against a firm 150 kVA
         connection, and the path of an SVG plot of the day.
-        Example: lmc demo --seconds 240
+
+        Examples:
+          lmc demo --seconds 240
+          lmc demo --mode incremental --plain
         """
     )
 
