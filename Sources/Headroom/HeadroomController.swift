@@ -74,9 +74,12 @@ public struct HeadroomController: Sendable {
         let dt = lastTick.map { max(0, now - $0) } ?? 0
         lastTick = now
         let totalCeiling = siteConfigs.reduce(0) { $0 + $1.ceilingW }
-        let totalSP = siteConfigs.reduce(0) { $0 + setPoint($1.id) }
         let metered = siteConfigs.compactMap { inputs.siteImportW[$0.id] }
-        let base = mode == .direct && metered.count == siteConfigs.count ? metered.reduce(0, +) : totalSP
+        // Incremental: a reduction is taken from the set points, or from less where a site's PoC meter shows
+        // it draws less — a cut spent above what a site draws changes nothing at the constraint.
+        let base = mode == .direct && metered.count == siteConfigs.count
+            ? metered.reduce(0, +)
+            : siteConfigs.reduce(0) { $0 + min(setPoint($1.id), inputs.siteImportW[$1.id] ?? .infinity) }
 
         // Each MP proposes a limit on the group's total import.
         var groupLimit: (Double, LimitSource)? = nil

@@ -170,7 +170,8 @@ public struct MeasurementPoint: Sendable {
     ///   - now: monotonic seconds.
     ///   - phases: the measured values (one per phase, or one), or nil when the sample is not usable.
     ///   - baseW: what a reduction is taken from: the site's metered import in direct mode, the
-    ///     current set point (total of the sites) in incremental mode.
+    ///     current set point (total of the sites) in incremental mode — or less where a site's PoC meter
+    ///     shows it draws less.
     ///   - ceilingW: the total the sites could ever import: limits at or above it do not restrict.
     public mutating func update(now: Double, phases: [Double]?, baseW: Double, ceilingW: Double) {
         defer { lastTime = now }
