@@ -61,6 +61,8 @@ let package = Package(
         .target(name: "HTTPTransport", dependencies: ["COpenSSL", "LMCPlatform"], swiftSettings: testHooks),
         // OSCP 2.0 Capacity Provider over HTTPTransport (docs/oscp.md).
         .target(name: "OSCP", dependencies: ["HTTPTransport", "LMCPlatform"]),
+        // A DNP3 outstation (IEEE 1815-2012): pure codecs and state machine, and a TCP runner (docs/dnp3.md).
+        .target(name: "DNP3", dependencies: ["LMCPlatform"]),
         // Set points to chargers (Modbus profiles as data) and the upstream Modbus server.
         .target(name: "SetPointRelay", dependencies: ["ModbusBridge", "LMCPlatform", "TOMLReader"]),
 
@@ -112,6 +114,7 @@ let package = Package(
         ),
         .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "TOMLReader", "Headroom", "FailSafe", "RingLog"]),
         .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "RingLog", "LMCTestSupport"]),
+        .testTarget(name: "DNP3Tests", dependencies: ["DNP3", "LMCTestSupport"]),
         .testTarget(name: "OSCPTests", dependencies: ["OSCP", "HTTPTransport", "LMCTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

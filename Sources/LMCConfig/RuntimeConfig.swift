@@ -78,6 +78,19 @@ public struct RuntimeConfig: Sendable {
     }
     public var upstream: Upstream?
 
+    /// The DNP3 outstation (`[dnp3]`, docs/dnp3.md), if configured.
+    public struct DNP3: Sendable, Equatable {
+        public var listen = "127.0.0.1"
+        public var port = 20000
+        public var outstationAddress = 1024
+        public var masterAddress = 1
+        public var allowedIPs: Set<String> = ["127.0.0.1"]
+        public var eventBuffer = 100
+        public var selectTimeoutSeconds = 5.0
+        public init() {}
+    }
+    public var dnp3: DNP3?
+
     /// OSCP 2.0 to the CPMS (`[oscp]` with `oscp_group` on sites); nil when not configured.
     public var oscp: OSCPConfig?
 
@@ -293,6 +306,38 @@ extension RuntimeConfig {
             u.claim("allowed_writers")
             u.rejectUnknownKeys()
             rc.upstream = Upstream(listen: listen, port: Int(port), allowedWriters: writers, limits: limits)
+        }
+        if let d = top.table("dnp3") {
+            var c = DNP3()
+            c.listen = d.string("listen")!
+            if !isNumericIP(c.listen) {
+                issues.add(d.table.line(of: "listen"), "dnp3.listen", "= \"\(c.listen)\": not a numeric IPv4 or IPv6 address")
+            }
+            c.port = Int(d.number("port")!)
+            c.outstationAddress = Int(d.number("outstation_address")!)
+            c.masterAddress = Int(d.number("master_address")!)
+            if c.outstationAddress == c.masterAddress {
+                issues.add(d.table.line(of: "master_address"), "dnp3.master_address",
+                           "= \(c.masterAddress) is also the outstation_address: give the master and this box different link addresses")
+            }
+            c.eventBuffer = Int(d.number("event_buffer")!)
+            c.selectTimeoutSeconds = d.number("select_timeout_s")!
+            if let v = d.table["allowed_ips"] {
+                var ips = Set<String>()
+                if case .array(let items) = v {
+                    for item in items {
+                        if case .string(let a) = item, isNumericIP(a) { ips.insert(a) } else {
+                            issues.add(d.table.line(of: "allowed_ips"), "dnp3.allowed_ips", "expected numeric IP addresses in quotes, like [\"10.20.0.5\"]")
+                        }
+                    }
+                } else {
+                    issues.add(d.table.line(of: "allowed_ips"), "dnp3.allowed_ips", "is \(v.typeName), expected an array of IP addresses")
+                }
+                c.allowedIPs = ips
+            }
+            d.claim("allowed_ips")
+            d.rejectUnknownKeys()
+            rc.dnp3 = c
         }
         if let o = top.table("oscp") {
             let listen = o.string("listen")!

@@ -1,0 +1,190 @@
+import Testing
+@testable import DNP3
+
+/// The pure outstation: requests as opendnp3 sends them, answers checked byte by byte where the
+/// layout matters and field by field elsewhere.
+@Suite struct OutstationTests {
+    let clock = OutstationClock(utcMs: 1_700_000_000_000, monoMs: 10_000)
+
+    func values(mp0: Double? = 12_000, limit0: Double? = 40_000, alarm0: Bool = false, trips: UInt32 = 3) -> PointValues {
+        var v = PointValues(map: .standard)
+        v.analogs[PointMap.AI.mpValue(0)] = mp0
+        v.analogs[PointMap.AI.mpLimit(0)] = limit0
+        v.binaries[PointMap.BI.alarm(0)] = alarm0
+        v.counters[PointMap.CI.trips] = trips
+        return v
+    }
+
+    func iin(_ r: [UInt8]?) -> IIN { IIN(rawValue: UInt16(r![2]) | UInt16(r![3]) << 8) }
+
+    @Test func startsWithRestartAndNeedTimeAndClearsThemOnWrites() throws {
+        var o = Outstation()
+        o.update(values(), clock: clock)
+        let poll = o.handle(bytes("C0 01 3C 01 06"), source: 1, clock: clock)
+        #expect(iin(poll.response) == [.deviceRestart, .needTime])
+        // WRITE g80v1 index 7 = 0 (how opendnp3 clears the restart IIN).
+        let clear = o.handle(bytes("C1 02 50 01 00 07 07 00"), source: 1, clock: clock)
+        #expect(iin(clear.response) == [.needTime])
+        // WRITE g50v1: the master's time is 5 s ahead of the box.
+        let t = DNP3Time.encode(clock.utcMs + 5_000)
+        let sync = o.handle([0xC2, 0x02, 50, 1, 0x07, 1] + t, source: 1, clock: clock)
+        #expect(iin(sync.response) == [])
+        #expect(o.timeOffsetMs == 5_000)
+        #expect(sync.response!.prefix(2) == [0xC2, 0x81])
+    }
+
+    @Test func class0ReportsEveryStaticPointWithItsFlags() throws {
+        var o = Outstation()
+        o.update(values(), clock: clock)
+        let r = try #require(o.handle(bytes("C3 01 3C 01 06"), source: 1, clock: clock).response)
+        // First header: g1v2 0..<binaries, start-stop, one flag byte each.
+        let nb = PointMap.standard.binaries.count
+        #expect(Array(r[4..<9]) == [1, 2, 0x00, 0, UInt8(nb - 1)])
+        #expect(r[9] == 0x01)   // alarm 0 false, online
+        #expect(r[10] == 0x04)  // alarm 1: no value, comm lost
+        // Then g20v1, then g30v5 with mp[0].value = 12000.0 first.
+        var p = 9 + nb
+        #expect(Array(r[p..<p + 3]) == [20, 1, 0x00])
+        p += 5 + 5 * PointMap.standard.counters.count
+        #expect(Array(r[p..<p + 3]) == [30, 5, 0x00])
+        #expect(Array(r[p + 5..<p + 10]) == [0x01] + le(Float(12_000).bitPattern))
+    }
+
+    @Test func anEventPastTheDeadbandIsSentUntilConfirmed() throws {
+        var o = Outstation()
+        o.update(values(), clock: clock)
+        o.update(values(limit0: 40_050), clock: clock)           // within the 100 W deadband
+        #expect(o.events.events.isEmpty)
+        let later = OutstationClock(utcMs: clock.utcMs + 1_000, monoMs: clock.monoMs + 1_000)
+        o.update(values(limit0: 40_500), clock: later)
+        #expect(o.events.events.count == 1)
+        let poll = try #require(o.handle(bytes("C4 01 3C 02 06"), source: 1, clock: later).response)
+        #expect(AppControl(poll[0]).con)
+        #expect(!iin(poll).contains(.class1Events))
+        // g32v7, qualifier 0x28, one object at index 1: flags, float, time.
+        #expect(Array(poll[4..<11]) == [32, 7, 0x28, 1, 0, 1, 0])
+        #expect(Array(poll[11..<16]) == [0x01] + le(Float(40_500).bitPattern))
+        #expect(DNP3Time.decode(Array(poll[16..<22])) == later.utcMs)
+        // A confirm with another sequence removes nothing; the right one does.
+        _ = o.handle(bytes("C5 00"), source: 1, clock: later)
+        #expect(o.events.events.count == 1)
+        _ = o.handle(bytes("C4 00"), source: 1, clock: later)
+        #expect(o.events.events.isEmpty)
+    }
+
+    @Test func unconfirmedEventsAreSentAgain() throws {
+        var o = Outstation()
+        o.update(values(), clock: clock)
+        o.update(values(alarm0: true), clock: clock)
+        let first = try #require(o.handle(bytes("C1 01 3C 02 06"), source: 1, clock: clock).response)
+        let again = try #require(o.handle(bytes("C2 01 3C 02 06"), source: 1, clock: clock).response)
+        #expect(first.dropFirst(4) == again.dropFirst(4))
+        #expect(Array(again[4..<7]) == [2, 2, 0x28])
+    }
+
+    @Test func overflowDropsTheOldestAndRaisesIIN23UntilThereIsRoom() throws {
+        var o = Outstation(config: .init(eventBuffer: [2, 2, 2]))
+        o.update(values(), clock: clock)
+        for k in 1...3 { o.update(values(alarm0: k % 2 == 1), clock: clock) }
+        #expect(o.events.count(class: 1) == 2)
+        let r = try #require(o.handle(bytes("C1 01 3C 02 06"), source: 1, clock: clock).response)
+        #expect(iin(r).contains(.eventBufferOverflow))
+        _ = o.handle(bytes("C1 00"), source: 1, clock: clock)
+        let after = try #require(o.handle(bytes("C2 01 3C 01 06"), source: 1, clock: clock).response)
+        #expect(!iin(after).contains(.eventBufferOverflow))
+    }
+
+    @Test func selectThenOperateMatchesSequenceObjectsAndTimeout() throws {
+        var o = Outstation()
+        let select = bytes("C1 03 29 03 28 01 00 00 00 00 00 7A 44 00")   // g41v3 index 0 = 1000.0
+        let operate = bytes("C2 04 29 03 28 01 00 00 00 00 00 7A 44 00")
+        let s = try #require(o.handle(select, source: 1, clock: clock).response)
+        #expect(s.last == CommandStatus.success.rawValue)
+        #expect(o.handle(select, source: 1, clock: clock).operations.isEmpty)   // a select operates nothing
+        let op = o.handle(operate, source: 1, clock: clock)
+        #expect(op.operations == [.init(index: 0, value: 1000, function: .operate, master: 1, atMonoMs: clock.monoMs)])
+        #expect(op.response?.last == CommandStatus.success.rawValue)
+        // An operate without a select, or after the select timed out.
+        #expect(o.handle(operate, source: 1, clock: clock).response?.last == CommandStatus.noSelect.rawValue)
+        _ = o.handle(select, source: 1, clock: clock)
+        let late = OutstationClock(utcMs: clock.utcMs, monoMs: clock.monoMs + 6_000)
+        let t = o.handle(operate, source: 1, clock: late)
+        #expect(t.response?.last == CommandStatus.timeout.rawValue && t.operations.isEmpty)
+        #expect(o.outputs[0] == 1000)
+    }
+
+    @Test func directOperateNoResponseOperatesSilently() {
+        var o = Outstation()
+        let r = o.handle(bytes("C1 06 29 01 17 01 02 88 13 00 00 00"), source: 1, clock: clock)   // g41v1 index 2 = 5000
+        #expect(r.response == nil)
+        #expect(r.operations.map(\.value) == [5000])
+    }
+
+    @Test func refusedControlsCarryTheirStatus() {
+        var o = Outstation()
+        // Index 20 does not exist; a negative set point is out of range; a CROB is not supported.
+        #expect(o.handle(bytes("C1 05 29 03 28 01 00 14 00 00 00 7A 44 00"), source: 1, clock: clock).response?.last == CommandStatus.notSupported.rawValue)
+        #expect(o.handle(bytes("C1 05 29 03 28 01 00 00 00 00 00 7A C4 00"), source: 1, clock: clock).response?.last == CommandStatus.outOfRange.rawValue)
+        let crob = o.handle(bytes("C1 05 0C 01 28 01 00 00 00 03 01 E8 03 00 00 00 00 00 00 00"), source: 1, clock: clock)
+        #expect(crob.response?.last == CommandStatus.notSupported.rawValue && crob.operations.isEmpty)
+    }
+
+    @Test func unknownFunctionsObjectsAndRangesGetTheirIIN() throws {
+        var o = Outstation()
+        o.update(values(), clock: clock)
+        #expect(iin(o.handle(bytes("C1 11"), source: 1, clock: clock).response).contains(.noFunctionSupport))   // function 17
+        #expect(iin(o.handle(bytes("C1 01 63 01 06"), source: 1, clock: clock).response).contains(.objectUnknown))
+        #expect(iin(o.handle(bytes("C1 02 63 01 07 01 00"), source: 1, clock: clock).response).contains(.objectUnknown))
+        let range = try #require(o.handle(bytes("C1 01 1E 05 00 00 FF"), source: 1, clock: clock).response)
+        #expect(iin(range).contains(.parameterError))
+        #expect(o.handle([0xC1], source: 1, clock: clock).response == nil)
+    }
+
+    @Test func readsByRangeAndByIndex() throws {
+        var o = Outstation()
+        o.update(values(), clock: clock)
+        let r = try #require(o.handle(bytes("C1 01 1E 01 00 01 01"), source: 1, clock: clock).response)   // g30v1 index 1 only
+        #expect(Array(r[4...]) == [30, 1, 0x00, 1, 1, 0x01] + le(UInt32(40_000)))
+        let i = try #require(o.handle(bytes("C2 01 14 01 17 01 00"), source: 1, clock: clock).response)   // g20v1, index 0 prefixed
+        #expect(Array(i[4...]) == [20, 1, 0x00, 0, 0, 0x01] + le(UInt32(3)))
+    }
+
+    @Test func lanTimeSyncUsesTheRecordedTime() throws {
+        var o = Outstation()
+        _ = o.handle(bytes("C1 18"), source: 1, clock: clock)                   // RECORD CURRENT TIME
+        let later = OutstationClock(utcMs: clock.utcMs + 300, monoMs: clock.monoMs + 300)
+        let master = clock.utcMs + 10_000                                       // the master's time when it sent it
+        let r = o.handle([0xC2, 0x02, 50, 3, 0x07, 1] + DNP3Time.encode(master), source: 1, clock: later)
+        #expect(!iin(r.response).contains(.needTime))
+        #expect(o.dnp3Time(later) == master + 300)
+        let d = try #require(o.handle(bytes("C3 17"), source: 1, clock: later).response)   // DELAY MEASURE
+        #expect(Array(d[4...]) == [52, 2, 0x07, 1, 0, 0])
+    }
+
+    @Test func unsolicitedClassesFollowEnableAndDisable() {
+        var o = Outstation()
+        _ = o.handle(bytes("C1 14 3C 02 06 3C 03 06"), source: 1, clock: clock)
+        #expect(o.unsolicitedClasses == [1, 2])
+        _ = o.handle(bytes("C2 15 3C 02 06"), source: 1, clock: clock)
+        #expect(o.unsolicitedClasses == [2])
+    }
+}
+
+/// Requests exactly as opendnp3 (dnp3-python 0.3.0b1) sent them to this outstation, copied from its
+/// ALL_COMMS log in the interop test, and the answers they must get.
+@Suite struct OpenDNP3CapturedRequestTests {
+    let clock = OutstationClock(utcMs: 1_700_000_000_000, monoMs: 10_000)
+
+    @Test func lanTimeSyncEnableUnsolicitedAndDirectOperate() throws {
+        var o = Outstation()
+        #expect(o.handle(bytes("C3 18"), source: 1, clock: clock).response == bytes("C3 81 90 00"))   // RECORD CURRENT TIME
+        let write = o.handle(bytes("C4 02 32 03 07 01 78 34 D1 27 A2 01"), source: 1, clock: clock)  // WRITE g50v3
+        #expect(write.response == bytes("C4 81 80 00"))
+        #expect(o.dnp3Time(clock) == DNP3Time.decode(bytes("78 34 D1 27 A2 01")))
+        #expect(o.handle(bytes("C5 14 3C 02 06 3C 03 06 3C 04 06"), source: 1, clock: clock).response == bytes("C5 81 80 00"))
+        #expect(o.unsolicitedClasses == [1, 2, 3])
+        let op = o.handle(bytes("C7 05 29 03 28 01 00 00 00 00 60 6A 46 00"), source: 1, clock: clock)   // DIRECT OPERATE g41v3
+        #expect(op.response == bytes("C7 81 80 00 29 03 28 01 00 00 00 00 60 6A 46 00"))
+        #expect(op.operations.map(\.value) == [15_000])
+    }
+}
