@@ -71,7 +71,7 @@ let package = Package(
             name: "FieldController",
             dependencies: [
                 "ModbusBridge", "DigitalIO", "CTSensorDriver", "ControlCycle", "FailSafe", "Headroom", "LMCConfig", "Supervision", "SetPointRelay", "RingLog", "OSCP", "LMCPlatform",
-                "CTimex", "TOMLReader", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "DNP3", "CTimex", "TOMLReader", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: testHooks
         ),
@@ -87,7 +87,7 @@ let package = Package(
 
         // make fuzz: libFuzzer targets for every input from outside; without the fuzzer, a corpus replayer.
         .target(name: "CLibFuzzer"),
-        .executableTarget(name: "LMCFuzz", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "OSCP", "HTTPTransport", "RingLog", "Supervision", "CLibFuzzer"]),
+        .executableTarget(name: "LMCFuzz", dependencies: ["CTSensorDriver", "LMCConfig", "ModbusBridge", "OSCP", "HTTPTransport", "RingLog", "Supervision", "DNP3", "CLibFuzzer"]),
 
         // Test helpers: Python peers, socat pty pairs, the built `lmc`.
         .target(name: "LMCTestSupport", path: "Tests/LMCTestSupport"),

@@ -17,6 +17,8 @@ public struct OutstationConfig: Sendable, Equatable {
     public var selectTimeoutMs: UInt64
     /// Event buffer capacity for classes 1, 2 and 3.
     public var eventBuffer: [Int]
+    /// Analog outputs that take operates (one per configured site); the rest answer NOT_SUPPORTED.
+    public var outputsInService: Int = .max
 
     public init(localAddress: UInt16 = 1024, masterAddresses: Set<UInt16> = [1], maxFragment: Int = 2048,
                 selectTimeoutMs: UInt64 = 5_000, eventBuffer: [Int] = [100, 100, 100]) {
@@ -266,7 +268,7 @@ public struct Outstation: Sendable {
                 default: v = Double(bitPattern: (0..<8).reduce(UInt64(0)) { $0 | UInt64(d[$1]) << (8 * UInt64($1)) })
                 }
                 vs.append(v)
-                if Int(o.index) >= outputs.count { st.append(.notSupported) }
+                if Int(o.index) >= min(outputs.count, config.outputsInService) { st.append(.notSupported) }
                 else if !v.isFinite || v < 0 { st.append(.outOfRange) }
                 else if !config.masterAddresses.contains(source) { st.append(.notAuthorized) }
                 else { st.append(selectStatus ?? .success) }

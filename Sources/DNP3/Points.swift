@@ -92,7 +92,7 @@ public struct PointMap: Sendable, Equatable {
             a.append(.init(type: .analogInput, index: AI.mpValue(i), name: "mp[\(i)].value", unit: "W", scale: 1, eventClass: 2, deadband: 1000,
                            description: "measurement point \(i): the value control uses (W, or VA for an apparent-power MP)"))
             a.append(.init(type: .analogInput, index: AI.mpLimit(i), name: "mp[\(i)].limit", unit: "W", scale: 1, eventClass: 1, deadband: 100,
-                           description: "measurement point \(i): its limit"))
+                           description: "measurement point \(i): the limit it imposes on its sites (no value while it holds)"))
             a.append(.init(type: .analogInput, index: AI.mpState(i), name: "mp[\(i)].state", unit: "code", scale: 1, eventClass: 1, deadband: 0,
                            description: "measurement point \(i): state 0 holding, 1 riding, 2 regulating, 3 releasing, 4 blind"))
         }

@@ -2,6 +2,7 @@ import CTSensorDriver
 import CTimex
 import ControlCycle
 import DigitalIO
+import DNP3
 import FailSafe
 import Headroom
 import LMCConfig
@@ -43,6 +44,9 @@ final class Runtime {
     private var upstreamService: UpstreamService?
     private var upstream: UpstreamServer? { upstreamService?.server }
     private var oscp: OSCPCapacityProvider?
+    /// The DNP3 outstation ([dnp3], docs/dnp3.md) and the remote set points its master operated, by site index.
+    private var dnp3: DNP3Server?
+    private var dnp3Remote: [Int: RemoteSetPoint] = [:]
     private var breakers: [String: BreakerWorker] = [:]
     private var breakerErrors: [String: String] = [:]
     #if LMC_TEST_HOOKS
@@ -207,6 +211,18 @@ final class Runtime {
             if let why = service.failure { log(why); status.note(why) }
             upstreamService = service
         }
+        if let d = rc.dnp3 {
+            var oc = OutstationConfig(localAddress: UInt16(d.outstationAddress), masterAddresses: [UInt16(d.masterAddress)],
+                                      selectTimeoutMs: UInt64(d.selectTimeoutSeconds * 1000), eventBuffer: Array(repeating: d.eventBuffer, count: 3))
+            oc.outputsInService = min(config.sites.count, PointMap.maxSites)
+            do {
+                dnp3 = try DNP3Server(.init(host: d.listen, port: d.port, allowedIPs: d.allowedIPs, outstation: oc))
+                log("DNP3 outstation \(d.outstationAddress) listening on tcp \(d.listen):\(d.port) for master \(d.masterAddress)")
+            } catch {
+                log("DNP3 outstation not started: \(error)")
+                status.note("DNP3 outstation not serving: \(error)")
+            }
+        }
     }
 
     private func openHardwareWatchdog() {
@@ -230,6 +246,8 @@ final class Runtime {
     private func stopIO(keeping next: [String: BreakerWiring]? = nil) {
         upstreamService?.stop()
         upstreamService = nil
+        dnp3?.stop()
+        dnp3 = nil
         oscp?.stop()
         oscp = nil
         for (site, b) in breakers where next?[site] != b.driver.wiring {
@@ -385,6 +403,18 @@ final class Runtime {
                 }
             }
         }
+        if let d = dnp3, let validity = config.runtime.dnp3?.remoteValiditySeconds {
+            for op in d.takeOperations() where op.index < config.sites.count {
+                dnp3Remote[op.index] = RemoteSetPoint(watts: op.value, validitySeconds: validity, receivedAtNs: op.atMonoMs * 1_000_000)
+                event(.log, "DNP3 \(op.function) from master \(op.master): site \(config.sites[op.index].id) remote set point \(op.value) W for \(validity) s")
+            }
+            // The later of the Modbus and the DNP3 remote set point is the site's.
+            for (j, r) in dnp3Remote where j < config.sites.count {
+                let id = config.sites[j].id
+                if let m = remote[id], m.receivedAtNs >= r.receivedAtNs { continue }
+                remote[id] = r
+            }
+        }
         let pending = commands.pending()
         let wall = wallNs()
         upstreamService?.tick(nowNs: nowNs)
@@ -430,6 +460,7 @@ final class Runtime {
             if let fallback = site.oscpFallbackW { oscp?.post(site: site.site, watts: site.watts, fallbackW: fallback) }
         }
         upstream?.publish(UpstreamServer.Snapshot(out.upstream))
+        dnp3?.publish(PointValues(out.upstream))
         let (wall, sample, closed) = (snap.wallNs, out.sample, out.halfHour)
         ringLog?.post { store in
             try store.record(sample, wallNs: wall, monoNs: nowNs)
@@ -463,6 +494,31 @@ extension UpstreamServer.Snapshot {
         self.init(mode: v.mode, alarmBits: v.alarmBits, cycles: v.cycles, overruns: v.overruns, trips: v.trips,
                   mps: v.mps.map { .init(value: $0.value, quality: $0.quality, state: $0.state, limitW: $0.limitW) },
                   sites: v.sites.map { .init(setPointW: $0.setPointW, boundBy: $0.boundBy, pocImportW: $0.pocImportW, relayOK: $0.relayOK, appliedA: $0.appliedA) })
+    }
+}
+
+extension PointValues {
+    /// The cycle's upstream view as DNP3 points (docs/dnp3-map.md); points of MPs and sites not
+    /// configured have no value.
+    init(_ v: UpstreamView) {
+        self.init(map: .standard)
+        for (i, mp) in v.mps.prefix(PointMap.maxMeasurementPoints).enumerated() {
+            analogs[PointMap.AI.mpValue(i)] = mp.value
+            analogs[PointMap.AI.mpLimit(i)] = mp.limitW
+            analogs[PointMap.AI.mpState(i)] = Double(mp.state)
+        }
+        for (j, site) in v.sites.prefix(PointMap.maxSites).enumerated() {
+            analogs[PointMap.AI.siteSetPoint(j)] = site.setPointW
+            analogs[PointMap.AI.siteImport(j)] = site.pocImportW
+            analogs[PointMap.AI.siteBoundBy(j)] = Double(site.boundBy)
+            binaries[PointMap.BI.relayOK(j)] = site.relayOK
+        }
+        analogs[PointMap.AI.mode] = Double(v.mode)
+        for k in 0..<PointMap.alarmNames.count { binaries[PointMap.BI.alarm(k)] = v.alarmBits & (1 << UInt32(k)) != 0 }
+        for k in 0..<PointMap.modeNames.count { binaries[PointMap.BI.mode(k)] = Int(v.mode) == k }
+        counters[PointMap.CI.trips] = v.trips
+        counters[PointMap.CI.cycles] = v.cycles
+        counters[PointMap.CI.overruns] = v.overruns
     }
 }
 

@@ -192,6 +192,7 @@ private func declarations() -> [ConfigKey] {
     key("allowed_ips", .strings, .contextual("`[\"127.0.0.1\"]`"), "master IP addresses allowed to connect")
     key("event_buffer", .number, .number(100), min: 1, max: 10_000, "events kept per class until the master confirms them")
     key("select_timeout_s", .number, .number(5), unit: "s", min: 0.1, max: 60, "an OPERATE must follow its SELECT within this")
+    key("remote_validity_s", .number, .number(300), unit: "s", min: 1, max: 86_400, "a remote set point operated on g41 holds for this long")
 
     table = "oscp"
     key("listen", .string, .string("127.0.0.1"), "address our endpoint listens on")

@@ -87,6 +87,7 @@ public struct RuntimeConfig: Sendable {
         public var allowedIPs: Set<String> = ["127.0.0.1"]
         public var eventBuffer = 100
         public var selectTimeoutSeconds = 5.0
+        public var remoteValiditySeconds = 300.0
         public init() {}
     }
     public var dnp3: DNP3?
@@ -322,6 +323,7 @@ extension RuntimeConfig {
             }
             c.eventBuffer = Int(d.number("event_buffer")!)
             c.selectTimeoutSeconds = d.number("select_timeout_s")!
+            c.remoteValiditySeconds = d.number("remote_validity_s")!
             if let v = d.table["allowed_ips"] {
                 var ips = Set<String>()
                 if case .array(let items) = v {

@@ -282,6 +282,42 @@ final class Daemon {
         #expect(try d.applied() == 231)
     }
 
+    /// [dnp3]: opendnp3 (dnp3-python) as the DNO's master. Its startup integrity poll reads the map
+    /// from lmc's cycles, and a DIRECT OPERATE on site 0's remote set point (g41v3, W) reaches the
+    /// charger like the Modbus remote set point does. (dnp3-python aborts once a command's result
+    /// reaches Python — Tests/peers/dnp3_master.py — after opendnp3 has sent the operate.)
+    @Test func aDNP3MasterReadsTheMapAndItsRemoteSetPointReachesTheCharger() throws {
+        let probe = try run(Repo.python, ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
+        let port = Int(probe.out.trimmingCharacters(in: .whitespacesAndNewlines))!
+        let d = try Daemon(tag: "dnp3", extra: "\n[dnp3]\nlisten = \"127.0.0.1\"\nport = \(port)\nremote_validity_s = 60\n")
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        let master = try ChildProcess(Repo.python, [Repo.peer("dnp3_master.py"), "--port", "\(port)", "--timesync", "nonlan"])
+        defer { master.stop() }
+        func value(_ gv: String, _ index: Int) throws -> Double {
+            var found: Double?
+            try waitFor(10, "\(gv) index \(index) from the integrity poll") {
+                found = master.lines.compactMap { try? jsonObject($0) }.last {
+                    $0["kind"] as? String == "value" && $0["gv"] as? String == gv && $0["index"] as? Int == index
+                }.flatMap { ($0["value"] as? NSNumber)?.doubleValue }
+                return found != nil
+            }
+            return found!
+        }
+        #expect(try value("Group30Var5", 48) == 0, "mode NORMAL")
+        #expect(try value("Group1Var2", 7) == 1, "mode.normal")
+        let trafo = try value("Group30Var5", 0)
+        #expect(abs(trafo - 400_000) < 2_000, "mp[0].value \(trafo)")
+        #expect(try value("Group30Var5", 2) == 0, "mp[0].state holding")
+        #expect(try value("Group30Var5", 24) > 0, "site[0].set_point")
+        // The DNO asks for 160 kW: 160 kVA = 231 A per phase at the charger, as through the Modbus map.
+        master.send("direct 0 160000")
+        try waitFor(5, "charger at 231 A") { try d.applied() == 231 }
+        try waitFor(3, "the operate in the events ring with the master's address") {
+            let e = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
+            return e.contains("DNP3 directOperate from master 1: site hub remote set point 160000.0 W")
+        }
+    }
+
     /// [box] hardware_watchdog: lmc run pets the device from cycles that finished on time, and disarms it
     /// with the magic close ("V") on a clean stop. A regular file stands in for /dev/watchdog here.
     /// Before: the class existed but lmc run never opened the device (the key was refused as unknown).
