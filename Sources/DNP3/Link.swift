@@ -141,6 +141,8 @@ extension LinkFrame {
 public struct LinkStreamParser: Sendable {
     private var buffer: [UInt8] = []
     public private(set) var errors: [LinkError] = []
+    /// Every error so far (`errors` keeps only the last 16).
+    public private(set) var errorCount = 0
     public init() {}
 
     /// Appends bytes; returns the frames completed, in order. Errors are kept in `errors` (the last 16).
@@ -173,6 +175,7 @@ public struct LinkStreamParser: Sendable {
     }
 
     private mutating func note(_ e: LinkError) {
+        errorCount += 1
         errors.append(e)
         if errors.count > 16 { errors.removeFirst(errors.count - 16) }
     }

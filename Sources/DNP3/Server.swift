@@ -140,6 +140,9 @@ public final class DNP3Server: Sendable {
         var txSeq: UInt8 = 0
     }
 
+    /// Response bytes waiting for a master before its requests are no longer read.
+    static let maxPendingOut = 64 * 1024
+
     private func serve() {
         var conn: Connection? = nil
         var buf = [UInt8](repeating: 0, count: 4096)
@@ -149,21 +152,29 @@ public final class DNP3Server: Sendable {
         }
         while !loop.isStopping {
             var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
-            if let c = conn { fds.append(pollfd(fd: c.fd, events: Int16(POLLIN) | (c.out.isEmpty ? 0 : Int16(POLLOUT)), revents: 0)) }
+            // A master that does not read its responses is not read either (TCP holds it back), and is
+            // cut after the send deadline.
+            if let c = conn {
+                fds.append(pollfd(fd: c.fd, events: (c.out.count < Self.maxPendingOut ? Int16(POLLIN) : 0) | (c.out.isEmpty ? 0 : Int16(POLLOUT)), revents: 0))
+            }
             _ = poll(&fds, nfds_t(fds.count), 50)
             if fds[0].revents & Int16(POLLIN) != 0 { accept(&conn) }
             guard var c = conn, fds.count > 1, c.fd == fds[1].fd else { continue }
             let r = fds[1].revents
             var closed = false
-            if r & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+            if r & Int16(POLLIN | POLLHUP | POLLERR) != 0 && fds[1].events & Int16(POLLIN) != 0 {
                 let n = buf.withUnsafeMutableBytes { Sys.recv(c.fd, $0.baseAddress, $0.count, 0) }
                 if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
                     closed = true
                 } else if n > 0 {
+                    let before = c.parser.errorCount + c.transport.drops
                     let frames = c.parser.feed(buf[0..<n])
                     for f in frames { receive(f, &c) }
-                    statusBox.withLock { $0.framesDropped = c.parser.errors.count + c.transport.drops }
+                    let dropped = c.parser.errorCount + c.transport.drops - before
+                    if dropped > 0 { statusBox.withLock { $0.framesDropped += dropped } }
                 }
+            } else if r & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
+                closed = true
             }
             if !closed && !c.out.isEmpty {
                 let n = c.out.withUnsafeBytes { Sys.send(c.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
