@@ -19,11 +19,18 @@ public struct OutstationConfig: Sendable, Equatable {
     public var eventBuffer: [Int]
     /// Analog outputs that take operates (one per configured site); the rest answer NOT_SUPPORTED.
     public var outputsInService: Int = .max
+    /// Unsolicited responses: the null one at start, then events of the classes the master enables.
+    public var unsolicited: Bool
+    /// Repeats of an unconfirmed unsolicited response before it is given up.
+    public var unsolicitedRetries: Int
+    public var unsolicitedConfirmTimeoutMs: UInt64
 
     public init(localAddress: UInt16 = 1024, masterAddresses: Set<UInt16> = [1], maxFragment: Int = 2048,
-                selectTimeoutMs: UInt64 = 5_000, eventBuffer: [Int] = [100, 100, 100]) {
+                selectTimeoutMs: UInt64 = 5_000, eventBuffer: [Int] = [100, 100, 100], unsolicited: Bool = true,
+                unsolicitedRetries: Int = 3, unsolicitedConfirmTimeoutMs: UInt64 = 5_000) {
         self.localAddress = localAddress; self.masterAddresses = masterAddresses; self.maxFragment = maxFragment
         self.selectTimeoutMs = selectTimeoutMs; self.eventBuffer = eventBuffer
+        self.unsolicited = unsolicited; self.unsolicitedRetries = unsolicitedRetries; self.unsolicitedConfirmTimeoutMs = unsolicitedConfirmTimeoutMs
     }
 }
 
@@ -67,6 +74,13 @@ public struct Outstation: Sendable {
     /// Sequence and events of the last response that asked for a confirmation.
     public private(set) var pendingConfirm: (seq: UInt8, ids: Set<UInt64>)?
     private var select: (seq: UInt8, body: [UInt8], atMonoMs: UInt64)?
+    public private(set) var pendingUnsolicited: PendingUnsolicited?
+    /// The restart's null unsolicited response was confirmed (events may follow).
+    public private(set) var nullUnsolicitedConfirmed = false
+    /// Unsolicited responses given up after their retries.
+    public private(set) var unsolicitedGivenUp = 0
+    private var unsolicitedSeq: UInt8 = 0
+    private var unsolicitedHoldUntilMs: UInt64 = 0
     private var recordedTimeUtcMs: UInt64?
     private var reported: PointValues
     private var hasValues = false
@@ -151,6 +165,10 @@ public struct Outstation: Sendable {
             if !req.control.uns, let p = pendingConfirm, p.seq == seq {
                 events.remove(p.ids)
                 pendingConfirm = nil
+            } else if req.control.uns, let p = pendingUnsolicited, p.seq == seq {
+                events.remove(p.ids)
+                if p.ids.isEmpty { nullUnsolicitedConfirmed = true }
+                pendingUnsolicited = nil
             }
             return Output(response: nil)
         }
@@ -372,47 +390,56 @@ public struct Outstation: Sendable {
                 runStart = k
             }
         }
-        // Events, oldest first, while they fit.
-        var sent: [Event] = []
+        // Events, oldest first, while they fit (not those in flight in an unsolicited response).
+        let inFlight = pendingUnsolicited?.ids ?? []
+        let sent = Self.appendEvents(&w, events.events.filter { !inFlight.contains($0.id) }, wanted: wanted, encode: eventObject)
         var sentIDs = Set<UInt64>()
-        if !wanted.isEmpty {
-            var picked: [(Event, UInt8)] = []
-            var counts = Array(repeating: 0, count: wanted.count)
-            for e in events.events {
-                for (k, want) in wanted.enumerated() where want.filter(e) && (want.limit.map { counts[k] < $0 } ?? true) {
-                    counts[k] += 1
-                    picked.append((e, want.variation))
-                    break
-                }
-            }
-            // Group consecutive events of one group and variation under one 0x28 header.
-            var k = 0
-            while k < picked.count {
-                let (g, v) = eventGV(picked[k].0, requested: picked[k].1)
-                var objs: [(index: Int, data: [UInt8])] = []
-                var batch: [Event] = []
-                var size = 5
-                var j = k
-                while j < picked.count, eventGV(picked[j].0, requested: picked[j].1) == (g, v) {
-                    let data = eventObject(picked[j].0, variation: v)
-                    if size + 2 + data.count > w.remaining { break }
-                    size += 2 + data.count
-                    objs.append((picked[j].0.index, data)); batch.append(picked[j].0)
-                    j += 1
-                }
-                if objs.isEmpty { break }
-                w.indexed(group: g, variation: v, objects: objs)
-                sent += batch
-                if j < picked.count, eventGV(picked[j].0, requested: picked[j].1) == (g, v) { break } // full
-                k = j
-            }
-        }
         for e in sent { sentIDs.insert(e.id) }
         if !sentIDs.isEmpty {
             w.setControl(AppControl(fir: true, fin: true, con: true, uns: false, seq: control.seq))
             pendingConfirm = (control.seq, sentIDs)
         }
         return w.finish(iin: currentIIN(unsent: events.events.filter { !sentIDs.contains($0.id) }).union(extra))
+    }
+
+    /// Writes the events `wanted` picks (each with its variation, 0: the default) in order, grouped
+    /// under 0x28 headers, while they fit. Returns those written.
+    static func appendEvents(_ w: inout FragmentWriter, _ candidates: [Event], wanted: [(filter: (Event) -> Bool, limit: Int?, variation: UInt8)],
+                             encode: (Event, UInt8) -> [UInt8]) -> [Event] {
+        func gv(_ e: Event, _ v: UInt8) -> (UInt8, UInt8) { let (g, dv) = e.type.eventGV!; return (g, v == 0 ? dv : v) }
+        var sent: [Event] = []
+        guard !wanted.isEmpty else { return sent }
+        var picked: [(Event, UInt8)] = []
+        var counts = Array(repeating: 0, count: wanted.count)
+        for e in candidates {
+            for (k, want) in wanted.enumerated() where want.filter(e) && (want.limit.map { counts[k] < $0 } ?? true) {
+                counts[k] += 1
+                picked.append((e, want.variation))
+                break
+            }
+        }
+        // Group consecutive events of one group and variation under one 0x28 header.
+        var k = 0
+        while k < picked.count {
+            let (g, v) = gv(picked[k].0, picked[k].1)
+            var objs: [(index: Int, data: [UInt8])] = []
+            var batch: [Event] = []
+            var size = 5
+            var j = k
+            while j < picked.count, gv(picked[j].0, picked[j].1) == (g, v) {
+                let data = encode(picked[j].0, v)
+                if size + 2 + data.count > w.remaining { break }
+                size += 2 + data.count
+                objs.append((picked[j].0.index, data)); batch.append(picked[j].0)
+                j += 1
+            }
+            if objs.isEmpty { break }
+            w.indexed(group: g, variation: v, objects: objs)
+            sent += batch
+            if j < picked.count, gv(picked[j].0, picked[j].1) == (g, v) { break } // full
+            k = j
+        }
+        return sent
     }
 
     private func eventGV(_ e: Event, requested v: UInt8) -> (UInt8, UInt8) {
@@ -472,6 +499,64 @@ public struct Outstation: Sendable {
         case .analogOutput:
             return []
         }
+    }
+
+    // MARK: Unsolicited responses
+
+    /// An unsolicited response sent and not yet confirmed.
+    public struct PendingUnsolicited: Sendable, Equatable {
+        public var seq: UInt8
+        public var ids: Set<UInt64>
+        public var fragment: [UInt8]
+        public var sentAtMonoMs: UInt64
+        /// Sends after the first.
+        public var retries: Int
+    }
+
+    /// A new master connection: an unsolicited response in flight is sent again at once to it.
+    public mutating func connectionOpened() {
+        if var p = pendingUnsolicited { p.sentAtMonoMs = 0; p.retries = 0; pendingUnsolicited = p }
+        unsolicitedHoldUntilMs = 0
+    }
+
+    /// What to send unprompted now, if anything (the runner asks every turn while a master is
+    /// connected): first the null unsolicited response of a restart, until confirmed; then events of
+    /// the classes the master enabled. Each is repeated with the same sequence number every
+    /// `unsolicitedConfirmTimeoutMs` until confirmed, at most `unsolicitedRetries` times; then it is
+    /// given up (its events stay for the next one or a poll) and counted.
+    public mutating func pollUnsolicited(clock: OutstationClock) -> [UInt8]? {
+        guard config.unsolicited else { return nil }
+        if var p = pendingUnsolicited {
+            guard p.sentAtMonoMs == 0 || clock.monoMs &- p.sentAtMonoMs >= config.unsolicitedConfirmTimeoutMs else { return nil }
+            let first = p.sentAtMonoMs == 0 && p.retries == 0
+            if !first && p.retries >= config.unsolicitedRetries && !(p.ids.isEmpty && !nullUnsolicitedConfirmed) {
+                pendingUnsolicited = nil
+                unsolicitedGivenUp += 1
+                unsolicitedHoldUntilMs = clock.monoMs + config.unsolicitedConfirmTimeoutMs
+                return nil
+            }
+            if !first { p.retries += 1 }
+            p.sentAtMonoMs = max(1, clock.monoMs)
+            pendingUnsolicited = p
+            return p.fragment
+        }
+        guard clock.monoMs >= unsolicitedHoldUntilMs else { return nil }
+        let control = AppControl(fir: true, fin: true, con: true, uns: true, seq: unsolicitedSeq)
+        var w = FragmentWriter(control: control, function: .unsolicitedResponse, limit: config.maxFragment)
+        var sent: [Event] = []
+        if nullUnsolicitedConfirmed {
+            let classes = unsolicitedClasses
+            let solicited = pendingConfirm?.ids ?? []
+            let candidates = events.events.filter { classes.contains($0.eventClass) && !solicited.contains($0.id) }
+            guard !candidates.isEmpty else { return nil }
+            sent = Self.appendEvents(&w, candidates, wanted: [({ _ in true }, nil, 0)], encode: eventObject)
+            guard !sent.isEmpty else { return nil }
+        }
+        let ids = Set(sent.map(\.id))
+        let fragment = w.finish(iin: currentIIN(unsent: events.events.filter { !ids.contains($0.id) }))
+        pendingUnsolicited = PendingUnsolicited(seq: unsolicitedSeq, ids: ids, fragment: fragment, sentAtMonoMs: max(1, clock.monoMs), retries: 0)
+        unsolicitedSeq = (unsolicitedSeq + 1) & 0x0F
+        return fragment
     }
 }
 

@@ -162,6 +162,11 @@ public final class DNP3Server: Sendable {
             guard var c = conn, fds.count > 1, c.fd == fds[1].fd else { continue }
             let r = fds[1].revents
             var closed = false
+            // Unsolicited responses go out while a master is connected (checked every turn, ≤ 50 ms).
+            if let master = parameters.outstation.masterAddresses.min(), c.out.count < Self.maxPendingOut {
+                let clk = clock()
+                if let u = state.withLock({ $0.pollUnsolicited(clock: clk) }) { enqueue(u, to: master, &c) }
+            }
             if r & Int16(POLLIN | POLLHUP | POLLERR) != 0 && fds[1].events & Int16(POLLIN) != 0 {
                 let n = buf.withUnsafeMutableBytes { Sys.recv(c.fd, $0.baseAddress, $0.count, 0) }
                 if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -209,6 +214,7 @@ public final class DNP3Server: Sendable {
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         if let old = conn { Sys.close(old.fd) }
         conn = Connection(fd: fd, peer: peer)
+        state.withLock { $0.connectionOpened() }
         statusBox.withLock { $0.connectedPeer = peer; $0.connections += 1 }
     }
 
@@ -262,12 +268,17 @@ public final class DNP3Server: Sendable {
         }
         if !out.operations.isEmpty { operationsBox.withLock { $0 += out.operations } }
         guard let resp = out.response else { return }
-        let (segments, next) = Transport.segment(resp, seq: c.txSeq)
+        enqueue(resp, to: f.source, &c)
+    }
+
+    /// A fragment as transport segments in unconfirmed user data frames.
+    private func enqueue(_ fragment: [UInt8], to destination: UInt16, _ c: inout Connection) {
+        let (segments, next) = Transport.segment(fragment, seq: c.txSeq)
         c.txSeq = next
         if c.out.isEmpty { c.outSinceNs = monotonicNanoseconds() }
         for s in segments {
             c.out += LinkFrame(fromMaster: false, primary: true, function: LinkFunction.unconfirmedUserData.rawValue,
-                               destination: f.source, source: parameters.outstation.localAddress, userData: s).encode()
+                               destination: destination, source: parameters.outstation.localAddress, userData: s).encode()
         }
     }
 }

@@ -213,7 +213,9 @@ final class Runtime {
         }
         if let d = rc.dnp3 {
             var oc = OutstationConfig(localAddress: UInt16(d.outstationAddress), masterAddresses: [UInt16(d.masterAddress)],
-                                      selectTimeoutMs: UInt64(d.selectTimeoutSeconds * 1000), eventBuffer: Array(repeating: d.eventBuffer, count: 3))
+                                      selectTimeoutMs: UInt64(d.selectTimeoutSeconds * 1000), eventBuffer: Array(repeating: d.eventBuffer, count: 3),
+                                      unsolicited: d.unsolicited, unsolicitedRetries: d.unsolicitedRetries,
+                                      unsolicitedConfirmTimeoutMs: UInt64(d.unsolicitedConfirmTimeoutSeconds * 1000))
             oc.outputsInService = min(config.sites.count, PointMap.maxSites)
             do {
                 dnp3 = try DNP3Server(.init(host: d.listen, port: d.port, allowedIPs: d.allowedIPs, outstation: oc))

@@ -192,6 +192,9 @@ private func declarations() -> [ConfigKey] {
     key("allowed_ips", .strings, .contextual("`[\"127.0.0.1\"]`"), "master IP addresses allowed to connect")
     key("event_buffer", .number, .number(100), min: 1, max: 10_000, "events kept per class until the master confirms them")
     key("select_timeout_s", .number, .number(5), unit: "s", min: 0.1, max: 60, "an OPERATE must follow its SELECT within this")
+    key("unsolicited", .bool, .bool(true), "send unsolicited responses: the null one at start, then events of the classes the master enables")
+    key("unsolicited_retries", .number, .number(3), min: 0, max: 100, "repeats of an unconfirmed unsolicited response before it is given up")
+    key("unsolicited_confirm_timeout_s", .number, .number(5), unit: "s", min: 0.5, max: 600, "wait this long for the master's confirm before a repeat")
     key("remote_validity_s", .number, .number(300), unit: "s", min: 1, max: 86_400, "a remote set point operated on g41 holds for this long")
 
     table = "oscp"

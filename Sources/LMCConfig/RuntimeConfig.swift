@@ -88,6 +88,9 @@ public struct RuntimeConfig: Sendable {
         public var eventBuffer = 100
         public var selectTimeoutSeconds = 5.0
         public var remoteValiditySeconds = 300.0
+        public var unsolicited = true
+        public var unsolicitedRetries = 3
+        public var unsolicitedConfirmTimeoutSeconds = 5.0
         public init() {}
     }
     public var dnp3: DNP3?
@@ -324,6 +327,9 @@ extension RuntimeConfig {
             c.eventBuffer = Int(d.number("event_buffer")!)
             c.selectTimeoutSeconds = d.number("select_timeout_s")!
             c.remoteValiditySeconds = d.number("remote_validity_s")!
+            c.unsolicited = d.bool("unsolicited")
+            c.unsolicitedRetries = Int(d.number("unsolicited_retries")!)
+            c.unsolicitedConfirmTimeoutSeconds = d.number("unsolicited_confirm_timeout_s")!
             if let v = d.table["allowed_ips"] {
                 var ips = Set<String>()
                 if case .array(let items) = v {

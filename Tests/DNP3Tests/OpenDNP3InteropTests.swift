@@ -96,6 +96,30 @@ import Testing
         #expect(server.status.framesDropped == 0)
     }
 
+    /// Unsolicited reporting: opendnp3 confirms the restart's null unsolicited response, enables
+    /// classes 1-3, and then gets a change as an unsolicited event without polling, and confirms it.
+    @Test func unsolicitedEventsReachOpenDNP3WithoutAPoll() throws {
+        let server = try DNP3Server(.init(host: "127.0.0.1", port: 0, outstation: .init(localAddress: 1024, masterAddresses: [1])))
+        defer { server.stop() }
+        var v = startingValues()
+        server.publish(v)
+        let master = try started(server)
+        defer { master.stop() }
+        try Self.wait("the null unsolicited response confirmed") { server.outstation.nullUnsolicitedConfirmed }
+        #expect(server.outstation.unsolicitedClasses == [1, 2, 3])
+        for step in 1...3 {
+            v.analogs[PointMap.AI.mpValue(0)] = 12_345.5 + Double(step) * 5_000   // past the 1 kW deadband
+            let t0 = Date()
+            server.publish(v)
+            let ev = try Self.waitFor(master, "unsolicited event \(step)") {
+                Self.value("Group32Var7", PointMap.AI.mpValue(0), event: true)($0) && $0["value"] as? Double == 12_345.5 + Double(step) * 5_000
+            }
+            print("unsolicited event \(step) seen by opendnp3's SOE handler \(Int(Date().timeIntervalSince(t0) * 1000)) ms after publish: \(ev)")
+            try Self.wait("the unsolicited event confirmed") { server.outstation.events.count(class: 2) == 0 && server.outstation.pendingUnsolicited == nil }
+        }
+        #expect(server.outstation.unsolicitedGivenUp == 0)
+    }
+
     /// A master that has finished its startup (unsolicited enabled), with its own server.
     func started(_ server: DNP3Server) throws -> ChildProcess {
         let master = try ChildProcess(Repo.python, [Repo.peer("dnp3_master.py"), "--port", "\(server.port)", "--timesync", "none"])

@@ -188,3 +188,68 @@ import Testing
         #expect(op.operations.map(\.value) == [15_000])
     }
 }
+
+@Suite struct UnsolicitedTests {
+    func at(_ ms: UInt64) -> OutstationClock { OutstationClock(utcMs: 1_700_000_000_000 + ms, monoMs: 10_000 + ms) }
+
+    @Test func theNullUnsolicitedResponseIsRepeatedUntilConfirmed() {
+        var o = Outstation()
+        let null = o.pollUnsolicited(clock: at(0))
+        #expect(null == bytes("F0 82 90 00"))   // FIR FIN CON UNS seq 0, restart and need-time
+        do { let r = o.pollUnsolicited(clock: at(4_999)); #expect(r == nil) }
+        do { let r = o.pollUnsolicited(clock: at(5_000)); #expect(r == null, "the same response, the same sequence") }
+        // Not given up after the retries: a restart must be announced.
+        for k in 2...6 { let r = o.pollUnsolicited(clock: at(UInt64(k) * 5_000)); #expect(r == null) }
+        _ = o.handle(bytes("D1 00"), source: 1, clock: at(30_000))   // another sequence: no
+        #expect(!o.nullUnsolicitedConfirmed)
+        _ = o.handle(bytes("D0 00"), source: 1, clock: at(30_000))
+        #expect(o.nullUnsolicitedConfirmed)
+        do { let r = o.pollUnsolicited(clock: at(40_000)); #expect(r == nil, "nothing enabled, nothing to say") }
+    }
+
+    @Test func eventsOfEnabledClassesGoOutUnsolicitedWithRetriesThenAreGivenUp() throws {
+        var o = Outstation()
+        var v = PointValues(map: .standard)
+        v.binaries[0] = false
+        o.update(v, clock: at(0))
+        _ = o.pollUnsolicited(clock: at(0))
+        _ = o.handle(bytes("D0 00"), source: 1, clock: at(0))
+        v.binaries[0] = true
+        o.update(v, clock: at(100))
+        do { let r = o.pollUnsolicited(clock: at(200)); #expect(r == nil, "class 1 not enabled yet") }
+        _ = o.handle(bytes("C1 14 3C 02 06"), source: 1, clock: at(300))
+        let first = o.pollUnsolicited(clock: at(400))
+        let u = try #require(first)
+        #expect(Array(u.prefix(2)) == [0xF1, 0x82])
+        #expect(Array(u[4..<11]) == [2, 2, 0x28, 1, 0, 0, 0], "g2v2, one event at index 0")
+        #expect(u[11] == 0x81, "online, state on")
+        // A poll meanwhile does not carry the event in flight.
+        let answer = o.handle(bytes("C2 01 3C 02 06"), source: 1, clock: at(500)).response
+        let poll = try #require(answer)
+        #expect(poll.count == 4)
+        // Three retries with the same sequence, then given up: the event stays.
+        for k in 1...3 { let r = o.pollUnsolicited(clock: at(400 + UInt64(k) * 5_000)); #expect(r == u) }
+        do { let r = o.pollUnsolicited(clock: at(400 + 4 * 5_000)); #expect(r == nil) }
+        #expect(o.unsolicitedGivenUp == 1)
+        #expect(o.events.count(class: 1) == 1)
+        // After a pause, a new unsolicited response (next sequence) with the same event; confirmed, it goes.
+        let next = o.pollUnsolicited(clock: at(400 + 5 * 5_000))
+        let again = try #require(next)
+        #expect(again[0] == 0xF2)
+        _ = o.handle(bytes("D2 00"), source: 1, clock: at(30_000))
+        #expect(o.events.events.isEmpty)
+    }
+
+    @Test func aNewConnectionGetsTheResponseInFlightAtOnce() {
+        var o = Outstation()
+        let null = o.pollUnsolicited(clock: at(0))
+        do { let r = o.pollUnsolicited(clock: at(10)); #expect(r == nil) }
+        o.connectionOpened()
+        do { let r = o.pollUnsolicited(clock: at(20)); #expect(r == null) }
+    }
+
+    @Test func offMeansNeverUnsolicited() {
+        var o = Outstation(config: .init(unsolicited: false))
+        do { let r = o.pollUnsolicited(clock: at(0)); #expect(r == nil) }
+    }
+}

@@ -7,7 +7,8 @@ import Testing
 /// reconnects, and a publisher that never waits on a master.
 @Suite(.serialized) struct ServerTests {
     func server(allowed: Set<String> = ["127.0.0.1"]) throws -> DNP3Server {
-        try DNP3Server(.init(host: "127.0.0.1", port: 0, allowedIPs: allowed, outstation: .init(localAddress: 1024, masterAddresses: [1])))
+        // Unsolicited responses off: these tests read only the answers to their own requests.
+        try DNP3Server(.init(host: "127.0.0.1", port: 0, allowedIPs: allowed, outstation: .init(localAddress: 1024, masterAddresses: [1], unsolicited: false)))
     }
 
     /// Reads link frames until `count` arrived or 2 s passed.
@@ -83,7 +84,7 @@ import Testing
     /// A master that never reads its responses: publishing stays in-memory work. The master is cut
     /// after the send deadline.
     @Test func aMasterThatDoesNotReadNeverHoldsThePublisher() throws {
-        let s = try DNP3Server(.init(host: "127.0.0.1", port: 0, outstation: .init(localAddress: 1024, masterAddresses: [1]), sendDeadlineMs: 300))
+        let s = try DNP3Server(.init(host: "127.0.0.1", port: 0, outstation: .init(localAddress: 1024, masterAddresses: [1], unsolicited: false), sendDeadlineMs: 300))
         defer { s.stop() }
         var v = PointValues(map: .standard)
         for i in v.analogs.indices { v.analogs[i] = Double(i) }

@@ -309,6 +309,31 @@ final class Daemon {
         #expect(abs(trafo - 400_000) < 2_000, "mp[0].value \(trafo)")
         #expect(try value("Group30Var5", 2) == 0, "mp[0].state holding")
         #expect(try value("Group30Var5", 24) > 0, "site[0].set_point")
+        // A load step above the 500 kVA limit reaches the master unsolicited (dnp3_master.py polls only
+        // when told, and opendnp3 does not poll on the class IIN by default): the MP's
+        // value past its deadband, and its state leaving holding.
+        try waitFor(10, "unsolicited reporting enabled by the master") { master.stderr.contains("FUNC: ENABLE_UNSOLICITED") }
+        let step = Date()
+        d.meter.send(#"set {"apparent_power_total": 520000, "current_l1": 753.6, "current_l2": 753.6, "current_l3": 753.6}"#)
+        var firstEventMs = -1.0
+        try waitFor(5, "an unsolicited g32v7 event of mp[0].value above 500 kVA") {
+            let events = master.lines.compactMap { try? jsonObject($0) }.filter {
+                $0["gv"] as? String == "Group32Var7" && $0["index"] as? Int == 0 && ($0["event"] as? NSNumber)?.boolValue == true
+            }
+            // The first event of the step (earlier ones are the start-up's, sent once the master enabled them).
+            if firstEventMs < 0, events.contains(where: { (($0["value"] as? NSNumber)?.doubleValue ?? 0) > 410_000 }) {
+                firstEventMs = Date().timeIntervalSince(step) * 1000
+            }
+            return events.contains { (($0["value"] as? NSNumber)?.doubleValue ?? 0) > 500_000 }
+        }
+        let aboveMs = Date().timeIntervalSince(step) * 1000
+        try waitFor(5, "an unsolicited event of mp[0].state leaving holding") {
+            master.lines.compactMap { try? jsonObject($0) }.contains {
+                $0["gv"] as? String == "Group32Var7" && $0["index"] as? Int == 2 && (($0["value"] as? NSNumber)?.doubleValue ?? 0) > 0
+            }
+        }
+        print("meter step to the first unsolicited g32 event at the master: \(Int(firstEventMs)) ms; to one above the limit: \(Int(aboveMs)) ms")
+
         // The DNO asks for 160 kW: 160 kVA = 231 A per phase at the charger, as through the Modbus map.
         master.send("direct 0 160000")
         try waitFor(5, "charger at 231 A") { try d.applied() == 231 }
