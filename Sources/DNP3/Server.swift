@@ -121,6 +121,11 @@ public final class DNP3Server: Sendable {
 
     public var status: Status { statusBox.withLock { $0 } }
 
+    /// Unsolicited responses given up after their retries, and whether one is waiting for its confirm.
+    public var unsolicitedSummary: (givenUp: Int, awaitingConfirm: Bool) {
+        state.withLock { ($0.unsolicitedGivenUp, $0.pendingUnsolicited != nil) }
+    }
+
     /// A copy of the outstation's state (tests, status).
     public var outstation: Outstation { state.withLock { $0 } }
 

@@ -463,6 +463,13 @@ final class Runtime {
         }
         upstream?.publish(UpstreamServer.Snapshot(out.upstream))
         dnp3?.publish(PointValues(out.upstream))
+        if let d = dnp3 {
+            let st = d.status, u = d.unsolicitedSummary
+            status.updateDNP3(.init(peer: st.connectedPeer, lastRequestSecondsAgo: st.lastRequestNs.map { Double(nowNs &- min(nowNs, $0)) / 1e9 },
+                                    unsolicitedGivenUp: u.givenUp))
+        } else {
+            status.updateDNP3(nil)
+        }
         let (wall, sample, closed) = (snap.wallNs, out.sample, out.halfHour)
         ringLog?.post { store in
             try store.record(sample, wallNs: wall, monoNs: nowNs)

@@ -308,6 +308,7 @@ final class Daemon {
         let trafo = try value("Group30Var5", 0)
         #expect(abs(trafo - 400_000) < 2_000, "mp[0].value \(trafo)")
         #expect(try value("Group30Var5", 2) == 0, "mp[0].state holding")
+        try waitFor(3, "lmc status shows the master") { try d.status().contains("dnp3: master 127.0.0.1 connected, last request") }
         #expect(try value("Group30Var5", 24) > 0, "site[0].set_point")
         // A load step above the 500 kVA limit reaches the master unsolicited (dnp3_master.py polls only
         // when told, and opendnp3 does not poll on the class IIN by default): the MP's
