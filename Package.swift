@@ -80,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "LMCBench",
             dependencies: [
-                "ModbusBridge", "ControlCycle", "FailSafe", "Headroom", "RingLog", "CTSensorDriver", "LMCPlatform",
+                "ModbusBridge", "ControlCycle", "FailSafe", "Headroom", "RingLog", "CTSensorDriver", "LMCPlatform", "DNP3",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -56,6 +56,9 @@ public final class DNP3Server: Sendable {
     private let statusBox = Mutex(Status())
     private let loop = LoopThread()
     private let listener: Int32
+    /// A pipe the publisher writes a byte to when it queued events: the network thread wakes at once
+    /// to send them unsolicited instead of at its next 50 ms turn.
+    private let wake: (read: Int32, write: Int32)
     public let parameters: Parameters
     /// The port actually bound (port 0 lets the kernel pick).
     public let port: Int
@@ -99,6 +102,11 @@ public final class DNP3Server: Sendable {
         _ = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         port = withUnsafeBytes(of: storage) { Int(UInt16($0[2]) << 8 | UInt16($0[3])) }
         listener = fd
+        var p: [Int32] = [-1, -1]
+        if pipe(&p) == 0 {
+            for e in p { _ = fcntl(e, F_SETFL, fcntl(e, F_GETFL) | O_NONBLOCK); _ = fcntl(e, F_SETFD, FD_CLOEXEC) }
+        }
+        wake = (p[0], p[1])
         loop.start { [self] in serve() }
     }
 
@@ -113,7 +121,15 @@ public final class DNP3Server: Sendable {
     /// The control loop's picture of every point (SI units). Never waits on the network.
     public func publish(_ values: PointValues) {
         let c = clock()
-        state.withLock { $0.update(values, clock: c) }
+        let queued = state.withLock { o -> Bool in
+            let last = o.events.events.last?.id
+            o.update(values, clock: c)
+            return o.events.events.last?.id != last
+        }
+        if queued && wake.write >= 0 {
+            var b: UInt8 = 1
+            _ = Sys.write(wake.write, &b, 1)   // non-blocking: a full pipe already means "wake up"
+        }
     }
 
     /// Operates carried out since the last call, oldest first.
@@ -154,25 +170,25 @@ public final class DNP3Server: Sendable {
         defer {
             if let c = conn { Sys.close(c.fd) }
             Sys.close(listener)
+            if wake.read >= 0 { Sys.close(wake.read); Sys.close(wake.write) }
         }
         while !loop.isStopping {
-            var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+            var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0), pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
             // A master that does not read its responses is not read either (TCP holds it back), and is
             // cut after the send deadline.
             if let c = conn {
                 fds.append(pollfd(fd: c.fd, events: (c.out.count < Self.maxPendingOut ? Int16(POLLIN) : 0) | (c.out.isEmpty ? 0 : Int16(POLLOUT)), revents: 0))
             }
             _ = poll(&fds, nfds_t(fds.count), 50)
-            if fds[0].revents & Int16(POLLIN) != 0 { accept(&conn) }
-            guard var c = conn, fds.count > 1, c.fd == fds[1].fd else { continue }
-            let r = fds[1].revents
-            var closed = false
-            // Unsolicited responses go out while a master is connected (checked every turn, ≤ 50 ms).
-            if let master = parameters.outstation.masterAddresses.min(), c.out.count < Self.maxPendingOut {
-                let clk = clock()
-                if let u = state.withLock({ $0.pollUnsolicited(clock: clk) }) { enqueue(u, to: master, &c) }
+            if fds[1].revents & Int16(POLLIN) != 0 {
+                var drain = [UInt8](repeating: 0, count: 64)
+                while drain.withUnsafeMutableBytes({ readFD(wake.read, $0) }) > 0 {}
             }
-            if r & Int16(POLLIN | POLLHUP | POLLERR) != 0 && fds[1].events & Int16(POLLIN) != 0 {
+            if fds[0].revents & Int16(POLLIN) != 0 { accept(&conn) }
+            guard var c = conn, fds.count > 2, c.fd == fds[2].fd else { continue }
+            let r = fds[2].revents
+            var closed = false
+            if r & Int16(POLLIN | POLLHUP | POLLERR) != 0 && fds[2].events & Int16(POLLIN) != 0 {
                 let n = buf.withUnsafeMutableBytes { Sys.recv(c.fd, $0.baseAddress, $0.count, 0) }
                 if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
                     closed = true
@@ -185,6 +201,13 @@ public final class DNP3Server: Sendable {
                 }
             } else if r & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
                 closed = true
+            }
+            // Unsolicited responses go out while a master is connected: checked every turn (≤ 50 ms),
+            // at once when the publisher queued events, and after every request (a confirm may
+            // have made way for the next one).
+            if !closed, let master = parameters.outstation.masterAddresses.min(), c.out.count < Self.maxPendingOut {
+                let clk = clock()
+                if let u = state.withLock({ $0.pollUnsolicited(clock: clk) }) { enqueue(u, to: master, &c) }
             }
             if !closed && !c.out.isEmpty {
                 let n = c.out.withUnsafeBytes { Sys.send(c.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -287,3 +310,6 @@ public final class DNP3Server: Sendable {
         }
     }
 }
+
+/// read(2) at file scope (no method of the server shadows it).
+private func readFD(_ fd: Int32, _ buf: UnsafeMutableRawBufferPointer) -> Int { read(fd, buf.baseAddress, buf.count) }
