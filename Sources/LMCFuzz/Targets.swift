@@ -164,6 +164,11 @@ enum FuzzTargets {
             for f in parser.feed(piece) {
                 precondition((try? LinkFrame.decode(f.encode())) == f, "a decoded frame does not survive encoding")
                 if let fragment = transport.receive(f.userData) { check(fragment, o.handle(fragment, source: f.source, clock: clock)) }
+                // Unsolicited work between requests: one fragment within the limit, function 130, UNS and CON set.
+                if let u = o.pollUnsolicited(clock: OutstationClock(utcMs: clock.utcMs, monoMs: clock.monoMs + UInt64(piece.count) * 1_000)) {
+                    precondition(u.count >= 4 && u.count <= o.config.maxFragment && u[1] == FunctionCode.unsolicitedResponse.rawValue && u[0] & 0x30 == 0x30,
+                                 "unsolicited response \(u.prefix(4))")
+                }
             }
         }
         if !data.isEmpty { check(data, o.handle(data, source: 1, clock: clock)) }

@@ -180,3 +180,45 @@ import Testing
         #expect(server.status.framesDropped == 0)
     }
 }
+
+/// A second, independent master: PyPI dnp3py (pure Python, Tests/peers/dnp3py_master.py). It reads
+/// the same integrity poll values as opendnp3 and operates a set point with another variation and
+/// qualifier (g41v1, 0x17).
+@Suite(.serialized) struct DNP3PyInteropTests {
+    func records(_ args: [String]) throws -> [[String: Any]] {
+        let r = try run(Repo.python, [Repo.peer("dnp3py_master.py")] + args, timeout: 30)
+        let lines = r.out.split(separator: "\n").compactMap { try? jsonObject($0) }
+        guard lines.contains(where: { $0["kind"] as? String == "done" }) else { throw PeerError("dnp3py master failed: \(r.out)\(r.err)") }
+        return lines
+    }
+
+    @Test func integrityPollAndDirectOperate() throws {
+        let server = try DNP3Server(.init(host: "127.0.0.1", port: 0, outstation: .init(localAddress: 1024, masterAddresses: [1], unsolicited: false)))
+        defer { server.stop() }
+        var v = PointValues(map: .standard)
+        v.analogs[PointMap.AI.mpValue(0)] = 12_345.5
+        v.analogs[PointMap.AI.siteImport(0)] = 18_250
+        v.binaries[PointMap.BI.mode(0)] = true
+        v.counters[PointMap.CI.trips] = 3
+        server.publish(v)
+
+        let poll = try records(["--port", "\(server.port)", "integrity"])
+        func value(_ type: String, _ index: Int) -> Double? {
+            poll.last { $0["kind"] as? String == "value" && $0["type"] as? String == type && $0["index"] as? Int == index }
+                .flatMap { ($0["value"] as? NSNumber)?.doubleValue }
+        }
+        #expect(value("analog_input", PointMap.AI.mpValue(0)) == 12_345.5)
+        #expect(value("analog_input", PointMap.AI.siteImport(0)) == 18_250)
+        #expect(value("binary_input", PointMap.BI.mode(0)) == 1)
+        #expect(value("counter", PointMap.CI.trips) == 3)
+        let iin = try #require(poll.first { $0["kind"] as? String == "response" }?["iin"] as? Int)
+        #expect(iin & 0x80 != 0, "DEVICE RESTART, as dnp3py reads IIN")
+
+        let op = try records(["--port", "\(server.port)", "direct", "2", "15000"])
+        let resp = try #require(op.first { $0["kind"] as? String == "response" })
+        #expect((resp["iin"] as? Int ?? 0) & 0x0700 == 0, "no function, object or parameter error: \(resp)")
+        let ops = server.takeOperations()
+        #expect(ops.map(\.index) == [2] && ops.map(\.value) == [15_000] && ops.map(\.function) == [.directOperate])
+        #expect(server.status.framesDropped == 0)
+    }
+}
