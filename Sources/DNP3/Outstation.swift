@@ -79,6 +79,8 @@ public struct Outstation: Sendable {
     public private(set) var nullUnsolicitedConfirmed = false
     /// Unsolicited responses given up after their retries.
     public private(set) var unsolicitedGivenUp = 0
+    /// The last unsolicited response with events was given up, and none has been confirmed since.
+    public private(set) var unsolicitedFailing = false
     private var unsolicitedSeq: UInt8 = 0
     private var unsolicitedHoldUntilMs: UInt64 = 0
     private var recordedTimeUtcMs: UInt64?
@@ -169,6 +171,7 @@ public struct Outstation: Sendable {
                 events.remove(p.ids)
                 if p.ids.isEmpty { nullUnsolicitedConfirmed = true }
                 pendingUnsolicited = nil
+                unsolicitedFailing = false
             }
             return Output(response: nil)
         }
@@ -532,6 +535,7 @@ public struct Outstation: Sendable {
             if !first && p.retries >= config.unsolicitedRetries && !(p.ids.isEmpty && !nullUnsolicitedConfirmed) {
                 pendingUnsolicited = nil
                 unsolicitedGivenUp += 1
+                unsolicitedFailing = true
                 unsolicitedHoldUntilMs = clock.monoMs + config.unsolicitedConfirmTimeoutMs
                 return nil
             }

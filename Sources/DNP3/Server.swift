@@ -138,8 +138,8 @@ public final class DNP3Server: Sendable {
     public var status: Status { statusBox.withLock { $0 } }
 
     /// Unsolicited responses given up after their retries, and whether one is waiting for its confirm.
-    public var unsolicitedSummary: (givenUp: Int, awaitingConfirm: Bool) {
-        state.withLock { ($0.unsolicitedGivenUp, $0.pendingUnsolicited != nil) }
+    public var unsolicitedSummary: (givenUp: Int, awaitingConfirm: Bool, failing: Bool) {
+        state.withLock { ($0.unsolicitedGivenUp, $0.pendingUnsolicited != nil, $0.unsolicitedFailing) }
     }
 
     /// A copy of the outstation's state (tests, status).

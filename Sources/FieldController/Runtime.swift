@@ -47,6 +47,8 @@ final class Runtime {
     /// The DNP3 outstation ([dnp3], docs/dnp3.md) and the remote set points its master operated, by site index.
     private var dnp3: DNP3Server?
     private var dnp3Remote: [Int: RemoteSetPoint] = [:]
+    /// Why the configured outstation does not listen (nil while it does or without [dnp3]).
+    private var dnp3StartFailure: String?
     private var breakers: [String: BreakerWorker] = [:]
     private var breakerErrors: [String: String] = [:]
     #if LMC_TEST_HOOKS
@@ -223,6 +225,7 @@ final class Runtime {
             } catch {
                 log("DNP3 outstation not started: \(error)")
                 status.note("DNP3 outstation not serving: \(error)")
+                dnp3StartFailure = "DNP3 outstation not serving: \(error)"
             }
         }
     }
@@ -250,6 +253,7 @@ final class Runtime {
         upstreamService = nil
         dnp3?.stop()
         dnp3 = nil
+        dnp3StartFailure = nil
         oscp?.stop()
         oscp = nil
         for (site, b) in breakers where next?[site] != b.driver.wiring {
@@ -420,7 +424,7 @@ final class Runtime {
         let pending = commands.pending()
         let wall = wallNs()
         upstreamService?.tick(nowNs: nowNs)
-        let snap = CycleSnapshot(
+        var snap = CycleSnapshot(
             monoNs: nowNs, wallNs: wall, clockSynchronised: clock.synchronised(nowNs: nowNs), localSecondsOfDay: clock.localSecondsOfDay(wallNs: wall),
             meters: meters,
             relays: relays.mapValues { w in
@@ -438,6 +442,10 @@ final class Runtime {
             upstreamFailure: upstreamService?.failure,
             commands: pending.map { QueuedCommand(request: $0.request, line: $0.line, user: $0.user) },
             posted: inbox.drain().map { CycleEvent($0.kind, $0.text) }, overruns: overruns)
+        snap.dnp3Failure = dnp3StartFailure ?? dnp3.flatMap { d in
+            let u = d.unsolicitedSummary
+            return u.failing ? "an unsolicited response went unconfirmed after \(config.runtime.dnp3?.unsolicitedRetries ?? 0) retries (\(u.givenUp) so far)" : nil
+        }
         return (snap, pending.map(\.id))
     }
 

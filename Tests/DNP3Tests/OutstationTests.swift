@@ -231,6 +231,7 @@ import Testing
         for k in 1...3 { let r = o.pollUnsolicited(clock: at(400 + UInt64(k) * 5_000)); #expect(r == u) }
         do { let r = o.pollUnsolicited(clock: at(400 + 4 * 5_000)); #expect(r == nil) }
         #expect(o.unsolicitedGivenUp == 1)
+        #expect(o.unsolicitedFailing)
         #expect(o.events.count(class: 1) == 1)
         // After a pause, a new unsolicited response (next sequence) with the same event; confirmed, it goes.
         let next = o.pollUnsolicited(clock: at(400 + 5 * 5_000))
@@ -238,6 +239,7 @@ import Testing
         #expect(again[0] == 0xF2)
         _ = o.handle(bytes("D2 00"), source: 1, clock: at(30_000))
         #expect(o.events.events.isEmpty)
+        #expect(!o.unsolicitedFailing)
     }
 
     @Test func aNewConnectionGetsTheResponseInFlightAtOnce() {
