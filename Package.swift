@@ -113,7 +113,7 @@ let package = Package(
             dependencies: ["Headroom", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "TOMLReader", "Headroom", "FailSafe", "RingLog"]),
-        .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "RingLog", "LMCTestSupport"]),
+        .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "RingLog", "DNP3", "LMCTestSupport"]),
         .testTarget(name: "DNP3Tests", dependencies: ["DNP3", "LMCTestSupport"]),
         .testTarget(name: "OSCPTests", dependencies: ["OSCP", "HTTPTransport", "LMCTestSupport"]),
     ],

@@ -26,9 +26,9 @@ final class StatusBoard: Sendable {
 
     private func dnp3Text() -> String? {
         guard let d = dnp3.withLock({ $0 }) else { return nil }
-        var t = "dnp3: " + (d.peer.map { "master \($0) connected" } ?? "no master connected")
+        var t = "dnp3: " + (d.peer.map { "master \($0)" } ?? "no master connected")
         t += d.lastRequestSecondsAgo.map { ", last request \(num($0)) s ago" } ?? ", no request yet"
-        if d.unsolicitedGivenUp > 0 { t += ", \(d.unsolicitedGivenUp) unsolicited unconfirmed after retries" }
+        if d.unsolicitedGivenUp > 0 { t += ", \(d.unsolicitedGivenUp) unsolicited unconfirmed" }
         return t
     }
 

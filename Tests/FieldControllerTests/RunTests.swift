@@ -1,3 +1,4 @@
+import DNP3
 import Foundation
 import LMCTestSupport
 import Testing
@@ -308,7 +309,7 @@ final class Daemon {
         let trafo = try value("Group30Var5", 0)
         #expect(abs(trafo - 400_000) < 2_000, "mp[0].value \(trafo)")
         #expect(try value("Group30Var5", 2) == 0, "mp[0].state holding")
-        try waitFor(3, "lmc status shows the master") { try d.status().contains("dnp3: master 127.0.0.1 connected, last request") }
+        try waitFor(3, "lmc status shows the master") { try d.status().contains("dnp3: master 127.0.0.1, last request") }
         #expect(try value("Group30Var5", 24) > 0, "site[0].set_point")
         // A load step above the 500 kVA limit reaches the master unsolicited (dnp3_master.py polls only
         // when told, and opendnp3 does not poll on the class IIN by default): the MP's
@@ -341,6 +342,46 @@ final class Daemon {
         try waitFor(3, "the operate in the events ring with the master's address") {
             let e = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
             return e.contains("DNP3 directOperate from master 1: site hub remote set point 160000.0 W")
+        }
+    }
+
+    /// A DNP3 master that confirms the restart's null unsolicited response, enables unsolicited
+    /// reporting and then never confirms: after the retries, DNP3_FAILED in lmc alarms; once it
+    /// confirms an unsolicited response again, the alarm clears.
+    @Test func aDNP3MasterThatStopsConfirmingIsAnAlarm() throws {
+        let probe = try run(Repo.python, ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
+        let port = Int(probe.out.trimmingCharacters(in: .whitespacesAndNewlines))!
+        let d = try Daemon(tag: "dnp3u", extra: "\n[dnp3]\nport = \(port)\nunsolicited_retries = 1\nunsolicited_confirm_timeout_s = 0.5\n")
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        let c = try RawTCP(port: port)
+        var parser = LinkStreamParser()
+        var tseq: UInt8 = 0
+        func send(_ app: [UInt8]) {
+            c.send(LinkFrame(fromMaster: true, primary: true, function: 4, destination: 1024, source: 1, userData: [0xC0 | tseq] + app).encode())
+            tseq = (tseq + 1) & 0x3F
+        }
+        /// The next unsolicited response's application control byte.
+        func nextUnsolicited() throws -> UInt8 {
+            let end = Date().addingTimeInterval(5)
+            while Date() < end {
+                for f in parser.feed(c.receive()) where f.userData.count >= 3 && f.userData[2] == 0x82 { return f.userData[1] }
+            }
+            throw PeerError("no unsolicited response within 5 s")
+        }
+        let null = try nextUnsolicited()
+        send([0xD0 | (null & 0x0F), 0x00])                       // confirm the null response
+        send([0xC1, 0x14, 0x3C, 0x02, 0x06, 0x3C, 0x03, 0x06])   // ENABLE UNSOLICITED classes 1 and 2
+        d.meter.send(#"set {"apparent_power_total": 520000, "current_l1": 753.6, "current_l2": 753.6, "current_l3": 753.6}"#)
+        _ = try nextUnsolicited()                                 // events; never confirmed
+        func alarms() throws -> String { try run(Repo.lmc, ["alarms", "--socket", d.socket]).out }
+        try waitFor(10, "DNP3_FAILED in lmc alarms") { try alarms().contains("DNP3_FAILED dnp3: an unsolicited response went unconfirmed after 1 retries") }
+        #expect(try d.status().contains("1 unsolicited unconfirmed"))
+        // The master confirms what comes next (the next unsolicited response, after a pause): the alarm clears.
+        try waitFor(10, "DNP3_FAILED cleared") {
+            for f in parser.feed(c.receive()) where f.userData.count >= 3 && f.userData[2] == 0x82 && f.userData[1] & 0x20 != 0 {
+                send([0xD0 | (f.userData[1] & 0x0F), 0x00])
+            }
+            return try !alarms().contains("DNP3_FAILED")
         }
     }
 
