@@ -85,12 +85,25 @@ public struct PointMap: Sendable, Equatable {
         public static let overruns = 2
     }
 
-    /// The map lmc serves.
+    /// The unit of a measurement point's value, which sets its `mp[i].value` point's unit and deadband.
+    public enum MPUnit: String, Sendable { case amps = "A", voltAmps = "VA", volts = "V" }
+
+    /// The standard map with each MP's value in its own unit: deadband 1 kVA, 5 A or 2 V.
+    public static func standard(mpUnits: [MPUnit]) -> PointMap {
+        var m = standard
+        for (i, u) in mpUnits.prefix(maxMeasurementPoints).enumerated() {
+            m.analogs[AI.mpValue(i)].unit = u.rawValue
+            m.analogs[AI.mpValue(i)].deadband = u == .voltAmps ? 1000 : u == .amps ? 5 : 2
+        }
+        return m
+    }
+
+    /// The map lmc serves (every MP as apparent power; lmc run uses ``standard(mpUnits:)``).
     public static let standard: PointMap = {
         var a: [PointSpec] = []
         for i in 0..<maxMeasurementPoints {
-            a.append(.init(type: .analogInput, index: AI.mpValue(i), name: "mp[\(i)].value", unit: "W", scale: 1, eventClass: 2, deadband: 1000,
-                           description: "measurement point \(i): the value control uses (W, or VA for an apparent-power MP)"))
+            a.append(.init(type: .analogInput, index: AI.mpValue(i), name: "mp[\(i)].value", unit: "VA", scale: 1, eventClass: 2, deadband: 1000,
+                           description: "measurement point \(i): the value control uses, worst phase (VA; A or V for a current or voltage MP, with deadband 5 A or 2 V: see above)"))
             a.append(.init(type: .analogInput, index: AI.mpLimit(i), name: "mp[\(i)].limit", unit: "W", scale: 1, eventClass: 1, deadband: 100,
                            description: "measurement point \(i): the limit it imposes on its sites (no value while it holds)"))
             a.append(.init(type: .analogInput, index: AI.mpState(i), name: "mp[\(i)].state", unit: "code", scale: 1, eventClass: 1, deadband: 0,

@@ -220,7 +220,10 @@ final class Runtime {
                                       unsolicitedConfirmTimeoutMs: UInt64(d.unsolicitedConfirmTimeoutSeconds * 1000))
             oc.outputsInService = min(config.sites.count, PointMap.maxSites)
             do {
-                dnp3 = try DNP3Server(.init(host: d.listen, port: d.port, allowedIPs: d.allowedIPs, outstation: oc))
+                let units: [PointMap.MPUnit] = config.measurementPoints.map {
+                    switch $0.kind { case .current: .amps; case .apparentPower: .voltAmps; case .voltage: .volts }
+                }
+                dnp3 = try DNP3Server(.init(host: d.listen, port: d.port, allowedIPs: d.allowedIPs, outstation: oc), map: .standard(mpUnits: units))
                 log("DNP3 outstation \(d.outstationAddress) listening on tcp \(d.listen):\(d.port) for master \(d.masterAddress)")
             } catch {
                 log("DNP3 outstation not started: \(error)")

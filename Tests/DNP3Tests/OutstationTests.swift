@@ -170,6 +170,25 @@ import Testing
     }
 }
 
+@Suite struct MapTests {
+    @Test func eachMPsValueTakesItsUnitAndDeadband() {
+        let m = PointMap.standard(mpUnits: [.amps, .voltAmps, .volts])
+        #expect(m.analogs[PointMap.AI.mpValue(0)].unit == "A" && m.analogs[PointMap.AI.mpValue(0)].deadband == 5)
+        #expect(m.analogs[PointMap.AI.mpValue(1)].unit == "VA" && m.analogs[PointMap.AI.mpValue(1)].deadband == 1000)
+        #expect(m.analogs[PointMap.AI.mpValue(2)].unit == "V" && m.analogs[PointMap.AI.mpValue(2)].deadband == 2)
+        // A 6 A move on a current MP is an event; the same on the standard (VA) map is not.
+        var o = Outstation(map: m), s = Outstation()
+        var v = PointValues(map: m)
+        v.analogs[0] = 300
+        let t = OutstationClock(utcMs: 0, monoMs: 0)
+        o.update(v, clock: t); s.update(v, clock: t)
+        v.analogs[0] = 306
+        o.update(v, clock: t); s.update(v, clock: t)
+        #expect(o.events.events.count == 1 && s.events.events.isEmpty)
+        for p in m.analogs { #expect(p.index == m.analogs.firstIndex(of: p)) }
+    }
+}
+
 /// Requests exactly as opendnp3 (dnp3-python 0.3.0b1) sent them to this outstation, copied from its
 /// ALL_COMMS log in the interop test, and the answers they must get.
 @Suite struct OpenDNP3CapturedRequestTests {
