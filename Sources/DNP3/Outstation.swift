@@ -140,6 +140,20 @@ public struct Outstation: Sendable {
         }
     }
 
+    /// A closed half hour's record: the analog points given take these values (SI units, nil: none)
+    /// and each becomes an event of its class stamped `endUtcMs` (the half hour's end on the box's
+    /// clock, plus the master's time offset), whatever its deadband: the historian gets one record a
+    /// half hour. Later pictures must carry the same values, so ``update(_:clock:)`` sees no change.
+    public mutating func recordHalfHour(_ analogs: [Int: Double?], endUtcMs: UInt64) {
+        let t = UInt64(max(0, Int64(endUtcMs) + timeOffsetMs))
+        for (i, v) in analogs.sorted(by: { $0.key < $1.key }) where i < map.analogs.count {
+            values.analogs[i] = v
+            reported.analogs[i] = v
+            let p = map.analogs[i]
+            addEvent(p, value: (v ?? 0) * p.scale, online: v != nil, time: t)
+        }
+    }
+
     private mutating func addEvent(_ p: PointSpec, value: Double, online: Bool, time: UInt64) {
         guard (1...3).contains(p.eventClass) else { return }
         events.add(Event(id: nextEventID, type: p.type, index: p.index, value: value, online: online, timeMs: time, eventClass: p.eventClass))

@@ -71,6 +71,11 @@ public struct PointMap: Sendable, Equatable {
         public static func siteImport(_ j: Int) -> Int { 24 + 3 * j + 1 }
         public static func siteBoundBy(_ j: Int) -> Int { 24 + 3 * j + 2 }
         public static let mode = 48
+        /// The closed half hour's record (class 3, an event at each half hour's end, stamped with it).
+        public static func mpHalfHourMean(_ i: Int) -> Int { 49 + 2 * i }
+        public static func mpHalfHourMax(_ i: Int) -> Int { 50 + 2 * i }
+        public static func siteHalfHourImport(_ j: Int) -> Int { 65 + 2 * j }
+        public static func siteHalfHourCurtailed(_ j: Int) -> Int { 66 + 2 * j }
     }
     /// Binary input indices.
     public enum BI {
@@ -83,6 +88,9 @@ public struct PointMap: Sendable, Equatable {
         public static let trips = 0
         public static let cycles = 1
         public static let overruns = 2
+        /// Energy summed from the half-hour records since lmc started (Wh; they move at each half hour's end).
+        public static func siteEnergyImported(_ j: Int) -> Int { 3 + 2 * j }
+        public static func siteEnergyCurtailed(_ j: Int) -> Int { 4 + 2 * j }
     }
 
     /// The unit of a measurement point's value, which sets its `mp[i].value` point's unit and deadband.
@@ -93,6 +101,8 @@ public struct PointMap: Sendable, Equatable {
         var m = standard
         for (i, u) in mpUnits.prefix(maxMeasurementPoints).enumerated() {
             m.analogs[AI.mpValue(i)].unit = u.rawValue
+            m.analogs[AI.mpHalfHourMean(i)].unit = u.rawValue
+            m.analogs[AI.mpHalfHourMax(i)].unit = u.rawValue
             m.analogs[AI.mpValue(i)].deadband = u == .voltAmps ? 1000 : u == .amps ? 5 : 2
         }
         return m
@@ -119,6 +129,18 @@ public struct PointMap: Sendable, Equatable {
         }
         a.append(.init(type: .analogInput, index: AI.mode, name: "mode", unit: "code", scale: 1, eventClass: 1, deadband: 0,
                        description: "mode 0 normal, 1 degraded, 2 startup, 3 failsafe, 4 non-response, 5 tripped, 6 lockout"))
+        for i in 0..<maxMeasurementPoints {
+            a.append(.init(type: .analogInput, index: AI.mpHalfHourMean(i), name: "mp[\(i)].halfhour_mean", unit: "VA", scale: 1, eventClass: 3, deadband: 0,
+                           description: "measurement point \(i): mean of the last closed UTC half hour, in the MP's unit; an event at each half hour's end"))
+            a.append(.init(type: .analogInput, index: AI.mpHalfHourMax(i), name: "mp[\(i)].halfhour_max", unit: "VA", scale: 1, eventClass: 3, deadband: 0,
+                           description: "measurement point \(i): maximum of the last closed UTC half hour, in the MP's unit; an event at each half hour's end"))
+        }
+        for j in 0..<maxSites {
+            a.append(.init(type: .analogInput, index: AI.siteHalfHourImport(j), name: "site[\(j)].halfhour_import", unit: "kWh", scale: 1, eventClass: 3, deadband: 0,
+                           description: "site \(j): energy imported in the last closed UTC half hour (no value when not metered); an event at each half hour's end"))
+            a.append(.init(type: .analogInput, index: AI.siteHalfHourCurtailed(j), name: "site[\(j)].halfhour_curtailed", unit: "kWh", scale: 1, eventClass: 3, deadband: 0,
+                           description: "site \(j): energy curtailed in the last closed UTC half hour; an event at each half hour's end"))
+        }
         var b: [PointSpec] = []
         for (k, n) in alarmNames.enumerated() {
             b.append(.init(type: .binaryInput, index: BI.alarm(k), name: "alarm.\(n)", unit: "", scale: 1, eventClass: 1, deadband: 0,
@@ -132,11 +154,17 @@ public struct PointMap: Sendable, Equatable {
             b.append(.init(type: .binaryInput, index: BI.relayOK(j), name: "site[\(j)].relay_ok", unit: "", scale: 1, eventClass: 1, deadband: 0,
                            description: "site \(j): its chargers take the set point"))
         }
-        let c: [PointSpec] = [
+        var c: [PointSpec] = [
             .init(type: .counter, index: CI.trips, name: "trips", unit: "", scale: 1, eventClass: 1, deadband: 0, description: "breaker trips since the controller started"),
             .init(type: .counter, index: CI.cycles, name: "cycles", unit: "", scale: 1, eventClass: 0, deadband: 0, description: "control cycles since start (static only)"),
             .init(type: .counter, index: CI.overruns, name: "overruns", unit: "", scale: 1, eventClass: 3, deadband: 0, description: "control cycles that overran their period"),
         ]
+        for j in 0..<maxSites {
+            c.append(.init(type: .counter, index: CI.siteEnergyImported(j), name: "site[\(j)].energy_imported", unit: "Wh", scale: 1, eventClass: 3, deadband: 0,
+                           description: "site \(j): energy imported since lmc started, summed from the half-hour records (moves at each half hour's end)"))
+            c.append(.init(type: .counter, index: CI.siteEnergyCurtailed(j), name: "site[\(j)].energy_curtailed", unit: "Wh", scale: 1, eventClass: 3, deadband: 0,
+                           description: "site \(j): energy curtailed since lmc started, summed from the half-hour records"))
+        }
         let o: [PointSpec] = (0..<maxSites).map { j in
             .init(type: .analogOutput, index: j, name: "site[\(j)].remote_set_point", unit: "W", scale: 1, eventClass: 0, deadband: 0,
                   description: "site \(j): a remote set point (g41; g40 reads back the last value operated)")

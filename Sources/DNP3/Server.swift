@@ -132,6 +132,12 @@ public final class DNP3Server: Sendable {
         }
     }
 
+    /// A closed half hour (see ``Outstation/recordHalfHour(_:endUtcMs:)``); wakes the network thread.
+    public func recordHalfHour(_ analogs: [Int: Double?], endUtcMs: UInt64) {
+        state.withLock { $0.recordHalfHour(analogs, endUtcMs: endUtcMs) }
+        if wake.write >= 0 { var b: UInt8 = 1; _ = Sys.write(wake.write, &b, 1) }
+    }
+
     /// Operates carried out since the last call, oldest first.
     public func takeOperations() -> [Outstation.Operation] { operationsBox.withLock { ops in defer { ops = [] }; return ops } }
 

@@ -47,6 +47,9 @@ final class Runtime {
     /// The DNP3 outstation ([dnp3], docs/dnp3.md) and the remote set points its master operated, by site index.
     private var dnp3: DNP3Server?
     private var dnp3Remote: [Int: RemoteSetPoint] = [:]
+    /// The last closed half hour's DNP3 points, and each site's energy summed from the records (Wh).
+    private var dnp3HalfHour: [Int: Double?] = [:]
+    private var dnp3EnergyWh: [Int: (imported: Double, curtailed: Double)] = [:]
     /// Why the configured outstation does not listen (nil while it does or without [dnp3]).
     private var dnp3StartFailure: String?
     private var breakers: [String: BreakerWorker] = [:]
@@ -473,7 +476,25 @@ final class Runtime {
             if let fallback = site.oscpFallbackW { oscp?.post(site: site.site, watts: site.watts, fallbackW: fallback) }
         }
         upstream?.publish(UpstreamServer.Snapshot(out.upstream))
-        dnp3?.publish(PointValues(out.upstream))
+        if let d = dnp3 {
+            if let closed = out.halfHour {
+                dnp3HalfHour = Self.dnp3Points(closed)
+                for (j, site) in closed.sites.prefix(PointMap.maxSites).enumerated() {
+                    var e = dnp3EnergyWh[j] ?? (0, 0)
+                    if site.importedKWh.isFinite { e.imported += Double(site.importedKWh) * 1000 }
+                    if site.curtailedKWh.isFinite { e.curtailed += Double(site.curtailedKWh) * 1000 }
+                    dnp3EnergyWh[j] = e
+                }
+                d.recordHalfHour(dnp3HalfHour, endUtcMs: (UInt64(closed.periodStart) + UInt64(HalfHourRecord.periodSeconds)) * 1000)
+            }
+            var points = PointValues(out.upstream)
+            for (i, v) in dnp3HalfHour { points.analogs[i] = v }
+            for (j, e) in dnp3EnergyWh {
+                points.counters[PointMap.CI.siteEnergyImported(j)] = UInt32(truncatingIfNeeded: Int64(e.imported.rounded(.down)))
+                points.counters[PointMap.CI.siteEnergyCurtailed(j)] = UInt32(truncatingIfNeeded: Int64(e.curtailed.rounded(.down)))
+            }
+            d.publish(points)
+        }
         if let d = dnp3 {
             let st = d.status, u = d.unsolicitedSummary
             status.updateDNP3(.init(peer: st.connectedPeer, lastRequestSecondsAgo: st.lastRequestNs.map { Double(nowNs &- min(nowNs, $0)) / 1e9 },
@@ -514,6 +535,24 @@ extension UpstreamServer.Snapshot {
         self.init(mode: v.mode, alarmBits: v.alarmBits, cycles: v.cycles, overruns: v.overruns, trips: v.trips,
                   mps: v.mps.map { .init(value: $0.value, quality: $0.quality, state: $0.state, limitW: $0.limitW) },
                   sites: v.sites.map { .init(setPointW: $0.setPointW, boundBy: $0.boundBy, pocImportW: $0.pocImportW, relayOK: $0.relayOK, appliedA: $0.appliedA) })
+    }
+}
+
+extension Runtime {
+    /// A closed half hour as DNP3 points (docs/dnp3-map.md): each MP's mean and max, each site's
+    /// imported and curtailed kWh; NaN (nothing measured, import not metered) is no value.
+    static func dnp3Points(_ r: HalfHourRecord) -> [Int: Double?] {
+        func v(_ f: Float) -> Double? { f.isFinite ? Double(f) : nil }
+        var out: [Int: Double?] = [:]
+        for (i, mp) in r.mps.prefix(PointMap.maxMeasurementPoints).enumerated() {
+            out[PointMap.AI.mpHalfHourMean(i)] = v(mp.mean)
+            out[PointMap.AI.mpHalfHourMax(i)] = v(mp.max)
+        }
+        for (j, site) in r.sites.prefix(PointMap.maxSites).enumerated() {
+            out[PointMap.AI.siteHalfHourImport(j)] = site.importMetered ? v(site.importedKWh) : nil
+            out[PointMap.AI.siteHalfHourCurtailed(j)] = v(site.curtailedKWh)
+        }
+        return out
     }
 }
 

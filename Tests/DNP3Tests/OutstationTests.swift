@@ -274,3 +274,31 @@ import Testing
         do { let r = o.pollUnsolicited(clock: at(0)); #expect(r == nil) }
     }
 }
+
+@Suite struct HalfHourTests {
+    /// Each point of a closed half hour is an event stamped at the half hour's end (plus the master's
+    /// time offset), even when its value did not change; the next pictures carrying the same values
+    /// add nothing.
+    @Test func aClosedHalfHourIsOneEventPerPointAtItsEnd() throws {
+        var o = Outstation()
+        let t = OutstationClock(utcMs: 1_800_000_100, monoMs: 5)
+        var v = PointValues(map: .standard)
+        o.update(v, clock: t)
+        _ = o.handle([0xC0, 0x02, 50, 1, 0x07, 1] + DNP3Time.encode(t.utcMs + 2_000), source: 1, clock: t)   // master 2 s ahead
+        let record: [Int: Double?] = [PointMap.AI.mpHalfHourMean(0): 410_000, PointMap.AI.mpHalfHourMax(0): 498_500,
+                                      PointMap.AI.siteHalfHourImport(0): nil, PointMap.AI.siteHalfHourCurtailed(0): 12.5]
+        o.recordHalfHour(record, endUtcMs: 1_800_000_000)
+        for (i, x) in record { v.analogs[i] = x }
+        o.update(v, clock: t)
+        o.recordHalfHour(record, endUtcMs: 1_801_800_000)   // the next half hour, the same values
+        o.update(v, clock: t)
+        let events = o.events.events
+        #expect(events.count == 8)
+        #expect(events.allSatisfy { $0.eventClass == 3 })
+        #expect(events.prefix(4).allSatisfy { $0.timeMs == 1_800_002_000 } && events.suffix(4).allSatisfy { $0.timeMs == 1_801_802_000 })
+        #expect(events.first { $0.index == PointMap.AI.siteHalfHourImport(0) }?.online == false, "not metered: no value")
+        let r = try #require(o.handle(bytes("C1 01 3C 04 06"), source: 1, clock: t).response)   // class 3
+        #expect(Array(r[4..<7]) == [32, 7, 0x28])
+        #expect(Array(r[7..<9]) == [8, 0], "eight g32v7 events in one header")
+    }
+}
