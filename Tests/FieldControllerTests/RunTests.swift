@@ -385,6 +385,37 @@ final class Daemon {
         }
     }
 
+    /// The half-hourly record reaches the master as class 3 events stamped at the half hour's end: lmc
+    /// runs with its wall clock stepped (LMC_WALL_CLOCK_OFFSET_FILE, debug builds) to 25 s before a
+    /// UTC half hour, and opendnp3 gets the MP's mean and maximum unsolicited, stamped at the boundary.
+    @Test func theHalfHourReachesTheMasterStampedAtItsEnd() throws {
+        let probe = try run(Repo.python, ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
+        let port = Int(probe.out.trimmingCharacters(in: .whitespacesAndNewlines))!
+        let now = Date().timeIntervalSince1970
+        let boundary = ((now + 25) / 1800).rounded(.up) * 1800
+        let offset = boundary - 25 - now
+        let clock = "/tmp/lmc-dnp3-clock-\(getpid())"
+        try "\(offset)".write(toFile: clock, atomically: true, encoding: .utf8)
+        defer { unlink(clock) }
+        let d = try Daemon(tag: "dnp3h", extra: "\n[dnp3]\nport = \(port)\n", environment: ["LMC_WALL_CLOCK_OFFSET_FILE": clock])
+        let master = try ChildProcess(Repo.python, [Repo.peer("dnp3_master.py"), "--port", "\(port)", "--timesync", "none"])
+        defer { master.stop() }
+        var mean: [String: Any]?, max: [String: Any]?
+        try waitFor(45, "the half hour's mp[0] mean and max as events") {
+            let r = master.lines.compactMap { try? jsonObject($0) }.filter { ($0["event"] as? NSNumber)?.boolValue == true && $0["gv"] as? String == "Group32Var7" }
+            mean = r.last { $0["index"] as? Int == 49 }
+            max = r.last { $0["index"] as? Int == 50 }
+            return mean != nil && max != nil
+        }
+        for e in [mean!, max!] {
+            let t = (e["time"] as? NSNumber)?.doubleValue ?? 0
+            #expect(abs(t - boundary * 1000) < 1_000, "stamped \(t), the half hour ends at \(boundary * 1000)")
+        }
+        let m = (mean!["value"] as? NSNumber)?.doubleValue ?? 0, x = (max!["value"] as? NSNumber)?.doubleValue ?? 0
+        #expect(abs(m - 400_000) < 5_000 && x >= m && x < 410_000, "mean \(m) VA, max \(x) VA of a steady 400 kVA")
+        _ = d
+    }
+
     /// [box] hardware_watchdog: lmc run pets the device from cycles that finished on time, and disarms it
     /// with the magic close ("V") on a clean stop. A regular file stands in for /dev/watchdog here.
     /// Before: the class existed but lmc run never opened the device (the key was refused as unknown).
