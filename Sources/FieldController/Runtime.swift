@@ -260,6 +260,9 @@ final class Runtime {
         dnp3?.stop()
         dnp3 = nil
         dnp3StartFailure = nil
+        // Like the Modbus server's writes, a DNP3 remote set point does not outlive its server (a
+        // reload may also renumber the sites); the energy sums and the last half hour are kept.
+        dnp3Remote = [:]
         oscp?.stop()
         oscp = nil
         for (site, b) in breakers where next?[site] != b.driver.wiring {
