@@ -335,6 +335,8 @@ final class Daemon {
             }
         }
         print("meter step to the first unsolicited g32 event at the master: \(Int(firstEventMs)) ms; to one above the limit: \(Int(aboveMs)) ms")
+        // Back to 400 kVA, so the MP releases and the remote set points below are what binds.
+        d.meter.send(#"set {"apparent_power_total": 400000, "current_l1": 579.7, "current_l2": 579.7, "current_l3": 579.7}"#)
 
         // The DNO asks for 160 kW: 160 kVA = 231 A per phase at the charger, as through the Modbus map.
         master.send("direct 0 160000")
@@ -342,6 +344,16 @@ final class Daemon {
         try waitFor(3, "the operate in the events ring with the master's address") {
             let e = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
             return e.contains("DNP3 directOperate from master 1: site hub remote set point 160000.0 W")
+        }
+        // Select-before-operate from a new master connection (the binding ends the first one when a
+        // command's result reaches Python): 120 kW = 173 A per phase at the charger.
+        let sbo = try ChildProcess(Repo.python, [Repo.peer("dnp3_master.py"), "--port", "\(port)", "--timesync", "none"])
+        defer { sbo.stop() }
+        try waitFor(10, "the second master's startup") { sbo.stderr.contains("FUNC: ENABLE_UNSOLICITED") }
+        sbo.send("sbo 0 120000")
+        try waitFor(5, "charger at 173 A") { try d.applied() == 173 }
+        try waitFor(3, "the SBO in the events ring") {
+            try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out.contains("DNP3 operate from master 1: site hub remote set point 120000.0 W")
         }
     }
 
