@@ -71,7 +71,7 @@ fuzz: deps
 	$(SWIFT) build -j $(JOBS) --product lmc-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=address \
 		-Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp -Xswiftc -DFUZZING \
 		-Xlinker $(FUZZ_RT)/libclang_rt.fuzzer_no_main-x86_64.a -Xlinker -lstdc++ 2>&1 | grep -v "Cannot export local symbol" || true
-	@set -e; for t in config registers oscp ring ssh time control mbserver oscpclient; do \
+	@set -e; for t in config registers oscp ring ssh time control mbserver oscpclient dnp3; do \
 		mkdir -p .build-fuzz/corpus/$$t; \
 		LMC_FUZZ_TARGET=$$t LMC_HW_DIR=$(CURDIR)/hw .build-fuzz/debug/lmc-fuzz .build-fuzz/corpus/$$t Fuzz/corpus/$$t \
 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=.build-fuzz/finding-$$t- \

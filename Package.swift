@@ -63,6 +63,8 @@ let package = Package(
         .target(name: "HTTPTransport", dependencies: ["COpenSSL", "LMCPlatform"], swiftSettings: testHooks),
         // OSCP 2.0 Capacity Provider over HTTPTransport (docs/oscp.md).
         .target(name: "OSCP", dependencies: ["HTTPTransport", "LMCPlatform"]),
+        // A DNP3 outstation (IEEE 1815-2012): pure codecs and state machine, and a TCP runner (docs/dnp3.md).
+        .target(name: "DNP3", dependencies: ["LMCPlatform"]),
         // Set points to chargers (Modbus profiles as data) and the upstream Modbus server.
         .target(name: "SetPointRelay", dependencies: ["ModbusBridge", "LMCPlatform", "TOMLReader"]),
 
@@ -71,7 +73,7 @@ let package = Package(
             name: "FieldController",
             dependencies: [
                 "ModbusBridge", "DigitalIO", "CTSensorDriver", "ControlCycle", "FailSafe", "Headroom", "LMCConfig", "LMCWiring", "Supervision", "SetPointRelay", "RingLog", "OSCP", "LMCPlatform",
-                "CTimex", "TOMLReader", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "DNP3", "CTimex", "TOMLReader", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: testHooks
         ),
@@ -80,14 +82,14 @@ let package = Package(
         .executableTarget(
             name: "LMCBench",
             dependencies: [
-                "ModbusBridge", "ControlCycle", "FailSafe", "Headroom", "RingLog", "CTSensorDriver", "LMCPlatform",
+                "ModbusBridge", "ControlCycle", "FailSafe", "Headroom", "RingLog", "CTSensorDriver", "LMCPlatform", "DNP3",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         // make fuzz: libFuzzer targets for every input from outside; without the fuzzer, a corpus replayer.
         .target(name: "CLibFuzzer"),
-        .executableTarget(name: "LMCFuzz", dependencies: ["CTSensorDriver", "LMCConfig", "LMCWiring", "ModbusBridge", "OSCP", "HTTPTransport", "RingLog", "Supervision", "CLibFuzzer"]),
+        .executableTarget(name: "LMCFuzz", dependencies: ["CTSensorDriver", "LMCConfig", "LMCWiring", "ModbusBridge", "OSCP", "HTTPTransport", "RingLog", "Supervision", "DNP3", "CLibFuzzer"]),
 
         // Test helpers: Python peers, socat pty pairs, the built `lmc`.
         .target(name: "LMCTestSupport", path: "Tests/LMCTestSupport"),
@@ -113,7 +115,8 @@ let package = Package(
             dependencies: ["Headroom", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "LMCWiring", "TOMLReader", "Headroom", "FailSafe", "RingLog"]),
-        .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "RingLog", "LMCTestSupport"]),
+        .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "RingLog", "DNP3", "LMCTestSupport"]),
+        .testTarget(name: "DNP3Tests", dependencies: ["DNP3", "LMCTestSupport"]),
         .testTarget(name: "OSCPTests", dependencies: ["OSCP", "HTTPTransport", "LMCTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -22,6 +22,9 @@ $BENCH ring --dir "$work" --lmc "$LMC" >> "$rows"
 step "ModbusBridge vs C on libmodbus"
 $BENCH bridge >> "$rows"
 
+step "DNP3 outstation: integrity poll and unsolicited latency"
+$BENCH dnp3 >> "$rows"
+
 step "control core (wall time, then callgrind instruction counts)"
 $BENCH core >> "$rows"
 count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BENCH" core --quiet --ticks "$1" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'; }

@@ -369,6 +369,7 @@ public struct ControlCycle: Sendable {
         // (a duration counting up) without raising it again.
         var all = sup.alarms + m.pocLost.sorted { $0.key < $1.key }.map { Alarm(code: "POC_METER_LOST", subject: $0.key, message: $0.value) }
         if let why = s.upstreamFailure { all.append(Alarm(code: "UPSTREAM_FAILED", subject: "upstream", message: why)) }
+        if let why = s.dnp3Failure { all.append(Alarm(code: "DNP3_FAILED", subject: "dnp3", message: why)) }
         for site in config.sites {
             if let e = s.oscp[site.id]?.complianceError { all.append(Alarm(code: "OSCP_NONCOMPLIANCE", subject: site.id, message: e)) }
         }

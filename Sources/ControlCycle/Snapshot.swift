@@ -28,6 +28,9 @@ public struct CycleSnapshot: Sendable {
     public var upstreamHeartbeatNs: UInt64?
     /// Why the configured upstream Modbus server is not serving (it cannot bind), nil while it serves.
     public var upstreamFailure: String?
+    /// Why the DNP3 outstation fails its master (it cannot listen, or an unsolicited response went
+    /// unconfirmed after its retries), nil while it serves.
+    public var dnp3Failure: String? = nil
     /// Console commands queued since the last cycle, oldest first, with who sent them.
     public var commands: [QueuedCommand]
     /// Events other threads posted (OSCP messages, compliance errors), written by the cycle in order.

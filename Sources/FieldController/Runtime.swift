@@ -2,6 +2,7 @@ import CTSensorDriver
 import CTimex
 import ControlCycle
 import DigitalIO
+import DNP3
 import FailSafe
 import Headroom
 import LMCConfig
@@ -44,6 +45,14 @@ final class Runtime {
     private var upstreamService: UpstreamService?
     private var upstream: UpstreamServer? { upstreamService?.server }
     private var oscp: OSCPCapacityProvider?
+    /// The DNP3 outstation ([dnp3], docs/dnp3.md) and the remote set points its master operated, by site index.
+    private var dnp3: DNP3Server?
+    private var dnp3Remote: [Int: RemoteSetPoint] = [:]
+    /// The last closed half hour's DNP3 points, and each site's energy summed from the records (Wh).
+    private var dnp3HalfHour: [Int: Double?] = [:]
+    private var dnp3EnergyWh: [Int: (imported: Double, curtailed: Double)] = [:]
+    /// Why the configured outstation does not listen (nil while it does or without [dnp3]).
+    private var dnp3StartFailure: String?
     private var breakers: [String: BreakerWorker] = [:]
     private var breakerErrors: [String: String] = [:]
     #if LMC_TEST_HOOKS
@@ -208,6 +217,24 @@ final class Runtime {
             if let why = service.failure { log(why); status.note(why) }
             upstreamService = service
         }
+        if let d = rc.dnp3 {
+            var oc = OutstationConfig(localAddress: UInt16(d.outstationAddress), masterAddresses: [UInt16(d.masterAddress)],
+                                      selectTimeoutMs: UInt64(d.selectTimeoutSeconds * 1000), eventBuffer: Array(repeating: d.eventBuffer, count: 3),
+                                      unsolicited: d.unsolicited, unsolicitedRetries: d.unsolicitedRetries,
+                                      unsolicitedConfirmTimeoutMs: UInt64(d.unsolicitedConfirmTimeoutSeconds * 1000))
+            oc.outputsInService = min(config.sites.count, PointMap.maxSites)
+            do {
+                let units: [PointMap.MPUnit] = config.measurementPoints.map {
+                    switch $0.kind { case .current: .amps; case .apparentPower: .voltAmps; case .voltage: .volts }
+                }
+                dnp3 = try DNP3Server(.init(host: d.listen, port: d.port, allowedIPs: d.allowedIPs, outstation: oc), map: .standard(mpUnits: units))
+                log("DNP3 outstation \(d.outstationAddress) listening on tcp \(d.listen):\(d.port) for master \(d.masterAddress)")
+            } catch {
+                log("DNP3 outstation not started: \(error)")
+                status.note("DNP3 outstation not serving: \(error)")
+                dnp3StartFailure = "DNP3 outstation not serving: \(error)"
+            }
+        }
     }
 
     private func openHardwareWatchdog() {
@@ -231,6 +258,12 @@ final class Runtime {
     private func stopIO(keeping next: [String: BreakerWiring]? = nil) {
         upstreamService?.stop()
         upstreamService = nil
+        dnp3?.stop()
+        dnp3 = nil
+        dnp3StartFailure = nil
+        // Like the Modbus server's writes, a DNP3 remote set point does not outlive its server (a
+        // reload may also renumber the sites); the energy sums and the last half hour are kept.
+        dnp3Remote = [:]
         oscp?.stop()
         oscp = nil
         for (site, b) in breakers where next?[site] != b.driver.wiring {
@@ -386,10 +419,22 @@ final class Runtime {
                 }
             }
         }
+        if let d = dnp3, let validity = config.runtime.dnp3?.remoteValiditySeconds {
+            for op in d.takeOperations() where op.index < config.sites.count {
+                dnp3Remote[op.index] = RemoteSetPoint(watts: op.value, validitySeconds: validity, receivedAtNs: op.atMonoMs * 1_000_000)
+                event(.log, "DNP3 \(op.function) from master \(op.master): site \(config.sites[op.index].id) remote set point \(op.value) W for \(validity) s")
+            }
+            // The later of the Modbus and the DNP3 remote set point is the site's.
+            for (j, r) in dnp3Remote where j < config.sites.count {
+                let id = config.sites[j].id
+                if let m = remote[id], m.receivedAtNs >= r.receivedAtNs { continue }
+                remote[id] = r
+            }
+        }
         let pending = commands.pending()
         let wall = wallNs()
         upstreamService?.tick(nowNs: nowNs)
-        let snap = CycleSnapshot(
+        var snap = CycleSnapshot(
             monoNs: nowNs, wallNs: wall, clockSynchronised: clock.synchronised(nowNs: nowNs), localSecondsOfDay: clock.localSecondsOfDay(wallNs: wall),
             meters: meters,
             relays: relays.mapValues { w in
@@ -407,6 +452,10 @@ final class Runtime {
             upstreamFailure: upstreamService?.failure,
             commands: pending.map { QueuedCommand(request: $0.request, line: $0.line, user: $0.user) },
             posted: inbox.drain().map { CycleEvent($0.kind, $0.text) }, overruns: overruns)
+        snap.dnp3Failure = dnp3StartFailure ?? dnp3.flatMap { d in
+            let u = d.unsolicitedSummary
+            return u.failing ? "an unsolicited response went unconfirmed after \(config.runtime.dnp3?.unsolicitedRetries ?? 0) retries (\(u.givenUp) so far)" : nil
+        }
         return (snap, pending.map(\.id))
     }
 
@@ -431,6 +480,32 @@ final class Runtime {
             if let fallback = site.oscpFallbackW { oscp?.post(site: site.site, watts: site.watts, fallbackW: fallback) }
         }
         upstream?.publish(UpstreamServer.Snapshot(out.upstream))
+        if let d = dnp3 {
+            if let closed = out.halfHour {
+                dnp3HalfHour = Self.dnp3Points(closed)
+                for (j, site) in closed.sites.prefix(PointMap.maxSites).enumerated() {
+                    var e = dnp3EnergyWh[j] ?? (0, 0)
+                    if site.importedKWh.isFinite { e.imported += Double(site.importedKWh) * 1000 }
+                    if site.curtailedKWh.isFinite { e.curtailed += Double(site.curtailedKWh) * 1000 }
+                    dnp3EnergyWh[j] = e
+                }
+                d.recordHalfHour(dnp3HalfHour, endUtcMs: (UInt64(closed.periodStart) + UInt64(HalfHourRecord.periodSeconds)) * 1000)
+            }
+            var points = PointValues(out.upstream)
+            for (i, v) in dnp3HalfHour { points.analogs[i] = v }
+            for (j, e) in dnp3EnergyWh {
+                points.counters[PointMap.CI.siteEnergyImported(j)] = UInt32(truncatingIfNeeded: Int64(e.imported.rounded(.down)))
+                points.counters[PointMap.CI.siteEnergyCurtailed(j)] = UInt32(truncatingIfNeeded: Int64(e.curtailed.rounded(.down)))
+            }
+            d.publish(points)
+        }
+        if let d = dnp3 {
+            let st = d.status, u = d.unsolicitedSummary
+            status.updateDNP3(.init(peer: st.connectedPeer, lastRequestSecondsAgo: st.lastRequestNs.map { Double(nowNs &- min(nowNs, $0)) / 1e9 },
+                                    unsolicitedGivenUp: u.givenUp))
+        } else {
+            status.updateDNP3(nil)
+        }
         let (wall, sample, closed) = (snap.wallNs, out.sample, out.halfHour)
         ringLog?.post { store in
             try store.record(sample, wallNs: wall, monoNs: nowNs)
@@ -464,6 +539,49 @@ extension UpstreamServer.Snapshot {
         self.init(mode: v.mode, alarmBits: v.alarmBits, cycles: v.cycles, overruns: v.overruns, trips: v.trips,
                   mps: v.mps.map { .init(value: $0.value, quality: $0.quality, state: $0.state, limitW: $0.limitW) },
                   sites: v.sites.map { .init(setPointW: $0.setPointW, boundBy: $0.boundBy, pocImportW: $0.pocImportW, relayOK: $0.relayOK, appliedA: $0.appliedA) })
+    }
+}
+
+extension Runtime {
+    /// A closed half hour as DNP3 points (docs/dnp3-map.md): each MP's mean and max, each site's
+    /// imported and curtailed kWh; NaN (nothing measured, import not metered) is no value.
+    static func dnp3Points(_ r: HalfHourRecord) -> [Int: Double?] {
+        func v(_ f: Float) -> Double? { f.isFinite ? Double(f) : nil }
+        var out: [Int: Double?] = [:]
+        for (i, mp) in r.mps.prefix(PointMap.maxMeasurementPoints).enumerated() {
+            out[PointMap.AI.mpHalfHourMean(i)] = v(mp.mean)
+            out[PointMap.AI.mpHalfHourMax(i)] = v(mp.max)
+        }
+        for (j, site) in r.sites.prefix(PointMap.maxSites).enumerated() {
+            out[PointMap.AI.siteHalfHourImport(j)] = site.importMetered ? v(site.importedKWh) : nil
+            out[PointMap.AI.siteHalfHourCurtailed(j)] = v(site.curtailedKWh)
+        }
+        return out
+    }
+}
+
+extension PointValues {
+    /// The cycle's upstream view as DNP3 points (docs/dnp3-map.md); points of MPs and sites not
+    /// configured have no value.
+    init(_ v: UpstreamView) {
+        self.init(map: .standard)
+        for (i, mp) in v.mps.prefix(PointMap.maxMeasurementPoints).enumerated() {
+            analogs[PointMap.AI.mpValue(i)] = mp.value
+            analogs[PointMap.AI.mpLimit(i)] = mp.limitW
+            analogs[PointMap.AI.mpState(i)] = Double(mp.state)
+        }
+        for (j, site) in v.sites.prefix(PointMap.maxSites).enumerated() {
+            analogs[PointMap.AI.siteSetPoint(j)] = site.setPointW
+            analogs[PointMap.AI.siteImport(j)] = site.pocImportW
+            analogs[PointMap.AI.siteBoundBy(j)] = Double(site.boundBy)
+            binaries[PointMap.BI.relayOK(j)] = site.relayOK
+        }
+        analogs[PointMap.AI.mode] = Double(v.mode)
+        for k in 0..<PointMap.alarmNames.count { binaries[PointMap.BI.alarm(k)] = v.alarmBits & (1 << UInt32(k)) != 0 }
+        for k in 0..<PointMap.modeNames.count { binaries[PointMap.BI.mode(k)] = Int(v.mode) == k }
+        counters[PointMap.CI.trips] = v.trips
+        counters[PointMap.CI.cycles] = v.cycles
+        counters[PointMap.CI.overruns] = v.overruns
     }
 }
 

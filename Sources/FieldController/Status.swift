@@ -15,6 +15,22 @@ final class StatusBoard: Sendable {
 
     private let snapshot = Mutex<Snapshot?>(nil)
     private let notes = Mutex<[String]>([])
+    /// The DNP3 master's connection, as the loop last saw it (nil: no [dnp3]).
+    struct DNP3Line: Sendable, Equatable {
+        var peer: String?
+        var lastRequestSecondsAgo: Double?
+        var unsolicitedGivenUp: Int
+    }
+    private let dnp3 = Mutex<DNP3Line?>(nil)
+    func updateDNP3(_ l: DNP3Line?) { dnp3.withLock { $0 = l } }
+
+    private func dnp3Text() -> String? {
+        guard let d = dnp3.withLock({ $0 }) else { return nil }
+        var t = "dnp3: " + (d.peer.map { "master \($0)" } ?? "no master connected")
+        t += d.lastRequestSecondsAgo.map { ", last request \(num($0)) s ago" } ?? ", no request yet"
+        if d.unsolicitedGivenUp > 0 { t += ", \(d.unsolicitedGivenUp) unsolicited unconfirmed" }
+        return t
+    }
 
     func update(_ s: Snapshot) { snapshot.withLock { $0 = s } }
     func note(_ n: String) { notes.withLock { $0 = Array(($0 + [n]).suffix(5)) } }
@@ -49,6 +65,7 @@ final class StatusBoard: Sendable {
         lines.append("")
         lines.append(s.alarms.isEmpty ? "no alarms" : "ALARMS")
         for a in s.alarms.prefix(4) { lines.append(cut("  " + a)) }
+        if let d = dnp3Text() { lines.append(cut(d)) }
         for n in notes.withLock({ $0 }) { lines.append(cut("note: " + n)) }
         return lines.prefix(23).joined(separator: "\n") + "\n"
     }
@@ -69,6 +86,11 @@ final class StatusBoard: Sendable {
                 ("oscp", site.oscp.map { .string($0) } ?? .null),
             ]) })),
             ("alarms", .array(s.alarms.map { .string($0) })),
+            ("dnp3", dnp3.withLock { $0 }.map { d in .object([
+                ("master", d.peer.map { .string($0) } ?? .null),
+                ("last_request_s_ago", d.lastRequestSecondsAgo.map { .number($0) } ?? .null),
+                ("unsolicited_given_up", .int(d.unsolicitedGivenUp)),
+            ]) } ?? .null),
         ]))
     }
 }

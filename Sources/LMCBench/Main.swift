@@ -13,7 +13,7 @@ struct LMCBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lmc-bench",
         abstract: "Measurements behind docs/PERFORMANCE.md (run them all with make bench).",
-        subcommands: [RingBench.self, LoopBench.self, BridgeBench.self, CoreBench.self]
+        subcommands: [RingBench.self, LoopBench.self, BridgeBench.self, CoreBench.self, DNP3Bench.self]
     )
 }
 

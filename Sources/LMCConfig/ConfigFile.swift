@@ -233,6 +233,22 @@ public struct ConfigFile: Sendable {
         public var groups: [String: String]
     }
 
+    /// The DNP3 outstation (`[dnp3]`, docs/dnp3.md).
+    public struct DNP3: Sendable, Equatable {
+        public var listen = "127.0.0.1"
+        public var port = 20000
+        public var outstationAddress = 1024
+        public var masterAddress = 1
+        public var allowedIPs: Set<String> = ["127.0.0.1"]
+        public var eventBuffer = 100
+        public var selectTimeoutSeconds = 5.0
+        public var remoteValiditySeconds = 300.0
+        public var unsolicited = true
+        public var unsolicitedRetries = 3
+        public var unsolicitedConfirmTimeoutSeconds = 5.0
+        public init() {}
+    }
+
     public var control: Control
     public var box: Box
     public var buses: [Bus] = []
@@ -244,6 +260,7 @@ public struct ConfigFile: Sendable {
     public var log: Log
     public var upstream: Upstream?
     public var oscp: OSCP?
+    public var dnp3: DNP3?
 
     /// Reads and checks lmc.toml. nil only for a TOML syntax error; otherwise the model of what could be
     /// read, and every problem found (each with its line and key path) in `issues`.
@@ -288,6 +305,7 @@ private struct ConfigReader {
         file.failsafe = readFailSafe()
         file.log = readLog()
         file.upstream = top.table("upstream").map(readUpstream)
+        file.dnp3 = top.table("dnp3").map(readDNP3)
         let groups = Dictionary(file.sites.compactMap { s in s.oscpGroup.map { (s.id, $0) } }, uniquingKeysWith: { a, _ in a })
         if let o = top.table("oscp") {
             file.oscp = readOSCP(o, groups: groups)
@@ -578,6 +596,43 @@ private struct ConfigReader {
             sendDeadlineMilliseconds: Int(u.number("send_deadline_ms")!))
         u.rejectUnknownKeys()
         return out
+    }
+
+    func readDNP3(_ d: Section) -> ConfigFile.DNP3 {
+        var c = ConfigFile.DNP3()
+        c.listen = d.string("listen")!
+        if !isNumericIP(c.listen) {
+            issues.add(d.table.line(of: "listen"), "dnp3.listen", "= \"\(c.listen)\": not a numeric IPv4 or IPv6 address")
+        }
+        c.port = Int(d.number("port")!)
+        c.outstationAddress = Int(d.number("outstation_address")!)
+        c.masterAddress = Int(d.number("master_address")!)
+        if c.outstationAddress == c.masterAddress {
+            issues.add(d.table.line(of: "master_address"), "dnp3.master_address",
+                       "= \(c.masterAddress) is also the outstation_address: give the master and this box different link addresses")
+        }
+        c.eventBuffer = Int(d.number("event_buffer")!)
+        c.selectTimeoutSeconds = d.number("select_timeout_s")!
+        c.remoteValiditySeconds = d.number("remote_validity_s")!
+        c.unsolicited = d.bool("unsolicited")
+        c.unsolicitedRetries = Int(d.number("unsolicited_retries")!)
+        c.unsolicitedConfirmTimeoutSeconds = d.number("unsolicited_confirm_timeout_s")!
+        if let v = d.table["allowed_ips"] {
+            var ips = Set<String>()
+            if case .array(let items) = v {
+                for item in items {
+                    if case .string(let a) = item, isNumericIP(a) { ips.insert(a) } else {
+                        issues.add(d.table.line(of: "allowed_ips"), "dnp3.allowed_ips", "expected numeric IP addresses in quotes, like [\"10.20.0.5\"]")
+                    }
+                }
+            } else {
+                issues.add(d.table.line(of: "allowed_ips"), "dnp3.allowed_ips", "is \(v.typeName), expected an array of IP addresses")
+            }
+            c.allowedIPs = ips
+        }
+        d.claim("allowed_ips")
+        d.rejectUnknownKeys()
+        return c
     }
 
     func readOSCP(_ o: Section, groups: [String: String]) -> ConfigFile.OSCP {

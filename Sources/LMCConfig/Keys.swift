@@ -34,6 +34,7 @@ private func declarations() -> [ConfigKey] {
     key("log", .table, .none, "the ring log")
     key("upstream", .table, .none, "the Modbus TCP server for SCADA / DERMS")
     key("oscp", .table, .none, "OSCP 2.0 to the CPMS")
+    key("dnp3", .table, .none, "the DNP3 outstation for the DNO's historian and control room")
     key("bus", .tables, .none, "RS-485 lines and Modbus TCP devices")
     key("meter", .tables, .none, "meters")
     key("pulse_meter", .tables, .none, "S0 pulse outputs wired to GPIO inputs: a site's PoC import")
@@ -181,6 +182,19 @@ private func declarations() -> [ConfigKey] {
     key("idle_timeout_s", .number, .number(60), unit: "s", min: 1, max: 3600, "a connection idle this long is closed")
     key("frame_deadline_ms", .number, .number(1000), unit: "ms", min: 50, max: 10_000, "all bytes of a request must arrive within this")
     key("send_deadline_ms", .number, .number(2000), unit: "ms", min: 50, max: 60_000, "a client not reading replies this long is cut")
+
+    table = "dnp3"
+    key("listen", .string, .string("127.0.0.1"), "numeric address to listen on")
+    key("port", .number, .number(20000), min: 1, max: 65_535, "TCP port")
+    key("outstation_address", .number, .number(1024), min: 0, max: 65_519, "this outstation's DNP3 link address")
+    key("master_address", .number, .number(1), min: 0, max: 65_519, "the master's DNP3 link address: frames from any other are dropped")
+    key("allowed_ips", .strings, .contextual("`[\"127.0.0.1\"]`"), "master IP addresses allowed to connect")
+    key("event_buffer", .number, .number(100), min: 1, max: 10_000, "events kept per class until the master confirms them")
+    key("select_timeout_s", .number, .number(5), unit: "s", min: 0.1, max: 60, "an OPERATE must follow its SELECT within this")
+    key("unsolicited", .bool, .bool(true), "send unsolicited responses: the null one at start, then events of the classes the master enables")
+    key("unsolicited_retries", .number, .number(3), min: 0, max: 100, "repeats of an unconfirmed unsolicited response before it is given up")
+    key("unsolicited_confirm_timeout_s", .number, .number(5), unit: "s", min: 0.5, max: 600, "wait this long for the master's confirm before a repeat")
+    key("remote_validity_s", .number, .number(300), unit: "s", min: 1, max: 86_400, "a remote set point operated on g41 holds for this long")
 
     table = "oscp"
     key("listen", .string, .string("127.0.0.1"), "address our endpoint listens on")

@@ -7,6 +7,7 @@ import OSCP
 import RingLog
 import Supervision
 import FailSafe
+import DNP3
 
 #if canImport(Glibc)
 import Glibc
@@ -17,7 +18,7 @@ import Musl
 /// The inputs a box takes from outside, each as a function of arbitrary bytes. Nothing here may crash,
 /// hang or return something invalid; a finding becomes a file in Fuzz/regressions/TARGET.
 enum FuzzTargets {
-    static let names = ["config", "registers", "oscp", "ring", "ssh", "time", "control", "mbserver", "oscpclient"]
+    static let names = ["config", "registers", "oscp", "ring", "ssh", "time", "control", "mbserver", "oscpclient", "dnp3"]
 
     static func run(_ target: String, _ data: [UInt8]) {
         switch target {
@@ -30,6 +31,7 @@ enum FuzzTargets {
         case "control": control(data)
         case "mbserver": mbserver(data)
         case "oscpclient": oscpClient(data)
+        case "dnp3": dnp3(data)
         default: fatalError("no fuzz target '\(target)'; targets: \(names.joined(separator: ", "))")
         }
     }
@@ -135,6 +137,44 @@ enum FuzzTargets {
     /// Bytes from a Modbus TCP client to the upstream server: framed (in arbitrary pieces), parsed and
     /// answered on the upstream map's layout. Every reply is a well-formed PDU of at most 253 bytes,
     /// and nothing outside the writable registers changes unless the request's written range says so.
+    /// The DNP3 outstation: the bytes as a TCP stream (link frames, transport segments, fragments) in
+    /// pieces of 1–17 bytes, and as one application fragment. Never a crash; a response is one
+    /// fragment within the limit, answering with the request's sequence; the stream parser's buffer
+    /// stays bounded.
+    static func dnp3(_ data: [UInt8]) {
+        let clock = OutstationClock(utcMs: 1_700_000_000_000, monoMs: 1_000)
+        var o = Outstation()
+        var v = PointValues(map: .standard)
+        for i in v.analogs.indices { v.analogs[i] = Double(i) * 1000.5 }
+        o.update(v, clock: clock)
+        for i in v.analogs.indices { v.analogs[i] = Double(i) * -7000 }
+        for i in v.binaries.indices { v.binaries[i] = i % 2 == 0 }
+        o.update(v, clock: clock)
+        func check(_ fragment: [UInt8], _ out: Outstation.Output) {
+            guard let r = out.response else { return }
+            precondition(r.count >= 4 && r.count <= o.config.maxFragment, "response of \(r.count) bytes")
+            precondition(r[1] == FunctionCode.response.rawValue, "response function \(r[1])")
+            precondition(r[0] & 0x0F == fragment[0] & 0x0F, "response sequence differs from the request's")
+        }
+        var parser = LinkStreamParser()
+        var transport = TransportReassembler()
+        var rest = data[...]
+        while !rest.isEmpty {
+            let piece = rest.prefix(Int(rest.first! % 17) + 1)
+            rest = rest.dropFirst(piece.count)
+            for f in parser.feed(piece) {
+                precondition((try? LinkFrame.decode(f.encode())) == f, "a decoded frame does not survive encoding")
+                if let fragment = transport.receive(f.userData) { check(fragment, o.handle(fragment, source: f.source, clock: clock)) }
+                // Unsolicited work between requests: one fragment within the limit, function 130, UNS and CON set.
+                if let u = o.pollUnsolicited(clock: OutstationClock(utcMs: clock.utcMs, monoMs: clock.monoMs + UInt64(piece.count) * 1_000)) {
+                    precondition(u.count >= 4 && u.count <= o.config.maxFragment && u[1] == FunctionCode.unsolicitedResponse.rawValue && u[0] & 0x30 == 0x30,
+                                 "unsolicited response \(u.prefix(4))")
+                }
+            }
+        }
+        if !data.isEmpty { check(data, o.handle(data, source: 1, clock: clock)) }
+    }
+
     static func mbserver(_ data: [UInt8]) {
         var framer = MBAPFramer()
         var image = RegisterImage(.init(coils: 0..<16, discreteInputs: 0..<16, holding: 0..<1101, input: 0..<16))

@@ -67,6 +67,10 @@ public struct RuntimeConfig: Sendable {
     }
     public var upstream: Upstream?
 
+    /// The DNP3 outstation (`[dnp3]`, docs/dnp3.md), if configured.
+    public typealias DNP3 = ConfigFile.DNP3
+    public var dnp3: DNP3?
+
     /// OSCP 2.0 to the CPMS (`[oscp]` with `oscp_group` on sites); nil when not configured.
     public var oscp: OSCPConfig?
 
@@ -147,6 +151,7 @@ extension RuntimeConfig {
         s.boxSeed = seed
         supervisor = s
         log = file.log
+        dnp3 = file.dnp3
         if let u = file.upstream {
             var limits = ModbusServer.TCPLimits()
             limits.maxClients = u.maxClients

@@ -147,6 +147,7 @@ struct World {
     var compliance: [String: String] = [:]
     /// Why the upstream Modbus server cannot serve.
     var upstreamFailure: String?
+    var dnp3Failure: String?
     var commands: [QueuedCommand] = []
     var remote: [String: RemoteSetPoint] = [:]
     var heartbeatNs: UInt64?
@@ -198,6 +199,7 @@ struct World {
         }
         if let s = r.number("clock_step_s") { clockStepNs += Int64(s * 1e9) }
         if let u = r.string("upstream_failure") { upstreamFailure = u.isEmpty ? nil : u }
+        if let u = r.string("dnp3_failure") { dnp3Failure = u.isEmpty ? nil : u }
         if let s = r.bool("synchronised") { synchronised = s }
         if let h = r.number("heartbeat_every_s") { heartbeatEvery = h > 0 ? h : nil; if h > 0 { heartbeatNs = monoNs } }
         if let bg = r.number("background_kva") { plant?.backgroundVA = bg * 1000 }
@@ -244,9 +246,11 @@ struct World {
         for (site, w) in cpmsImport { oscp[site] = OSCPSnapshot(group: "\(site)-group", phase: "ready", reportedImportW: w, reportedAtNs: monoNs) }
         for (site, c) in compliance { oscp[site, default: OSCPSnapshot(group: "\(site)-group", phase: "ready")].complianceError = c }
         let local = (Double(wallNs) / 1e9).truncatingRemainder(dividingBy: 86_400)
-        return CycleSnapshot(monoNs: monoNs, wallNs: wallNs, clockSynchronised: synchronised, localSecondsOfDay: local, meters: snaps, relays: relays, oscp: oscp,
-                             breakers: config.breakerSites.reduce(into: [:]) { $0[$1] = aux[$1] ?? .notWired }, remote: remote,
-                             upstreamHeartbeatNs: heartbeatNs, upstreamFailure: upstreamFailure, commands: cmds)
+        var snap = CycleSnapshot(monoNs: monoNs, wallNs: wallNs, clockSynchronised: synchronised, localSecondsOfDay: local, meters: snaps, relays: relays, oscp: oscp,
+                                 breakers: config.breakerSites.reduce(into: [:]) { $0[$1] = aux[$1] ?? .notWired }, remote: remote,
+                                 upstreamHeartbeatNs: heartbeatNs, upstreamFailure: upstreamFailure, commands: cmds)
+        snap.dnp3Failure = dnp3Failure
+        return snap
     }
 
     /// The plant and healthy breakers answer what the cycle did.

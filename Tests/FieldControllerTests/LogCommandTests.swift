@@ -208,7 +208,7 @@ import Testing
 
 /// The fuzz corpus and every input that once found something (Fuzz/), through the plain replayer.
 @Suite struct FuzzRegressions {
-    @Test(arguments: ["config", "registers", "oscp", "ring", "ssh", "time", "control", "mbserver", "oscpclient"])
+    @Test(arguments: ["config", "registers", "oscp", "ring", "ssh", "time", "control", "mbserver", "oscpclient", "dnp3"])
     func theFuzzCorpusAndEveryPastFindingReplayCleanly(target: String) throws {
         let fuzz = (Repo.lmc as NSString).deletingLastPathComponent + "/lmc-fuzz"
         var dirs = [Repo.root.appendingPathComponent("Fuzz/corpus/\(target)").path]

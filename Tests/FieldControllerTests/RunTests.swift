@@ -1,3 +1,4 @@
+import DNP3
 import Foundation
 import LMCTestSupport
 import Testing
@@ -280,6 +281,152 @@ final class Daemon {
         let foreign = try run(Repo.python, [Repo.peer("upstream_client.py"), String(upPort), "--source", "127.0.0.2", "write-float", "1000", "250000", "60"])
         #expect(foreign.out.contains("\"ok\": false"))
         #expect(try d.applied() == 231)
+    }
+
+    /// [dnp3]: opendnp3 (dnp3-python) as the DNO's master. Its startup integrity poll reads the map
+    /// from lmc's cycles, and a DIRECT OPERATE on site 0's remote set point (g41v3, W) reaches the
+    /// charger like the Modbus remote set point does. (dnp3-python aborts once a command's result
+    /// reaches Python — Tests/peers/dnp3_master.py — after opendnp3 has sent the operate.)
+    @Test func aDNP3MasterReadsTheMapAndItsRemoteSetPointReachesTheCharger() throws {
+        let probe = try run(Repo.python, ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
+        let port = Int(probe.out.trimmingCharacters(in: .whitespacesAndNewlines))!
+        let d = try Daemon(tag: "dnp3", extra: "\n[dnp3]\nlisten = \"127.0.0.1\"\nport = \(port)\nremote_validity_s = 60\n")
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        let master = try ChildProcess(Repo.python, [Repo.peer("dnp3_master.py"), "--port", "\(port)", "--timesync", "nonlan"])
+        defer { master.stop() }
+        func value(_ gv: String, _ index: Int) throws -> Double {
+            var found: Double?
+            try waitFor(10, "\(gv) index \(index) from the integrity poll") {
+                found = master.lines.compactMap { try? jsonObject($0) }.last {
+                    $0["kind"] as? String == "value" && $0["gv"] as? String == gv && $0["index"] as? Int == index
+                }.flatMap { ($0["value"] as? NSNumber)?.doubleValue }
+                return found != nil
+            }
+            return found!
+        }
+        #expect(try value("Group30Var5", 48) == 0, "mode NORMAL")
+        #expect(try value("Group1Var2", 7) == 1, "mode.normal")
+        let trafo = try value("Group30Var5", 0)
+        #expect(abs(trafo - 400_000) < 2_000, "mp[0].value \(trafo)")
+        #expect(try value("Group30Var5", 2) == 0, "mp[0].state holding")
+        try waitFor(3, "lmc status shows the master") { try d.status().contains("dnp3: master 127.0.0.1, last request") }
+        #expect(try value("Group30Var5", 24) > 0, "site[0].set_point")
+        // A load step above the 500 kVA limit reaches the master unsolicited (dnp3_master.py polls only
+        // when told, and opendnp3 does not poll on the class IIN by default): the MP's
+        // value past its deadband, and its state leaving holding.
+        try waitFor(10, "unsolicited reporting enabled by the master") { master.stderr.contains("FUNC: ENABLE_UNSOLICITED") }
+        let step = Date()
+        d.meter.send(#"set {"apparent_power_total": 520000, "current_l1": 753.6, "current_l2": 753.6, "current_l3": 753.6}"#)
+        var firstEventMs = -1.0
+        try waitFor(5, "an unsolicited g32v7 event of mp[0].value above 500 kVA") {
+            let events = master.lines.compactMap { try? jsonObject($0) }.filter {
+                $0["gv"] as? String == "Group32Var7" && $0["index"] as? Int == 0 && ($0["event"] as? NSNumber)?.boolValue == true
+            }
+            // The first event of the step (earlier ones are the start-up's, sent once the master enabled them).
+            if firstEventMs < 0, events.contains(where: { (($0["value"] as? NSNumber)?.doubleValue ?? 0) > 410_000 }) {
+                firstEventMs = Date().timeIntervalSince(step) * 1000
+            }
+            return events.contains { (($0["value"] as? NSNumber)?.doubleValue ?? 0) > 500_000 }
+        }
+        let aboveMs = Date().timeIntervalSince(step) * 1000
+        try waitFor(5, "an unsolicited event of mp[0].state leaving holding") {
+            master.lines.compactMap { try? jsonObject($0) }.contains {
+                $0["gv"] as? String == "Group32Var7" && $0["index"] as? Int == 2 && (($0["value"] as? NSNumber)?.doubleValue ?? 0) > 0
+            }
+        }
+        print("meter step to the first unsolicited g32 event at the master: \(Int(firstEventMs)) ms; to one above the limit: \(Int(aboveMs)) ms")
+        // Back to 400 kVA, so the MP releases and the remote set points below are what binds.
+        d.meter.send(#"set {"apparent_power_total": 400000, "current_l1": 579.7, "current_l2": 579.7, "current_l3": 579.7}"#)
+
+        // The DNO asks for 160 kW: 160 kVA = 231 A per phase at the charger, as through the Modbus map.
+        master.send("direct 0 160000")
+        try waitFor(5, "charger at 231 A") { try d.applied() == 231 }
+        try waitFor(3, "the operate in the events ring with the master's address") {
+            let e = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
+            return e.contains("DNP3 directOperate from master 1: site hub remote set point 160000.0 W")
+        }
+        // Select-before-operate from a new master connection (the binding ends the first one when a
+        // command's result reaches Python): 155 kW = 224 A per phase at the charger. (Not below the
+        // site's firm 150 kW: a remote limit, like any other, holds the site at firm.)
+        let sbo = try ChildProcess(Repo.python, [Repo.peer("dnp3_master.py"), "--port", "\(port)", "--timesync", "none"])
+        defer { sbo.stop() }
+        try waitFor(10, "the second master's startup") { sbo.stderr.contains("FUNC: ENABLE_UNSOLICITED") }
+        sbo.send("sbo 0 155000")
+        try waitFor(5, "charger at 224 A") { try d.applied() == 224 }
+        try waitFor(3, "the SBO in the events ring") {
+            try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out.contains("DNP3 operate from master 1: site hub remote set point 155000.0 W")
+        }
+    }
+
+    /// A DNP3 master that confirms the restart's null unsolicited response, enables unsolicited
+    /// reporting and then never confirms: after the retries, DNP3_FAILED in lmc alarms; once it
+    /// confirms an unsolicited response again, the alarm clears.
+    @Test func aDNP3MasterThatStopsConfirmingIsAnAlarm() throws {
+        let probe = try run(Repo.python, ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
+        let port = Int(probe.out.trimmingCharacters(in: .whitespacesAndNewlines))!
+        let d = try Daemon(tag: "dnp3u", extra: "\n[dnp3]\nport = \(port)\nunsolicited_retries = 1\nunsolicited_confirm_timeout_s = 0.5\n")
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        let c = try RawTCP(port: port)
+        var parser = LinkStreamParser()
+        var tseq: UInt8 = 0
+        func send(_ app: [UInt8]) {
+            c.send(LinkFrame(fromMaster: true, primary: true, function: 4, destination: 1024, source: 1, userData: [0xC0 | tseq] + app).encode())
+            tseq = (tseq + 1) & 0x3F
+        }
+        /// The next unsolicited response's application control byte.
+        func nextUnsolicited() throws -> UInt8 {
+            let end = Date().addingTimeInterval(5)
+            while Date() < end {
+                for f in parser.feed(c.receive()) where f.userData.count >= 3 && f.userData[2] == 0x82 { return f.userData[1] }
+            }
+            throw PeerError("no unsolicited response within 5 s")
+        }
+        let null = try nextUnsolicited()
+        send([0xD0 | (null & 0x0F), 0x00])                       // confirm the null response
+        send([0xC1, 0x14, 0x3C, 0x02, 0x06, 0x3C, 0x03, 0x06])   // ENABLE UNSOLICITED classes 1 and 2
+        d.meter.send(#"set {"apparent_power_total": 520000, "current_l1": 753.6, "current_l2": 753.6, "current_l3": 753.6}"#)
+        _ = try nextUnsolicited()                                 // events; never confirmed
+        func alarms() throws -> String { try run(Repo.lmc, ["alarms", "--socket", d.socket]).out }
+        try waitFor(10, "DNP3_FAILED in lmc alarms") { try alarms().contains("DNP3_FAILED dnp3: an unsolicited response went unconfirmed after 1 retries") }
+        #expect(try d.status().contains("1 unsolicited unconfirmed"))
+        // The master confirms what comes next (the next unsolicited response, after a pause): the alarm clears.
+        try waitFor(10, "DNP3_FAILED cleared") {
+            for f in parser.feed(c.receive()) where f.userData.count >= 3 && f.userData[2] == 0x82 && f.userData[1] & 0x20 != 0 {
+                send([0xD0 | (f.userData[1] & 0x0F), 0x00])
+            }
+            return try !alarms().contains("DNP3_FAILED")
+        }
+    }
+
+    /// The half-hourly record reaches the master as class 3 events stamped at the half hour's end: lmc
+    /// runs with its wall clock stepped (LMC_WALL_CLOCK_OFFSET_FILE, debug builds) to 25 s before a
+    /// UTC half hour, and opendnp3 gets the MP's mean and maximum unsolicited, stamped at the boundary.
+    @Test func theHalfHourReachesTheMasterStampedAtItsEnd() throws {
+        let probe = try run(Repo.python, ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
+        let port = Int(probe.out.trimmingCharacters(in: .whitespacesAndNewlines))!
+        let now = Date().timeIntervalSince1970
+        let boundary = ((now + 25) / 1800).rounded(.up) * 1800
+        let offset = boundary - 25 - now
+        let clock = "/tmp/lmc-dnp3-clock-\(getpid())"
+        try "\(offset)".write(toFile: clock, atomically: true, encoding: .utf8)
+        defer { unlink(clock) }
+        let d = try Daemon(tag: "dnp3h", extra: "\n[dnp3]\nport = \(port)\n", environment: ["LMC_WALL_CLOCK_OFFSET_FILE": clock])
+        let master = try ChildProcess(Repo.python, [Repo.peer("dnp3_master.py"), "--port", "\(port)", "--timesync", "none"])
+        defer { master.stop() }
+        var mean: [String: Any]?, max: [String: Any]?
+        try waitFor(45, "the half hour's mp[0] mean and max as events") {
+            let r = master.lines.compactMap { try? jsonObject($0) }.filter { ($0["event"] as? NSNumber)?.boolValue == true && $0["gv"] as? String == "Group32Var7" }
+            mean = r.last { $0["index"] as? Int == 49 }
+            max = r.last { $0["index"] as? Int == 50 }
+            return mean != nil && max != nil
+        }
+        for e in [mean!, max!] {
+            let t = (e["time"] as? NSNumber)?.doubleValue ?? 0
+            #expect(abs(t - boundary * 1000) < 1_000, "stamped \(t), the half hour ends at \(boundary * 1000)")
+        }
+        let m = (mean!["value"] as? NSNumber)?.doubleValue ?? 0, x = (max!["value"] as? NSNumber)?.doubleValue ?? 0
+        #expect(abs(m - 400_000) < 5_000 && x >= m && x < 410_000, "mean \(m) VA, max \(x) VA of a steady 400 kVA")
+        _ = d
     }
 
     /// [box] hardware_watchdog: lmc run pets the device from cycles that finished on time, and disarms it

@@ -15,6 +15,7 @@ import LMCWiring
         ("log", "[log]", []),
         ("upstream", "[upstream]", []),
         ("oscp", "[oscp]", []),
+        ("dnp3", "[dnp3]", []),
         ("bus", "[[bus]]", ["id = \"rs485\"", "tcp = \"127.0.0.1:1502\""]),
         ("meter", "[[meter]]", ["id = \"m\"", "bus = \"rs485\"", "profile = \"generic\""]),
         ("pulse_meter", "[[pulse_meter]]", ["id = \"s0\"", "line = 6", "impulses_per_kwh = 1000"]),
@@ -107,7 +108,7 @@ import LMCWiring
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = String(raw)
             if line.hasPrefix("#") {
-                tables = line.matches(of: /`\[\[?([a-z_.]+)\]\]?`/).map { String($0.1) }
+                tables = line.matches(of: /`\[\[?([a-z0-9_.]+)\]\]?`/).map { String($0.1) }
                 headings.formUnion(tables)
                 columns = []
                 continue
@@ -150,6 +151,43 @@ import LMCWiring
                 Issue.record("docs/config.md:\(row.line): one key per row, in backticks: \(row.key)"); continue
             }
             #expect(ConfigKeys.keys(in: row.table).contains { $0.name == name }, "docs/config.md:\(row.line): \(row.table).\(name) is not declared")
+        }
+    }
+}
+
+/// `[dnp3]`: defaults, and errors that name the key.
+@Suite struct DNP3ConfigTests {
+    static let base = """
+        [[measurement_point]]
+        id = "feeder"
+        kind = "current"
+        sensitivity_per_kw = 1.44
+        [measurement_point.upper]
+        limit_a = 400
+        release_zone_a = 385
+        release_trigger_a = 370
+        [[site]]
+        id = "hub"
+        firm_kw = 150
+        rated_kw = 250
+
+        """
+
+    @Test func defaultsAndValues() throws {
+        guard case .success(let c) = Configuration.parse(Self.base + "[dnp3]\n") else { Issue.record("does not parse"); return }
+        let d = try #require(c.runtime.dnp3)
+        #expect(d.port == 20000 && d.outstationAddress == 1024 && d.masterAddress == 1 && d.allowedIPs == ["127.0.0.1"] && d.listen == "127.0.0.1")
+        guard case .success(let c2) = Configuration.parse(Self.base + "[dnp3]\nport = 20001\nallowed_ips = [\"10.0.0.5\"]\nmaster_address = 3\n") else {
+            Issue.record("does not parse"); return
+        }
+        #expect(c2.runtime.dnp3?.allowedIPs == ["10.0.0.5"] && c2.runtime.dnp3?.masterAddress == 3 && c2.runtime.dnp3?.port == 20001)
+    }
+
+    @Test func errorsNameTheKey() {
+        for (text, path) in [("listen = \"box.local\"", "dnp3.listen"), ("allowed_ips = [\"scada\"]", "dnp3.allowed_ips"),
+                             ("master_address = 1024", "dnp3.master_address"), ("port = 0", "dnp3.port"), ("colour = 1", "dnp3.colour")] {
+            guard case .failure(let e) = Configuration.parse(Self.base + "[dnp3]\n" + text + "\n") else { Issue.record("\(text) accepted"); continue }
+            #expect(e.issues.contains { $0.path.hasPrefix(path) }, "\(text): \(e.issues)")
         }
     }
 }

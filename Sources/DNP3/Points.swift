@@ -1,0 +1,193 @@
+/// The point map: every DNP3 point lmc offers, declared once as data (docs/dnp3-map.md lists it and a
+/// test keeps the two in step). Indices are fixed blocks per measurement point and site, like the
+/// Modbus map, so adding an MP never moves another point.
+
+public enum PointType: String, Sendable, Equatable, CaseIterable {
+    case binaryInput = "binary input"
+    case analogInput = "analog input"
+    case counter = "counter"
+    case analogOutput = "analog output"
+
+    /// Group and variation of the static object and of the event object this type is reported with.
+    public var staticGV: (UInt8, UInt8) {
+        switch self {
+        case .binaryInput: return (1, 2)
+        case .analogInput: return (30, 5)
+        case .counter: return (20, 1)
+        case .analogOutput: return (40, 3)
+        }
+    }
+    public var eventGV: (UInt8, UInt8)? {
+        switch self {
+        case .binaryInput: return (2, 2)
+        case .analogInput: return (32, 7)
+        case .counter: return (22, 1)
+        case .analogOutput: return nil
+        }
+    }
+}
+
+public struct PointSpec: Sendable, Equatable {
+    public var type: PointType
+    public var index: Int
+    /// What the point is, as the map documents it ("mp[0].value").
+    public var name: String
+    public var unit: String
+    /// DNP3 value = value in `unit`'s SI base × scale.
+    public var scale: Double
+    /// 0: static only (no events); 1, 2 or 3: the event class.
+    public var eventClass: UInt8
+    /// An analog or counter event when the value moved more than this (DNP3 units) since the last one.
+    public var deadband: Double
+    public var description: String
+}
+
+public struct PointMap: Sendable, Equatable {
+    public static let maxMeasurementPoints = 8
+    public static let maxSites = 8
+    public static let alarmNames = ["METER_LOST", "RELAY_FAILING", "TRIP_FAILED", "LOCKOUT", "CLOSE_FAILED", "BLIND", "DEAF"]
+    public static let modeNames = ["normal", "degraded", "startup", "failsafe", "non-response", "tripped", "lockout"]
+
+    public var binaries: [PointSpec]
+    public var analogs: [PointSpec]
+    public var counters: [PointSpec]
+    public var outputs: [PointSpec]
+
+    public func points(_ t: PointType) -> [PointSpec] {
+        switch t {
+        case .binaryInput: return binaries
+        case .analogInput: return analogs
+        case .counter: return counters
+        case .analogOutput: return outputs
+        }
+    }
+
+    /// Analog input indices.
+    public enum AI {
+        public static func mpValue(_ i: Int) -> Int { 3 * i }
+        public static func mpLimit(_ i: Int) -> Int { 3 * i + 1 }
+        public static func mpState(_ i: Int) -> Int { 3 * i + 2 }
+        public static func siteSetPoint(_ j: Int) -> Int { 24 + 3 * j }
+        public static func siteImport(_ j: Int) -> Int { 24 + 3 * j + 1 }
+        public static func siteBoundBy(_ j: Int) -> Int { 24 + 3 * j + 2 }
+        public static let mode = 48
+        /// The closed half hour's record (class 3, an event at each half hour's end, stamped with it).
+        public static func mpHalfHourMean(_ i: Int) -> Int { 49 + 2 * i }
+        public static func mpHalfHourMax(_ i: Int) -> Int { 50 + 2 * i }
+        public static func siteHalfHourImport(_ j: Int) -> Int { 65 + 2 * j }
+        public static func siteHalfHourCurtailed(_ j: Int) -> Int { 66 + 2 * j }
+    }
+    /// Binary input indices.
+    public enum BI {
+        public static func alarm(_ k: Int) -> Int { k }
+        public static func mode(_ k: Int) -> Int { 7 + k }
+        public static func relayOK(_ j: Int) -> Int { 14 + j }
+    }
+    /// Counter indices.
+    public enum CI {
+        public static let trips = 0
+        public static let cycles = 1
+        public static let overruns = 2
+        /// Energy summed from the half-hour records since lmc started (Wh; they move at each half hour's end).
+        public static func siteEnergyImported(_ j: Int) -> Int { 3 + 2 * j }
+        public static func siteEnergyCurtailed(_ j: Int) -> Int { 4 + 2 * j }
+    }
+
+    /// The unit of a measurement point's value, which sets its `mp[i].value` point's unit and deadband.
+    public enum MPUnit: String, Sendable { case amps = "A", voltAmps = "VA", volts = "V" }
+
+    /// The standard map with each MP's value in its own unit: deadband 1 kVA, 5 A or 2 V.
+    public static func standard(mpUnits: [MPUnit]) -> PointMap {
+        var m = standard
+        for (i, u) in mpUnits.prefix(maxMeasurementPoints).enumerated() {
+            m.analogs[AI.mpValue(i)].unit = u.rawValue
+            m.analogs[AI.mpHalfHourMean(i)].unit = u.rawValue
+            m.analogs[AI.mpHalfHourMax(i)].unit = u.rawValue
+            m.analogs[AI.mpValue(i)].deadband = u == .voltAmps ? 1000 : u == .amps ? 5 : 2
+        }
+        return m
+    }
+
+    /// The map lmc serves (every MP as apparent power; lmc run uses ``standard(mpUnits:)``).
+    public static let standard: PointMap = {
+        var a: [PointSpec] = []
+        for i in 0..<maxMeasurementPoints {
+            a.append(.init(type: .analogInput, index: AI.mpValue(i), name: "mp[\(i)].value", unit: "VA", scale: 1, eventClass: 2, deadband: 1000,
+                           description: "measurement point \(i): the value control uses, worst phase (VA; A or V for a current or voltage MP, with deadband 5 A or 2 V: see above)"))
+            a.append(.init(type: .analogInput, index: AI.mpLimit(i), name: "mp[\(i)].limit", unit: "W", scale: 1, eventClass: 1, deadband: 100,
+                           description: "measurement point \(i): the limit it imposes on its sites (no value while it holds)"))
+            a.append(.init(type: .analogInput, index: AI.mpState(i), name: "mp[\(i)].state", unit: "code", scale: 1, eventClass: 1, deadband: 0,
+                           description: "measurement point \(i): state 0 holding, 1 riding, 2 regulating, 3 releasing, 4 blind"))
+        }
+        for j in 0..<maxSites {
+            a.append(.init(type: .analogInput, index: AI.siteSetPoint(j), name: "site[\(j)].set_point", unit: "W", scale: 1, eventClass: 2, deadband: 500,
+                           description: "site \(j): the set point sent to its chargers"))
+            a.append(.init(type: .analogInput, index: AI.siteImport(j), name: "site[\(j)].import", unit: "W", scale: 1, eventClass: 2, deadband: 1000,
+                           description: "site \(j): import at its point of connection"))
+            a.append(.init(type: .analogInput, index: AI.siteBoundBy(j), name: "site[\(j)].bound_by", unit: "code", scale: 1, eventClass: 1, deadband: 0,
+                           description: "site \(j): what bounds the set point (0 ceiling, 1 mp, 2 tcc, 3 dsc, 4 schedule, 5 override, 6 remote, 7 floor, 8 ramp, 9 fail-safe)"))
+        }
+        a.append(.init(type: .analogInput, index: AI.mode, name: "mode", unit: "code", scale: 1, eventClass: 1, deadband: 0,
+                       description: "mode 0 normal, 1 degraded, 2 startup, 3 failsafe, 4 non-response, 5 tripped, 6 lockout"))
+        for i in 0..<maxMeasurementPoints {
+            a.append(.init(type: .analogInput, index: AI.mpHalfHourMean(i), name: "mp[\(i)].halfhour_mean", unit: "VA", scale: 1, eventClass: 3, deadband: 0,
+                           description: "measurement point \(i): mean of the last closed UTC half hour, in the MP's unit; an event at each half hour's end"))
+            a.append(.init(type: .analogInput, index: AI.mpHalfHourMax(i), name: "mp[\(i)].halfhour_max", unit: "VA", scale: 1, eventClass: 3, deadband: 0,
+                           description: "measurement point \(i): maximum of the last closed UTC half hour, in the MP's unit; an event at each half hour's end"))
+        }
+        for j in 0..<maxSites {
+            a.append(.init(type: .analogInput, index: AI.siteHalfHourImport(j), name: "site[\(j)].halfhour_import", unit: "kWh", scale: 1, eventClass: 3, deadband: 0,
+                           description: "site \(j): energy imported in the last closed UTC half hour (no value when not metered); an event at each half hour's end"))
+            a.append(.init(type: .analogInput, index: AI.siteHalfHourCurtailed(j), name: "site[\(j)].halfhour_curtailed", unit: "kWh", scale: 1, eventClass: 3, deadband: 0,
+                           description: "site \(j): energy curtailed in the last closed UTC half hour; an event at each half hour's end"))
+        }
+        var b: [PointSpec] = []
+        for (k, n) in alarmNames.enumerated() {
+            b.append(.init(type: .binaryInput, index: BI.alarm(k), name: "alarm.\(n)", unit: "", scale: 1, eventClass: 1, deadband: 0,
+                           description: "alarm \(n) is raised"))
+        }
+        for (k, n) in modeNames.enumerated() {
+            b.append(.init(type: .binaryInput, index: BI.mode(k), name: "mode.\(n)", unit: "", scale: 1, eventClass: 1, deadband: 0,
+                           description: "the mode is \(n)"))
+        }
+        for j in 0..<maxSites {
+            b.append(.init(type: .binaryInput, index: BI.relayOK(j), name: "site[\(j)].relay_ok", unit: "", scale: 1, eventClass: 1, deadband: 0,
+                           description: "site \(j): its chargers take the set point"))
+        }
+        var c: [PointSpec] = [
+            .init(type: .counter, index: CI.trips, name: "trips", unit: "", scale: 1, eventClass: 1, deadband: 0, description: "breaker trips since the controller started"),
+            .init(type: .counter, index: CI.cycles, name: "cycles", unit: "", scale: 1, eventClass: 0, deadband: 0, description: "control cycles since start (static only)"),
+            .init(type: .counter, index: CI.overruns, name: "overruns", unit: "", scale: 1, eventClass: 3, deadband: 0, description: "control cycles that overran their period"),
+        ]
+        for j in 0..<maxSites {
+            c.append(.init(type: .counter, index: CI.siteEnergyImported(j), name: "site[\(j)].energy_imported", unit: "Wh", scale: 1, eventClass: 3, deadband: 0,
+                           description: "site \(j): energy imported since lmc started, summed from the half-hour records (moves at each half hour's end)"))
+            c.append(.init(type: .counter, index: CI.siteEnergyCurtailed(j), name: "site[\(j)].energy_curtailed", unit: "Wh", scale: 1, eventClass: 3, deadband: 0,
+                           description: "site \(j): energy curtailed since lmc started, summed from the half-hour records"))
+        }
+        let o: [PointSpec] = (0..<maxSites).map { j in
+            .init(type: .analogOutput, index: j, name: "site[\(j)].remote_set_point", unit: "W", scale: 1, eventClass: 0, deadband: 0,
+                  description: "site \(j): a remote set point (g41; g40 reads back the last value operated)")
+        }
+        return PointMap(binaries: b, analogs: a, counters: c, outputs: o)
+    }()
+}
+
+/// One published picture of every point, in the map's SI units (the outstation applies scale). nil: no
+/// value (reported offline, with value 0).
+public struct PointValues: Sendable, Equatable {
+    public var binaries: [Bool?]
+    public var analogs: [Double?]
+    public var counters: [UInt32?]
+
+    public init(binaries: [Bool?], analogs: [Double?], counters: [UInt32?]) {
+        self.binaries = binaries; self.analogs = analogs; self.counters = counters
+    }
+
+    /// Every point without a value.
+    public init(map: PointMap) {
+        binaries = Array(repeating: nil, count: map.binaries.count)
+        analogs = Array(repeating: nil, count: map.analogs.count)
+        counters = Array(repeating: nil, count: map.counters.count)
+    }
+}
