@@ -20,4 +20,7 @@ fi
 t0=$(date +%s)
 image=$(nice scripts/box/build-image.sh "$arch")
 echo "box-test: image $image ($(( $(date +%s) - t0 )) s)"
-exec timeout --kill-after=10 ${BOX_TIMEOUT:-1200} .venv/bin/python scripts/box/box_test.py --arch "$arch" --deb "$deb" --image "$image"
+# A chain of PR_SET_PDEATHSIG: timeout dies with make, the driver with timeout, and qemu, the peers and
+# ssh with the driver. --foreground keeps timeout in make's process group, so Ctrl-C reaches it all.
+exec setpriv --pdeathsig KILL timeout --foreground --kill-after=10 ${BOX_TIMEOUT:-1200} \
+  setpriv --pdeathsig KILL .venv/bin/python scripts/box/box_test.py --arch "$arch" --deb "$deb" --image "$image"
