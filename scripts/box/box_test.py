@@ -653,6 +653,13 @@ def main():
         r.results.append(("driver", "FAIL", 0.0, f"{type(e).__name__}: {e}"))
     finally:
         kill_children()
+        # The logs stay (console.log, the peers'); the guest's disk and the upgrade's staging do not.
+        for big in ("disk.qcow2", "upgrade"):
+            path = os.path.join(r.work, big)
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else (os.path.exists(path) and os.remove(path))
+        for f in os.listdir(r.work):
+            if f.endswith(".deb"):
+                os.remove(os.path.join(r.work, f))
     total = time.monotonic() - t0
     print()
     print(f"{'check':<48} {'result':<6} {'s':>6}  note")
