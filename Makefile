@@ -6,7 +6,7 @@ TEST_TIMEOUT ?= 1800
 FUZZ_SECONDS ?= 60
 FUZZ_RT = $(shell dirname $$(dirname $$(which swift)))/lib/swift/clang/lib/linux
 
-.PHONY: deps build run test attack release man deb release-check bench fuzz sanitize soak clean
+.PHONY: deps build run test attack release man deb release-check box-test bench fuzz sanitize soak clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -58,6 +58,13 @@ deb: release man
 # What CI checks of the release: static, runs its demo; the .deb installs, verifies and removes.
 release-check: deb
 	@scripts/check-release.sh
+
+# The .deb on a booted stock Debian 12 under qemu: systemd, peers on the host, the serial console, the
+# DNO's ssh, kills, a power cut, the hardware watchdog (docs/release.md, "Box test"). ARCH=arm64 boots
+# qemu-system-aarch64 with BOX_DEB=…_arm64.deb. The image is cached in /var/cache/lmc-box.
+ARCH ?= amd64
+box-test: deps
+	@ARCH=$(ARCH) scripts/box/run.sh
 
 # Every benchmark behind docs/PERFORMANCE.md (about 10 minutes on 2 cores; writes that file).
 bench:

@@ -63,6 +63,7 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 fi
 getent group gpio >/dev/null || fail "no gpio group after install: lmc.service names it"
 grep -q 'GROUP="gpio"' /usr/lib/udev/rules.d/60-lmc-gpio.rules || fail "/usr/lib/udev/rules.d/60-lmc-gpio.rules does not give the GPIO chips to the gpio group"
+grep -q 'OWNER="lmc"' /usr/lib/udev/rules.d/60-lmc-watchdog.rules || fail "/usr/lib/udev/rules.d/60-lmc-watchdog.rules does not give the watchdog to lmc"
 # The manual page and the shell completions, where man and the shells look for them.
 man -w lmc 2>/dev/null | grep -q "^/usr/share/man/man1/lmc.1.gz$" || fail "man -w lmc does not find /usr/share/man/man1/lmc.1.gz"
 LC_ALL=C MANWIDTH=80 man lmc 2>/dev/null | grep -q "lmc doctor" || fail "man lmc lacks the doctor command"

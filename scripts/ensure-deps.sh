@@ -26,6 +26,23 @@ if [ "${LMC_BENCH_DEPS:-}" = 1 ]; then
   command -v sqlite3  >/dev/null 2>&1 || need_apt+=(sqlite3)
 fi
 
+# make box-test (LMC_BOX_DEPS=amd64|arm64): qemu, debootstrap and, for arm64, qemu-user to run the
+# guest's maintainer scripts while its image is built (scripts/box/build-image.sh).
+case "${LMC_BOX_DEPS:-}" in
+  amd64|arm64)
+    command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+    command -v qemu-img    >/dev/null 2>&1 || need_apt+=(qemu-utils)
+    command -v mkfs.ext4   >/dev/null 2>&1 || need_apt+=(e2fsprogs)
+    command -v scp         >/dev/null 2>&1 || need_apt+=(openssh-client)
+    if [ "$LMC_BOX_DEPS" = amd64 ]; then
+      command -v qemu-system-x86_64 >/dev/null 2>&1 || need_apt+=(qemu-system-x86)
+    else
+      command -v qemu-system-aarch64 >/dev/null 2>&1 || need_apt+=(qemu-system-arm)
+      command -v qemu-aarch64-static >/dev/null 2>&1 || need_apt+=(qemu-user-static)
+      command -v update-binfmts      >/dev/null 2>&1 || need_apt+=(binfmt-support)
+    fi ;;
+esac
+
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "ensure-deps: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -18,6 +18,7 @@ install -D -m 0644 systemd/sshd-lmc-logs.conf   "$root/etc/ssh/sshd_config.d/lmc
 install -D -m 0644 systemd/dno_authorized_keys   "$root/etc/lmc/dno_authorized_keys"
 install -D -m 0644 systemd/lmc-sysctl.conf       "$root/usr/lib/sysctl.d/90-lmc.conf"
 install -D -m 0644 systemd/lmc-gpio.rules        "$root/usr/lib/udev/rules.d/60-lmc-gpio.rules"
+install -D -m 0644 systemd/lmc-watchdog.rules    "$root/usr/lib/udev/rules.d/60-lmc-watchdog.rules"
 install -D -m 0640 hw/examples/lmc.toml         "$root/etc/lmc/lmc.toml"
 for f in $(cd hw && find meters chargers examples -type f); do
   install -D -m 0644 "hw/$f" "$root/usr/share/lmc/hw/$f"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# make box-test: the .deb on a booted Debian 12 under qemu (docs/release.md, "Box test").
+#   ARCH=amd64 (default): builds out/lmc_*_amd64.deb (make deb) and tests it.
+#   ARCH=arm64: qemu-system-aarch64 -M virt; the package from BOX_DEB, else the newest out/lmc_*_arm64.deb.
+# The image is built once and cached (scripts/box/build-image.sh). Everything the test starts dies with it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+arch=${ARCH:-amd64}
+LMC_BOX_DEPS=$arch scripts/ensure-deps.sh
+if [ -n "${BOX_DEB:-}" ]; then
+  deb=$BOX_DEB
+elif [ "$arch" = "$(dpkg --print-architecture)" ]; then
+  make --no-print-directory deb >&2
+  deb=out/lmc_$(out/lmc --version)_$arch.deb
+else
+  deb=$(ls -t out/lmc_*_"$arch".deb 2>/dev/null | head -1 || true)
+fi
+[ -n "$deb" ] && [ -s "$deb" ] || { echo "box-test: no $arch package: give BOX_DEB=path/to/lmc_VERSION_$arch.deb" >&2; exit 1; }
+[ "$(dpkg-deb -f "$deb" Architecture)" = "$arch" ] || { echo "box-test: $deb is not an $arch package" >&2; exit 1; }
+t0=$(date +%s)
+image=$(nice scripts/box/build-image.sh "$arch")
+echo "box-test: image $image ($(( $(date +%s) - t0 )) s)"
+# A chain of PR_SET_PDEATHSIG: timeout dies with make, the driver with timeout, and qemu, the peers and
+# ssh with the driver. --foreground keeps timeout in make's process group, so Ctrl-C reaches it all.
+exec setpriv --pdeathsig KILL timeout --foreground --kill-after=10 ${BOX_TIMEOUT:-1200} \
+  setpriv --pdeathsig KILL .venv/bin/python scripts/box/box_test.py --arch "$arch" --deb "$deb" --image "$image"
