@@ -27,9 +27,11 @@ test: deps
 	[ $$rc -eq 124 ] && echo "make test: the tests did not finish within $(TEST_TIMEOUT) s" >&2; \
 	scripts/check-leftovers.sh since $$since || { [ $$rc -ne 0 ] || rc=1; }; \
 	exit $$rc
-	@# Every fuzz target for a bounded time, then the release as a DNO gets it.
+	@# Every fuzz target for a bounded time, then the release as a DNO gets it, then that .deb on a
+	@# booted Debian 12 (the image is built once, about 3-8 minutes, then cached).
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 	$(MAKE) --no-print-directory release-check
+	$(MAKE) --no-print-directory box-test ARCH=amd64
 
 # Issue 17's attacks against a real lmc run on loopback (Tests/FieldControllerTests/AttackTests.swift and
 # every other suite named …Attack…/…Hostile…): about 1–2 minutes. make test runs them too.
