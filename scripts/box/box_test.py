@@ -417,7 +417,13 @@ class Run:
         a = wait_for(10, f"charger below {RATED_A} A", lambda: (lambda a: a if a < RATED_A else None)(self.charger.state()["applied_a"]))
         dt = time.monotonic() - t0
         self.meter.send("set " + json.dumps(LOADED))
-        return f"520 kVA at the meter → charger {RATED_A} A → {a:g} A in {dt:.1f} s"
+        # lmc's footprint on the box's own kernel (Debian 12's 6.1): what docs/PERFORMANCE.md's RSS row
+        # means on a box, where the build machine's kernel maps the static binary's text in 2 MB folios.
+        pid = service(self.box)["MainPID"]
+        st = self.box.root(f"grep -E '^(VmRSS|RssAnon|RssFile):' /proc/{pid}/status")
+        kib = {l.split(":")[0]: int(l.split()[1]) for l in st.strip().splitlines()}
+        return (f"520 kVA at the meter → charger {RATED_A} A → {a:g} A in {dt:.1f} s; lmc RSS {kib['VmRSS'] / 1024:.1f} MiB "
+                f"({kib['RssAnon'] / 1024:.1f} its own, {kib['RssFile'] / 1024:.1f} mapped from the binary)")
 
     def engineer(self):
         b, c = self.box, self.box.console
