@@ -34,14 +34,17 @@ SRC
 fi
 echo "make-roots: build root $buildroot: $(in_root swift --version 2>&1 | head -1)"
 
-if [ ! -f "$sysroot/.lmc-sysroot-ready" ]; then
+# The C side of the static link, whose arm64 closure goes into the sysroot (sid's libcrypto.a needs zlib
+# and zstd). The sysroot is rebuilt when this list changes.
+want="libc6-dev libssl-dev libstdc++-GCC-dev libgcc-GCC-dev zlib1g-dev libzstd-dev"
+if [ ! -f "$sysroot/.lmc-sysroot-ready" ] || [ "$(cat "$sysroot/.lmc-sysroot-ready")" != "$want" ]; then
   echo "make-roots: the arm64 sysroot $sysroot"
   rm -rf "$sysroot" "$buildroot/tmp/arm64-debs"; mkdir -p "$sysroot" "$buildroot/tmp/arm64-debs"
   in_root apt-get update -qq
-  # The C side of the static link: its arm64 closure (apt-cache names foreign-architecture packages :arm64).
+  # apt-cache names foreign-architecture packages :arm64.
   gccver=$(in_root apt-cache depends gcc:arm64 | sed -n 's/^ *Depends: gcc-\([0-9][0-9]*\):arm64$/\1/p' | head -1)
   [ -n "$gccver" ] || { echo "make-roots: cannot tell sid's default gcc version for arm64" >&2; exit 1; }
-  roots="libc6-dev:arm64 libssl-dev:arm64 libstdc++-$gccver-dev:arm64 libgcc-$gccver-dev:arm64 zlib1g-dev:arm64"
+  roots=$(for p in $want; do echo "${p//GCC/$gccver}:arm64"; done)
   pkgs=$(in_root apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances $roots \
          | grep -E '^[a-z0-9][^ ]*:arm64$' | sort -u)
   echo "make-roots: $(echo $pkgs | wc -w) arm64 packages from sid (gcc $gccver), swiftlang:arm64, libgpiod 1.6.3 from bookworm"
@@ -52,6 +55,6 @@ if [ ! -f "$sysroot/.lmc-sysroot-ready" ]; then
   for d in lib bin sbin; do [ -e "$sysroot/$d" ] || ln -s "usr/$d" "$sysroot/$d"; done
   ls "$buildroot"/tmp/arm64-debs/ > "$sysroot/.lmc-packages"
   rm -rf "$buildroot/tmp/arm64-debs"
-  touch "$sysroot/.lmc-sysroot-ready"
+  echo "$want" > "$sysroot/.lmc-sysroot-ready"
 fi
 echo "make-roots: arm64 sysroot $sysroot ($(wc -l < "$sysroot/.lmc-packages") packages)"

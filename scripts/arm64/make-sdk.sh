@@ -10,6 +10,9 @@ swiftlib=$sysroot_in/usr/libexec/swift/lib
 # -static-executable look for it under swift_static/linux/aarch64.
 [ -f "$buildroot$swiftlib/swift_static/linux/aarch64/swiftrt.o" ] \
   || cp "$buildroot$swiftlib/swift/linux/aarch64/swiftrt.o" "$buildroot$swiftlib/swift_static/linux/aarch64/swiftrt.o"
+# The driver links with <sysroot>/usr/lib/swift_static/linux/aarch64/swiftrt.o; Debian links only
+# /usr/lib/swift to its libexec tree.
+[ -e "$sysroot/usr/lib/swift_static" ] || ln -s ../libexec/swift/lib/swift_static "$sysroot/usr/lib/swift_static"
 b=$buildroot/opt/swift-sdks/lmc-debian-aarch64.artifactbundle
 mkdir -p "$b/sdk"
 cat > "$b/info.json" <<J
