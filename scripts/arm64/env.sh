@@ -33,3 +33,11 @@ qemu_aarch64() {
   command -v qemu-aarch64-static >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static >/dev/null; }
   command -v qemu-aarch64-static
 }
+
+# SwiftPM does not notice a changed sysroot (other headers, other .a): build afresh when it was rebuilt.
+fresh_if_sysroot_changed() {   # run from the repo
+  local stamp=.build-arm64/sysroot-packages
+  if ! cmp -s "$sysroot/.lmc-packages" "$stamp"; then
+    rm -rf .build-arm64/aarch64-unknown-linux-gnu; mkdir -p .build-arm64; cp "$sysroot/.lmc-packages" "$stamp"
+  fi
+}

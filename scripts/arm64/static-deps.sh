@@ -7,8 +7,6 @@ set -euo pipefail
 . "$(dirname "$0")/env.sh"
 "$(dirname "$0")/make-roots.sh" >/dev/null
 if [ ! -f "$sysroot/usr/local/lib/libmodbus.a" ]; then
-  grep -q '^deb-src .* bookworm main' "$buildroot/etc/apt/sources.list" \
-    || { echo "deb-src $mirror bookworm main" >> "$buildroot/etc/apt/sources.list"; in_root apt-get update -qq; }
   [ -x "$buildroot/usr/bin/dpkg-source" ] || in_root apt-get install -y -qq dpkg-dev >/dev/null
   in_root sh -c 'rm -rf /build/libmodbus && mkdir -p /build/libmodbus && cd /build/libmodbus && apt-get source -qq libmodbus/bookworm' >/dev/null 2>&1
   src=$(cd "$buildroot" && ls -d build/libmodbus/libmodbus-*/ | head -1)
@@ -17,7 +15,8 @@ if [ ! -f "$sysroot/usr/local/lib/libmodbus.a" ]; then
   in_root sh -c "cd /$src && { [ -x configure ] || autoreconf -fi; } >/dev/null 2>&1 && \
     ./configure -q --host=aarch64-linux-gnu CC='$cc' AR=/usr/libexec/swift/bin/llvm-ar RANLIB=/usr/libexec/swift/bin/llvm-ranlib \
       --enable-static --disable-shared --disable-tests --prefix=/usr/local >/dev/null && \
-    make -s -j2 >/dev/null && make -s install DESTDIR=$sysroot_in >/dev/null"
+    make -s -j2 >/dev/null 2>&1 && make -s install DESTDIR=$sysroot_in >/dev/null 2>&1" \
+    || { echo "static-deps: libmodbus failed to build: $buildroot/$src/config.log" >&2; exit 1; }
 fi
 for l in usr/local/lib/libmodbus.a usr/lib/aarch64-linux-gnu/libgpiod.a usr/lib/aarch64-linux-gnu/libssl.a usr/lib/aarch64-linux-gnu/libcrypto.a; do
   [ -f "$sysroot/$l" ] || { echo "static-deps: $sysroot/$l missing" >&2; exit 1; }
