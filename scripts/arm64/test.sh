@@ -17,7 +17,8 @@ pc=$sysroot_in/usr/local/lib/pkgconfig:$sysroot_in/usr/lib/aarch64-linux-gnu/pkg
 in_root env PKG_CONFIG_PATH="$pc" PKG_CONFIG_SYSROOT_DIR="$sysroot_in" sh -c "cd /src && \
   nice swift build -j ${JOBS:-2} --build-tests --scratch-path .build-arm64 \
     --swift-sdks-path /opt/swift-sdks --swift-sdk lmc-debian-aarch64 \
-    -Xswiftc -Xfrontend -Xswiftc -disable-cross-import-overlays 2>&1" | tail -15
+    -Xswiftc -Xfrontend -Xswiftc -disable-cross-import-overlays 2>&1" > .build-arm64/test-build.log \
+  || { grep -A12 "error:" .build-arm64/test-build.log | head -60; echo "arm64 test: the build failed (.build-arm64/test-build.log)" >&2; exit 1; }
 xctest=/src/.build-arm64/aarch64-unknown-linux-gnu/debug/lmcPackageTests.xctest
 [ -x "$PWD${xctest#/src}" ] || { echo "arm64 test: $xctest was not built" >&2; exit 1; }
 rc=0
