@@ -10,9 +10,14 @@ sysroot=$buildroot$sysroot_in
 mirror=${LMC_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 need_root() { [ "$(id -u)" -eq 0 ] || { echo "scripts/arm64: run as root (debootstrap, chroot, mounts)" >&2; exit 1; }; }
 
-# Bind what a chroot command needs for the time of one call, then unmount again.
+# Bind what a chroot command needs for the time of one call, then unmount again. One call at a time
+# (a lock in the cache): two would stack their mounts and fail to unmount each other's.
 in_root() {   # in_root CMD...  (runs in $buildroot, with the repo at /src)
   need_root
+  mkdir -p "$cache"
+  ( flock 9; in_root_unlocked "$@" ) 9>"$cache/.in-root.lock"
+}
+in_root_unlocked() {
   local repo; repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
   mkdir -p "$buildroot/proc" "$buildroot/dev" "$buildroot/src" "$buildroot/opt/swift-packages"
   mount -t proc proc "$buildroot/proc"
