@@ -5,6 +5,11 @@ JOBS ?= 2
 TEST_TIMEOUT ?= 1800
 FUZZ_SECONDS ?= 60
 FUZZ_RT = $(shell dirname $$(dirname $$(which swift)))/lib/swift/clang/lib/linux
+# release, deb and release-check: ARCH=arm64 cross-builds the box's binary on an amd64 machine
+# (scripts/arm64/, docs/release.md); any other ARCH is this machine's own.
+NATIVE_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+ARCH ?= $(NATIVE_ARCH)
+CROSS := $(if $(filter arm64,$(ARCH)),$(filter-out arm64,$(NATIVE_ARCH)),)
 
 .PHONY: deps build run test attack release man deb release-check box-test bench fuzz sanitize soak clean
 
@@ -40,6 +45,11 @@ attack: deps
 	LMC_PYTHON=$(CURDIR)/.venv/bin/python timeout --kill-after=30 600 $(SWIFT) test -j $(JOBS) --skip-build --filter 'Attack|Hostile'
 
 # One fully static, stripped lmc in out/ (libmodbus built from Debian's source, libgpiod, OpenSSL).
+# ARCH=arm64: out/arm64/lmc, cross-built by Debian sid's Swift in a cached root (scripts/arm64/build.sh).
+ifneq ($(CROSS),)
+release:
+	@scripts/arm64/build.sh
+else
 release: deps
 	@scripts/build-static-deps.sh >/dev/null
 	@rm -f .build-release/release/lmc
@@ -48,6 +58,7 @@ release: deps
 	@test -x .build-release/release/lmc || { echo "make release: the static link failed" >&2; exit 1; }
 	@mkdir -p out && strip -R .comment -o out/lmc .build-release/release/lmc
 	@echo "out/lmc: $$(stat -c %s out/lmc) bytes, $$(file -b out/lmc | cut -d, -f1-2,5)"
+endif
 
 # The manual page out/lmc.1 from the command-line reference (swift-argument-parser's generate-manual).
 man: deps
@@ -55,11 +66,12 @@ man: deps
 
 # The Debian package: out/lmc_VERSION_ARCH.deb (install it with: apt install ./out/lmc_*.deb).
 deb: release man
-	@scripts/make-deb.sh
+	@scripts/make-deb.sh $(if $(CROSS),arm64)
 
 # What CI checks of the release: static, runs its demo; the .deb installs, verifies and removes.
+# ARCH=arm64: static aarch64, --version and a short demo under qemu-user, lintian (no install here).
 release-check: deb
-	@scripts/check-release.sh
+	@$(if $(CROSS),scripts/arm64/check-release.sh,scripts/check-release.sh)
 
 # The .deb on a booted stock Debian 12 under qemu: systemd, peers on the host, the serial console, the
 # DNO's ssh, kills, a power cut, the hardware watchdog (docs/release.md, "Box test"). ARCH=arm64 boots

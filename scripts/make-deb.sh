@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
 # make deb: out/lmc_VERSION_ARCH.deb from the static out/lmc (make release) and the files of this repo.
+# scripts/make-deb.sh arm64 (make deb ARCH=arm64): the same from out/arm64/lmc (make release ARCH=arm64),
+# which runs here under qemu-user for its version and shell completions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x out/lmc ] || { echo "make-deb: out/lmc missing; run make release first" >&2; exit 1; }
-[ -s out/lmc.1 ] || { echo "make-deb: out/lmc.1 missing; run make man first" >&2; exit 1; }
-version=$(out/lmc --version)
 arch=$(dpkg --print-architecture)
+bin=out/lmc
+lmc() { out/lmc "$@"; }
+if [ -n "${1:-}" ] && [ "$1" != "$arch" ]; then
+  [ "$1" = arm64 ] || { echo "make-deb: ARCH=$1: only this machine's architecture ($arch) or arm64" >&2; exit 1; }
+  arch=arm64 bin=out/arm64/lmc
+  . scripts/arm64/env.sh
+  qemu=$(qemu_aarch64)
+  lmc() { "$qemu" out/arm64/lmc "$@"; }
+fi
+[ -x "$bin" ] || { echo "make-deb: $bin missing; run make release first" >&2; exit 1; }
+[ -s out/lmc.1 ] || { echo "make-deb: out/lmc.1 missing; run make man first" >&2; exit 1; }
+version=$(lmc --version)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 root="$stage/lmc_${version}_${arch}"
 
-install -D -m 0755 out/lmc                     "$root/usr/bin/lmc"
+install -D -m 0755 "$bin"                      "$root/usr/bin/lmc"
 install -D -m 0644 systemd/lmc.service          "$root/usr/lib/systemd/system/lmc.service"
 install -D -m 0644 systemd/lmc.sysusers         "$root/usr/lib/sysusers.d/lmc.conf"
 install -D -m 0644 systemd/lmc.tmpfiles         "$root/usr/lib/tmpfiles.d/lmc.conf"
@@ -32,9 +43,9 @@ install -D -m 0644 README.md "$root/usr/share/doc/lmc/README.md"
 gzip -9n -c out/lmc.1 > "$stage/lmc.1.gz"
 install -D -m 0644 "$stage/lmc.1.gz" "$root/usr/share/man/man1/lmc.1.gz"
 # (bash-completion sources the file: no #! line.)
-out/lmc --generate-completion-script bash | sed '1{/^#!/d}' > "$stage/lmc.bash"
-out/lmc --generate-completion-script zsh > "$stage/_lmc"
-out/lmc --generate-completion-script fish > "$stage/lmc.fish"
+lmc --generate-completion-script bash | sed '1{/^#!/d}' > "$stage/lmc.bash"
+lmc --generate-completion-script zsh > "$stage/_lmc"
+lmc --generate-completion-script fish > "$stage/lmc.fish"
 install -D -m 0644 "$stage/lmc.bash" "$root/usr/share/bash-completion/completions/lmc"
 install -D -m 0644 "$stage/_lmc" "$root/usr/share/zsh/vendor-completions/_lmc"
 install -D -m 0644 "$stage/lmc.fish" "$root/usr/share/fish/vendor_completions.d/lmc.fish"

@@ -1,7 +1,9 @@
 /// A minimal JSON writer for `--json` output: no Foundation in the binary for a few objects
 /// (docs/design.md §7: every megabyte counts on the box).
 enum JSON {
-    indirect enum Value {
+    // Sendable said, not inferred: Swift 6.2 (Debian's, the arm64 build) reports inferring it through
+    // [(String, Value)] as a circular reference in debug builds.
+    indirect enum Value: Sendable {
         case string(String)
         case number(Double)
         case int(Int)

@@ -164,12 +164,13 @@ struct SimulateCommand: ParsableCommand {
                                noiseFraction: noisePercent / 100, steps: steps.compactMap(parseStep), seed: seed)
         var out: UnsafeMutablePointer<FILE>?
         if let trace {
-            out = fopen(trace, "w")
-            guard out != nil else {
+            // Non-optional for fputs: Swift 6.2's Glibc module declares its FILE * non-null.
+            guard let file = fopen(trace, "w") else {
                 printError("cannot write trace \(trace): \(String(cString: strerror(errno)))")
                 throw ExitCode(1)
             }
-            fputs("t_s,background_kva,constraint_kva,site_kva,demand_kva,setpoint_kw,sent,bound_by\n", out)
+            fputs("t_s,background_kva,constraint_kva,site_kva,demand_kva,setpoint_kw,sent,bound_by\n", file)
+            out = file
         }
         let rings = try logDir.map { try SimulationRings(directory: $0, startUTC: parseUTC(start)!, durationS: s.duration, periodS: period,
                                                           mps: cc.measurementPoints, sites: cc.sites, scenario: path) }
