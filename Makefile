@@ -75,8 +75,7 @@ release-check: deb
 
 # The .deb on a booted stock Debian 12 under qemu: systemd, peers on the host, the serial console, the
 # DNO's ssh, kills, a power cut, the hardware watchdog (docs/release.md, "Box test"). ARCH=arm64 boots
-# qemu-system-aarch64 with BOX_DEB=…_arm64.deb. The image is cached in /var/cache/lmc-box.
-ARCH ?= amd64
+# qemu-system-aarch64 with the arm64 package (make deb ARCH=arm64). The image is cached in /var/cache/lmc-box.
 box-test: deps
 	@ARCH=$(ARCH) scripts/box/run.sh
 

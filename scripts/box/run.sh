@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make box-test: the .deb on a booted Debian 12 under qemu (docs/release.md, "Box test").
 #   ARCH=amd64 (default): builds out/lmc_*_amd64.deb (make deb) and tests it.
-#   ARCH=arm64: qemu-system-aarch64 -M virt; the package from BOX_DEB, else the newest out/lmc_*_arm64.deb.
+#   ARCH=arm64: qemu-system-aarch64 -M virt; the package from BOX_DEB, else make deb ARCH=arm64 (cross-built).
 # The image is built once and cached (scripts/box/build-image.sh). Everything the test starts dies with it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,6 +13,7 @@ elif [ "$arch" = "$(dpkg --print-architecture)" ]; then
   make --no-print-directory deb >&2
   deb=out/lmc_$(out/lmc --version)_$arch.deb
 else
+  make --no-print-directory deb ARCH="$arch" >&2
   deb=$(ls -t out/lmc_*_"$arch".deb 2>/dev/null | head -1 || true)
 fi
 [ -n "$deb" ] && [ -s "$deb" ] || { echo "box-test: no $arch package: give BOX_DEB=path/to/lmc_VERSION_$arch.deb" >&2; exit 1; }
