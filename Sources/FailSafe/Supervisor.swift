@@ -531,9 +531,17 @@ public struct Supervisor: Sendable {
             }
         }
         if !degraded.isEmpty { raise(.degraded, "degraded: " + degraded.joined(separator: "; ")) }
+        // While the box itself holds the sites at safe (start-up, blind), a site still above that set
+        // point is following it: the mode says why the set point is safe. The NON_RESPONSE alarm shows
+        // the site, and a site that does not follow still trips after the response time.
+        let holdingSafe: Bool
+        switch measurement {
+        case .startup, .failsafe: holdingSafe = true
+        case .seeing: holdingSafe = false
+        }
         for (id, state) in breakers.sorted(by: { $0.key < $1.key }) {
             switch state {
-            case .nonResponse(let since): raise(.nonResponse, "\(id) above its set point + tolerance for \(fmt(now - since)) s")
+            case .nonResponse(let since): if !holdingSafe { raise(.nonResponse, "\(id) above its set point + tolerance for \(fmt(now - since)) s") }
             case .tripping(_, let r), .tripFailed(_, let r): raise(.nonResponse, "\(id): tripping (\(r))")
             case .open(_, let r): raise(.tripped, "\(id) breaker open: \(r)")
             case .closing: raise(.tripped, "\(id) breaker closing")
