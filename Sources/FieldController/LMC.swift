@@ -1,4 +1,5 @@
 import ArgumentParser
+import ModbusBridge
 
 /// The `lmc` executable: one binary for the daemon, the console tools and commissioning.
 @main
@@ -23,4 +24,11 @@ struct LMC: ParsableCommand {
         version: version,
         subcommands: [RingTestWriter.self, RunCommand.self, LogCommand.self, StatusCommand.self, WatchCommand.self, AlarmsCommand.self, OverrideCommand.self, ResetLockoutCommand.self, TestCommand.self, SimulateCommand.self, ConfigCommand.self, DoctorCommand.self, MeterCommand.self, ChargerCommand.self, ModbusCommand.self, GPIOCommand.self, DemoCommand.self]
     )
+
+    /// Every command may open Modbus connections: descriptors stay where libmodbus's select() can
+    /// watch them (OpenFileLimit), whatever limit lmc was started with.
+    static func main() {
+        OpenFileLimit.capAtSelectable()
+        main(nil)
+    }
 }

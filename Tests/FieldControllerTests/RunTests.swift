@@ -16,7 +16,9 @@ final class Daemon {
 
     /// `journal`: lmc's stderr goes to this file, which JOURNAL_STREAM names, as systemd connects it
     /// to the journal.
-    init(tag: String, extra: String = "", siteExtra: String = "", control: String = "", failsafe: String = "", environment: [String: String]? = nil, journal: String? = nil) throws {
+    /// `openFiles`: lmc starts under `prlimit --nofile=N:N`, as from a shell or a unit with a raised limit.
+    init(tag: String, extra: String = "", siteExtra: String = "", control: String = "", failsafe: String = "", environment: [String: String]? = nil, journal: String? = nil,
+         openFiles: Int? = nil) throws {
         self.environment = environment
         dir = "/tmp/lmc-e2e-\(tag)-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -32,6 +34,8 @@ final class Daemon {
         if let journal {
             lmc = try ChildProcess("/bin/sh", ["-c", "exec 2>>\"$0\"; JOURNAL_STREAM=$(stat -c %d:%i \"$0\") exec \"$1\" run --config \"$2\"",
                                                journal, Repo.lmc, path], environment: environment)
+        } else if let openFiles {
+            lmc = try ChildProcess("/usr/bin/prlimit", ["--nofile=\(openFiles):\(openFiles)", Repo.lmc, "run", "--config", path], environment: environment)
         } else {
             lmc = try ChildProcess(Repo.lmc, ["run", "--config", path], environment: environment)
         }
@@ -128,6 +132,19 @@ final class Daemon {
             usleep(50_000)
         }
         Issue.record("not within \(seconds) s: \(what)")
+    }
+
+    /// libmodbus waits with select(), which aborts the process for a descriptor at or above FD_SETSIZE
+    /// (1024). Started with a higher limit (a shell's `ulimit -n 20000`, a unit's LimitNOFILE=), lmc
+    /// lowers its own soft limit to 1024: past that a connection is refused (EMFILE), not the process
+    /// killed with the chargers' set points.
+    @Test func openFilesStayBelowWhatSelectCanWatch() throws {
+        let d = try Daemon(tag: "nofile", openFiles: 20_000)
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        let limits = try String(contentsOfFile: "/proc/\(d.lmc.process.processIdentifier)/limits", encoding: .utf8)
+        let line = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }.map(String.init) ?? ""
+        let soft = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.flatMap { Int($0) }
+        #expect(soft.map { $0 <= 1024 } == true, "lmc run's open-file limit: \(line)")
     }
 
     @Test func loadStepSilenceAndABadReload() throws {

@@ -102,8 +102,14 @@ public final class ChildProcess: @unchecked Sendable {
         let end = Date().addingTimeInterval(2)
         while process.isRunning && Date() < end { usleep(10_000) }
         if process.isRunning { terminate(); return }
+        closeOutputs()
+    }
+
+    /// Stops reading and closes its stdin.
+    private func closeOutputs() {
         stdoutPipe.fileHandleForReading.readabilityHandler = nil
         stderrPipe.fileHandleForReading.readabilityHandler = nil
+        try? stdinPipe.fileHandleForWriting.close()
     }
 
     /// SIGTERM now, and wait.
@@ -113,8 +119,7 @@ public final class ChildProcess: @unchecked Sendable {
         let end = Date().addingTimeInterval(3)
         while process.isRunning && Date() < end { usleep(5_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        stdoutPipe.fileHandleForReading.readabilityHandler = nil
-        stderrPipe.fileHandleForReading.readabilityHandler = nil
+        closeOutputs()
     }
 
     deinit { if process.isRunning { process.terminate() } }
@@ -314,6 +319,10 @@ public func run(_ executable: String, _ arguments: [String], environment: [Strin
         _ = Glibc.kill(p.processIdentifier, SIGKILL)
         throw PeerError("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
     }
+    // Our ends of the pipes now, not when Foundation lets go of the Process: left to it, they piled up
+    // past 1024 descriptors in a test run, where libmodbus's select() aborts the test process (FD_SETSIZE).
+    try? out.fileHandleForReading.close()
+    try? err.fileHandleForReading.close()
     // Bounded too: a child that leaves a daemon behind holding Foundation's exit-watch socket
     // would otherwise hang the whole test run (a tmux server did, in CI).
     let end = Date().addingTimeInterval(10)
