@@ -238,8 +238,9 @@ public final class DNP3Server: Sendable {
         guard fd >= 0 else { return }
         let peer = Self.address(storage)
         guard parameters.allowedIPs.contains(peer) else {
-            Sys.close(fd)
+            // Counted before the close: whoever sees the connection closed sees it counted.
             statusBox.withLock { $0.refused += 1; $0.lastNote = "refused a connection from \(peer): not in [dnp3] allowed_ips" }
+            Sys.close(fd)
             return
         }
         let flags = fcntl(fd, F_GETFL)
