@@ -288,34 +288,37 @@ private struct ConfigReader {
         if mpSections.isEmpty { issues.add(nil, "measurement_point", "at least one [[measurement_point]] is needed") }
         let siteSections = top.tables("site")
         if siteSections.isEmpty { issues.add(nil, "site", "at least one [[site]] is needed") }
-        var file = ConfigFile(control: control, box: readBox(), failsafe: ConfigFile.FailSafe.placeholder, log: ConfigFile.Log.placeholder)
-        file.buses = top.tables("bus").compactMap(readBus)
-        file.meters = top.tables("meter").compactMap { readMeter($0, buses: file.buses) }
+        let box = readBox()
+        let buses = top.tables("bus").compactMap(readBus)
+        let meters = top.tables("meter").compactMap { readMeter($0, buses: buses) }
+        var pulseMeters: [ConfigFile.PulseMeter] = []
         for p in top.tables("pulse_meter") {
             if let pm = readPulseMeter(p) {
-                if file.meters.contains(where: { $0.id == pm.id }) || file.pulseMeters.contains(where: { $0.id == pm.id }) {
+                if meters.contains(where: { $0.id == pm.id }) || pulseMeters.contains(where: { $0.id == pm.id }) {
                     issues.add(p.table.line(of: "id"), "\(p.path).id", "= \"\(pm.id)\": another [[meter]] or [[pulse_meter]] has this id")
                 }
-                file.pulseMeters.append(pm)
+                pulseMeters.append(pm)
             }
         }
-        let meterIDs = Set(file.meters.map(\.id)), pulseIDs = Set(file.pulseMeters.map(\.id))
-        file.measurementPoints = mpSections.compactMap { readMP($0, meterIDs: meterIDs, pulseIDs: pulseIDs) }
-        file.sites = siteSections.enumerated().compactMap { i, s in readSite(s, order: i + 1, meterIDs: meterIDs, pulseIDs: pulseIDs) }
-        file.failsafe = readFailSafe()
-        file.log = readLog()
-        file.upstream = top.table("upstream").map(readUpstream)
-        file.dnp3 = top.table("dnp3").map(readDNP3)
-        let groups = Dictionary(file.sites.compactMap { s in s.oscpGroup.map { (s.id, $0) } }, uniquingKeysWith: { a, _ in a })
+        let meterIDs = Set(meters.map(\.id)), pulseIDs = Set(pulseMeters.map(\.id))
+        let mps = mpSections.compactMap { readMP($0, meterIDs: meterIDs, pulseIDs: pulseIDs) }
+        let sites = siteSections.enumerated().compactMap { i, s in readSite(s, order: i + 1, meterIDs: meterIDs, pulseIDs: pulseIDs) }
+        let failsafe = readFailSafe()
+        let log = readLog()
+        let upstream = top.table("upstream").map(readUpstream)
+        let dnp3 = top.table("dnp3").map(readDNP3)
+        let groups = Dictionary(sites.compactMap { s in s.oscpGroup.map { (s.id, $0) } }, uniquingKeysWith: { a, _ in a })
+        var oscp: ConfigFile.OSCP?
         if let o = top.table("oscp") {
-            file.oscp = readOSCP(o, groups: groups)
+            oscp = readOSCP(o, groups: groups)
         } else if !groups.isEmpty {
             issues.add(nil, "site.oscp_group", "is set but there is no [oscp] section: add one (docs/config.md)")
         }
         top.rejectUnknownKeys()
-        for dup in duplicates(file.measurementPoints.map(\.id)) { issues.add(nil, "measurement_point", "id \"\(dup)\" is used twice") }
-        for dup in duplicates(file.sites.map(\.id)) { issues.add(nil, "site", "id \"\(dup)\" is used twice") }
-        return file
+        for dup in duplicates(mps.map(\.id)) { issues.add(nil, "measurement_point", "id \"\(dup)\" is used twice") }
+        for dup in duplicates(sites.map(\.id)) { issues.add(nil, "site", "id \"\(dup)\" is used twice") }
+        return ConfigFile(control: control, box: box, buses: buses, meters: meters, pulseMeters: pulseMeters, measurementPoints: mps,
+                          sites: sites, failsafe: failsafe, log: log, upstream: upstream, oscp: oscp, dnp3: dnp3)
     }
 
     func readControl() -> ConfigFile.Control {
@@ -687,18 +690,6 @@ private struct ConfigReader {
         }
         return out
     }
-}
-
-extension ConfigFile.FailSafe {
-    /// Replaced by the declared values before `read` returns.
-    static let placeholder = ConfigFile.FailSafe(blindTime: 1, goodSamples: 1, startupDelayWindow: 0...0, recoveryRampWPerSecond: 1,
-                                                 upstreamHeartbeatTimeout: nil, nonResponseToleranceW: 0, responseTime: 0, breakerConfirmTime: 1,
-                                                 autoCloseDelay: nil, maxTrips: 1, tripWindow: 1, relayAlarmAfter: 0)
-}
-
-extension ConfigFile.Log {
-    /// Replaced by the declared values before `read` returns.
-    static let placeholder = ConfigFile.Log(directory: "", samplesMB: 0, eventsMB: 0, halfHoursMB: 0, syncIntervalSeconds: 0)
 }
 
 private func duplicates(_ ids: [String]) -> [String] {
