@@ -568,13 +568,15 @@ private struct ConfigReader {
         return out
     }
 
-    func strings(_ s: Section, _ key: String, what: String) -> [String] {
+    /// An array of strings; an item that is not a string, or not `valid`, is an issue (`itemError`, or
+    /// "expected WHAT in quotes") and left out.
+    func strings(_ s: Section, _ key: String, what: String, itemError: String? = nil, valid: (String) -> Bool = { _ in true }) -> [String] {
         var out: [String] = []
         if let v = s.table[key] {
             if case .array(let items) = v {
                 for item in items {
-                    if case .string(let a) = item { out.append(a) } else {
-                        issues.add(s.table.line(of: key), "\(s.path).\(key)", "expected \(what) in quotes")
+                    if case .string(let a) = item, valid(a) { out.append(a) } else {
+                        issues.add(s.table.line(of: key), "\(s.path).\(key)", itemError ?? "expected \(what) in quotes")
                     }
                 }
             } else {
@@ -620,20 +622,9 @@ private struct ConfigReader {
         c.unsolicited = d.bool("unsolicited")
         c.unsolicitedRetries = Int(d.number("unsolicited_retries")!)
         c.unsolicitedConfirmTimeoutSeconds = d.number("unsolicited_confirm_timeout_s")!
-        if let v = d.table["allowed_ips"] {
-            var ips = Set<String>()
-            if case .array(let items) = v {
-                for item in items {
-                    if case .string(let a) = item, isNumericIP(a) { ips.insert(a) } else {
-                        issues.add(d.table.line(of: "allowed_ips"), "dnp3.allowed_ips", "expected numeric IP addresses in quotes, like [\"10.20.0.5\"]")
-                    }
-                }
-            } else {
-                issues.add(d.table.line(of: "allowed_ips"), "dnp3.allowed_ips", "is \(v.typeName), expected an array of IP addresses")
-            }
-            c.allowedIPs = ips
-        }
-        d.claim("allowed_ips")
+        let ips = strings(d, "allowed_ips", what: "IP addresses", itemError: "expected numeric IP addresses in quotes, like [\"10.20.0.5\"]",
+                          valid: isNumericIP)
+        if d.has("allowed_ips") { c.allowedIPs = Set(ips) }
         d.rejectUnknownKeys()
         return c
     }
