@@ -102,11 +102,11 @@ public final class ChildProcess: @unchecked Sendable {
         let end = Date().addingTimeInterval(2)
         while process.isRunning && Date() < end { usleep(10_000) }
         if process.isRunning { terminate(); return }
-        closeOutputs()
+        stopReadingAndCloseStdin()
     }
 
     /// Stops reading and closes its stdin.
-    private func closeOutputs() {
+    private func stopReadingAndCloseStdin() {
         stdoutPipe.fileHandleForReading.readabilityHandler = nil
         stderrPipe.fileHandleForReading.readabilityHandler = nil
         try? stdinPipe.fileHandleForWriting.close()
@@ -119,7 +119,7 @@ public final class ChildProcess: @unchecked Sendable {
         let end = Date().addingTimeInterval(3)
         while process.isRunning && Date() < end { usleep(5_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        closeOutputs()
+        stopReadingAndCloseStdin()
     }
 
     deinit { if process.isRunning { process.terminate() } }
