@@ -1,5 +1,6 @@
 import ArgumentParser
 import CTSensorDriver
+import Headroom
 import LMCConfig
 import LMCWiring
 import LMCPlatform
@@ -131,10 +132,13 @@ struct DemoCommand: ParsableCommand {
         print(wrote ? "  plot: \(path)" : "  plot: could not write \(path)")
     }
 
-    /// The example site (hw/examples/lmc.toml) with its time constants divided by the compression —
-    /// except the non-response time, which must stay longer than a few meter polls in real time.
+    /// The example site (hw/examples/lmc.toml, whose constraint and site are `ExampleSite`'s) with its time
+    /// constants divided by the compression — except the non-response time, which must stay longer than a
+    /// few meter polls in real time.
     static func config(trafoPort: Int, sitePort: Int, chargerPort: Int, socket: String, speed: Double, mode: String = "direct") -> String {
         func t(_ seconds: Double) -> String { String(max(seconds / speed, 0.0)) }
+        func k(_ w: Double) -> String { String(w / 1000) }
+        let mp = ExampleSite.measurementPoint(), upper = mp.upper!, site = ExampleSite.site()
         return """
         [box]
         id = "demo"
@@ -174,20 +178,20 @@ struct DemoCommand: ParsableCommand {
         id = "trafo"
         kind = "apparent_power"
         meter = "trafo_ct"
-        sensitivity_per_kw = 1.0
-        regulate_margin_kva = 8
-        ride_through_s = \(t(3))
-        regulate_interval_s = \(t(10))
-        release_interval_s = \(t(60))
-        filter_s = \(t(5))
+        sensitivity_per_kw = \(mp.sensitivity)
+        regulate_margin_kva = \(k(mp.regulateMargin))
+        ride_through_s = \(t(mp.rideThrough))
+        regulate_interval_s = \(t(mp.regulateInterval))
+        release_interval_s = \(t(mp.releaseInterval))
+        filter_s = \(t(mp.filterTimeConstant))
         [measurement_point.upper]
-        limit_kva = 500
-        release_zone_kva = 492
-        release_trigger_kva = 488
+        limit_kva = \(k(upper.limit))
+        release_zone_kva = \(k(upper.releaseZone))
+        release_trigger_kva = \(k(upper.releaseTrigger))
         [[site]]
-        id = "hub"
-        firm_kw = 150
-        rated_kw = 250
+        id = "\(site.id)"
+        firm_kw = \(k(site.floorW))
+        rated_kw = \(k(site.ceilingW))
         setpoint_unit = "a"
         quantum = 1
         ramp_up_kw_per_s = \(2 * speed)

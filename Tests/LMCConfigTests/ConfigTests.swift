@@ -101,7 +101,7 @@ func exampleConfigText() throws -> String {
     }
 
     @Test func aTypoIsAnErrorNotASilentlyDroppedThreshold() throws {
-        let text = try exampleConfigText().replacingOccurrences(of: "release_trigger_kva = 488", with: "release_triger_kva = 488")
+        let text = try exampleConfigText().replacingOccurrences(of: "release_trigger_kva = 496", with: "release_triger_kva = 496")
         guard case .failure(let e) = Configuration.parse(text) else { Issue.record("accepted a typo"); return }
         let messages = e.issues.map(\.description)
         #expect(messages.contains { $0.contains("measurement_point[0].upper.release_triger_kva: unknown key (did you mean release_trigger_kva?)") }, "\(messages)")
@@ -148,7 +148,7 @@ func exampleConfigText() throws -> String {
     }
 
     @Test func inconsistentThresholdsAreCaughtByTheCoreChecks() throws {
-        let text = try exampleConfigText().replacingOccurrences(of: "release_zone_kva = 492", with: "release_zone_kva = 502")
+        let text = try exampleConfigText().replacingOccurrences(of: "release_zone_kva = 498", with: "release_zone_kva = 502")
         guard case .failure(let e) = Configuration.parse(text) else { Issue.record("accepted"); return }
         #expect(e.description.contains("trafo.upper: need limit > release_zone > release_trigger"))
     }
