@@ -9,7 +9,7 @@ public enum ExampleSite {
         MeasurementPointConfig(
             id: mpID, kind: .apparentPower, sensitivity: 1,
             upper: .init(trip: 550_000, tripDelay: 30, limit: 500_000, releaseZone: 498_000, releaseTrigger: 496_000),
-            regulateMargin: 2_000, rideThrough: 3, regulateInterval: 10, releaseInterval: 60, rampW: .infinity,
+            regulateMargin: 2_000, rideThrough: 3, regulateInterval: 20, releaseInterval: 60, rampW: .infinity,
             filterTimeConstant: 5)
     }
 
