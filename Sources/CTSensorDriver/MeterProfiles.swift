@@ -11,7 +11,7 @@ import Musl
 public enum MeterProfiles {
     /// Loads a profile by name (`eastron-sdm630`) from the search path, or from a path to a .toml file.
     public static func load(_ nameOrPath: String) -> Result<MeterProfile, ConfigErrors> {
-        ProfileFiles.load(nameOrPath, folder: "meters", parse: parse) { "no such meter profile (looked in \($0)); available: \(available().joined(separator: ", "))" }
+        ProfileFiles.load(nameOrPath, folder: "meters", kind: "meter", parse: parse)
     }
 
     /// Profile names found on the search path.

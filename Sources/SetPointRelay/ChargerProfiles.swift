@@ -4,7 +4,7 @@ import TOMLReader
 /// Charger set-point maps as data (`hw/chargers/NAME.toml`); the format is in hw/README.md.
 public enum ChargerProfiles {
     public static func load(_ nameOrPath: String) -> Result<ChargerProfile, ConfigErrors> {
-        ProfileFiles.load(nameOrPath, folder: "chargers", parse: parse) { "no such charger profile (looked in \($0))" }
+        ProfileFiles.load(nameOrPath, folder: "chargers", kind: "charger", parse: parse)
     }
 
     public static func parse(_ text: String, name: String) -> Result<ChargerProfile, ConfigErrors> {

@@ -29,9 +29,11 @@ public enum ProfileFiles {
     }
 
     /// Finds `folder/NAME.toml` on the search path (or takes a .toml path) and parses it; every issue
-    /// is prefixed with the file's path.
-    public static func load<P>(_ nameOrPath: String, folder: String, parse: (String, String) -> Result<P, ConfigErrors>,
-                        notFound: (String) -> String) -> Result<P, ConfigErrors> {
+    /// is prefixed with the file's path. `kind` names the profile in the error when it is not found
+    /// ("meter", "charger"): the error lists the profiles installed, or says that none are and how to
+    /// install them.
+    public static func load<P>(_ nameOrPath: String, folder: String, kind: String,
+                               parse: (String, String) -> Result<P, ConfigErrors>) -> Result<P, ConfigErrors> {
         let candidates = nameOrPath.hasSuffix(".toml") ? [nameOrPath] : searchPath.map { "\($0)/\(folder)/\(nameOrPath).toml" }
         for path in candidates {
             guard let text = readText(path) else { continue }
@@ -40,7 +42,12 @@ public enum ProfileFiles {
                 ConfigErrors(issues: e.issues.map { var i = $0; i.path = "\(path): \(i.path)"; return i })
             }
         }
-        return .failure(ConfigErrors(issues: [ConfigIssue(line: nil, path: nameOrPath, message: notFound(candidates.joined(separator: ", ")))]))
+        let found = available(in: folder)
+        let listed = found.isEmpty
+            ? "no \(kind) profiles are installed there: install the lmc package, or set LMC_HW_DIR to a folder holding \(folder)/ (the source tree's hw)"
+            : "available: \(found.joined(separator: ", "))"
+        return .failure(ConfigErrors(issues: [ConfigIssue(line: nil, path: nameOrPath,
+                                                          message: "no such \(kind) profile (looked in \(candidates.joined(separator: ", "))); \(listed)")]))
     }
 }
 

@@ -266,6 +266,28 @@ import Testing
             .firstIndex { $0.hasPrefix("regulate_margin_kva") }! + 1
         #expect(bad.err.contains("line \(line): measurement_point[0].regulate_margin_kv: unknown key (did you mean regulate_margin_kva?)"), "\(bad.err)")
     }
+
+    /// A profile that is not found: the error lists what is installed, and when nothing is (lmc started
+    /// outside the source tree, no package), it says so and how to fix it, not "available: " and nothing.
+    @Test func anUnknownProfileNamesWhatIsInstalledOrHowToInstallIt() throws {
+        let cfg = "/tmp/lmc-profile-\(getpid()).toml"
+        defer { unlink(cfg) }
+        try String(contentsOfFile: Self.example, encoding: .utf8)
+            .replacingOccurrences(of: "\"alfen-ng9xx\"", with: "\"no-such-charger\"")
+            .write(toFile: cfg, atomically: true, encoding: .utf8)
+        let charger = try run(Repo.lmc, ["config", "check", "--config", cfg])
+        #expect(charger.status == 2 && charger.err.contains("no such charger profile"), "\(charger.err)")
+        #expect(charger.err.contains("available: ") && charger.err.contains("alfen-ng9xx"), "\(charger.err)")
+
+        let empty = "/tmp/lmc-no-hw-\(getpid())"
+        mkdir(empty, 0o755)
+        defer { rmdir(empty) }
+        let none = try run("/bin/sh", ["-c", "cd \(empty) && exec \(Repo.lmc) config check --config \(Self.example)"],
+                           environment: ProcessInfo.processInfo.environment.filter { $0.key != "LMC_HW_DIR" })
+        #expect(none.status == 2, "\(none.err)")
+        #expect(none.err.contains("no meter profiles are installed") && none.err.contains("no charger profiles are installed"), "\(none.err)")
+        #expect(none.err.contains("LMC_HW_DIR") && !none.err.contains("available: \n") && !none.err.hasSuffix("available: "), "\(none.err)")
+    }
 }
 
 @Suite struct MeterProbeCLITests {
