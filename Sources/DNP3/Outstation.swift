@@ -17,7 +17,8 @@ public struct OutstationConfig: Sendable, Equatable {
     public var selectTimeoutMs: UInt64
     /// Event buffer capacity for classes 1, 2 and 3.
     public var eventBuffer: [Int]
-    /// Analog outputs that take operates (one per configured site); the rest answer NOT_SUPPORTED.
+    /// Site analog outputs that take operates (one per configured site); the rest of the site block
+    /// answers NOT_SUPPORTED. Outputs past the site block (the heartbeat) always take operates.
     public var outputsInService: Int = .max
     /// Unsolicited responses: the null one at start, then events of the classes the master enables.
     public var unsolicited: Bool
@@ -303,7 +304,9 @@ public struct Outstation: Sendable {
                 default: v = Double(bitPattern: (0..<8).reduce(UInt64(0)) { $0 | UInt64(d[$1]) << (8 * UInt64($1)) })
                 }
                 vs.append(v)
-                if Int(o.index) >= min(outputs.count, config.outputsInService) { st.append(.notSupported) }
+                // Site outputs beyond the configured sites answer NOT_SUPPORTED; the heartbeat (past the
+                // site block) is always in service.
+                if Int(o.index) >= outputs.count || (Int(o.index) < PointMap.maxSites && Int(o.index) >= config.outputsInService) { st.append(.notSupported) }
                 else if !v.isFinite || v < 0 { st.append(.outOfRange) }
                 else if !config.masterAddresses.contains(source) { st.append(.notAuthorized) }
                 else { st.append(selectStatus ?? .success) }
