@@ -48,9 +48,12 @@ final class Runtime {
     /// The DNP3 outstation ([dnp3], docs/dnp3.md) and the remote set points its master operated, by site index.
     private var dnp3: DNP3Server?
     private var dnp3Remote: [Int: RemoteSetPoint] = [:]
-    /// When the DNP3 master last operated the heartbeat output (monotonic ns): one more upstream
-    /// heartbeat beside the Modbus register's, for the supervisor's one test.
+    /// When the DNP3 master last operated the heartbeat output (monotonic ns).
     private var dnp3HeartbeatNs: UInt64?
+    /// The upstream heartbeat the supervisor tests (monotonic ns): the latest of the Modbus register's
+    /// writes and the DNP3 heartbeat output's operates. Kept here, not in the servers, so that a
+    /// reload (which restarts the Modbus server) does not forget it.
+    private var upstreamHeartbeatNs: UInt64?
     /// The last closed half hour's DNP3 points, and each site's energy summed from the records (Wh).
     private var dnp3HalfHour: [Int: Double?] = [:]
     private var dnp3EnergyWh: [Int: (imported: Double, curtailed: Double)] = [:]
@@ -224,7 +227,6 @@ final class Runtime {
         if let setup = Self.dnp3Setup(config), dnp3 == nil, let d = rc.dnp3 {
             do {
                 dnp3 = try DNP3Server(setup.0, map: setup.1)
-                dnp3HeartbeatNs = nil
                 log("DNP3 outstation \(d.outstationAddress) listening on tcp \(d.listen):\(d.port) for master \(d.masterAddress)")
             } catch {
                 log("DNP3 outstation not started: \(error)")
@@ -445,6 +447,8 @@ final class Runtime {
                 remote[id] = r
             }
         }
+        // One upstream heartbeat: the latest of the Modbus register's and the DNP3 output's, across reloads.
+        upstreamHeartbeatNs = [upstreamHeartbeatNs, upstream?.upstreamHeartbeatAtNs, dnp3HeartbeatNs].compactMap { $0 }.max()
         let pending = commands.pending()
         let wall = wallNs()
         upstreamService?.tick(nowNs: nowNs)
@@ -462,8 +466,7 @@ final class Runtime {
                                            complianceError: o.complianceError))
                 }
             }),
-            // One upstream heartbeat: the later of the Modbus register's and the DNP3 output's.
-            breakers: breakerReads, remote: remote, upstreamHeartbeatNs: [upstream?.upstreamHeartbeatAtNs, dnp3HeartbeatNs].compactMap { $0 }.max(),
+            breakers: breakerReads, remote: remote, upstreamHeartbeatNs: upstreamHeartbeatNs,
             upstreamFailure: upstreamService?.failure,
             commands: pending.map { QueuedCommand(request: $0.request, line: $0.line, user: $0.user) },
             posted: inbox.drain().map { CycleEvent($0.kind, $0.text) }, overruns: overruns)

@@ -36,8 +36,14 @@ extension RunEndToEnd {
                 n = 0
                 while True:
                     n += 1
-                    r = c.write_registers(1100, [n % 65536], device_id=1)
-                    print("heartbeat", n, not r.isError(), flush=True)
+                    try:
+                        ok = not c.write_registers(1100, [n % 65536], device_id=1).isError()
+                    except Exception:
+                        ok = False
+                    print("heartbeat", n, ok, flush=True)
+                    if not ok:   # as SCADA does: connect again (a reload restarts the server)
+                        c.close()
+                        c.connect()
                     time.sleep(0.5)
                 """
             upstream = try ChildProcess(Repo.python, ["-c", script])
@@ -54,6 +60,17 @@ extension RunEndToEnd {
         }
         // Still honoured 3 s later (longer than the timeout): the heartbeat keeps the box managed.
         usleep(3_000_000)
+        #expect(try d.applied() == 231)
+        // A reload with the config unchanged: the heartbeat seen before it still counts (the box stays
+        // managed; no fail-safe until the next write).
+        let text = try String(contentsOfFile: d.path, encoding: .utf8)
+        try (text + "\n# touched\n").write(toFile: d.path, atomically: true, encoding: .utf8)
+        kill(d.lmc.process.processIdentifier, SIGHUP)
+        try waitFor(5, "the reload") { d.lmc.stderr.contains("reloaded") }
+        usleep(2_000_000)
+        let modes = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
+            .split(separator: "\n").filter { $0.contains("FAILSAFE") || $0.contains("failsafe") }
+        #expect(modes.isEmpty, "no fail-safe across the reload: \(modes)")
         #expect(try d.applied() == 231)
         upstream.stop()
         let stopped = Date()
