@@ -220,7 +220,7 @@ public struct PointMap: Sendable, Equatable {
         }
         for j in 0..<maxSites {
             b.append(.init(type: .binaryInput, index: BI.relayOK(j), name: "site[\(j)].relay_ok", unit: "", scale: 1, eventClass: 1, deadband: 0,
-                           description: "site \(j): its chargers take the set point", group: .status))
+                           description: "site \(j): its charger relay or OSCP relay takes the set point (not site[j].deaf; COMM_LOST for a site with neither)", group: .status))
         }
         for j in 0..<maxSites {
             b.append(.init(type: .binaryInput, index: BI.breakerClosed(j), name: "site[\(j)].breaker_closed", unit: "", scale: 1, eventClass: 1, deadband: 0,

@@ -592,7 +592,8 @@ extension PointValues {
             analogs[PointMap.AI.siteSetPoint(j)] = site.setPointW
             analogs[PointMap.AI.siteImport(j)] = site.pocImportW
             analogs[PointMap.AI.siteBoundBy(j)] = Double(site.boundBy)
-            binaries[PointMap.BI.relayOK(j)] = site.relayOK
+            // Its relays take the set point: unknown (COMM_LOST) for a site with neither a charger nor an OSCP relay.
+            binaries[PointMap.BI.relayOK(j)] = site.deaf.map { !$0 }
         }
         analogs[PointMap.AI.mode] = Double(v.mode)
         for k in 0..<PointMap.alarmNames.count { binaries[PointMap.BI.alarm(k)] = v.alarmBits & (1 << UInt32(k)) != 0 }

@@ -131,7 +131,9 @@ extension RunEndToEnd {
     @Test func unconfirmedEventsSurviveAReloadAndTheSessionStays() throws {
         let port = try Self.freePort()
         let d = try Daemon(tag: "dnp3r", extra: "\n[dnp3]\nport = \(port)\nunsolicited = false\n"
-                           + "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
+                           + "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n"
+                           // A second site with neither a charger relay nor OSCP: whether its set point is taken is unknown.
+                           + "\n[[site]]\nid = \"depot\"\nfirm_kw = 10\nrated_kw = 20\n",
                            environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
         try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
         let c = try RawTCP(port: port)
@@ -156,9 +158,12 @@ extension RunEndToEnd {
         let bi = try exchange([0xC2, 0x01, 0x01, 0x02, 0x00, 0x00, UInt8(n - 1)])
         #expect(Array(bi[4..<7]) == [1, 2, 0x00])
         #expect(bi[9 + PointMap.BI.breakerClosed(0)] == 0x81, "site 0's breaker: closed, ONLINE")
-        #expect(bi[9 + PointMap.BI.breakerClosed(1)] & 0x01 == 0, "site 1 has no breaker: not ONLINE")
+        #expect(bi[9 + PointMap.BI.breakerClosed(1)] == 0x04, "site 1 has no breaker: COMM_LOST, not ONLINE")
         #expect(bi[9 + PointMap.BI.mpBlind(0)] == 0x01, "mp[0] not blind, ONLINE")
         #expect(bi[9 + PointMap.BI.siteDeaf(0)] == 0x01, "site 0 not deaf, ONLINE")
+        #expect(bi[9 + PointMap.BI.siteDeaf(1)] == 0x04, "site 1 has no relay: deaf unknown, COMM_LOST")
+        #expect(bi[9 + PointMap.BI.relayOK(0)] == 0x81, "site 0's relay takes the set point")
+        #expect(bi[9 + PointMap.BI.relayOK(1)] == 0x04, "site 1 has no relay: relay_ok unknown, COMM_LOST, not a good value")
         // Consume what is queued (confirmed), then a step past the deadband: events read, not confirmed.
         let first = try exchange([0xC3, 0x01, 0x3C, 0x02, 0x06, 0x3C, 0x03, 0x06, 0x3C, 0x04, 0x06])
         if first[0] & 0x20 != 0 { _ = c.send(LinkFrame(fromMaster: true, primary: true, function: 4, destination: 1024, source: 1, userData: [0xC0 | tseq, 0xC3, 0x00]).encode()); tseq = (tseq + 1) & 0x3F }
