@@ -7,6 +7,7 @@ public enum PointType: String, Sendable, Equatable, CaseIterable {
     case analogInput = "analog input"
     case counter = "counter"
     case analogOutput = "analog output"
+    case binaryOutput = "binary output"
 
     /// Group and variation of the static object and of the event object this type is reported with.
     public var staticGV: (UInt8, UInt8) {
@@ -15,6 +16,7 @@ public enum PointType: String, Sendable, Equatable, CaseIterable {
         case .analogInput: return (30, 5)
         case .counter: return (20, 1)
         case .analogOutput: return (40, 3)
+        case .binaryOutput: return (10, 2)
         }
     }
     public var eventGV: (UInt8, UInt8)? {
@@ -22,7 +24,7 @@ public enum PointType: String, Sendable, Equatable, CaseIterable {
         case .binaryInput: return (2, 2)
         case .analogInput: return (32, 7)
         case .counter: return (22, 1)
-        case .analogOutput: return nil
+        case .analogOutput, .binaryOutput: return nil
         }
     }
 }
@@ -92,6 +94,8 @@ public struct PointMap: Sendable, Equatable {
     public var analogs: [PointSpec]
     public var counters: [PointSpec]
     public var outputs: [PointSpec]
+    /// Binary outputs (g12 CROB; g10 reads back the last control).
+    public var binaryOutputs: [PointSpec] = []
 
     public func points(_ t: PointType) -> [PointSpec] {
         switch t {
@@ -99,6 +103,7 @@ public struct PointMap: Sendable, Equatable {
         case .analogInput: return analogs
         case .counter: return counters
         case .analogOutput: return outputs
+        case .binaryOutput: return binaryOutputs
         }
     }
 
@@ -136,6 +141,12 @@ public struct PointMap: Sendable, Equatable {
         /// The upstream heartbeat: any accepted operate is a heartbeat, like a write of the Modbus map's
         /// register 1100 (`[failsafe] upstream_heartbeat_timeout_s` supervises it).
         public static let heartbeat = 8
+    }
+    /// Binary output (CROB) indices.
+    public enum BO {
+        /// The upstream heartbeat as a CROB: any accepted PULSE or LATCH is a heartbeat, as an operate
+        /// of analog output 8 is.
+        public static let heartbeat = 0
     }
     /// Counter indices.
     public enum CI {
@@ -251,7 +262,10 @@ public struct PointMap: Sendable, Equatable {
         }
         o.append(.init(type: .analogOutput, index: AO.heartbeat, name: "upstream.heartbeat", unit: "", scale: 1, eventClass: 0, deadband: 0,
                        description: "the upstream heartbeat: any operate (a value ≥ 0) is a heartbeat, like a write of the Modbus map's register 1100; supervised by [failsafe] upstream_heartbeat_timeout_s"))
-        return PointMap(binaries: b, analogs: a, counters: c, outputs: o)
+        var m = PointMap(binaries: b, analogs: a, counters: c, outputs: o)
+        m.binaryOutputs = [.init(type: .binaryOutput, index: BO.heartbeat, name: "upstream.heartbeat", unit: "", scale: 1, eventClass: 0, deadband: 0,
+                                 description: "the upstream heartbeat as a CROB (g12v1): any PULSE_ON/OFF or LATCH_ON/OFF is a heartbeat, as an operate of analog output 8 is; g10v2 reads back 1 after LATCH_ON or PULSE_ON")]
+        return m
     }()
 }
 

@@ -426,17 +426,18 @@ final class Runtime {
         }
         if let d = dnp3, let validity = config.runtime.dnp3?.remoteValiditySeconds {
             for op in d.takeOperations() {
-                if op.index == PointMap.AO.heartbeat {
+                if (op.group == 41 && op.index == PointMap.AO.heartbeat) || (op.group == 12 && op.index == PointMap.BO.heartbeat) {
                     // The first heartbeat, and the first after a gap, are logged (not each: they come every few seconds).
                     let at = op.atMonoMs * 1_000_000
                     let gapNs = UInt64((config.cycleConfig.supervisor.upstreamHeartbeatTimeout ?? 60) * 1e9)
                     if dnp3HeartbeatNs.map({ at &- $0 > gapNs }) ?? true {
-                        event(.log, "DNP3 \(op.function) from master \(op.master): upstream heartbeat" + (dnp3HeartbeatNs == nil ? "" : " again, after a gap"))
+                        event(.log, "DNP3 \(op.function) from master \(op.master): upstream heartbeat" + (op.group == 12 ? " (CROB)" : "")
+                                    + (dnp3HeartbeatNs == nil ? "" : " again, after a gap"))
                     }
                     dnp3HeartbeatNs = max(dnp3HeartbeatNs ?? 0, at)
                     continue
                 }
-                guard op.index < config.sites.count else { continue }
+                guard op.group == 41, op.index < config.sites.count else { continue }
                 dnp3Remote[op.index] = RemoteSetPoint(watts: op.value, validitySeconds: validity, receivedAtNs: op.atMonoMs * 1_000_000)
                 event(.log, "DNP3 \(op.function) from master \(op.master): site \(config.sites[op.index].id) remote set point \(op.value) W for \(validity) s")
             }

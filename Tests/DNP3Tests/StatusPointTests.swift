@@ -56,6 +56,25 @@ import Testing
         #expect(o.handle(bytes("C3 05 29 03 28 01 00 09 00 00 00 80 3F 00"), source: 1, clock: clock).response?.last == CommandStatus.notSupported.rawValue)
     }
 
+    @Test func aCROBOnBinaryOutput0IsAHeartbeatAndReadsBack() throws {
+        var o = Outstation()
+        // DIRECT OPERATE g12v1 qualifier 0x28, index 0: LATCH_ON (03), count 1, on/off 0 ms.
+        let on = o.handle(bytes("C1 05 0C 01 28 01 00 00 00 03 01 00 00 00 00 00 00 00 00 00"), source: 1, clock: clock)
+        #expect(on.response?.last == CommandStatus.success.rawValue)
+        #expect(on.operations.map(\.group) == [12] && on.operations.map(\.index) == [PointMap.BO.heartbeat] && on.operations.map(\.value) == [3])
+        #expect(o.outputs.allSatisfy { $0 == nil }, "a CROB sets no analog output")
+        // g10v2 reads back state 1, ONLINE.
+        let r = try #require(o.handle(bytes("C2 01 0A 02 00 00 00"), source: 1, clock: clock).response)
+        #expect(Array(r[4..<10]) == [10, 2, 0x00, 0, 0, 0x81])
+        // SELECT then OPERATE of PULSE_ON (01) works too; NUL (00) and op types past 4 are refused.
+        let body = "0C 01 28 01 00 00 00 01 01 64 00 00 00 00 00 00 00 00"
+        #expect(o.handle(bytes("C3 03 " + body), source: 1, clock: clock).response?.last == CommandStatus.success.rawValue)
+        #expect(o.handle(bytes("C4 04 " + body), source: 1, clock: clock).operations.map(\.group) == [12])
+        #expect(o.handle(bytes("C5 05 0C 01 28 01 00 00 00 00 01 00 00 00 00 00 00 00 00 00"), source: 1, clock: clock).response?.last == CommandStatus.notSupported.rawValue)
+        #expect(o.handle(bytes("C6 05 0C 01 28 01 00 00 00 07 01 00 00 00 00 00 00 00 00 00"), source: 1, clock: clock).response?.last == CommandStatus.notSupported.rawValue)
+        #expect(o.map.binaryOutputs.map(\.name) == ["upstream.heartbeat"])
+    }
+
     @Test func aGroupsClassAndDeadbandChangeWhichEventsItMakes() {
         func events(_ map: PointMap, _ steps: [Double]) -> [Event] {
             var o = Outstation(map: map)

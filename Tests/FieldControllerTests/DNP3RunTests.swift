@@ -16,15 +16,17 @@ extension RunEndToEnd {
     /// pymodbus) or through DNP3 (the heartbeat output g41 index 8, dnp3py). Both ways the set point
     /// is honoured (231 A at the charger) while the heartbeat comes, and when it stops, the same
     /// thing happens: FAILSAFE "upstream heartbeat lapsed", the charger at the safe 150 kVA = 217 A.
-    @Test(arguments: ["modbus", "dnp3"])
+    @Test(arguments: ["modbus", "dnp3", "dnp3-crob"])
     func theUpstreamHeartbeatSupervisesCentralModeTheSameWayOverModbusAndDNP3(via: String) throws {
         let port = try Self.freePort()
-        let extra = via == "dnp3" ? "\n[dnp3]\nport = \(port)\nremote_validity_s = 120\n"
+        let extra = via.hasPrefix("dnp3") ? "\n[dnp3]\nport = \(port)\nremote_validity_s = 120\n"
                                   : "\n[upstream]\nlisten = \"127.0.0.1\"\nport = \(port)\nallowed_writers = [\"127.0.0.1\"]\n"
         let d = try Daemon(tag: "hb\(via)", extra: extra, failsafe: "upstream_heartbeat_timeout_s = 2")
         let upstream: ChildProcess
         if via == "dnp3" {
             upstream = try ChildProcess(Repo.python, [Repo.peer("dnp3py_master.py"), "--port", "\(port)", "heartbeat", "\(PointMap.AO.heartbeat)", "0.5", "0", "160000"])
+        } else if via == "dnp3-crob" {
+            upstream = try ChildProcess(Repo.python, [Repo.peer("dnp3py_master.py"), "--port", "\(port)", "crob-heartbeat", "\(PointMap.BO.heartbeat)", "0.5", "0", "160000"])
         } else {
             let script = """
                 import time, struct
@@ -52,10 +54,11 @@ extension RunEndToEnd {
         try waitFor(20, "charger at 231 A: the central set point honoured while the heartbeat comes") { try d.applied() == 231 }
         let normal = try d.status()
         #expect(normal.contains("NORMAL"), "\(normal)")
-        if via == "dnp3" {
+        if via.hasPrefix("dnp3") {
             #expect(upstream.lines.contains { $0.contains("\"kind\": \"heartbeat\"") }, "dnp3py's heartbeats answered")
             try waitFor(3, "the first DNP3 heartbeat in the events ring") {
-                try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out.contains("DNP3 directOperate from master 1: upstream heartbeat")
+                try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
+                    .contains("DNP3 directOperate from master 1: upstream heartbeat" + (via == "dnp3-crob" ? " (CROB)" : ""))
             }
         }
         // Still honoured 3 s later (longer than the timeout): the heartbeat keeps the box managed.
