@@ -116,7 +116,7 @@ let package = Package(
         ),
         .testTarget(name: "ControlCycleTests", dependencies: ["ControlCycle", "LMCConfig", "LMCWiring", "TOMLReader", "Headroom", "FailSafe", "RingLog"]),
         .testTarget(name: "FieldControllerTests", dependencies: ["ModbusBridge", "RingLog", "DNP3", "LMCTestSupport"]),
-        .testTarget(name: "DNP3Tests", dependencies: ["DNP3", "LMCTestSupport"]),
+        .testTarget(name: "DNP3Tests", dependencies: ["DNP3", "LMCConfig", "LMCTestSupport"]),
         .testTarget(name: "OSCPTests", dependencies: ["OSCP", "HTTPTransport", "LMCTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -438,16 +438,24 @@ public struct ControlCycle: Sendable {
                 let st = headroom.mp(mp.id)
                 let usable = (m.mpValues[mp.id] ?? nil) != nil
                 return .init(value: st?.filtered, quality: usable ? 0 : 2,
-                             state: UInt16(UpstreamView.states.firstIndex(of: st?.state ?? .holding) ?? 0), limitW: st?.limitW)
+                             state: UInt16(UpstreamView.states.firstIndex(of: st?.state ?? .holding) ?? 0), limitW: st?.limitW,
+                             blind: !usable)
             },
             sites: config.sites.map { site in
                 let dec = d.sites.first { $0.site == site.id }!
                 let out = shaped.first { $0.site == site.id }!
                 let name = "\(dec.boundBy)".split(separator: ":").first.map(String.init) ?? ""
                 let bound = supervisedBelow(site.id, sup, d) ? 9 : UInt16(UpstreamView.sources.firstIndex(of: name) ?? 0)
-                let relay = s.relays[site.id]
+                let relay = s.relays[site.id], oscp = s.oscp[site.id]
+                // Deaf: a relay of the site fails; unknown when it has none this cycle.
+                let deaf: Bool? = relay == nil && oscp == nil ? nil : (relay?.failingSinceNs != nil || oscp?.failingSinceNs != nil)
+                let breaker: Bool? = switch s.breakers[site.id] {
+                case .closed?: true
+                case .open?: false
+                default: nil   // not read, not wired, no breaker: never reported as a good value
+                }
                 return .init(setPointW: out.watts, boundBy: bound, pocImportW: m.siteImport[site.id],
-                             relayOK: relay?.failingSinceNs == nil, appliedA: relay?.appliedA)
+                             relayOK: relay?.failingSinceNs == nil, appliedA: relay?.appliedA, deaf: deaf, breakerClosed: breaker)
             })
     }
 }

@@ -42,6 +42,8 @@ public struct UpstreamView: Sendable, Equatable {
         public var quality: UInt16
         public var state: UInt16
         public var limitW: Double?
+        /// No believable value this cycle (the supervisor's blind test for this MP's meters).
+        public var blind: Bool = false
     }
     public struct Site: Sendable, Equatable {
         public var setPointW: Double
@@ -49,6 +51,10 @@ public struct UpstreamView: Sendable, Equatable {
         public var pocImportW: Double?
         public var relayOK: Bool
         public var appliedA: Double?
+        /// The charger relay or the OSCP relay is failing; nil when the site has neither this cycle.
+        public var deaf: Bool? = nil
+        /// The breaker's auxiliary contact: closed or open; nil when unknown (not read, not wired, no breaker).
+        public var breakerClosed: Bool? = nil
     }
     public var mode: UInt16
     public var alarmBits: UInt32

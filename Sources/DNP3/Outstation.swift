@@ -17,7 +17,8 @@ public struct OutstationConfig: Sendable, Equatable {
     public var selectTimeoutMs: UInt64
     /// Event buffer capacity for classes 1, 2 and 3.
     public var eventBuffer: [Int]
-    /// Analog outputs that take operates (one per configured site); the rest answer NOT_SUPPORTED.
+    /// Site analog outputs that take operates (one per configured site); the rest of the site block
+    /// answers NOT_SUPPORTED. Outputs past the site block (the heartbeat) always take operates.
     public var outputsInService: Int = .max
     /// Unsolicited responses: the null one at start, then events of the classes the master enables.
     public var unsolicited: Bool
@@ -51,6 +52,8 @@ public struct Outstation: Sendable {
         public var function: FunctionCode
         public var master: UInt16
         public var atMonoMs: UInt64
+        /// 41: an analog output (`value` in its unit); 12: a binary output (`value` the CROB's control code).
+        public var group: UInt8 = 41
     }
 
     public struct Output: Sendable, Equatable {
@@ -71,6 +74,8 @@ public struct Outstation: Sendable {
     public private(set) var unsolicitedClasses: Set<UInt8> = []
     /// The last value operated on each analog output (read back as g40).
     public private(set) var outputs: [Double?]
+    /// The last control code operated on each binary output (read back as g10).
+    public private(set) var binaryOutputCodes: [UInt8?]
     /// Sequence and events of the last response that asked for a confirmation.
     public private(set) var pendingConfirm: (seq: UInt8, ids: Set<UInt64>)?
     private var select: (seq: UInt8, body: [UInt8], atMonoMs: UInt64)?
@@ -95,6 +100,7 @@ public struct Outstation: Sendable {
         reported = values
         events = EventBuffers(capacity: config.eventBuffer)
         outputs = Array(repeating: nil, count: map.outputs.count)
+        binaryOutputCodes = Array(repeating: nil, count: map.binaryOutputs.count)
     }
 
     public func dnp3Time(_ clock: OutstationClock) -> UInt64 { UInt64(max(0, Int64(clock.utcMs) + timeOffsetMs)) }
@@ -293,6 +299,15 @@ public struct Outstation: Sendable {
             var st: [CommandStatus] = [], vs: [Double] = []
             let prefixed = h.qualifier == 0x17 || h.qualifier == 0x28 || h.qualifier == 0x27
             for o in h.objects {
+                if h.group == 12, h.variation == 1, prefixed, o.data.count == 11 {
+                    // A CROB: PULSE_ON/OFF or LATCH_ON/OFF (op type 1-4) on a binary output that exists.
+                    let op = o.data[0] & 0x0F
+                    vs.append(Double(o.data[0]))
+                    if Int(o.index) >= binaryOutputCodes.count || !(1...4).contains(op) { st.append(.notSupported) }
+                    else if !config.masterAddresses.contains(source) { st.append(.notAuthorized) }
+                    else { st.append(selectStatus ?? .success) }
+                    continue
+                }
                 guard h.group == 41, prefixed else { st.append(.notSupported); vs.append(0); continue }
                 let d = o.data
                 let v: Double
@@ -303,7 +318,9 @@ public struct Outstation: Sendable {
                 default: v = Double(bitPattern: (0..<8).reduce(UInt64(0)) { $0 | UInt64(d[$1]) << (8 * UInt64($1)) })
                 }
                 vs.append(v)
-                if Int(o.index) >= min(outputs.count, config.outputsInService) { st.append(.notSupported) }
+                // Site outputs beyond the configured sites answer NOT_SUPPORTED; the heartbeat (past the
+                // site block) is always in service.
+                if Int(o.index) >= outputs.count || (Int(o.index) < PointMap.maxSites && Int(o.index) >= config.outputsInService) { st.append(.notSupported) }
                 else if !v.isFinite || v < 0 { st.append(.outOfRange) }
                 else if !config.masterAddresses.contains(source) { st.append(.notAuthorized) }
                 else { st.append(selectStatus ?? .success) }
@@ -316,6 +333,11 @@ public struct Outstation: Sendable {
         } else if allOK {
             for (h, vs) in zip(req.headers, values) {
                 for (o, v) in zip(h.objects, vs) {
+                    if h.group == 12 {
+                        binaryOutputCodes[Int(o.index)] = UInt8(v)
+                        ops.append(Operation(index: Int(o.index), value: v, function: fn, master: source, atMonoMs: clock.monoMs, group: 12))
+                        continue
+                    }
                     let spec = map.outputs[Int(o.index)]
                     let si = v / spec.scale
                     outputs[Int(o.index)] = si
@@ -375,7 +397,7 @@ public struct Outstation: Sendable {
             switch (h.group, h.variation) {
             case (60, 1):
                 guard h.range == .all else { extra.insert(.parameterError); continue }
-                for t in [PointType.binaryInput, .counter, .analogInput, .analogOutput] { statics.append((t, 0, nil)) }
+                for t in [PointType.binaryInput, .counter, .analogInput, .analogOutput, .binaryOutput] { statics.append((t, 0, nil)) }
             case (60, 2), (60, 3), (60, 4):
                 let c = h.variation - 1
                 wanted.append(({ $0.eventClass == c }, limit, 0))
@@ -383,6 +405,7 @@ public struct Outstation: Sendable {
             case (30, 0), (30, 1), (30, 3), (30, 5): statics.append((.analogInput, h.variation == 0 ? 5 : h.variation, indices(.analogInput)))
             case (20, 0), (20, 1), (20, 5): statics.append((.counter, h.variation == 0 ? 1 : h.variation, indices(.counter)))
             case (40, 0), (40, 1), (40, 3): statics.append((.analogOutput, h.variation == 0 ? 3 : h.variation, indices(.analogOutput)))
+            case (10, 0), (10, 2): statics.append((.binaryOutput, 2, indices(.binaryOutput)))
             case (2, 0), (2, 1), (2, 2): wanted.append(({ $0.type == .binaryInput }, limit, h.variation))
             case (32, 0), (32, 1), (32, 3), (32, 5), (32, 7): wanted.append(({ $0.type == .analogInput }, limit, h.variation))
             case (22, 0), (22, 1), (22, 5): wanted.append(({ $0.type == .counter }, limit, h.variation))
@@ -484,6 +507,10 @@ public struct Outstation: Sendable {
             let flags: UInt8 = 0x01
             if v == 1 { return [flags] + le(UInt32(bitPattern: clampInt32(o ?? 0).0)) }
             return [flags] + le(Float(o ?? 0).bitPattern)
+        case .binaryOutput:
+            // Output status with flags: ONLINE; state 1 after a LATCH_ON or PULSE_ON.
+            let op = (binaryOutputCodes[i] ?? 0) & 0x0F
+            return [0x01 | (op == 1 || op == 3 ? 0x80 : 0)]
         }
     }
 
@@ -513,7 +540,7 @@ public struct Outstation: Sendable {
         case .counter:
             let base = [e.online ? UInt8(0x01) : 0x04] + le(UInt32(clamping: Int64(e.value)))
             return v == 5 ? base + time : base
-        case .analogOutput:
+        case .analogOutput, .binaryOutput:
             return []
         }
     }

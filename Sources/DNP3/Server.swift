@@ -60,6 +60,8 @@ public final class DNP3Server: Sendable {
     /// to send them unsolicited instead of at its next 50 ms turn.
     private let wake: (read: Int32, write: Int32)
     public let parameters: Parameters
+    /// The point map served.
+    public let map: PointMap
     /// The port actually bound (port 0 lets the kernel pick).
     public let port: Int
     private let utcMs: @Sendable () -> UInt64
@@ -67,6 +69,7 @@ public final class DNP3Server: Sendable {
     public init(_ p: Parameters, map: PointMap = .standard,
                 utcMs: @escaping @Sendable () -> UInt64 = { DNP3Server.wallClockMs() }) throws(ServerError) {
         parameters = p
+        self.map = map
         self.utcMs = utcMs
         state = Mutex(Outstation(map: map, config: p.outstation))
         let endpoint = "\(p.host):\(p.port)"

@@ -48,6 +48,12 @@ final class Runtime {
     /// The DNP3 outstation ([dnp3], docs/dnp3.md) and the remote set points its master operated, by site index.
     private var dnp3: DNP3Server?
     private var dnp3Remote: [Int: RemoteSetPoint] = [:]
+    /// When the DNP3 master last operated the heartbeat output (monotonic ns).
+    private var dnp3HeartbeatNs: UInt64?
+    /// The upstream heartbeat the supervisor tests (monotonic ns): the latest of the Modbus register's
+    /// writes and the DNP3 heartbeat output's operates. Kept here, not in the servers, so that a
+    /// reload (which restarts the Modbus server) does not forget it.
+    private var upstreamHeartbeatNs: UInt64?
     /// The last closed half hour's DNP3 points, and each site's energy summed from the records (Wh).
     private var dnp3HalfHour: [Int: Double?] = [:]
     private var dnp3EnergyWh: [Int: (imported: Double, curtailed: Double)] = [:]
@@ -217,17 +223,10 @@ final class Runtime {
             if let why = service.failure { log(why); status.note(why) }
             upstreamService = service
         }
-        if let d = rc.dnp3 {
-            var oc = OutstationConfig(localAddress: UInt16(d.outstationAddress), masterAddresses: [UInt16(d.masterAddress)],
-                                      selectTimeoutMs: UInt64(d.selectTimeoutSeconds * 1000), eventBuffer: Array(repeating: d.eventBuffer, count: 3),
-                                      unsolicited: d.unsolicited, unsolicitedRetries: d.unsolicitedRetries,
-                                      unsolicitedConfirmTimeoutMs: UInt64(d.unsolicitedConfirmTimeoutSeconds * 1000))
-            oc.outputsInService = min(config.sites.count, PointMap.maxSites)
+        // A reload that leaves the outstation as it was keeps it (and its events, session and heartbeat).
+        if let setup = Self.dnp3Setup(config), dnp3 == nil, let d = rc.dnp3 {
             do {
-                let units: [PointMap.MPUnit] = config.measurementPoints.map {
-                    switch $0.kind { case .current: .amps; case .apparentPower: .voltAmps; case .voltage: .volts }
-                }
-                dnp3 = try DNP3Server(.init(host: d.listen, port: d.port, allowedIPs: d.allowedIPs, outstation: oc), map: .standard(mpUnits: units))
+                dnp3 = try DNP3Server(setup.0, map: setup.1)
                 log("DNP3 outstation \(d.outstationAddress) listening on tcp \(d.listen):\(d.port) for master \(d.masterAddress)")
             } catch {
                 log("DNP3 outstation not started: \(error)")
@@ -255,15 +254,17 @@ final class Runtime {
     /// config's breakers): bus and relay threads are retired, not waited for — one stuck on a peer
     /// ends its turn on its own, and its successor starts after it; breakers whose wiring does not
     /// change keep their lines and their thread (a pulse in progress goes on).
-    private func stopIO(keeping next: [String: BreakerWiring]? = nil) {
+    private func stopIO(keeping next: [String: BreakerWiring]? = nil, keepDNP3: Bool = false, keepDNP3Remote: Bool = false) {
         upstreamService?.stop()
         upstreamService = nil
-        dnp3?.stop()
-        dnp3 = nil
-        dnp3StartFailure = nil
-        // Like the Modbus server's writes, a DNP3 remote set point does not outlive its server (a
-        // reload may also renumber the sites); the energy sums and the last half hour are kept.
-        dnp3Remote = [:]
+        if !keepDNP3 {
+            dnp3?.stop()
+            dnp3 = nil
+            dnp3StartFailure = nil
+        }
+        // Like the Modbus server's writes, a DNP3 remote set point does not outlive its server, nor a
+        // reload that may renumber the sites; the energy sums and the last half hour are kept.
+        if !(keepDNP3 && keepDNP3Remote) { dnp3Remote = [:] }
         oscp?.stop()
         oscp = nil
         for (site, b) in breakers where next?[site] != b.driver.wiring {
@@ -368,7 +369,11 @@ final class Runtime {
                 // No site, breaker or limit changed: the cycle carries on (no new start-up, overrides and
                 // leases kept). Otherwise a fresh cycle, and the half hour so far is closed under the old limits.
                 let next = try cycle.reloaded(c.cycleConfig)
-                stopIO(keeping: c.runtime.breakers)
+                // The outstation stays when what it serves and how did not change: its unconfirmed
+                // events, its master's TCP session and the heartbeat go on (docs/dnp3.md).
+                let keepDNP3 = dnp3 != nil && Self.dnp3Setup(c).map { $0.0 == dnp3!.parameters && $0.1 == dnp3!.map } == true
+                stopIO(keeping: c.runtime.breakers, keepDNP3: keepDNP3, keepDNP3Remote: c.sites.map(\.id) == config.sites.map(\.id))
+                if keepDNP3 { event(.config, "reload keeps the DNP3 outstation: [dnp3] and its point map unchanged") }
                 if !next.halfHourCarried { write(cycle.finish()) }
                 event(.config, next.cycles > 0 ? "reload keeps the control state: no site, breaker or limit changed"
                                                : "reload starts the control afresh: a site, breaker or limit changed")
@@ -420,7 +425,19 @@ final class Runtime {
             }
         }
         if let d = dnp3, let validity = config.runtime.dnp3?.remoteValiditySeconds {
-            for op in d.takeOperations() where op.index < config.sites.count {
+            for op in d.takeOperations() {
+                if (op.group == 41 && op.index == PointMap.AO.heartbeat) || (op.group == 12 && op.index == PointMap.BO.heartbeat) {
+                    // The first heartbeat, and the first after a gap, are logged (not each: they come every few seconds).
+                    let at = op.atMonoMs * 1_000_000
+                    let gapNs = UInt64((config.cycleConfig.supervisor.upstreamHeartbeatTimeout ?? 60) * 1e9)
+                    if dnp3HeartbeatNs.map({ at &- $0 > gapNs }) ?? true {
+                        event(.log, "DNP3 \(op.function) from master \(op.master): upstream heartbeat" + (op.group == 12 ? " (CROB)" : "")
+                                    + (dnp3HeartbeatNs == nil ? "" : " again, after a gap"))
+                    }
+                    dnp3HeartbeatNs = max(dnp3HeartbeatNs ?? 0, at)
+                    continue
+                }
+                guard op.group == 41, op.index < config.sites.count else { continue }
                 dnp3Remote[op.index] = RemoteSetPoint(watts: op.value, validitySeconds: validity, receivedAtNs: op.atMonoMs * 1_000_000)
                 event(.log, "DNP3 \(op.function) from master \(op.master): site \(config.sites[op.index].id) remote set point \(op.value) W for \(validity) s")
             }
@@ -431,6 +448,8 @@ final class Runtime {
                 remote[id] = r
             }
         }
+        // One upstream heartbeat: the latest of the Modbus register's and the DNP3 output's, across reloads.
+        upstreamHeartbeatNs = [upstreamHeartbeatNs, upstream?.upstreamHeartbeatAtNs, dnp3HeartbeatNs].compactMap { $0 }.max()
         let pending = commands.pending()
         let wall = wallNs()
         upstreamService?.tick(nowNs: nowNs)
@@ -448,7 +467,7 @@ final class Runtime {
                                            complianceError: o.complianceError))
                 }
             }),
-            breakers: breakerReads, remote: remote, upstreamHeartbeatNs: upstream?.upstreamHeartbeatAtNs,
+            breakers: breakerReads, remote: remote, upstreamHeartbeatNs: upstreamHeartbeatNs,
             upstreamFailure: upstreamService?.failure,
             commands: pending.map { QueuedCommand(request: $0.request, line: $0.line, user: $0.user) },
             posted: inbox.drain().map { CycleEvent($0.kind, $0.text) }, overruns: overruns)
@@ -574,7 +593,8 @@ extension PointValues {
             analogs[PointMap.AI.siteSetPoint(j)] = site.setPointW
             analogs[PointMap.AI.siteImport(j)] = site.pocImportW
             analogs[PointMap.AI.siteBoundBy(j)] = Double(site.boundBy)
-            binaries[PointMap.BI.relayOK(j)] = site.relayOK
+            // Its relays take the set point: unknown (COMM_LOST) for a site with neither a charger nor an OSCP relay.
+            binaries[PointMap.BI.relayOK(j)] = site.deaf.map { !$0 }
         }
         analogs[PointMap.AI.mode] = Double(v.mode)
         for k in 0..<PointMap.alarmNames.count { binaries[PointMap.BI.alarm(k)] = v.alarmBits & (1 << UInt32(k)) != 0 }
@@ -582,6 +602,30 @@ extension PointValues {
         counters[PointMap.CI.trips] = v.trips
         counters[PointMap.CI.cycles] = v.cycles
         counters[PointMap.CI.overruns] = v.overruns
+        for (i, mp) in v.mps.prefix(PointMap.maxMeasurementPoints).enumerated() { binaries[PointMap.BI.mpBlind(i)] = mp.blind }
+        for (j, site) in v.sites.prefix(PointMap.maxSites).enumerated() {
+            binaries[PointMap.BI.breakerClosed(j)] = site.breakerClosed
+            binaries[PointMap.BI.siteDeaf(j)] = site.deaf
+        }
+    }
+}
+
+extension Runtime {
+    /// The outstation a configuration asks for: its server's parameters and point map (nil: no [dnp3]).
+    static func dnp3Setup(_ c: Configuration) -> (DNP3Server.Parameters, PointMap)? {
+        guard let d = c.runtime.dnp3 else { return nil }
+        var oc = OutstationConfig(localAddress: UInt16(d.outstationAddress), masterAddresses: [UInt16(d.masterAddress)],
+                                  selectTimeoutMs: UInt64(d.selectTimeoutSeconds * 1000), eventBuffer: d.eventBuffers,
+                                  unsolicited: d.unsolicited, unsolicitedRetries: d.unsolicitedRetries,
+                                  unsolicitedConfirmTimeoutMs: UInt64(d.unsolicitedConfirmTimeoutSeconds * 1000))
+        oc.outputsInService = min(c.sites.count, PointMap.maxSites)
+        let units: [PointMap.MPUnit] = c.measurementPoints.map {
+            switch $0.kind { case .current: .amps; case .apparentPower: .voltAmps; case .voltage: .volts }
+        }
+        var groups = PointGroupSettings()
+        for (name, k) in d.classes { if let g = PointGroup(rawValue: name) { groups.classes[g] = UInt8(k) } }
+        for (name, v) in d.deadbands { if let g = PointGroup(rawValue: name) { groups.deadbands[g] = v } }
+        return (.init(host: d.listen, port: d.port, allowedIPs: d.allowedIPs, outstation: oc), .standard(mpUnits: units, groups: groups))
     }
 }
 

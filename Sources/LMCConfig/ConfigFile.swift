@@ -246,6 +246,12 @@ public struct ConfigFile: Sendable {
         public var unsolicited = true
         public var unsolicitedRetries = 3
         public var unsolicitedConfirmTimeoutSeconds = 5.0
+        /// Event buffer capacity of classes 1, 2 and 3 (`event_buffer_classN`, else `event_buffer`).
+        public var eventBuffers = [100, 100, 100]
+        /// Point group name → class (0–3) and deadband (in the points' unit), as set in `[dnp3]`
+        /// (`class_GROUP`, `deadband_GROUP`); a group not named keeps the map's default.
+        public var classes: [String: Int] = [:]
+        public var deadbands: [String: Double] = [:]
         public init() {}
     }
 
@@ -622,6 +628,21 @@ private struct ConfigReader {
         c.unsolicited = d.bool("unsolicited")
         c.unsolicitedRetries = Int(d.number("unsolicited_retries")!)
         c.unsolicitedConfirmTimeoutSeconds = d.number("unsolicited_confirm_timeout_s")!
+        c.eventBuffers = (1...3).map { k in Int(d.number("event_buffer_class\(k)", default: Double(c.eventBuffer))!) }
+        for g in ConfigKeys.dnp3PointGroups {
+            let k = "class_\(g.name)"
+            let v = d.number(k)!
+            if v != v.rounded() {
+                issues.add(d.table.line(of: k), "dnp3.\(k)", "= \(v): a class is 0, 1, 2 or 3 (0: static only, no events); write for example \(k) = \(g.defaultClass)")
+            } else if d.has(k) {
+                c.classes[g.name] = Int(v)
+            }
+            if let db = g.deadband {
+                let k = g.deadbandKey
+                // Contextual (mp_value's depends on the MP's unit): -1 stands for "the map's".
+                if let v = db.value == nil ? d.number(k, default: -1) : d.number(k), d.has(k), v >= 0 { c.deadbands[g.name] = v }
+            }
+        }
         let ips = strings(d, "allowed_ips", what: "IP addresses", itemError: "expected numeric IP addresses in quotes, like [\"10.20.0.5\"]",
                           valid: isNumericIP)
         if d.has("allowed_ips") { c.allowedIPs = Set(ips) }

@@ -11,6 +11,36 @@ public enum ConfigKeys {
 
     /// The keys declared for one table.
     public static func keys(in table: String) -> [ConfigKey] { schema.keys(in: table) }
+
+    /// `[dnp3]`'s point groups (`class_NAME`, `deadband_NAME`): the groups of the DNP3 point map
+    /// (`PointGroup` in Sources/DNP3/Points.swift, whose defaults a test checks against these).
+    public struct DNP3PointGroup: Sendable {
+        public var name: String
+        public var points: String
+        public var defaultClass: Int
+        /// The deadband's default (nil value: it depends on the point, `text` says how) and unit.
+        public var deadband: (value: Double?, text: String)?
+        public var unit: String
+        /// `deadband_NAME` with the unit's suffix where it has one of its own (`_w`, `_wh`); an MP's
+        /// value is in the MP's unit (VA, A or V), so `deadband_mp_value` has none.
+        public var deadbandKey: String {
+            "deadband_\(name)" + (unit == "W" ? "_w" : unit == "Wh" ? "_wh" : "")
+        }
+    }
+    public static let dnp3PointGroups: [DNP3PointGroup] = [
+        .init(name: "alarms", points: "`alarm.*` (binary)", defaultClass: 1, deadband: nil, unit: ""),
+        .init(name: "modes", points: "`mode.*` (binary) and `mode` (analog)", defaultClass: 1, deadband: nil, unit: ""),
+        .init(name: "status", points: "`site[j].relay_ok`, `site[j].breaker_closed`, `mp[i].blind`, `site[j].deaf` (binary)", defaultClass: 1, deadband: nil, unit: ""),
+        .init(name: "mp_value", points: "`mp[i].value`", defaultClass: 2, deadband: (nil, "by the MP's unit: `1000` VA, `5` A, `2` V"), unit: "the MP's"),
+        .init(name: "mp_limit", points: "`mp[i].limit`", defaultClass: 1, deadband: (100, ""), unit: "W"),
+        .init(name: "codes", points: "`mp[i].state`, `site[j].bound_by`", defaultClass: 1, deadband: nil, unit: ""),
+        .init(name: "site_set_point", points: "`site[j].set_point`", defaultClass: 2, deadband: (500, ""), unit: "W"),
+        .init(name: "site_import", points: "`site[j].import`", defaultClass: 2, deadband: (1000, ""), unit: "W"),
+        .init(name: "halfhour", points: "`mp[i].halfhour_*`, `site[j].halfhour_*`", defaultClass: 3, deadband: nil, unit: ""),
+        .init(name: "trips", points: "`trips` (counter)", defaultClass: 1, deadband: nil, unit: ""),
+        .init(name: "overruns", points: "`overruns` (counter)", defaultClass: 3, deadband: nil, unit: ""),
+        .init(name: "energy", points: "`site[j].energy_*` (counters)", defaultClass: 3, deadband: (0, ""), unit: "Wh"),
+    ]
 }
 
 private func declarations() -> [ConfigKey] {
@@ -195,6 +225,16 @@ private func declarations() -> [ConfigKey] {
     key("unsolicited_retries", .number, .number(3), min: 0, max: 100, "repeats of an unconfirmed unsolicited response before it is given up")
     key("unsolicited_confirm_timeout_s", .number, .number(5), unit: "s", min: 0.5, max: 600, "wait this long for the master's confirm before a repeat")
     key("remote_validity_s", .number, .number(300), unit: "s", min: 1, max: 86_400, "a remote set point operated on g41 holds for this long")
+    for c in 1...3 {
+        key("event_buffer_class\(c)", .number, .contextual("`event_buffer`"), min: 1, max: 10_000, "events of class \(c) kept until the master confirms them")
+    }
+    for g in ConfigKeys.dnp3PointGroups {
+        key("class_\(g.name)", .number, .number(Double(g.defaultClass)), min: 0, max: 3, "event class of the points \(g.points) (0: static only, no events)")
+        if let d = g.deadband {
+            key(g.deadbandKey, .number, d.value.map { .number($0) } ?? .contextual(d.text), unit: g.unit, min: 0,
+                "an event when one of the points \(g.points) moved more than this since its last event, in the point's unit")
+        }
+    }
 
     table = "oscp"
     key("listen", .string, .string("127.0.0.1"), "address our endpoint listens on")

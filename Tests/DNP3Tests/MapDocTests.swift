@@ -7,13 +7,13 @@ import Testing
 @Suite struct MapDocTests {
     static func render(_ map: PointMap) -> String {
         func num(_ d: Double) -> String { d == d.rounded() ? String(Int(d)) : String(d) }
-        var lines = ["| type | index | static | event | name | unit | scale | class | deadband | meaning |",
-                     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        var lines = ["| type | index | static | event | name | unit | scale | class | deadband | group | meaning |",
+                     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for t in PointType.allCases {
             for p in map.points(t) {
                 let (g, v) = t.staticGV
                 let ev = t.eventGV.map { "g\($0.0)v\($0.1)" } ?? "—"
-                lines.append("| \(t.rawValue) | \(p.index) | g\(g)v\(v) | \(p.eventClass == 0 ? "—" : ev) | `\(p.name)` | \(p.unit.isEmpty ? "—" : p.unit) | \(num(p.scale)) | \(p.eventClass == 0 ? "0 (static only)" : String(p.eventClass)) | \(t == .binaryInput || t == .analogOutput ? "—" : num(p.deadband)) | \(p.description) |")
+                lines.append("| \(t.rawValue) | \(p.index) | g\(g)v\(v) | \(p.eventClass == 0 ? "—" : ev) | `\(p.name)` | \(p.unit.isEmpty ? "—" : p.unit) | \(num(p.scale)) | \(p.eventClass == 0 ? "0 (static only)" : String(p.eventClass)) | \(t == .binaryInput || t == .analogOutput || t == .binaryOutput ? "—" : num(p.deadband)) | \(p.group.map { "`\($0.rawValue)`" } ?? "—") | \(p.description) |")
             }
         }
         return lines.joined(separator: "\n")

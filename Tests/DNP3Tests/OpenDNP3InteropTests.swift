@@ -42,6 +42,9 @@ import Testing
         for k in 0..<PointMap.modeNames.count { v.binaries[PointMap.BI.mode(k)] = k == 0 }
         v.counters[PointMap.CI.trips] = 3
         v.counters[PointMap.CI.cycles] = 1_000
+        v.binaries[PointMap.BI.breakerClosed(0)] = true     // site 1's contact: not read (nil)
+        v.binaries[PointMap.BI.mpBlind(0)] = false
+        v.binaries[PointMap.BI.siteDeaf(0)] = true
         return v
     }
 
@@ -71,6 +74,14 @@ import Testing
         #expect(normal["value"] as? Int == 1)
         let unused = try Self.waitFor(master, "an MP that is not configured", Self.value("Group30Var5", PointMap.AI.mpValue(7), event: false))
         #expect((unused["flags"] as? Int ?? 0) & 1 == 0, "a point without a value is not ONLINE")
+        // The status binaries: a breaker closed, one whose contact was not read (COMM_LOST, not ONLINE),
+        // an MP not blind, a site deaf.
+        let closed = try Self.waitFor(master, "site[0].breaker_closed", Self.value("Group1Var2", PointMap.BI.breakerClosed(0), event: false))
+        #expect(closed["value"] as? Int == 1 && (closed["flags"] as? Int ?? 0) & 0x01 != 0)
+        let unread = try Self.waitFor(master, "site[1].breaker_closed", Self.value("Group1Var2", PointMap.BI.breakerClosed(1), event: false))
+        #expect((unread["flags"] as? Int ?? 0) & 0x01 == 0 && (unread["flags"] as? Int ?? 0) & 0x04 != 0, "COMM_LOST, not ONLINE: \(unread)")
+        #expect(try Self.waitFor(master, "mp[0].blind", Self.value("Group1Var2", PointMap.BI.mpBlind(0), event: false))["value"] as? Int == 0)
+        #expect(try Self.waitFor(master, "site[0].deaf", Self.value("Group1Var2", PointMap.BI.siteDeaf(0), event: false))["value"] as? Int == 1)
 
         // opendnp3 clears the restart IIN and answers need-time by itself.
         try Self.wait("restart and need-time IIN cleared by the master") { server.outstation.iin.isDisjoint(with: [.deviceRestart, .needTime]) }
@@ -81,6 +92,7 @@ import Testing
         // A change past the limit's deadband, then a class 1 poll: the event, stamped in the master's time.
         v.analogs[PointMap.AI.mpLimit(0)] = 40_500
         v.binaries[PointMap.BI.alarm(0)] = true
+        v.binaries[PointMap.BI.breakerClosed(0)] = nil      // the contact stops answering
         server.publish(v)
         let changedAt = Date().timeIntervalSince1970 * 1000
         master.send("class1")
@@ -90,6 +102,8 @@ import Testing
         #expect(abs(stamp - changedAt) < 2_000, "event time \(stamp) vs change at \(changedAt)")
         let alarm = try Self.waitFor(master, "the g2v2 alarm event", Self.value("Group2Var2", PointMap.BI.alarm(0), event: true))
         #expect(alarm["value"] as? Int == 1)
+        let lost = try Self.waitFor(master, "the g2v2 event of the breaker contact lost", Self.value("Group2Var2", PointMap.BI.breakerClosed(0), event: true))
+        #expect((lost["flags"] as? Int ?? 0) & 0x01 == 0 && (lost["flags"] as? Int ?? 0) & 0x04 != 0, "an unknown is COMM_LOST, not a state: \(lost)")
         // The master confirmed: nothing of class 1 is left.
         try Self.wait("class 1 events removed on the master's confirm") { server.outstation.events.count(class: 1) == 0 }
 

@@ -122,10 +122,11 @@ import Testing
 
     @Test func refusedControlsCarryTheirStatus() {
         var o = Outstation()
-        // Index 20 does not exist; a negative set point is out of range; a CROB is not supported.
+        // Index 20 does not exist; a negative set point is out of range; a CROB on a binary output that
+        // does not exist (5: only 0, the heartbeat, does) is not supported.
         #expect(o.handle(bytes("C1 05 29 03 28 01 00 14 00 00 00 7A 44 00"), source: 1, clock: clock).response?.last == CommandStatus.notSupported.rawValue)
         #expect(o.handle(bytes("C1 05 29 03 28 01 00 00 00 00 00 7A C4 00"), source: 1, clock: clock).response?.last == CommandStatus.outOfRange.rawValue)
-        let crob = o.handle(bytes("C1 05 0C 01 28 01 00 00 00 03 01 E8 03 00 00 00 00 00 00 00"), source: 1, clock: clock)
+        let crob = o.handle(bytes("C1 05 0C 01 28 01 00 05 00 03 01 E8 03 00 00 00 00 00 00 00"), source: 1, clock: clock)
         #expect(crob.response?.last == CommandStatus.notSupported.rawValue && crob.operations.isEmpty)
     }
 

@@ -190,4 +190,30 @@ import LMCWiring
             #expect(e.issues.contains { $0.path.hasPrefix(path) }, "\(text): \(e.issues)")
         }
     }
+
+    /// Classes and deadbands per point group, event buffers per class.
+    @Test func classesDeadbandsAndEventBuffers() throws {
+        let text = "[dnp3]\nevent_buffer = 50\nevent_buffer_class2 = 500\nclass_mp_value = 1\ndeadband_mp_value = 20\nclass_halfhour = 0\ndeadband_site_import_w = 2500\n"
+        guard case .success(let c) = Configuration.parse(Self.base + text) else { Issue.record("does not parse"); return }
+        let d = try #require(c.runtime.dnp3)
+        #expect(d.eventBuffers == [50, 500, 50])
+        #expect(d.classes == ["mp_value": 1, "halfhour": 0])
+        #expect(d.deadbands == ["mp_value": 20, "site_import": 2500])
+        // Nothing set: no overrides (the map's defaults).
+        guard case .success(let c0) = Configuration.parse(Self.base + "[dnp3]\n") else { Issue.record("does not parse"); return }
+        #expect(c0.runtime.dnp3?.classes == [:] && c0.runtime.dnp3?.deadbands == [:] && c0.runtime.dnp3?.eventBuffers == [100, 100, 100])
+    }
+
+    @Test func aBadClassOrDeadbandNamesTheKeyTheValueAndTheFix() {
+        for (text, path, words) in [("class_mp_value = 4", "dnp3.class_mp_value", ["4", "at most 3"]),
+                                    ("class_alarms = 1.5", "dnp3.class_alarms", ["1.5", "0, 1, 2 or 3", "class_alarms = 1"]),
+                                    ("deadband_mp_limit_w = -5", "dnp3.deadband_mp_limit_w", ["-5", "at least 0"]),
+                                    ("event_buffer_class3 = 0", "dnp3.event_buffer_class3", ["0", "at least 1"]),
+                                    ("deadband_codes = 1", "dnp3.deadband_codes", [])] {
+            guard case .failure(let e) = Configuration.parse(Self.base + "[dnp3]\n" + text + "\n") else { Issue.record("\(text) accepted"); continue }
+            let issue = e.issues.first { $0.path.hasPrefix(path) }
+            #expect(issue != nil, "\(text): \(e.issues)")
+            for w in words { #expect(issue?.description.contains(w) == true, "\(text): \(issue?.description ?? "-") lacks \(w)") }
+        }
+    }
 }

@@ -3,6 +3,11 @@
 
     dnp3py_master.py --port P [--outstation 1024] [--master 1] integrity
     dnp3py_master.py --port P direct INDEX VALUE
+    dnp3py_master.py --port P heartbeat INDEX PERIOD_S [SITE VALUE]
+    dnp3py_master.py --port P crob-heartbeat INDEX PERIOD_S [SITE VALUE]   (a CROB PULSE_ON each time)
+        an optional DIRECT OPERATE of VALUE on SITE first, then a DIRECT OPERATE on INDEX (the
+        heartbeat output) every PERIOD_S seconds with a count as its value, until killed; one
+        {"kind":"heartbeat","n":N,"iin":I} line per operate answered
 
 Prints one JSON line per value received ({"kind":"value","type":"analog_input","index":0,
 "value":12345.5,"quality":1,"event":false}) and, per response, {"kind":"response","iin":N,
@@ -14,6 +19,7 @@ import asyncio
 import json
 import sys
 
+from dnp3.core.enums import ControlCode
 from dnp3.master.config import MasterConfig
 from dnp3.master.master import Master
 from dnp3.master.tcp_runner import MasterTcpRunner
@@ -58,6 +64,23 @@ async def main():
         elif a.action[0] == "direct":
             task = master.command_builder().add_analog(int(a.action[1]), float(a.action[2])).build_direct_operate()
             infos = await runner.request(master.build_direct_operate(task))
+        elif a.action[0] in ("heartbeat", "crob-heartbeat"):
+            index, period = int(a.action[1]), float(a.action[2])
+            infos = []
+            if len(a.action) >= 5:
+                task = master.command_builder().add_analog(int(a.action[3]), float(a.action[4])).build_direct_operate()
+                for info in await runner.request(master.build_direct_operate(task)):
+                    emit({"kind": "response", "iin": int(info.iin), "function": str(info.function), "sequence": info.sequence})
+            n = 0
+            while True:
+                n += 1
+                if a.action[0] == "crob-heartbeat":
+                    task = master.command_builder().add_crob(index, ControlCode.PULSE_ON, on_time=100).build_direct_operate()
+                else:
+                    task = master.command_builder().add_analog(index, float(n)).build_direct_operate()
+                for info in await runner.request(master.build_direct_operate(task)):
+                    emit({"kind": "heartbeat", "n": n, "iin": int(info.iin)})
+                await asyncio.sleep(period)
         else:
             raise SystemExit(f"unknown action {a.action[0]}")
         for info in infos:

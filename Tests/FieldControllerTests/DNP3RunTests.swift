@@ -1,0 +1,209 @@
+import DNP3
+import Foundation
+import LMCTestSupport
+import Testing
+
+/// `lmc run` with [dnp3]: the status binaries, the heartbeat output against the Modbus heartbeat,
+/// classes and deadbands from the config, and a reload that keeps the outstation.
+extension RunEndToEnd {
+    static func freePort() throws -> Int {
+        let probe = try run(Repo.python, ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
+        return Int(probe.out.trimmingCharacters(in: .whitespacesAndNewlines))!
+    }
+
+    /// Centrally managed ([failsafe] upstream_heartbeat_timeout_s = 2): the upstream writes its
+    /// heartbeat and a remote set point of 160 kW, either through the Modbus map (register 1100,
+    /// pymodbus) or through DNP3 (the heartbeat output g41 index 8, dnp3py). Both ways the set point
+    /// is honoured (231 A at the charger) while the heartbeat comes, and when it stops, the same
+    /// thing happens: FAILSAFE "upstream heartbeat lapsed", the charger at the safe 150 kVA = 217 A.
+    @Test(arguments: ["modbus", "dnp3", "dnp3-crob"])
+    func theUpstreamHeartbeatSupervisesCentralModeTheSameWayOverModbusAndDNP3(via: String) throws {
+        let port = try Self.freePort()
+        let extra = via.hasPrefix("dnp3") ? "\n[dnp3]\nport = \(port)\nremote_validity_s = 120\n"
+                                  : "\n[upstream]\nlisten = \"127.0.0.1\"\nport = \(port)\nallowed_writers = [\"127.0.0.1\"]\n"
+        let d = try Daemon(tag: "hb\(via)", extra: extra, failsafe: "upstream_heartbeat_timeout_s = 2")
+        let upstream: ChildProcess
+        if via == "dnp3" {
+            upstream = try ChildProcess(Repo.python, [Repo.peer("dnp3py_master.py"), "--port", "\(port)", "heartbeat", "\(PointMap.AO.heartbeat)", "0.5", "0", "160000"])
+        } else if via == "dnp3-crob" {
+            upstream = try ChildProcess(Repo.python, [Repo.peer("dnp3py_master.py"), "--port", "\(port)", "crob-heartbeat", "\(PointMap.BO.heartbeat)", "0.5", "0", "160000"])
+        } else {
+            let script = """
+                import time, struct
+                from pymodbus.client import ModbusTcpClient
+                c = ModbusTcpClient("127.0.0.1", port=\(port), retries=0, timeout=2)
+                while not c.connect(): time.sleep(0.2)
+                hi, lo = struct.unpack(">HH", struct.pack(">f", 160000.0))
+                print("setpoint", not c.write_registers(1000, [hi, lo, 120], device_id=1).isError(), flush=True)
+                n = 0
+                while True:
+                    n += 1
+                    try:
+                        ok = not c.write_registers(1100, [n % 65536], device_id=1).isError()
+                    except Exception:
+                        ok = False
+                    print("heartbeat", n, ok, flush=True)
+                    if not ok:   # as SCADA does: connect again (a reload restarts the server)
+                        c.close()
+                        c.connect()
+                    time.sleep(0.5)
+                """
+            upstream = try ChildProcess(Repo.python, ["-c", script])
+        }
+        defer { upstream.stop() }
+        try waitFor(20, "charger at 231 A: the central set point honoured while the heartbeat comes") { try d.applied() == 231 }
+        let normal = try d.status()
+        #expect(normal.contains("NORMAL"), "\(normal)")
+        if via.hasPrefix("dnp3") {
+            #expect(upstream.lines.contains { $0.contains("\"kind\": \"heartbeat\"") }, "dnp3py's heartbeats answered")
+            try waitFor(3, "the first DNP3 heartbeat in the events ring") {
+                try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
+                    .contains("DNP3 directOperate from master 1: upstream heartbeat" + (via == "dnp3-crob" ? " (CROB)" : ""))
+            }
+        }
+        // Still honoured 3 s later (longer than the timeout): the heartbeat keeps the box managed.
+        usleep(3_000_000)
+        #expect(try d.applied() == 231)
+        // A reload with the config unchanged: the heartbeat seen before it still counts (the box stays
+        // managed; no fail-safe until the next write).
+        let text = try String(contentsOfFile: d.path, encoding: .utf8)
+        try (text + "\n# touched\n").write(toFile: d.path, atomically: true, encoding: .utf8)
+        kill(d.lmc.process.processIdentifier, SIGHUP)
+        try waitFor(5, "the reload") { d.lmc.stderr.contains("reloaded") }
+        usleep(2_000_000)
+        let modes = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
+            .split(separator: "\n").filter { $0.contains("FAILSAFE") || $0.contains("failsafe") }
+        #expect(modes.isEmpty, "no fail-safe across the reload: \(modes)")
+        #expect(try d.applied() == 231)
+        upstream.stop()
+        let stopped = Date()
+        try waitFor(10, "FAILSAFE: upstream heartbeat lapsed") { try d.status().contains("upstream heartbeat lapsed") }
+        let lapsedS = Date().timeIntervalSince(stopped)
+        try waitFor(5, "charger at the safe 217 A") { try d.applied() == 217 }
+        let s = try d.status()
+        #expect(s.contains("FAILSAFE") && s.contains("upstream heartbeat lapsed"), "\(s)")
+        let amps = try d.applied()
+        print("\(via): heartbeat stopped → FAILSAFE after \(String(format: "%.1f", lapsedS)) s (timeout 2 s), charger \(amps) A")
+    }
+
+    /// [dnp3] class_mp_value = 1, deadband_mp_value = 50000: opendnp3's class 1 poll gets mp[0].value
+    /// (by default class 2, never in a class 1 poll), and only once it moved more than 50 kVA (by
+    /// default 1 kVA).
+    @Test func aConfiguredClassAndDeadbandChangeWhatTheMasterSees() throws {
+        let port = try Self.freePort()
+        let d = try Daemon(tag: "dnp3c", extra: "\n[dnp3]\nport = \(port)\nunsolicited = false\nclass_mp_value = 1\ndeadband_mp_value = 50000\n")
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        let master = try ChildProcess(Repo.python, [Repo.peer("dnp3_master.py"), "--port", "\(port)", "--timesync", "none"])
+        defer { master.stop() }
+        func records() -> [[String: Any]] { master.lines.compactMap { try? jsonObject($0) } }
+        // Responses as opendnp3 logs them (its SOE handler is not called for an empty one).
+        func ends() -> Int { master.stderr.components(separatedBy: "FUNC: RESPONSE").count }
+        func mpEvents() -> [Double] {
+            records().filter { $0["gv"] as? String == "Group32Var7" && $0["index"] as? Int == 0 && ($0["event"] as? NSNumber)?.boolValue == true }
+                .compactMap { ($0["value"] as? NSNumber)?.doubleValue }
+        }
+        try waitFor(10, "the startup integrity poll") { records().contains { $0["gv"] as? String == "Group30Var5" && $0["index"] as? Int == 0 } }
+        usleep(500_000)
+        func poll(_ what: String) throws {
+            let before = ends()
+            master.send(what)
+            try waitFor(5, "the \(what) poll answered") { ends() > before }
+        }
+        try poll("class1")
+        let startEvents = mpEvents().count
+        // 400 → 430 kVA: within the 50 kVA deadband: nothing.
+        d.meter.send(#"set {"apparent_power_total": 430000}"#)
+        usleep(1_500_000)
+        try poll("class1")
+        try poll("class2")
+        #expect(mpEvents().count == startEvents, "a 30 kVA move inside the 50 kVA deadband: no event (\(mpEvents()))")
+        // 400 → 470 kVA: past it, an event in class 1.
+        d.meter.send(#"set {"apparent_power_total": 470000}"#)
+        usleep(1_500_000)
+        try poll("class1")
+        let after = mpEvents().dropFirst(startEvents)
+        // The MP's filtered value rises to 470 kVA: the event is its first value 50 kVA past the last reported 400 kVA.
+        #expect(after.count == 1 && after.allSatisfy { $0 > 440_000 && $0 < 472_000 }, "one class 1 event, 50 kVA past 400 kVA: \(Array(after))")
+    }
+
+    /// A SIGHUP with [dnp3] unchanged keeps the outstation: the master's TCP session stays open, the
+    /// restart IIN it cleared stays clear, and the events it read but did not confirm are sent again
+    /// on the next read. (Before: the reload stopped the server — the session closed and a new one
+    /// found a restarted outstation without those events.) The status binaries are read too: the
+    /// breaker's contact, mp[0] not blind, the site not deaf.
+    @Test func unconfirmedEventsSurviveAReloadAndTheSessionStays() throws {
+        let port = try Self.freePort()
+        let d = try Daemon(tag: "dnp3r", extra: "\n[dnp3]\nport = \(port)\nunsolicited = false\n"
+                           + "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n"
+                           // A second site with neither a charger relay nor OSCP: whether its set point is taken is unknown.
+                           + "\n[[site]]\nid = \"depot\"\nfirm_kw = 10\nrated_kw = 20\n",
+                           environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        let c = try RawTCP(port: port)
+        var parser = LinkStreamParser()
+        var tseq: UInt8 = 0
+        func exchange(_ app: [UInt8]) throws -> [UInt8] {
+            c.send(LinkFrame(fromMaster: true, primary: true, function: 4, destination: 1024, source: 1, userData: [0xC0 | tseq] + app).encode())
+            tseq = (tseq + 1) & 0x3F
+            let end = Date().addingTimeInterval(3)
+            var got: [UInt8] = []
+            while Date() < end {
+                for f in parser.feed(c.receive()) where !f.userData.isEmpty {
+                    got += f.userData.dropFirst()
+                    if f.userData[0] & 0x80 != 0 { return got }   // FIN
+                }
+            }
+            throw PeerError("no response within 3 s (session closed: \(c.closedByPeer(within: 0.1)))")
+        }
+        // Clear DEVICE RESTART; read the status binaries.
+        _ = try exchange([0xC1, 0x02, 0x50, 0x01, 0x00, 0x07, 0x07, 0x00])
+        let n = PointMap.standard.binaries.count
+        let bi = try exchange([0xC2, 0x01, 0x01, 0x02, 0x00, 0x00, UInt8(n - 1)])
+        #expect(Array(bi[4..<7]) == [1, 2, 0x00])
+        #expect(bi[9 + PointMap.BI.breakerClosed(0)] == 0x81, "site 0's breaker: closed, ONLINE")
+        #expect(bi[9 + PointMap.BI.breakerClosed(1)] == 0x04, "site 1 has no breaker: COMM_LOST, not ONLINE")
+        #expect(bi[9 + PointMap.BI.mpBlind(0)] == 0x01, "mp[0] not blind, ONLINE")
+        #expect(bi[9 + PointMap.BI.siteDeaf(0)] == 0x01, "site 0 not deaf, ONLINE")
+        #expect(bi[9 + PointMap.BI.siteDeaf(1)] == 0x04, "site 1 has no relay: deaf unknown, COMM_LOST")
+        #expect(bi[9 + PointMap.BI.relayOK(0)] == 0x81, "site 0's relay takes the set point")
+        #expect(bi[9 + PointMap.BI.relayOK(1)] == 0x04, "site 1 has no relay: relay_ok unknown, COMM_LOST, not a good value")
+        // Consume what is queued (confirmed), then a step past the deadband: events read, not confirmed.
+        let first = try exchange([0xC3, 0x01, 0x3C, 0x02, 0x06, 0x3C, 0x03, 0x06, 0x3C, 0x04, 0x06])
+        if first[0] & 0x20 != 0 { _ = c.send(LinkFrame(fromMaster: true, primary: true, function: 4, destination: 1024, source: 1, userData: [0xC0 | tseq, 0xC3, 0x00]).encode()); tseq = (tseq + 1) & 0x3F }
+        usleep(300_000)
+        d.meter.send(#"set {"apparent_power_total": 460000}"#)
+        usleep(1_000_000)
+        let read = try exchange([0xC4, 0x01, 0x3C, 0x02, 0x06])
+        #expect(read[0] & 0x20 != 0, "CON: events in it")
+        #expect(read.count > 8 && read[4] == 32, "g32 events: \(read.prefix(12).map { String(format: "%02X", $0) })")
+        // The same config again, and SIGHUP.
+        let text = try String(contentsOfFile: d.path, encoding: .utf8)
+        try (text + "\n# touched\n").write(toFile: d.path, atomically: true, encoding: .utf8)
+        kill(d.lmc.process.processIdentifier, SIGHUP)
+        try waitFor(5, "the reload") { d.lmc.stderr.contains("reloaded") }
+        #expect(d.lmc.stderr.contains("reload keeps the DNP3 outstation"))
+        #expect(!c.closedByPeer(within: 0.3), "the master's session stays open across the reload")
+        let again = try exchange([0xC5, 0x01, 0x3C, 0x02, 0x06])
+        let iin = UInt16(again[2]) | UInt16(again[3]) << 8
+        #expect(iin & 0x0080 == 0, "no DEVICE RESTART: the same outstation (IIN \(String(format: "%04X", iin)))")
+        let before = Self.analogEvents(read), now = Self.analogEvents(again)
+        #expect(!before.isEmpty && before.allSatisfy { e in now.contains(e) }, "the unconfirmed events again, as they were: \(before) in \(now)")
+    }
+
+    /// The g32v7 events of a response (index, value, time), in order; stops at any other object.
+    static func analogEvents(_ r: [UInt8]) -> [[Double]] {
+        var out: [[Double]] = [], p = 4
+        while p + 5 <= r.count, r[p] == 32, r[p + 1] == 7, r[p + 2] == 0x28 {
+            let n = Int(r[p + 3]) | Int(r[p + 4]) << 8
+            p += 5
+            for _ in 0..<n where p + 13 <= r.count {
+                let index = Int(r[p]) | Int(r[p + 1]) << 8
+                let bits = UInt32(r[p + 3]) | UInt32(r[p + 4]) << 8 | UInt32(r[p + 5]) << 16 | UInt32(r[p + 6]) << 24
+                let time = (0..<6).reduce(0.0) { $0 + Double(r[p + 7 + $1]) * pow(256, Double($1)) }
+                out.append([Double(index), Double(Float(bitPattern: bits)), time])
+                p += 13
+            }
+        }
+        return out
+    }
+}
