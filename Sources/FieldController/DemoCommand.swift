@@ -51,8 +51,14 @@ struct DemoCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Control mode: direct (the example's) or incremental (reductions from the set point).", valueName: "mode"))
     var mode: String = "direct"
 
+    @Option(help: ArgumentHelp("Run only this time of day, HH:MM-HH:MM (e.g. the constrained evening, 15:00-20:30); --seconds then spans the window, so the compression is lower.", valueName: "from-to"))
+    var window: String?
+
     func validate() throws {
         guard seconds >= 2 && seconds <= 86_400 else { throw ValidationError("--seconds \(seconds) is outside 2–86400") }
+        if let window, parseWindow(window) == nil {
+            throw ValidationError("--window '\(window)' is not a time-of-day window HH:MM-HH:MM with the start first (e.g. 15:00-20:30)")
+        }
         guard ["direct", "incremental"].contains(mode) else { throw ValidationError("--mode \(mode): expected direct or incremental") }
     }
 
@@ -61,7 +67,8 @@ struct DemoCommand: ParsableCommand {
     static let ampsPerKVA = 1000.0 / 690
 
     func run() throws {
-        let speed = 86_400 / seconds
+        let span = window.flatMap(parseWindow) ?? 0..<86_400
+        let speed = (span.upperBound - span.lowerBound) / seconds
         let meterLayout = SimulatedSDM630.layout
         let charger = try ModbusServer.tcp(layout: .init(holding: 1200..<1230)) { req in
             req.function == 6 && req.address >= 1206 && req.address <= 1213 ? .exception(.illegalFunction) : .reply
@@ -70,7 +77,7 @@ struct DemoCommand: ParsableCommand {
         let site = try ModbusServer.tcp(layout: meterLayout)
         defer { charger.stop(); trafo.stop(); site.stop() }
 
-        let plant = DemoPlant(trafo: trafo, site: site, charger: charger, speed: speed)
+        let plant = DemoPlant(trafo: trafo, site: site, charger: charger, speed: speed, span: span)
         let dir = "/tmp/lmc-demo-\(getpid())"
         mkdir(dir, 0o755)
         defer { for f in ["control.sock", "samples.ring", "halfhours.ring", "events.ring", "trips.ring", "minutes.ring"] { unlink("\(dir)/\(f)") }; rmdir(dir) }
@@ -83,7 +90,7 @@ struct DemoCommand: ParsableCommand {
         case .success(let c): config = c
         }
 
-        print("lmc demo: the Charge Project example day in \(Int(seconds)) s (\(Int(speed))× faster) through lmc run's control loop")
+        print("lmc demo: the Charge Project example day\(window.map { " from \($0.split(separator: "-").joined(separator: " to "))" } ?? "") in \(Int(seconds)) s (\(Int(speed))× faster) through lmc run's control loop")
         print("meter tcp 127.0.0.1:\(trafo.port), PoC meter tcp 127.0.0.1:\(site.port), charger tcp 127.0.0.1:\(charger.port)")
         let runtime = try Runtime(config: config, path: "(demo)")
         runtime.echoEvents = false
@@ -101,7 +108,7 @@ struct DemoCommand: ParsableCommand {
         }
 
         var lastHour = -1
-        while plant.simulatedSeconds < 86_400 {
+        while plant.simulatedSeconds < span.upperBound {
             usleep(plain ? 100_000 : 1_000_000)
             let t = plant.simulatedSeconds
             let clock = "\(pad(String(Int(t) / 3600), 2)):\(pad(String((Int(t) % 3600) / 60), 2))"
@@ -122,12 +129,14 @@ struct DemoCommand: ParsableCommand {
         let path = plot ?? "\(FileManager_currentDirectory())/lmc-demo.svg"
         let wrote = plant.writeSVG(to: path)
         print("")
-        print("summary of the day (\(mode) mode, \(Int(speed))× compressed, control period 100 ms = \(Int(0.1 * speed)) s simulated):")
+        print("summary of \(window.map { "\($0.split(separator: "-").joined(separator: "–"))" } ?? "the day") (\(mode) mode, \(Int(speed))× compressed, control period 100 ms = \(Int(0.1 * speed)) s simulated):")
         print("  seconds above 500 kVA:         \(col(s.overloadSeconds, 8)) s")
         print("  seconds above 510 kVA (+2 %):  \(col(s.beyondToleranceSeconds, 8)) s")
         print("  EV energy delivered:           \(col(s.deliveredKWh, 8)) kWh")
         print("  share of the oracle:           \(col(100 * s.deliveredKWh / s.oracleKWh, 8)) %  (oracle \(col(s.oracleKWh, 0)) kWh)")
-        print("  evening 15:00–20:30:           \(col(100 * s.eveningKWh / s.eveningOracleKWh, 8)) %  of the oracle (\(col(s.eveningKWh, 0)) of \(col(s.eveningOracleKWh, 0)) kWh)")
+        if span.contains(DemoPlant.evening.lowerBound) && span.upperBound >= DemoPlant.evening.upperBound {
+            print("  evening 15:00–20:30:           \(col(100 * s.eveningKWh / s.eveningOracleKWh, 8)) %  of the oracle (\(col(s.eveningKWh, 0)) of \(col(s.eveningOracleKWh, 0)) kWh)")
+        }
         print("  share of a firm 150 kVA:       \(col(100 * s.deliveredKWh / s.firmKWh, 8)) %  (firm \(col(s.firmKWh, 0)) kWh)")
         print(wrote ? "  plot: \(path)" : "  plot: could not write \(path)")
     }
@@ -240,12 +249,17 @@ final class DemoPlant: Sendable {
     private let state = Mutex(State())
     private let stopped = Atomic(false)
 
-    init(trafo: ModbusServer, site: ModbusServer, charger: ModbusServer, speed: Double) {
+    /// The simulated time of day it runs (s): the whole day, or `lmc demo --window`'s.
+    let span: Range<Double>
+
+    init(trafo: ModbusServer, site: ModbusServer, charger: ModbusServer, speed: Double, span: Range<Double> = 0..<86_400) {
+        self.span = span
         self.trafo = trafo
         self.site = site
         self.charger = charger
         self.speed = speed
-        publish(background: ExampleDay.background(at: 0), siteKVA: 0)
+        state.withLock { $0.simT = span.lowerBound; $0.nextPoint = span.lowerBound }
+        publish(background: ExampleDay.background(at: span.lowerBound), siteKVA: 0)
     }
 
     var simulatedSeconds: Double { state.withLock { $0.simT } }
@@ -261,7 +275,7 @@ final class DemoPlant: Sendable {
             charger.setRegisters(.holding, address: 1206, charger.registers(.holding, address: 1210, count: 2))
             let limitKVA = limitA / DemoCommand.ampsPerKVA
             let done: (Double, Double)? = state.withLock { st in
-                guard st.simT < 86_400 else { return nil }
+                guard st.simT < span.upperBound else { return nil }
                 let bg = ExampleDay.background(at: st.simT)
                 // Noise a real feeder has: ±0.5 % (the meters must not read frozen).
                 let noisy = bg * (1 + Double.random(in: -0.005...0.005))

@@ -107,17 +107,6 @@ struct SimulateCommand: ParsableCommand {
     }
 
     /// "HH:MM-HH:MM" → seconds of the day, start before end.
-    func parseWindow(_ s: String) -> Range<Double>? {
-        let ends = s.split(separator: "-", omittingEmptySubsequences: false).map { part -> Double? in
-            let hm = part.split(separator: ":", omittingEmptySubsequences: false)
-            guard hm.count == 2, hm.allSatisfy({ $0.count == 2 }), let h = Int(hm[0]), let m = Int(hm[1]),
-                  (0...24).contains(h), (0..<60).contains(m), h * 60 + m <= 1440 else { return nil }
-            return Double(h * 3600 + m * 60)
-        }
-        guard ends.count == 2, let from = ends[0], let to = ends[1], from < to else { return nil }
-        return from..<to
-    }
-
     func parseStep(_ s: String) -> PlantModel.StepLoad? {
         let p = s.split(separator: ":").compactMap { Double($0) }
         guard p.count == 3, p[2] > 0 else { return nil }
@@ -285,4 +274,17 @@ final class SimulationRings {
             throw ExitCode(1)
         }
     }
+}
+
+/// A time-of-day window "HH:MM-HH:MM" (start first) as seconds of the day; nil when it is not one.
+/// `lmc simulate --window` and `lmc demo --window`.
+func parseWindow(_ s: String) -> Range<Double>? {
+    let ends = s.split(separator: "-", omittingEmptySubsequences: false).map { part -> Double? in
+        let hm = part.split(separator: ":", omittingEmptySubsequences: false)
+        guard hm.count == 2, hm.allSatisfy({ $0.count == 2 }), let h = Int(hm[0]), let m = Int(hm[1]),
+              (0...24).contains(h), (0..<60).contains(m), h * 60 + m <= 1440 else { return nil }
+        return Double(h * 3600 + m * 60)
+    }
+    guard ends.count == 2, let from = ends[0], let to = ends[1], from < to else { return nil }
+    return from..<to
 }

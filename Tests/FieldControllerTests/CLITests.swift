@@ -115,6 +115,21 @@ import Testing
         #expect(r.status != 0 && r.err.contains("--mode sideways: expected direct or incremental"), "\(r.err)")
     }
 
+    /// `--window`: only that time of day, at a lower compression; the summary is the window's.
+    @Test func theDemoRunsAWindowOfTheDay() throws {
+        let r = try run(Repo.lmc, ["demo", "--seconds", "6", "--plain", "--window", "17:00-18:00", "--mode", "incremental",
+                                   "--plot", "/dev/null"], timeout: 90)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("from 17:00 to 18:00 in 6 s (600× faster)"), "\(r.out.prefix(400))")
+        #expect(r.out.contains("summary of 17:00–18:00 (incremental mode"), "\(r.out.suffix(600))")
+        #expect(!r.out.contains("evening 15:00–20:30:"), "the evening is not all in the window")
+        // Hourly lines: only the window's hours (the last at its end).
+        let hours = r.out.split(separator: "\n").compactMap { $0.count > 6 && $0.dropFirst(2).hasPrefix(":00  ") ? String($0.prefix(2)) : nil }
+        #expect(!hours.isEmpty && hours.allSatisfy { $0 == "17" || $0 == "18" }, "\(hours)")
+        let bad = try run(Repo.lmc, ["demo", "--window", "18:00-17:00"])
+        #expect(bad.status != 0 && bad.err.contains("--window '18:00-17:00' is not a time-of-day window"), "\(bad.err)")
+    }
+
     @Test func demoRunsTheExampleDayThroughTheDaemon() throws {
         let plot = "/tmp/lmc-demo-test-\(getpid()).svg"
         defer { unlink(plot) }
