@@ -9,17 +9,19 @@ takes commands on stdin, one a line:
     direct INDEX VALUE   DIRECT OPERATE g41v3 (float) on INDEX
     sbo INDEX VALUE      SELECT then OPERATE g41v3
                          (the binding aborts the process when the result arrives: see below)
-Everything the master receives is printed on stdout as a JSON line:
+Everything the master receives is printed on stdout as a JSON line, each with "at", the wall clock
+(ms since the epoch) when it was printed (so a test can time, say, the connect to an event):
     {"kind":"value","gv":"Group30Var5","event":false,"index":0,"value":1.5,"flags":1,"time":ms}
     {"kind":"end","n":N}                  after each response's values (N counts responses)
     {"kind":"command","summary":"SUCCESS","points":[{"index":..,"state":..,"status":..}]}
     {"kind":"channel","state":"OPEN"}
-opendnp3's log (with every frame in hex at ALL_COMMS) goes to stderr. Stdin closed: exit.
+(shown here without "at"). opendnp3's log (with every frame in hex at ALL_COMMS) goes to stderr. Stdin closed: exit.
 """
 import argparse
 import json
 import sys
 import threading
+import time
 
 from pydnp3 import asiodnp3, asiopal, opendnp3, openpal
 
@@ -27,6 +29,7 @@ out_lock = threading.Lock()
 
 
 def emit(obj):
+    obj["at"] = round(time.time() * 1000, 1)
     with out_lock:
         sys.stdout.write(json.dumps(obj) + "\n")
         sys.stdout.flush()
