@@ -197,10 +197,13 @@ extension RunEndToEnd {
     /// (one more mp[0].value event) and a test trip opens the breaker (binary site[0].breaker_closed
     /// 1 → 0, mode.tripped 0 → 1, the analog mode 0 → 5). A new opendnp3 master connects 3 s later: it
     /// gets exactly those events, stamped when they happened (not at the reconnect), with the step's
-    /// values, and none of the events the first master had confirmed.
-    @Test func aMasterThatGoesAwayAndComesBackGetsTheEventsOfItsAbsence() throws {
+    /// values, and none of the events the first master had confirmed. `startup`: the new master's own
+    /// startup ("standard": DISABLE UNSOLICITED, integrity poll, ENABLE UNSOLICITED), or none ("quiet"):
+    /// then the events must come unsolicited, as the first master had enabled, and be confirmed once.
+    @Test(arguments: ["standard", "quiet"])
+    func aMasterThatGoesAwayAndComesBackGetsTheEventsOfItsAbsence(startup: String) throws {
         let port = try Self.freePort()
-        let d = try Daemon(tag: "dnp3g", extra: "\n[dnp3]\nport = \(port)\ndeadband_mp_value = 50000\n"
+        let d = try Daemon(tag: "dnp3g\(startup)", extra: "\n[dnp3]\nport = \(port)\ndeadband_mp_value = 50000\nunsolicited_confirm_timeout_s = 0.5\n"
                            + "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
                            environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
         try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
@@ -241,14 +244,16 @@ extension RunEndToEnd {
         usleep(3_000_000)
         // A new master connects.
         let reconnectMs = Date().timeIntervalSince1970 * 1000
-        let second = try ChildProcess(Repo.python, [Repo.peer("dnp3_master.py"), "--port", "\(port)", "--timesync", "none"])
+        let second = try ChildProcess(Repo.python, [Repo.peer("dnp3_master.py"), "--port", "\(port)", "--timesync", "none", "--startup", startup])
         defer { second.stop() }
         func one(_ gv: String, _ index: Int) -> [Event] { events(second).filter { $0.gv == gv && $0.index == index } }
         try waitFor(10, "the events of its absence at the new master") {
             !one("Group32Var7", 0).isEmpty && !one("Group2Var2", PointMap.BI.breakerClosed(0)).isEmpty && !one("Group32Var7", 48).isEmpty
         }
-        try waitFor(10, "the new master's startup") { second.stderr.contains("FUNC: ENABLE_UNSOLICITED") }
-        usleep(1_500_000)   // anything sent again would be here by now
+        if startup == "standard" {
+            try waitFor(10, "the new master's startup") { second.stderr.contains("FUNC: ENABLE_UNSOLICITED") }
+        }
+        usleep(1_500_000)   // anything sent again would be here by now (an unconfirmed unsolicited response is repeated after 0.5 s)
         let got = events(second)
         let open = second.lines.compactMap { try? jsonObject($0) }.first { $0["kind"] as? String == "channel" && $0["state"] as? String == "OPEN" }
         let openAt = (open?["at"] as? NSNumber)?.doubleValue ?? reconnectMs
@@ -276,9 +281,15 @@ extension RunEndToEnd {
         // opendnp3 disables unsolicited reporting first thing; lmc may have sent the events unsolicited
         // before that reached it (either way once), else they come in the startup integrity poll.
         let log = second.stderr
-        let how = log.range(of: "FUNC: UNSOLICITED_RESPONSE").map { log[..<$0.lowerBound].contains("FUNC: READ") ? "unsolicited" : "unsolicited, before its integrity poll" }
+        let how = log.range(of: "FUNC: UNSOLICITED_RESPONSE").map { log[..<$0.lowerBound].contains("FUNC: READ") ? "unsolicited"
+                                                                    : log.contains("FUNC: READ") ? "unsolicited, before its integrity poll" : "unsolicited, no poll" }
             ?? "in its startup integrity poll"
-        print("master away \(Int((reconnectMs - stepMs) / 1000)) s; new master's connect to the events of its absence: \(Int(receivedMs - openAt)) ms (\(how)); \(got.count) events to it, \(confirmed.count) to the first")
+        if startup == "quiet" {
+            #expect(!log.contains("FUNC: READ") && log.contains("FUNC: UNSOLICITED_RESPONSE"), "no poll: the events came unsolicited")
+            #expect(log.contains("UNS: 1 SEQ: ") && log.components(separatedBy: "\n").contains { $0.contains("UNS: 1") && $0.contains("FUNC: CONFIRM") },
+                    "opendnp3 confirmed them")
+        }
+        print("\(startup): master away \(Int((reconnectMs - stepMs) / 1000)) s; new master's connect to the events of its absence: \(Int(receivedMs - openAt)) ms (\(how)); \(got.count) events to it, \(confirmed.count) to the first")
         print(got.map(\.description).joined(separator: " "))
     }
 

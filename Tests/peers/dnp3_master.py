@@ -2,8 +2,8 @@
 """A DNP3 master on opendnp3 (PyPI dnp3-python, the pydnp3 binding) for lmc's outstation tests.
 
 Connects to the outstation over TCP, runs opendnp3's own startup (disable unsolicited, integrity
-poll, clear the restart IIN, time sync when the outstation asks for it, enable unsolicited), then
-takes commands on stdin, one a line:
+poll, clear the restart IIN, time sync when the outstation asks for it, enable unsolicited; with
+--startup quiet only the two the outstation asks for), then takes commands on stdin, one a line:
     integrity            a class 0/1/2/3 poll
     class1 | class2 | class3   an event poll of that class
     direct INDEX VALUE   DIRECT OPERATE g41v3 (float) on INDEX
@@ -127,6 +127,9 @@ def main():
     ap.add_argument("--outstation", type=int, default=1024)
     ap.add_argument("--master", type=int, default=1)
     ap.add_argument("--timesync", choices=["none", "nonlan", "lan"], default="nonlan")
+    # quiet: no startup requests (no DISABLE UNSOLICITED, no integrity poll, no ENABLE UNSOLICITED):
+    # a master that reconnects and relies on the unsolicited reporting an earlier session enabled.
+    ap.add_argument("--startup", choices=["standard", "quiet"], default="standard")
     a = ap.parse_args()
 
     # The binding keeps no reference to Python handlers: hold them here for the master's life.
@@ -136,7 +139,10 @@ def main():
                                    asiopal.ChannelRetry().Default(), a.host, "0.0.0.0", a.port, listener)
     cfg = asiodnp3.MasterStackConfig()
     cfg.master.responseTimeout = openpal.TimeDuration().Seconds(2)
-    cfg.master.disableUnsolOnStartup = True
+    cfg.master.disableUnsolOnStartup = a.startup == "standard"
+    if a.startup == "quiet":
+        cfg.master.startupIntegrityClassMask = opendnp3.ClassField()
+        cfg.master.unsolClassMask = opendnp3.ClassField()
     cfg.master.timeSyncMode = {"none": getattr(opendnp3.TimeSyncMode, "None"), "nonlan": opendnp3.TimeSyncMode.NonLAN,
                                "lan": opendnp3.TimeSyncMode.LAN}[a.timesync]
     cfg.link.LocalAddr = a.master
