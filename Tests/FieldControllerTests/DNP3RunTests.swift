@@ -232,6 +232,7 @@ extension RunEndToEnd {
         let confirmed = events(first)
         // The master goes away: its process ends, its TCP connection with it.
         first.terminate()
+        let goneMs = Date().timeIntervalSince1970 * 1000
         try waitFor(5, "lmc sees the master gone") { try d.status().contains("dnp3: no master connected") }
         // While it is away: a step down past the deadband, then a test trip.
         let stepMs = Date().timeIntervalSince1970 * 1000
@@ -289,7 +290,8 @@ extension RunEndToEnd {
             #expect(log.contains("UNS: 1 SEQ: ") && log.components(separatedBy: "\n").contains { $0.contains("UNS: 1") && $0.contains("FUNC: CONFIRM") },
                     "opendnp3 confirmed them")
         }
-        print("\(startup): master away \(Int((reconnectMs - stepMs) / 1000)) s; new master's connect to the events of its absence: \(Int(receivedMs - openAt)) ms (\(how)); \(got.count) events to it, \(confirmed.count) to the first")
+        print("\(startup): master away \(String(format: "%.1f", (reconnectMs - goneMs) / 1000)) s; new master's connect to the events of its absence: "
+              + "\(Int(receivedMs - openAt)) ms (\(how)); \(got.count) events to it, \(confirmed.count) to the first")
         print(got.map(\.description).joined(separator: " "))
     }
 
