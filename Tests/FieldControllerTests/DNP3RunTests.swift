@@ -191,6 +191,111 @@ extension RunEndToEnd {
         #expect(!before.isEmpty && before.allSatisfy { e in now.contains(e) }, "the unconfirmed events again, as they were: \(before) in \(now)")
     }
 
+    /// Issue 19: "a master that goes away and comes back, getting the unconfirmed events", with
+    /// opendnp3 in `lmc run`. The first master does its startup (integrity poll, ENABLE UNSOLICITED)
+    /// and gets a 400 → 470 kVA step unsolicited (deadband_mp_value = 50000: one mp[0].value event),
+    /// then goes away (its process ends). While no master is connected the meter steps down to 380 kVA
+    /// (one more mp[0].value event) and a test trip opens the breaker (binary site[0].breaker_closed
+    /// 1 → 0, mode.tripped 0 → 1, the analog mode 0 → 5). A new opendnp3 master connects 3 s later: it
+    /// gets exactly those events, stamped when they happened (not at the reconnect), with the step's
+    /// values, and none of the events the first master had confirmed. `startup`: the new master's own
+    /// startup ("standard": DISABLE UNSOLICITED, integrity poll, ENABLE UNSOLICITED), or none ("quiet"):
+    /// then the events must come unsolicited, as the first master had enabled, and be confirmed once.
+    @Test(arguments: ["standard", "quiet"])
+    func aMasterThatGoesAwayAndComesBackGetsTheEventsOfItsAbsence(startup: String) throws {
+        let port = try Self.freePort()
+        let d = try Daemon(tag: "dnp3g\(startup)", extra: "\n[dnp3]\nport = \(port)\ndeadband_mp_value = 50000\nunsolicited_confirm_timeout_s = 0.5\n"
+                           + "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
+                           environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
+        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        struct Event: Hashable, CustomStringConvertible {
+            var gv: String, index: Int, value: Double, time: Double, at: Double
+            var description: String { "\(gv)[\(index)]=\(value)@\(Int64(time))" }
+            /// The event as the outstation sent it (not when this master got it).
+            var sent: [String] { [gv, "\(index)", "\(value)", "\(time)"] }
+        }
+        func events(_ m: ChildProcess) -> [Event] {
+            m.lines.compactMap { try? jsonObject($0) }.compactMap { r -> Event? in
+                guard r["kind"] as? String == "value", (r["event"] as? NSNumber)?.boolValue == true, let gv = r["gv"] as? String,
+                      let index = r["index"] as? Int, let value = (r["value"] as? NSNumber)?.doubleValue,
+                      let time = (r["time"] as? NSNumber)?.doubleValue, let at = (r["at"] as? NSNumber)?.doubleValue else { return nil }
+                return Event(gv: gv, index: index, value: value, time: time, at: at)
+            }
+        }
+        let first = try ChildProcess(Repo.python, [Repo.peer("dnp3_master.py"), "--port", "\(port)", "--timesync", "none"])
+        defer { first.stop() }
+        try waitFor(10, "the first master's startup") { first.stderr.contains("FUNC: ENABLE_UNSOLICITED") }
+        d.meter.send(#"set {"apparent_power_total": 470000, "current_l1": 681.2, "current_l2": 681.2, "current_l3": 681.2}"#)
+        try waitFor(5, "the 470 kVA step at the first master, unsolicited") {
+            events(first).contains { $0.gv == "Group32Var7" && $0.index == 0 && $0.value > 440_000 }
+        }
+        usleep(1_000_000)   // its confirm sent and taken
+        let confirmed = events(first)
+        // The master goes away: its process ends, its TCP connection with it.
+        first.terminate()
+        let goneMs = Date().timeIntervalSince1970 * 1000
+        try waitFor(5, "lmc sees the master gone") { try d.status().contains("dnp3: no master connected") }
+        // While it is away: a step down past the deadband, then a test trip.
+        let stepMs = Date().timeIntervalSince1970 * 1000
+        d.meter.send(#"set {"apparent_power_total": 380000, "power_total": 370000, "current_l1": 550.7, "current_l2": 550.7, "current_l3": 550.7}"#)
+        usleep(1_500_000)
+        let tripMs = Date().timeIntervalSince1970 * 1000
+        let trip = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--yes", "--socket", d.socket])
+        #expect(trip.status == 0, "\(trip.err)")
+        try waitFor(5, "TRIPPED") { try d.status().contains("TRIPPED") }
+        usleep(3_000_000)
+        // A new master connects.
+        let reconnectMs = Date().timeIntervalSince1970 * 1000
+        let second = try ChildProcess(Repo.python, [Repo.peer("dnp3_master.py"), "--port", "\(port)", "--timesync", "none", "--startup", startup])
+        defer { second.stop() }
+        func one(_ gv: String, _ index: Int) -> [Event] { events(second).filter { $0.gv == gv && $0.index == index } }
+        try waitFor(10, "the events of its absence at the new master") {
+            !one("Group32Var7", 0).isEmpty && !one("Group2Var2", PointMap.BI.breakerClosed(0)).isEmpty && !one("Group32Var7", 48).isEmpty
+        }
+        if startup == "standard" {
+            try waitFor(10, "the new master's startup") { second.stderr.contains("FUNC: ENABLE_UNSOLICITED") }
+        }
+        usleep(1_500_000)   // anything sent again would be here by now (an unconfirmed unsolicited response is repeated after 0.5 s)
+        let got = events(second)
+        let open = second.lines.compactMap { try? jsonObject($0) }.first { $0["kind"] as? String == "channel" && $0["state"] as? String == "OPEN" }
+        let openAt = (open?["at"] as? NSNumber)?.doubleValue ?? reconnectMs
+        // The step down: one mp[0].value event, 50 kVA below the 470 kVA step's, stamped at the step.
+        let mp = one("Group32Var7", 0)
+        #expect(mp.count == 1 && mp.allSatisfy { $0.value > 378_000 && $0.value < 422_000 }, "one mp[0].value event of the step to 380 kVA: \(mp)")
+        for e in mp {
+            #expect(e.time >= stepMs - 200 && e.time < stepMs + 1_500, "stamped at the step (\(Int64(stepMs))), not at the reconnect (\(Int64(reconnectMs))): \(e)")
+        }
+        // The trip: the breaker's contact opens, the mode goes to TRIPPED, once each, stamped at the trip.
+        let breaker = one("Group2Var2", PointMap.BI.breakerClosed(0)), tripped = one("Group2Var2", 12), mode = one("Group32Var7", 48)
+        #expect(breaker.count == 1 && breaker.first?.value == 0, "site[0].breaker_closed 1 → 0 once: \(breaker)")
+        #expect(tripped.count == 1 && tripped.first?.value == 1, "mode.tripped 0 → 1 once: \(tripped)")
+        #expect(mode.map(\.value) == [4, 5], "mode 0 → 4 (NON_RESPONSE, tripping) → 5 (TRIPPED): \(mode)")
+        for e in breaker + tripped + mode {
+            #expect(e.time >= tripMs - 200 && e.time < tripMs + 2_000, "stamped at the trip (\(Int64(tripMs))), not at the reconnect (\(Int64(reconnectMs))): \(e)")
+        }
+        // Nothing twice, and nothing the first master had confirmed.
+        let sent = got.map(\.sent)
+        #expect(Set(sent).count == sent.count, "no event twice: \(got)")
+        let old = Set(confirmed.map(\.sent))
+        #expect(!sent.contains { old.contains($0) }, "none of the \(confirmed.count) events the first master confirmed: \(got.filter { old.contains($0.sent) })")
+        #expect(!mp.contains { $0.value > 440_000 }, "the 470 kVA step's event not again")
+        let receivedMs = (mp + breaker + tripped + mode).map(\.at).max() ?? 0
+        // opendnp3 disables unsolicited reporting first thing; lmc may have sent the events unsolicited
+        // before that reached it (either way once), else they come in the startup integrity poll.
+        let log = second.stderr
+        let how = log.range(of: "FUNC: UNSOLICITED_RESPONSE").map { log[..<$0.lowerBound].contains("FUNC: READ") ? "unsolicited"
+                                                                    : log.contains("FUNC: READ") ? "unsolicited, before its integrity poll" : "unsolicited, no poll" }
+            ?? "in its startup integrity poll"
+        if startup == "quiet" {
+            #expect(!log.contains("FUNC: READ") && log.contains("FUNC: UNSOLICITED_RESPONSE"), "no poll: the events came unsolicited")
+            #expect(log.contains("UNS: 1 SEQ: ") && log.components(separatedBy: "\n").contains { $0.contains("UNS: 1") && $0.contains("FUNC: CONFIRM") },
+                    "opendnp3 confirmed them")
+        }
+        print("\(startup): master away \(String(format: "%.1f", (reconnectMs - goneMs) / 1000)) s; new master's connect to the events of its absence: "
+              + "\(Int(receivedMs - openAt)) ms (\(how)); \(got.count) events to it, \(confirmed.count) to the first")
+        print(got.map(\.description).joined(separator: " "))
+    }
+
     /// The g32v7 events of a response (index, value, time), in order; stops at any other object.
     static func analogEvents(_ r: [UInt8]) -> [[Double]] {
         var out: [[Double]] = [], p = 4

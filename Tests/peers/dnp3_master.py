@@ -2,24 +2,26 @@
 """A DNP3 master on opendnp3 (PyPI dnp3-python, the pydnp3 binding) for lmc's outstation tests.
 
 Connects to the outstation over TCP, runs opendnp3's own startup (disable unsolicited, integrity
-poll, clear the restart IIN, time sync when the outstation asks for it, enable unsolicited), then
-takes commands on stdin, one a line:
+poll, clear the restart IIN, time sync when the outstation asks for it, enable unsolicited; with
+--startup quiet only the two the outstation asks for), then takes commands on stdin, one a line:
     integrity            a class 0/1/2/3 poll
     class1 | class2 | class3   an event poll of that class
     direct INDEX VALUE   DIRECT OPERATE g41v3 (float) on INDEX
     sbo INDEX VALUE      SELECT then OPERATE g41v3
                          (the binding aborts the process when the result arrives: see below)
-Everything the master receives is printed on stdout as a JSON line:
+Everything the master receives is printed on stdout as a JSON line, each with "at", the wall clock
+(ms since the epoch) when it was printed (so a test can time, say, the connect to an event):
     {"kind":"value","gv":"Group30Var5","event":false,"index":0,"value":1.5,"flags":1,"time":ms}
     {"kind":"end","n":N}                  after each response's values (N counts responses)
     {"kind":"command","summary":"SUCCESS","points":[{"index":..,"state":..,"status":..}]}
     {"kind":"channel","state":"OPEN"}
-opendnp3's log (with every frame in hex at ALL_COMMS) goes to stderr. Stdin closed: exit.
+(shown here without "at"). opendnp3's log (with every frame in hex at ALL_COMMS) goes to stderr. Stdin closed: exit.
 """
 import argparse
 import json
 import sys
 import threading
+import time
 
 from pydnp3 import asiodnp3, asiopal, opendnp3, openpal
 
@@ -27,6 +29,7 @@ out_lock = threading.Lock()
 
 
 def emit(obj):
+    obj["at"] = round(time.time() * 1000, 1)
     with out_lock:
         sys.stdout.write(json.dumps(obj) + "\n")
         sys.stdout.flush()
@@ -124,6 +127,9 @@ def main():
     ap.add_argument("--outstation", type=int, default=1024)
     ap.add_argument("--master", type=int, default=1)
     ap.add_argument("--timesync", choices=["none", "nonlan", "lan"], default="nonlan")
+    # quiet: no startup requests (no DISABLE UNSOLICITED, no integrity poll, no ENABLE UNSOLICITED):
+    # a master that reconnects and relies on the unsolicited reporting an earlier session enabled.
+    ap.add_argument("--startup", choices=["standard", "quiet"], default="standard")
     a = ap.parse_args()
 
     # The binding keeps no reference to Python handlers: hold them here for the master's life.
@@ -133,7 +139,10 @@ def main():
                                    asiopal.ChannelRetry().Default(), a.host, "0.0.0.0", a.port, listener)
     cfg = asiodnp3.MasterStackConfig()
     cfg.master.responseTimeout = openpal.TimeDuration().Seconds(2)
-    cfg.master.disableUnsolOnStartup = True
+    cfg.master.disableUnsolOnStartup = a.startup == "standard"
+    if a.startup == "quiet":
+        cfg.master.startupIntegrityClassMask = opendnp3.ClassField()
+        cfg.master.unsolClassMask = opendnp3.ClassField()
     cfg.master.timeSyncMode = {"none": getattr(opendnp3.TimeSyncMode, "None"), "nonlan": opendnp3.TimeSyncMode.NonLAN,
                                "lan": opendnp3.TimeSyncMode.LAN}[a.timesync]
     cfg.link.LocalAddr = a.master
