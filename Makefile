@@ -79,7 +79,7 @@ release-check: deb
 box-test: deps
 	@ARCH=$(ARCH) scripts/box/run.sh
 
-# Every benchmark behind docs/PERFORMANCE.md (about 10 minutes on 2 cores; writes that file).
+# Every benchmark behind docs/PERFORMANCE.md (about 35 minutes on 2 cores; writes that file).
 bench:
 	@LMC_BENCH_DEPS=1 scripts/ensure-deps.sh
 	$(SWIFT) build -c release -j $(JOBS) --static-swift-stdlib --product lmc

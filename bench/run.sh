@@ -44,7 +44,7 @@ print(f"| control quality, {name} ({r['hours']:.0f} h) | {100*r['share_of_oracle
 PY
 done
 
-step "lmc run end to end ($STEPS meter steps; a few minutes)"
+step "lmc run end to end ($STEPS meter steps, each from a settled loop; about 20 minutes)"
 $BENCH loop --lmc "$LMC" --steps "$STEPS" >> "$rows"
 
 step "lmc run on the example's RS-485 layout at 9600 baud: dead and frozen meter, requests per poll, start-up overshoot (about 7 minutes)"

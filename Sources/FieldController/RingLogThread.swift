@@ -37,9 +37,14 @@ final class RingLogThread: @unchecked Sendable {
     func stop() { loop.stop() }
 
     func post(_ job: @escaping Job) {
-        queue.withLock { q in
+        let first = queue.withLock { q -> Bool in
+            let first = q.jobs.isEmpty
             if q.jobs.count >= Self.maxQueued { q.dropped += 1 } else { q.jobs.append(job) }
+            return first
         }
+        // The thread takes the whole queue each turn: the first record since then wakes it, the rest of
+        // a cycle's records go with that one.
+        if first { loop.wake() }
     }
 
     /// What went wrong since the last call: records dropped because the queue was full, and write errors
@@ -58,20 +63,21 @@ final class RingLogThread: @unchecked Sendable {
         }
     }
 
-    /// One turn: every queued record written, then the rings that are due synced. True if any was queued.
-    @discardableResult
-    private func drain() -> Bool {
+    /// One turn: every queued record written, then the rings that are due synced.
+    private func drain() {
         let jobs = queue.withLock { q -> [Job] in defer { q.jobs = [] }; return q.jobs }
         for job in jobs {
             do { try job(store) } catch { note(error) }
         }
         do { try store.flushDue(nowNs: monotonicNanoseconds()) } catch { note(error) }
-        return !jobs.isEmpty
     }
 
+    /// Sleeps between turns until a record is posted or a ring's sync is due (at most a second).
     private func run() {
         while !loop.isStopping {
-            if !drain() { usleep(10_000) }
+            drain()
+            let idle = monotonicNanoseconds() + 1_000_000_000
+            loop.sleep(untilNs: min(idle, store.flushDueNs ?? idle))
         }
         drain()
         do { try store.flush(monoNs: monotonicNanoseconds()) } catch { note(error) }

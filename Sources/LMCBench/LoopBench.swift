@@ -20,13 +20,14 @@ struct LoopBench: ParsableCommand {
     @Option(help: "Dead-meter and frozen-meter trials each.") var trials: Int = 5
     @Option(help: "The lmc binary.") var lmc: String = ".build/release/lmc"
     @Option(help: "Where hw/ profiles are.") var hw: String = "hw"
+    @Option(help: "Write every step and every change of the charger's limit register to this CSV (seconds, what, value).") var trace: String?
 
     static let f32 = RegisterCodec(.f32)
     static let ampsPerKVA = 1000.0 / 690
     static let limitRegister: UInt16 = 1210
 
     func run() throws {
-        let plant = try BenchPlant()
+        let plant = try BenchPlant(tracing: trace != nil)
         defer { plant.stop() }
         let dir = "/tmp/lmc-bench-loop-\(getpid())"
         _ = mkdir(dir, 0o755)
@@ -47,17 +48,26 @@ struct LoopBench: ParsableCommand {
 
         // 1. Steps: the background alternates 200 ↔ 300 kVA. Up: 550 kVA on the 500 kVA limit, the
         //    set point drops (regulate). Down: the point falls below the release trigger, the set point
-        //    returns to the ceiling (release). Each step waits a random 0–100 ms first, so steps land at
-        //    every phase of the meter poll and the control period.
+        //    returns to the ceiling (release). Each step starts from a settled loop — no write at the
+        //    charger for `quiet` seconds — so the step alone decides whether the set point must move, then
+        //    waits a random 50–150 ms, so steps land at every phase of the meter poll and the control period.
+        //    After the step's first write, the settling shows whether the set point went back to where it
+        //    was before the step while the background held (a bounce).
+        let quiet = 0.5
         var down: [Double] = [], up: [Double] = []
-        var misses = 0
+        var misses = [0, 0], bounces = [0, 0], unsettled = 0
         for i in 0..<steps {
+            let dir = i % 2   // 0: regulate, 1: release
+            if !plant.waitForQuiet(quiet, timeout: 5) { unsettled += 1; plant.note(nowSeconds(), "unsettled before \(i)", plant.limitA()) }
             usleep(UInt32.random(in: 50_000...150_000))
             let before = plant.limitA()
-            let t0 = plant.setBackground(i % 2 == 0 ? 300 : 200)
-            guard let seen = plant.waitForLimit(timeout: 5, { $0 != before }) else { misses += 1; continue }
+            let t0 = plant.setBackground(dir == 0 ? 300 : 200)
+            plant.note(t0, "step \(i) before \(before)", dir == 0 ? 300 : 200)
+            guard let seen = plant.waitForLimit(timeout: 5, { $0 != before }) else { misses[dir] += 1; plant.note(nowSeconds(), "miss \(i)", before); continue }
             let latency = (plant.lastLimitWrite(atOrBefore: seen) ?? seen) - t0
-            if i % 2 == 0 { down.append(latency) } else { up.append(latency) }
+            if dir == 0 { down.append(latency) } else { up.append(latency) }
+            _ = plant.waitForQuiet(quiet, timeout: 5)
+            if plant.limitChanges(after: seen).contains(before) { bounces[dir] += 1; plant.note(nowSeconds(), "bounce \(i)", before) }
         }
         let floor = 0.05 + plant.transactionSeconds() * 2
         func pct(_ xs: [Double], _ p: Double) -> Double { xs.isEmpty ? .nan : xs.sorted()[min(xs.count - 1, Int(Double(xs.count) * p))] }
@@ -65,9 +75,13 @@ struct LoopBench: ParsableCommand {
             row("meter step → charger write, \(name)",
                 "p50 \(ms(pct(xs, 0.5))), p99 \(ms(pct(xs, 0.99))), max \(ms(xs.max() ?? .nan)) (n \(xs.count))",
                 "DESIGN p99 ≤ 250 ms; floor \(ms(floor)): half a 100 ms period + one read + one write", "p99 \(fmt(pct(xs, 0.99) / 0.25, 2))× target, \(fmt(pct(xs, 0.99) / floor, 1))× floor",
-                "lmc run (release) at 100 ms, meter polled every 100 ms, libmodbus TCP servers on loopback; from setting the meter registers to the charger server receiving the write")
+                "lmc run (release) at 100 ms, meter polled every 100 ms, libmodbus TCP servers on loopback; from setting the meter registers to the charger server receiving the write; each step from a loop settled for \(fmt(quiet)) s")
         }
-        if misses > 0 { row("meter steps without a write within 5 s", "\(misses)", "0", "", "") }
+        row("meter steps without a write within 5 s", "\(misses[0] + misses[1]) (regulate \(misses[0]), release \(misses[1]))", "0", "",
+            "of \(steps) steps, each from a settled loop (no charger write for \(fmt(quiet)) s)" + (unsettled > 0 ? "; \(unsettled) times the loop had not settled within 5 s before a step" : ""))
+        row("meter steps whose set point went back to its value before the step, the background unchanged", "regulate \(bounces[0]) of \(down.count), release \(bounces[1]) of \(up.count)", "0", "",
+            "after the step's first write, until no write for \(fmt(quiet)) s: the site draws the new set point within 5 ms, the two meters are read on their own 100 ms polls (docs/PERFORMANCE.md, meter steps)")
+        if let trace { plant.writeTrace(to: trace) }
 
         // 2. Dead meter (stops answering) and frozen meter (bit-identical values): until the charger holds
         //    the safe 150 kVA = 217 A. Between trials the meter recovers and the site returns to 362 A.
@@ -180,14 +194,19 @@ func mean(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.reduce(0, +) / Doub
 /// what the charger allows (instantly), the transformer carries background + site.
 final class BenchPlant: Sendable {
     let trafo: ModbusServer, site: ModbusServer, charger: ModbusServer
-    private struct State { var background = 200.0; var silent = false; var frozen = false; var writes: [Double] = [] }
+    private struct State {
+        var background = 200.0; var silent = false; var frozen = false; var writes: [Double] = []
+        var lastLimit = -1.0; var changes: [(Double, Double)] = []
+        var trace: [(Double, String, Double)]? = nil
+    }
     private final class Box: Sendable { let m = Mutex(State()) }
     private let box = Box()
 
     private let loop = LoopThread()
 
-    init() throws {
+    init(tracing: Bool = false) throws {
         let b = box
+        if tracing { box.m.withLock { $0.trace = [] } }
         let layout = SimulatedSDM630.layout
         trafo = try ModbusServer.tcp(layout: layout) { _ in b.m.withLock { $0.silent } ? .drop : .reply }
         site = try ModbusServer.tcp(layout: layout)
@@ -235,6 +254,23 @@ final class BenchPlant: Sendable {
         return nil
     }
 
+    /// Waits until the charger's limit register has not changed for `seconds` from now (read every
+    /// 1 ms); false after `timeout`.
+    func waitForQuiet(_ seconds: Double, timeout: Double) -> Bool {
+        let end = nowSeconds() + timeout
+        var last = limitA(), since = nowSeconds()
+        while true {
+            usleep(1_000)
+            let v = limitA(), now = nowSeconds()
+            if v != last { last = v; since = now }
+            if now - since >= seconds { return true }
+            if now >= end { return false }
+        }
+    }
+
+    /// The values the limit register took after time `t` (the last 256 changes).
+    func limitChanges(after t: Double) -> [Double] { box.m.withLock { $0.changes.filter { $0.0 > t }.map(\.1) } }
+
     func lastLimitWrite(atOrBefore t: Double) -> Double? { box.m.withLock { $0.writes.last { $0 <= t } } }
 
     /// One read round trip on loopback, measured with our own client against the meter server.
@@ -247,8 +283,30 @@ final class BenchPlant: Sendable {
         return (nowSeconds() - t0) / Double(n)
     }
 
+    /// Adds a line to the trace (when tracing).
+    func note(_ t: Double, _ what: String, _ value: Double) {
+        box.m.withLock { s in s.trace?.append((t, what, value)) }
+    }
+
+    func writeTrace(to path: String) {
+        guard let f = fopen(path, "w") else { return }
+        defer { fclose(f) }
+        fputs("t_s,what,value\n", f)
+        for (t, what, v) in box.m.withLock({ $0.trace ?? [] }) { fputs("\(fmt(t, 4)),\(what),\(v)\n", f) }
+    }
+
     private func publish() {
-        let limitKVA = limitA() / LoopBench.ampsPerKVA
+        let limit = limitA()
+        box.m.withLock { s in
+            if limit != s.lastLimit {
+                let t = nowSeconds()
+                s.trace?.append((t, "limit", limit))
+                s.changes.append((t, limit))
+                if s.changes.count > 256 { s.changes.removeFirst(s.changes.count - 256) }
+            }
+            s.lastLimit = limit
+        }
+        let limitKVA = limit / LoopBench.ampsPerKVA
         // The charger applies what it was told (its readback registers).
         charger.setRegisters(.holding, address: 1206, charger.registers(.holding, address: LoopBench.limitRegister, count: 2))
         let (bg, frozen) = box.m.withLock { ($0.background, $0.frozen) }

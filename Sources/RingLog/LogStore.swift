@@ -158,6 +158,9 @@ public final class LogStore {
         for w in writers { try w.flushIfDue(monoNs: nowNs) }
     }
 
+    /// The earliest time a ring is due for `flushDue` (monotonic ns); nil while nothing is queued.
+    public var flushDueNs: UInt64? { writers.compactMap(\.flushDueNs).min() }
+
     /// Rings whose size changed and whose records were moved into the new size (reported at start).
     public var resized: [String] { [samples.ring.resized, halfHours.ring.resized, events.ring.resized, trips.ring.resized, minutes.ring.resized].compactMap { $0 } }
 

@@ -423,6 +423,9 @@ public final class RingWriter {
         if !pending.isEmpty && monoNs >= lastSyncNs + syncIntervalNs { try flush(monoNs: monoNs) }
     }
 
+    /// When `flushIfDue` will next have something to do (monotonic ns); nil while nothing is queued.
+    public var flushDueNs: UInt64? { pending.isEmpty ? nil : lastSyncNs + syncIntervalNs }
+
     /// Writes and syncs everything queued.
     public func flush(monoNs: UInt64) throws(RingError) {
         if !pending.isEmpty {

@@ -190,7 +190,11 @@ func fmtA(_ a: Double) -> String {
 /// The relay's own thread: the control tick posts set points into a slot (the newest wins) and reads
 /// the status; the thread writes at once on a change and refreshes in between.
 public final class RelayWorker: Sendable {
-    private struct Slot { var amps: Double?; var version = 0; var postedAtNs: UInt64 = 0; var status = RelayStatus(fallbackProgrammed: false, writes: 0, refreshes: 0) }
+    private struct Slot {
+        var amps: Double?; var version = 0; var postedAtNs: UInt64 = 0; var status = RelayStatus(fallbackProgrammed: false, writes: 0, refreshes: 0)
+        /// The worker found the control loop silent and stopped refreshing: the next post wakes it.
+        var stalled = false
+    }
     private let slot = Mutex(Slot())
     private let loop = LoopThread()
     private let make: @Sendable () throws -> ModbusChargerRelay
@@ -216,14 +220,22 @@ public final class RelayWorker: Sendable {
     /// writes exactly this at once.
     public func post(amps: Double) {
         let now = monotonicNanoseconds()
-        slot.withLock { s in
-            if s.amps != amps { s.amps = amps; s.version += 1 }
+        let wake = slot.withLock { s -> Bool in
+            let changed = s.amps != amps
+            if changed { s.amps = amps; s.version += 1 }
             s.postedAtNs = now
+            defer { s.stalled = false }
+            return changed || s.stalled
         }
+        // A new value is written at once; the same value again changes nothing until the refresh.
+        if wake { loop.wake() }
     }
 
     public var status: RelayStatus { slot.withLock { $0.status } }
 
+    /// The thread sleeps until there is something to do: a new value (`post` wakes it), the refresh
+    /// (at most every second), the moment the control loop counts as silent, and then each further
+    /// second of silence (the status says how long).
     private func run() {
         var relay: ModbusChargerRelay?
         var seen = -1
@@ -235,25 +247,30 @@ public final class RelayWorker: Sendable {
             if now > postedAt && now - postedAt > stallNs {
                 // The control loop has stopped posting: refresh nothing, so the charger falls back.
                 let silent = Double(now - postedAt) / 1e9
-                slot.withLock { s in
-                    if s.status.lastError?.hasPrefix("control loop") != true || Int(silent) != Int(silent - 0.005) {
-                        s.status.lastError = "control loop silent for \(Int(silent)) s: refresh stopped, the charger's own fallback takes over"
-                    }
+                let stalled = slot.withLock { s -> Bool in
+                    guard s.postedAtNs == postedAt else { return false }   // a post came in meanwhile
+                    s.stalled = true
+                    s.status.lastError = "control loop silent for \(Int(silent)) s: refresh stopped, the charger's own fallback takes over"
+                    return true
                 }
                 seen = -1
-                usleep(5_000)
+                if stalled { loop.sleep(untilNs: postedAt + (UInt64(silent) + 1) * 1_000_000_000) }
                 continue
             }
+            var wakeAt = postedAt + stallNs + 1
             if let relay, let amps {
-                let refreshDue = now - lastAttempt >= UInt64(min(relay.profile.refreshSeconds, 1) * 1e9)
-                if version != seen || refreshDue {
+                let refreshNs = UInt64(min(relay.profile.refreshSeconds, 1) * 1e9)
+                if version != seen || now - lastAttempt >= refreshNs {
                     let st = relay.apply(amps: amps, nowNs: now)
                     slot.withLock { $0.status = st }
                     seen = version
                     lastAttempt = now
                 }
+                wakeAt = min(wakeAt, lastAttempt + refreshNs)
+            } else if relay == nil {
+                wakeAt = min(wakeAt, now + 5_000_000)   // its Modbus context could not be made: try again soon
             }
-            usleep(5_000)
+            loop.sleep(untilNs: wakeAt)
         }
     }
 }

@@ -180,3 +180,37 @@ func tempRing(_ tag: String) -> String { "/tmp/lmc-ring-\(tag)-\(getpid())-\(UIn
         print("reader during appends: \(passes) passes, \(returned) records returned, \(skipped) slots skipped (being rewritten)")
     }
 }
+
+/// The ring log's thread sleeps until the earliest ring is due (`flushDueNs`) instead of looking
+/// every 10 ms: the time must say when `flushIfDue` would write, and nil while nothing waits.
+@Suite struct FlushDueTests {
+    @Test func aWriterIsDueOneIntervalAfterItsLastSyncOnlyWhileRecordsWait() throws {
+        let path = tempRing("due")
+        defer { unlink(path) }
+        let w = RingWriter(try RingFile(path: path, ringName: "samples", boxID: "t", recordSize: 64, capacity: 16), syncIntervalSeconds: 2)
+        w.syncsOnAppend = false
+        #expect(w.flushDueNs == nil, "nothing queued: nothing due")
+        try w.flush(monoNs: 5_000_000_000)
+        try w.append(payload(1), wallNs: 1, monoNs: 5_100_000_000)
+        #expect(w.flushDueNs == 7_000_000_000)
+        try w.flushIfDue(monoNs: 6_999_999_999)
+        #expect(w.flushDueNs == 7_000_000_000, "not yet due: still queued")
+        try w.flushIfDue(monoNs: 7_000_000_000)
+        #expect(w.flushDueNs == nil, "written and synced at the time it said")
+        #expect(w.syncedHead == 1)
+    }
+
+    @Test func theStoreIsDueWhenItsEarliestRingIs() throws {
+        let dir = tempRing("duestore")
+        mkdir(dir, 0o755)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try LogStore(directory: dir, boxID: "t", samplesMB: 0.1, eventsMB: 0.1, halfHoursMB: 0.1, tripsMB: 0.1, minutesMB: 0.1, syncIntervalSeconds: 1)
+        store.syncsOnAppend = false
+        try store.flush(monoNs: 10_000_000_000)
+        #expect(store.flushDueNs == nil)
+        try store.event(EventRecord(kind: .log, text: "x"), wallNs: 1, monoNs: 10_500_000_000)
+        #expect(store.flushDueNs == 11_000_000_000)
+        try store.flushDue(nowNs: 11_000_000_000)
+        #expect(store.flushDueNs == nil)
+    }
+}
