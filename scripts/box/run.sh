@@ -2,6 +2,7 @@
 # make box-test: the .deb on a booted Debian 12 under qemu (docs/release.md, "Box test").
 #   ARCH=amd64 (default): builds out/lmc_*_amd64.deb (make deb) and tests it.
 #   ARCH=arm64: qemu-system-aarch64 -M virt; the package from BOX_DEB, else make deb ARCH=arm64 (cross-built).
+#   BOX_ONLY=upgrade: only check 6, the upgrade from the previous release (amd64), on its own fresh guest.
 # The image is built once and cached (scripts/box/build-image.sh). Everything the test starts dies with it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,4 +36,4 @@ echo "box-test: image $image ($(( $(date +%s) - t0 )) s)"
 # A chain of PR_SET_PDEATHSIG: timeout dies with make, the driver with timeout, and qemu, the peers and
 # ssh with the driver. --foreground keeps timeout in make's process group, so Ctrl-C reaches it all.
 exec setpriv --pdeathsig KILL timeout --foreground --kill-after=10 ${BOX_TIMEOUT:-1200} \
-  setpriv --pdeathsig KILL .venv/bin/python scripts/box/box_test.py --arch "$arch" --deb "$deb" --image "$image" "${old[@]}"
+  setpriv --pdeathsig KILL .venv/bin/python scripts/box/box_test.py --arch "$arch" --deb "$deb" --image "$image" "${old[@]}" ${BOX_ONLY:+--only "$BOX_ONLY"}
