@@ -193,7 +193,11 @@ class Box:
                   "-device", "i6300esb", "-action", "watchdog=reset",
                   "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
                   "-pidfile", os.path.join(self.work, "qemu.pid")]
-        append = "root=/dev/vda rw quiet loglevel=3 i6300esb.heartbeat=10 systemd.show_status=0"
+        # systemd waits 90 s by default for a device unit (30 s for the console's here): under TCG on a
+        # loaded machine udev's coldplug took longer, dev-ttyAMA0.device timed out, the serial getty was
+        # never started and no login prompt came (the arm64 run's second boot, 2026-11-29). 10 minutes.
+        append = ("root=/dev/vda rw quiet loglevel=3 i6300esb.heartbeat=10 systemd.show_status=0 "
+                  "systemd.default_device_timeout_sec=600")
         if self.arch == "arm64":
             return ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"] + common + ["-append", append + " console=ttyAMA0"]
         return ["qemu-system-x86_64", "-M", "pc", "-accel", "tcg"] + common + ["-append", append + " console=ttyS0"]
@@ -210,7 +214,29 @@ class Box:
         self.wait_ssh(120)
 
     def wait_login_prompt(self, timeout):
-        self.console.expect(r"box login: ", timeout=timeout)
+        """The serial console's login prompt. If systemd gave up waiting for the console's device (udev's
+        coldplug is slow under TCG on a loaded machine: 'Timed out waiting for device dev-ttyAMA0.device',
+        the serial getty never starts) while sshd already answers, the getty is started over ssh, once."""
+        end = time.monotonic() + timeout
+        con = "ttyAMA0" if self.arch == "arm64" else "ttyS0"
+        kicked = False
+        while True:
+            try:
+                self.console.expect(r"box login: ", timeout=60)
+                return
+            except pexpect.TIMEOUT:
+                if time.monotonic() > end:
+                    raise
+            if kicked:
+                continue
+            try:
+                r = self.ssh(f"systemctl is-active serial-getty@{con}.service", timeout=40)
+            except subprocess.TimeoutExpired:
+                continue
+            if r.returncode != 0 and r.stdout.strip() in ("inactive", "failed"):
+                log(f"no login prompt, sshd up, serial-getty@{con} {r.stdout.strip()}: started over ssh")
+                self.ssh(f"systemctl start serial-getty@{con}.service", timeout=60)
+                kicked = True
 
     def wait_ssh(self, timeout):
         wait_for(timeout, "ssh to the guest", lambda: self.ssh("true", timeout=20).returncode == 0, step=1)
