@@ -4,7 +4,7 @@ import ModbusBridge
 /// The `lmc` executable: one binary for the daemon, the console tools and commissioning.
 @main
 struct LMC: ParsableCommand {
-    static let version = "0.1.0"
+    static let version = "0.2.0"
 
     static let configuration = CommandConfiguration(
         commandName: "lmc",

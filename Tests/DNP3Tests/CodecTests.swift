@@ -53,7 +53,7 @@ func bytes(_ hex: String) -> [UInt8] {
         let fragment = (0..<600).map { UInt8(truncatingIfNeeded: $0) }
         let (segments, next) = Transport.segment(fragment, seq: 62)
         #expect(segments.map(\.count) == [250, 250, 103])
-        #expect(segments.map { $0[0] } == [0x40 | 62, 63, 0x80 | 0])
+        #expect(segments.map { $0[0] } == [0x40 | 62, 63, 0x80 | 0] as [UInt8])
         #expect(next == 1)
         var r = TransportReassembler()
         #expect(r.receive(segments[0]) == nil)
@@ -65,12 +65,12 @@ func bytes(_ hex: String) -> [UInt8] {
         var r = TransportReassembler(maxFragment: 300)
         #expect(r.receive([0x05, 1]) == nil)             // no FIR
         #expect(r.lastDrop == .noFirst)
-        #expect(r.receive([0x40 | 3, 1]) == nil)
-        #expect(r.receive([0x80 | 5, 2]) == nil)         // expected 4
+        #expect(r.receive([0x40 | 3, 1] as [UInt8]) == nil)
+        #expect(r.receive([0x80 | 5, 2] as [UInt8]) == nil)         // expected 4
         #expect(r.lastDrop == .outOfSequence(expected: 4, got: 5))
         let big = [UInt8](repeating: 0, count: 249)
         #expect(r.receive([0x40] + big) == nil)
-        #expect(r.receive([0x80 | 1] + big) == nil)
+        #expect(r.receive(([0x80 | 1] as [UInt8]) + big) == nil)
         #expect(r.lastDrop == .oversize(498))
         #expect(r.receive([0xC0, 9, 9]) == [9, 9])
     }

@@ -71,7 +71,7 @@ import Testing
         let first = try RawTCP(port: s.port)
         first.send(request([0xC1, 0x01, 0x3C, 0x02, 0x06]))
         let a = try #require(frames(first, count: 1).first)
-        #expect(Array(a.userData.dropFirst().prefix(8)) == [0xE1, 0x81, 0x80 | 0x10, 0x00, 2, 2, 0x28, 1], "CON set, one g2v2 event")
+        #expect(Array(a.userData.dropFirst().prefix(8)) == [0xE1, 0x81, 0x80 | 0x10, 0x00, 2, 2, 0x28, 1] as [UInt8], "CON set, one g2v2 event")
         first.close()
         let second = try RawTCP(port: s.port)
         second.send(request([0xC5, 0x01, 0x3C, 0x02, 0x06]))

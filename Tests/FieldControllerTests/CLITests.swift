@@ -13,7 +13,7 @@ import Testing
 
     @Test func versionAndHelp() throws {
         let v = try run(Repo.lmc, ["--version"])
-        #expect(v.status == 0 && v.out.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+        #expect(v.status == 0 && v.out.trimmingCharacters(in: .whitespacesAndNewlines) == "0.2.0")
         let h = try run(Repo.lmc, ["--help"])
         for word in ["modbus", "gpio", "demo"] { #expect(h.out.contains(word)) }
         let r = try run(Repo.lmc, ["modbus", "read", "--help"])

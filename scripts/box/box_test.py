@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make box-test: the real .deb on a booted stock Debian 12 (systemd, sshd, serial console) under qemu.
 
-    box_test.py --arch amd64 --deb out/lmc_0.1.0_amd64.deb --image /var/cache/lmc-box/debian12-amd64-…
+    box_test.py --arch amd64 --deb out/lmc_0.2.0_amd64.deb --image /var/cache/lmc-box/debian12-amd64-…
 
 The Modbus peers (Tests/peers: a live SDM630 meter and an Alfen-like charger) run on this host on
 127.0.0.1; the guest reaches them at 10.0.2.2 (qemu's user-mode network). The guest boots from a
@@ -193,7 +193,11 @@ class Box:
                   "-device", "i6300esb", "-action", "watchdog=reset",
                   "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
                   "-pidfile", os.path.join(self.work, "qemu.pid")]
-        append = "root=/dev/vda rw quiet loglevel=3 i6300esb.heartbeat=10 systemd.show_status=0"
+        # systemd waits 90 s by default for a device unit (30 s for the console's here): under TCG on a
+        # loaded machine udev's coldplug took longer, dev-ttyAMA0.device timed out, the serial getty was
+        # never started and no login prompt came (the arm64 run's second boot, 2026-11-29). 10 minutes.
+        append = ("root=/dev/vda rw quiet loglevel=3 i6300esb.heartbeat=10 systemd.show_status=0 "
+                  "systemd.default_device_timeout_sec=600")
         if self.arch == "arm64":
             return ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"] + common + ["-append", append + " console=ttyAMA0"]
         return ["qemu-system-x86_64", "-M", "pc", "-accel", "tcg"] + common + ["-append", append + " console=ttyS0"]
@@ -210,7 +214,29 @@ class Box:
         self.wait_ssh(120)
 
     def wait_login_prompt(self, timeout):
-        self.console.expect(r"box login: ", timeout=timeout)
+        """The serial console's login prompt. If systemd gave up waiting for the console's device (udev's
+        coldplug is slow under TCG on a loaded machine: 'Timed out waiting for device dev-ttyAMA0.device',
+        the serial getty never starts) while sshd already answers, the getty is started over ssh, once."""
+        end = time.monotonic() + timeout
+        con = "ttyAMA0" if self.arch == "arm64" else "ttyS0"
+        kicked = False
+        while True:
+            try:
+                self.console.expect(r"box login: ", timeout=60)
+                return
+            except pexpect.TIMEOUT:
+                if time.monotonic() > end:
+                    raise
+            if kicked:
+                continue
+            try:
+                r = self.ssh(f"systemctl is-active serial-getty@{con}.service", timeout=40)
+            except subprocess.TimeoutExpired:
+                continue
+            if r.returncode != 0 and r.stdout.strip() in ("inactive", "failed"):
+                log(f"no login prompt, sshd up, serial-getty@{con} {r.stdout.strip()}: started over ssh")
+                self.ssh(f"systemctl start serial-getty@{con}.service", timeout=60)
+                kicked = True
 
     def wait_ssh(self, timeout):
         wait_for(timeout, "ssh to the guest", lambda: self.ssh("true", timeout=20).returncode == 0, step=1)
@@ -240,6 +266,14 @@ class Box:
             pass
         self.console.close(force=True)
         time.sleep(0.5)
+
+    def new_disk(self, name):
+        """A fresh copy-on-write overlay of the stock image for the next boot (the old one is removed)."""
+        if os.path.exists(self.overlay):
+            os.remove(self.overlay)
+        self.overlay = os.path.join(self.work, f"disk-{name}.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+                        os.path.join(self.image, "rootfs.ext4"), self.overlay], check=True)
 
     def ssh_args(self, user="root", key=None, extra=()):
         return ["ssh", "-p", str(self.ssh_port), "-i", key or self.key, "-o", "BatchMode=yes",
@@ -288,7 +322,18 @@ def service(box):
 # The guest's lmc.toml: RunTests' end-to-end site (tests/FieldControllerTests/RunTests.swift) with its peers
 # on the host, the package's paths (rings in /var/lib/lmc, socket in /run/lmc), the charger's validity
 # shortened to 6 s (a copy of the Alfen profile) so a hung lmc shows at the charger within the test.
-def guest_config(meter_port, charger_port, box_extra=""):
+# release010: only the keys 0.1.0 knew (it refuses the others: no trips or minutes ring then), the
+# charger's profile by name (0.1.0's package has its own hw/); the same file is then read by 0.2.0.
+# breaker: a [site.breaker] on the guest's GPIO chip (trip and close lines, no auxiliary contact) and
+# max_trips = 1, so one test trip locks the site out.
+def guest_config(meter_port, charger_port, box_extra="", release010=False, breaker=None):
+    rings = "" if release010 else "trips_mb = 1\nminutes_mb = 0.5\n"
+    profile = "alfen-ng9xx" if release010 else "/etc/lmc/alfen-box.toml"
+    lockout = "max_trips = 1\nbreaker_confirm_s = 1\n" if breaker else ""
+    site_breaker = ""
+    if breaker:
+        site_breaker = (f'[site.breaker]\nchip = "{breaker["chip"]}"\ntrip_line = {breaker["trip"]}\n'
+                        f'close_line = {breaker["close"]}\npulse_ms = 200\n')
     return f"""# make box-test: peers on the host (10.0.2.2)
 [box]
 id = "box-test"
@@ -298,9 +343,7 @@ socket = "/run/lmc/control.sock"
 sync_interval_s = 1
 samples_mb = 2
 halfhours_mb = 0.1
-trips_mb = 1
-minutes_mb = 0.5
-events_mb = 0.5
+{rings}events_mb = 0.5
 [control]
 mode = "incremental"
 period_ms = 100
@@ -308,7 +351,7 @@ period_ms = 100
 good_samples = 5
 startup_delay_max_s = 0
 recovery_ramp_kw_per_s = 100
-[[bus]]
+{lockout}[[bus]]
 id = "meters"
 tcp = "10.0.2.2:{meter_port}"
 timeout_ms = 300
@@ -340,10 +383,10 @@ setpoint_unit = "a"
 quantum = 1
 ramp_up_kw_per_s = 100
 [site.charger]
-profile = "/etc/lmc/alfen-box.toml"
+profile = "{profile}"
 tcp = "10.0.2.2:{charger_port}"
 max_current_a = 400
-"""
+{site_breaker}"""
 
 
 LOADED = {"voltage_l1": 230, "voltage_l2": 230, "voltage_l3": 230, "current_l1": 579.7, "current_l2": 579.7,
@@ -532,8 +575,41 @@ class Run:
         wait_for(30, f"charger back at {RATED_A} A", lambda: self.charger.state()["applied_a"] == RATED_A)
         return f"charger at {SAFE_A} A {t_safe:.1f} s after the STOP (validity {VALIDITY_S} s); READY again after {t_restart:.1f} s (WatchdogSec=5s); back at {RATED_A} A after {time.monotonic() - t0:.1f} s"
 
+    def find_gpio(self):
+        """A GPIO chip of the guest with two free lines for a breaker, or None (with the reason)."""
+        b = self.box
+        chips = b.root("ls /dev/gpiochip* 2>/dev/null; true").split()
+        if not chips:
+            return None, f"no GPIO chip in the {b.arch} guest (/dev/gpiochip* empty)"
+        for dev in chips:
+            r = b.ssh(f"lmc gpio info --chip {dev}")
+            if r.returncode != 0:
+                continue
+            free = [int(m.group(1)) for m in re.finditer(r"line +(\d+):.*\bfree\b", r.stdout)]
+            if len(free) >= 2:
+                head = r.stdout.split("\n", 1)[0]
+                return {"chip": os.path.basename(dev), "trip": free[0], "close": free[1], "info": head}, None
+        return None, f"no chip with two free lines: {chips}"
+
+    def trip_to_lockout(self, gpio):
+        """A breaker on the guest's GPIO chip, max_trips = 1; one test trip: LOCKOUT, in breakers.state."""
+        b = self.box
+        self.put("/etc/lmc/lmc.toml", guest_config(self.meter.port, self.charger.port, breaker=gpio), "0640", "root:lmc")
+        b.root("lmc config check --config /etc/lmc/lmc.toml")
+        b.root("systemctl restart lmc", timeout=120)
+        wait_for(60, "lmc active with the breaker", lambda: service(b)["SubState"] == "running", step=1)
+        wait_for(30, "NORMAL before the trip", lambda: "NORMAL" in b.root("lmc status"), step=1)
+        b.root(f"lmc test trip --site hub --yes")
+        st = wait_for(30, "LOCKOUT after one trip (max_trips 1)",
+                      lambda: (lambda s: s if "LOCKOUT" in s else None)(b.root("lmc status")), step=1)
+        state = wait_for(10, "a lockout line in breakers.state",
+                         lambda: (lambda s: s if "\tlockout\t" in s else None)(b.root("cat /var/lib/lmc/breakers.state")), step=0.5)
+        return state
+
     def power_cut(self):
         b = self.box
+        gpio, why_not = self.find_gpio()
+        state0 = self.trip_to_lockout(gpio) if gpio else None
         t_guest = float(b.root("date +%s.%N"))
         b.power_cut()
         t0 = time.monotonic()
@@ -555,9 +631,20 @@ class Run:
         expect(before_cut, "no sample from before the power cut survived")
         lost = t_guest - max(before_cut)
         expect(lost <= 1.0 + 0.6, f"{lost:.2f} s of samples lost before the cut (sync_interval_s = 1)")
-        events = b.root("lmc log export --ring events --format csv | tail -n 30")
-        return (f"boot {boot_s:.0f} s; rings open; last sample {lost:.2f} s before the cut (sync_interval_s 1); "
-                "breakers.state not tried: no breaker without a GPIO chip (Debian's kernel has no gpio-sim/mockup)")
+        note = f"boot {boot_s:.0f} s; rings open; last sample {lost:.2f} s before the cut (sync_interval_s 1); "
+        if not gpio:
+            return note + f"breakers.state not tried: {why_not}"
+        state1 = b.root("cat /var/lib/lmc/breakers.state")
+        expect(state1 == state0, f"breakers.state changed across the cut: {state0!r} → {state1!r}")
+        st = wait_for(30, "LOCKOUT after the power cut", lambda: (lambda s: s if "LOCKOUT" in s else None)(b.root("lmc status")), step=1)
+        print(st)
+        events = b.root("lmc log export --ring events --format csv | tail -n 40")
+        expect("breaker state restored" in events, "the events ring does not say the breaker state was restored")
+        b.root("lmc reset-lockout")
+        st2 = wait_for(20, "no LOCKOUT after lmc reset-lockout", lambda: (lambda s: s if "LOCKOUT" not in s.split("\n", 1)[0] else None)(b.root("lmc status")), step=1)
+        return note + (f"breaker on {gpio['info'].split(' ', 1)[0]} {gpio['info'].split(' ', 1)[1][:30]} lines {gpio['trip']}/{gpio['close']}: "
+                       f"test trip → LOCKOUT, after the cut still LOCKOUT (breakers.state identical, 'restored' in events); "
+                       f"reset-lockout → {st2.split(chr(10), 1)[0].split()[1] if len(st2.split()) > 1 else '?'}")
 
     def hw_watchdog(self):
         b = self.box
@@ -619,8 +706,123 @@ class Run:
         expect(r.returncode == 0, f"the DNO's key no longer works after the upgrade: {r.stderr.strip()[:200]}")
         return f"{old_v} → {new_v}: config, keys, rings kept (seq {seq0} → {seq1}); pid {s0['MainPID']} → {s1['MainPID']}"
 
+    def upgrade_release(self):
+        """The previous release's own package (built from its commit by scripts/box/old-release.sh) on a
+        fresh stock Debian 12, run and logging as a field box ran it; then this package installed over it:
+        config, rings (the sequence goes on), the DNO's key file kept, the new binary READY."""
+        notes = []
+        try:
+            return self._upgrade_release(notes)
+        except CheckFailed as e:
+            raise CheckFailed(f"{e} [so far: {'; '.join(notes)}]")
+
+    def _upgrade_release(self, notes):
+        b = self.box
+        a = self.args
+        # A new box: the stock image again (the checks before changed this one).
+        if b.console is not None:
+            b.power_cut()
+        b.new_disk("upgrade")
+        t0 = time.monotonic()
+        b.boot()
+        notes.append(f"boot {time.monotonic() - t0:.0f} s")
+        b.scp(a.old_deb, "/root/lmc-old.deb")
+        b.root("dpkg -i /root/lmc-old.deb 2>&1 </dev/null", timeout=300)
+        old_v = b.root("dpkg-query -W -f '${Version}' lmc")
+        expect(b.root("lmc --version").strip() == old_v, f"lmc --version is not {old_v}")
+        # 0.1.0's unit names SupplementaryGroups=gpio and its sysusers makes no such group: on stock
+        # Debian 12 systemd refuses to start it (216/GROUP). A field box that ran it had the group.
+        if b.ssh("getent group gpio").returncode != 0:
+            b.root("groupadd --system gpio")
+            notes.append("gpio group made by hand for " + old_v)
+        self.put("/etc/lmc/lmc.toml", guest_config(self.meter.port, self.charger.port, release010=True), "0640", "root:lmc")
+        b.root("lmc config check --config /etc/lmc/lmc.toml")
+        b.root("systemctl enable --now lmc 2>&1", timeout=180, check=False)
+        try:
+            wait_for(40, f"{old_v} active (running)", lambda: service(b)["SubState"] == "running" and service(b)["NRestarts"] == "0", step=1)
+        except CheckFailed:
+            j = b.root("journalctl -u lmc --no-pager -o short-monotonic -n 40")
+            if "SYS" not in j:
+                raise CheckFailed(f"{old_v} does not start: " + " | ".join(j.strip().split("\n")[-6:])[-600:])
+            # Its seccomp filter (~@privileged) kills it when it gives the control socket to group lmc
+            # (chown, SIGSYS): what a field box that ran it had is a drop-in allowing chown. It stays on
+            # the box through the upgrade, as it would.
+            b.root("mkdir -p /etc/systemd/system/lmc.service.d && printf '[Service]\\nSystemCallFilter=@chown\\n' > "
+                   "/etc/systemd/system/lmc.service.d/field.conf && systemctl daemon-reload && systemctl reset-failed lmc; "
+                   "systemctl restart lmc", timeout=120)
+            wait_for(40, f"{old_v} active (running) with the drop-in", lambda: service(b)["SubState"] == "running", step=1)
+            notes.append(f"{old_v} died of SIGSYS under its own unit: drop-in SystemCallFilter=@chown, as on a field box")
+        s0 = service(b)
+        # It logs: the samples ring fills for a while.
+        wait_for(60, f"{old_v} logging samples", lambda: int(b.root("lmc log export --ring samples | tail -n 1 | cut -d, -f1") or 0) > 50, step=2)
+        # The DNO's key where 0.1.0's sshd drop-in would look for it (the account's home, /var/lib/lmc).
+        key = os.path.join(self.work, "dno_key_010")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dno@010", "-f", key], check=True)
+        pub = open(key + ".pub").read().strip()
+        b.root(f"install -d -m 0700 -o lmc-logs -g lmc /var/lib/lmc/.ssh && echo {shlex.quote(pub)} > /var/lib/lmc/.ssh/authorized_keys && "
+               "chown lmc-logs:lmc /var/lib/lmc/.ssh/authorized_keys && chmod 0600 /var/lib/lmc/.ssh/authorized_keys")
+        r = b.ssh("log info", user="lmc-logs", key=key)
+        old_dno = "accepted" if r.returncode == 0 else "refused"
+        keep = "/etc/lmc/lmc.toml /var/lib/lmc/.ssh/authorized_keys /etc/systemd/system/lmc.service.d/field.conf"
+        before = b.root(f"md5sum {keep} 2>/dev/null; true")
+        seqs0 = [int(x) for x in b.root("lmc log export --ring samples | cut -d, -f1 | tail -n +2").split()]
+        events0 = b.root("lmc log export --ring events | tail -n +2").count("\n")
+        # The upgrade, over the running old lmc, without a terminal, as a remote or scripted upgrade runs:
+        # the site's /etc/lmc/lmc.toml is a conffile every site edits, and the example it started from
+        # changed since 0.1.0, so dpkg asks about it; with no one to answer, plain `dpkg -i` stops there
+        # (the first run of this check: "end of file on stdin at conffile prompt", lmc unpacked but not
+        # configured). --force-confdef --force-confold keep the site's file (docs/release.md, "Upgrading").
+        b.scp(a.deb, "/root/lmc-new.deb")
+        out = b.root("dpkg --force-confdef --force-confold -i /root/lmc-new.deb 2>&1 </dev/null", timeout=300)
+        print(out)
+        if "lmc.toml" in out:
+            notes.append("dpkg kept the site's lmc.toml (--force-confold: the shipped example changed)")
+        new_v = b.root("dpkg-query -W -f '${Version}' lmc")
+        expect(new_v != old_v and b.root("lmc --version").strip() == new_v, f"after dpkg -i: package {new_v}, lmc --version {b.root('lmc --version').strip()}")
+        after = b.root(f"md5sum {keep} 2>/dev/null; true")
+        expect(before == after, f"the config or the key changed in the upgrade: {before} → {after}")
+        s1 = wait_for(60, f"{new_v} active (running)", lambda: (lambda s: s if s["SubState"] == "running" and s["MainPID"] != s0["MainPID"] else None)(service(b)), step=1)
+        exe = b.root(f"readlink /proc/{s1['MainPID']}/exe").strip()
+        expect(not exe.endswith("(deleted)"), f"the service still runs {old_v}'s binary ({exe})")
+        st = wait_for(30, f"{new_v}'s lmc status NORMAL", lambda: (lambda s: s if "NORMAL" in s else None)(b.root("lmc status")), step=1)
+        time.sleep(3)
+        seqs1 = [int(x) for x in b.root("lmc log export --ring samples | cut -d, -f1 | tail -n +2").split()]
+        expect(seqs1[:len(seqs0)] == seqs0, f"{old_v}'s samples are not all there after the upgrade ({len(seqs0)} before)")
+        new = seqs1[len(seqs0):]
+        expect(new and new[0] > seqs0[-1], f"no sample after the upgrade follows {old_v}'s last ({seqs0[-1]})")
+        expect(all(y == x + 1 for x, y in zip(seqs1, seqs1[1:])),
+               f"the samples' sequence has a gap or restarts: {[(x, y) for x, y in zip(seqs1, seqs1[1:]) if y != x + 1][:3]}")
+        info = b.root("lmc log info")
+        events1 = b.root("lmc log export --ring events | tail -n +2").count("\n")
+        expect(events1 > events0, f"events ring: {events0} → {events1} records")
+        # The DNO: 0.1.0's key location is not read by this release's sshd drop-in (nor was it usable
+        # under 0.1.0's, StrictModes); installed as docs/ssh.md says, the key works.
+        r = b.ssh("log info", user="lmc-logs", key=key)
+        new_dno_home = "accepted" if r.returncode == 0 else "refused"
+        b.root(f"echo {shlex.quote('restrict ' + pub)} >> /etc/lmc/dno_authorized_keys")
+        r = b.ssh("log export --ring samples", user="lmc-logs", key=key)
+        expect(r.returncode == 0 and r.stdout.startswith("seq,"), f"the DNO's key in /etc/lmc/dno_authorized_keys: rc {r.returncode} {r.stderr.strip()[:200]}")
+        rows = r.stdout.count("\n") - 1
+        expect(rows >= len(seqs1), f"the DNO's export has {rows} rows, fewer than the {len(seqs1)} samples")
+        notes.append(f"{old_v} → {new_v} over a running lmc: config, drop-in and key file unchanged; samples seq "
+                     f"{seqs0[0]}…{seqs0[-1]} kept, then {new[0]}…{seqs1[-1]} without a gap; events {events0} → {events1}; "
+                     f"pid {s0['MainPID']} → {s1['MainPID']}, READY, NORMAL; DNO key in ~lmc-logs/.ssh: {old_v} {old_dno}, "
+                     f"{new_v} {new_dno_home}; moved to /etc/lmc/dno_authorized_keys (docs/ssh.md): export {rows} rows")
+        return "; ".join(notes)
+
     def run(self):
         a = self.args
+        if a.only:
+            self.meter = Peer([os.path.join(REPO, "Tests/peers/modbus_peer.py"), "--tcp", "0", "--profile",
+                               os.path.join(REPO, "hw/meters/eastron-sdm630.toml"), "--values", json.dumps(LOADED),
+                               "--jitter", "1e-4"], os.path.join(self.work, "meter.log"))
+            self.charger = Peer([os.path.join(REPO, "Tests/peers/charger_peer.py"), "--profile",
+                                 os.path.join(REPO, "hw/chargers/alfen-ng9xx.toml"), "--validity", str(VALIDITY_S),
+                                 "--fallback-a", "6", "--refuse-fc6-on-limit"], os.path.join(self.work, "charger.log"))
+            self.box = Box(a.arch, a.image, self.work)
+            expect(a.only == "upgrade" and a.old_deb, "--only upgrade (with --old-deb) is the one check that runs alone")
+            self.check("6 upgrade from the previous release", self.upgrade_release)
+            return
         self.meter = Peer([os.path.join(REPO, "Tests/peers/modbus_peer.py"), "--tcp", "0", "--profile",
                            os.path.join(REPO, "hw/meters/eastron-sdm630.toml"), "--values", json.dumps(LOADED),
                            "--jitter", "1e-4"], os.path.join(self.work, "meter.log"))
@@ -636,11 +838,14 @@ class Run:
         self.check("3 engineer on the serial console", self.engineer)
         self.check("2 load step reaches the charger", self.load_step)
         self.check("4 DNO ssh forced command", self.dno)
-        self.check("6 upgrade in place (relabelled package)", self.upgrade)
+        if not a.old_deb:
+            self.check("6 upgrade in place (relabelled package)", self.upgrade)
         self.check("5a kill -9 → restart", self.kill9)
         self.check("5b kill -STOP → charger safe, watchdog restart", self.stop_hang)
         self.check("5c power cut → rings, samples", self.power_cut)
         self.check("5d hardware watchdog resets the box", self.hw_watchdog, skip=a.skip_hw_watchdog)
+        if a.old_deb:
+            self.check("6 upgrade from the previous release", self.upgrade_release)
 
 
 def main():
@@ -648,6 +853,11 @@ def main():
     ap.add_argument("--arch", default="amd64", choices=["amd64", "arm64"])
     ap.add_argument("--deb", required=True)
     ap.add_argument("--image", required=True, help="the directory build-image.sh printed")
+    ap.add_argument("--old-deb", default=None,
+                    help="the previous release's package (scripts/box/old-release.sh): check 6 upgrades from it on a "
+                         "fresh guest; without it, check 6 installs this package relabelled over itself")
+    ap.add_argument("--only", default=None, choices=["upgrade"],
+                    help="run check 6 (the upgrade from --old-deb, on its own fresh guest) and nothing else")
     ap.add_argument("--skip-hw-watchdog", default=None, help="reason to skip the hardware watchdog check")
     args = ap.parse_args()
     t0 = time.monotonic()
@@ -660,7 +870,7 @@ def main():
     finally:
         kill_children()
         # The logs stay (console.log, the peers'); the guest's disk and the upgrade's staging do not.
-        for big in ("disk.qcow2", "upgrade"):
+        for big in [f for f in os.listdir(r.work) if f.endswith(".qcow2")] + ["upgrade"]:
             path = os.path.join(r.work, big)
             shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else (os.path.exists(path) and os.remove(path))
         for f in os.listdir(r.work):
