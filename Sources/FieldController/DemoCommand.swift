@@ -80,7 +80,13 @@ struct DemoCommand: ParsableCommand {
         let plant = DemoPlant(trafo: trafo, site: site, charger: charger, speed: speed, span: span)
         let dir = "/tmp/lmc-demo-\(getpid())"
         mkdir(dir, 0o755)
-        defer { for f in ["control.sock", "samples.ring", "halfhours.ring", "events.ring", "trips.ring", "minutes.ring"] { unlink("\(dir)/\(f)") }; rmdir(dir) }
+        // Everything lmc run writes there: the rings, the control socket and the breakers' memory.
+        defer {
+            for f in ["control.sock", "samples.ring", "halfhours.ring", "events.ring", "trips.ring", "minutes.ring", "breakers.state", "oscp.state"] {
+                unlink("\(dir)/\(f)")
+            }
+            rmdir(dir)
+        }
         let text = Self.config(trafoPort: trafo.port, sitePort: site.port, chargerPort: charger.port, socket: "\(dir)/control.sock", speed: speed, mode: mode)
         let config: Configuration
         switch Configuration.parse(text) {
@@ -92,6 +98,7 @@ struct DemoCommand: ParsableCommand {
 
         print("lmc demo: the Charge Project example day\(window.map { " from \($0.split(separator: "-").joined(separator: " to "))" } ?? "") in \(Int(seconds)) s (\(Int(speed))× faster) through lmc run's control loop")
         print("meter tcp 127.0.0.1:\(trafo.port), PoC meter tcp 127.0.0.1:\(site.port), charger tcp 127.0.0.1:\(charger.port)")
+        print("rings and control socket in \(dir) (removed at the end)")
         let runtime = try Runtime(config: config, path: "(demo)")
         runtime.echoEvents = false
         let control = try ControlSocket(path: "\(dir)/control.sock", board: runtime.status, commands: runtime.commands)

@@ -126,6 +126,10 @@ import Testing
         // Hourly lines: only the window's hours (the last at its end).
         let hours = r.out.split(separator: "\n").compactMap { $0.count > 6 && $0.dropFirst(2).hasPrefix(":00  ") ? String($0.prefix(2)) : nil }
         #expect(!hours.isEmpty && hours.allSatisfy { $0 == "17" || $0 == "18" }, "\(hours)")
+        // The demo's working folder (its rings, socket and breakers.state) is gone when it ends.
+        let folder = try #require(r.out.split(separator: "\n").first { $0.hasPrefix("rings and control socket in ") }, "\(r.out.prefix(400))")
+            .dropFirst("rings and control socket in ".count).split(separator: " ").first.map(String.init)
+        #expect(folder?.hasPrefix("/tmp/lmc-demo-") == true && access(folder!, F_OK) != 0, "left behind: \(folder ?? "?")")
         let bad = try run(Repo.lmc, ["demo", "--window", "18:00-17:00"])
         #expect(bad.status != 0 && bad.err.contains("--window '18:00-17:00' is not a time-of-day window"), "\(bad.err)")
     }
