@@ -420,10 +420,11 @@ public final class RingWriter {
     /// Flushes if the sync interval has passed since the last sync (call every cycle, so a quiet ring
     /// still reaches the disk within the interval).
     public func flushIfDue(monoNs: UInt64) throws(RingError) {
-        if !pending.isEmpty && monoNs >= lastSyncNs + syncIntervalNs { try flush(monoNs: monoNs) }
+        if let due = flushDueNs, monoNs >= due { try flush(monoNs: monoNs) }
     }
 
     /// When `flushIfDue` will next have something to do (monotonic ns); nil while nothing is queued.
+    /// The one statement of "due", for the writer and for the ring log thread's sleep.
     public var flushDueNs: UInt64? { pending.isEmpty ? nil : lastSyncNs + syncIntervalNs }
 
     /// Writes and syncs everything queued.
