@@ -56,9 +56,7 @@ struct DemoCommand: ParsableCommand {
 
     func validate() throws {
         guard seconds >= 2 && seconds <= 86_400 else { throw ValidationError("--seconds \(seconds) is outside 2–86400") }
-        if let window, parseWindow(window) == nil {
-            throw ValidationError("--window '\(window)' is not a time-of-day window HH:MM-HH:MM with the start first (e.g. 15:00-20:30)")
-        }
+        try validateWindow(window)
         guard ["direct", "incremental"].contains(mode) else { throw ValidationError("--mode \(mode): expected direct or incremental") }
     }
 

@@ -98,9 +98,7 @@ struct SimulateCommand: ParsableCommand {
         guard period > 0 && period <= 60 else { throw ValidationError("--period-s \(period) is outside (0, 60]") }
         guard (0...50).contains(tolerancePercent) else { throw ValidationError("--tolerance-pct \(tolerancePercent) is outside 0–50") }
         guard parseUTC(start) != nil else { throw ValidationError("--start '\(start)' is not a UTC date or time (2026-11-20 or 2026-11-20T06:00:00)") }
-        if let window, parseWindow(window) == nil {
-            throw ValidationError("--window '\(window)' is not a time-of-day window HH:MM-HH:MM with the start first (e.g. 15:00-20:30)")
-        }
+        try validateWindow(window)
         for s in steps where parseStep(s) == nil {
             throw ValidationError("--step '\(s)' is not START_S:KVA:DURATION_S (e.g. 43200:40:600)")
         }
@@ -287,4 +285,11 @@ func parseWindow(_ s: String) -> Range<Double>? {
     }
     guard ends.count == 2, let from = ends[0], let to = ends[1], from < to else { return nil }
     return from..<to
+}
+
+/// `--window`'s check, for `lmc simulate` and `lmc demo`: nil or a window `parseWindow` reads.
+func validateWindow(_ window: String?) throws {
+    if let window, parseWindow(window) == nil {
+        throw ValidationError("--window '\(window)' is not a time-of-day window HH:MM-HH:MM with the start first (e.g. 15:00-20:30)")
+    }
 }
