@@ -588,6 +588,7 @@ extension PointValues {
             analogs[PointMap.AI.mpValue(i)] = mp.value
             analogs[PointMap.AI.mpLimit(i)] = mp.limitW
             analogs[PointMap.AI.mpState(i)] = Double(mp.state)
+            binaries[PointMap.BI.mpBlind(i)] = mp.blind
         }
         for (j, site) in v.sites.prefix(PointMap.maxSites).enumerated() {
             analogs[PointMap.AI.siteSetPoint(j)] = site.setPointW
@@ -595,6 +596,8 @@ extension PointValues {
             analogs[PointMap.AI.siteBoundBy(j)] = Double(site.boundBy)
             // Its relays take the set point: unknown (COMM_LOST) for a site with neither a charger nor an OSCP relay.
             binaries[PointMap.BI.relayOK(j)] = site.deaf.map { !$0 }
+            binaries[PointMap.BI.breakerClosed(j)] = site.breakerClosed
+            binaries[PointMap.BI.siteDeaf(j)] = site.deaf
         }
         analogs[PointMap.AI.mode] = Double(v.mode)
         for k in 0..<PointMap.alarmNames.count { binaries[PointMap.BI.alarm(k)] = v.alarmBits & (1 << UInt32(k)) != 0 }
@@ -602,11 +605,6 @@ extension PointValues {
         counters[PointMap.CI.trips] = v.trips
         counters[PointMap.CI.cycles] = v.cycles
         counters[PointMap.CI.overruns] = v.overruns
-        for (i, mp) in v.mps.prefix(PointMap.maxMeasurementPoints).enumerated() { binaries[PointMap.BI.mpBlind(i)] = mp.blind }
-        for (j, site) in v.sites.prefix(PointMap.maxSites).enumerated() {
-            binaries[PointMap.BI.breakerClosed(j)] = site.breakerClosed
-            binaries[PointMap.BI.siteDeaf(j)] = site.deaf
-        }
     }
 }
 
