@@ -26,6 +26,9 @@ public struct ControlCycle: Sendable {
     private var breakerMemoryKey: [String: String] = [:]
     /// The monotonic time of the last cycle, in seconds.
     private var lastNow: Double?
+    /// Since when the supervisor has held the sites at their safe set points (start-up, fail-safe, a
+    /// trip, lockout), monotonic seconds; nil while it does not.
+    private var heldSince: Double?
 
     public init(_ config: CycleConfig) throws(ConfigError) {
         self.config = config
@@ -76,6 +79,7 @@ public struct ControlCycle: Sendable {
         fresh.cycles = cycles
         fresh.breakerMemoryKey = breakerMemoryKey
         fresh.lastNow = lastNow
+        fresh.heldSince = heldSince
         if next.measurementPoints == config.measurementPoints {
             fresh.halfHours = halfHours
             fresh.halfHourCarried = true
@@ -328,7 +332,10 @@ public struct ControlCycle: Sendable {
         // Held at the safe set point (start-up, fail-safe, a trip, lockout): the MPs' limits follow what
         // the sites have, so the way back up is by measured room only, not a ramp towards an old limit.
         if [.startup, .failsafe, .tripped, .lockout].contains(out.mode) {
-            headroom.hold(atTotal: config.sites.reduce(0) { $0 + (out.setPoints[$1.id] ?? $1.floorW) })
+            if heldSince == nil { heldSince = now }
+            headroom.hold(atTotal: config.sites.reduce(0) { $0 + (out.setPoints[$1.id] ?? $1.floorW) }, since: heldSince!)
+        } else {
+            heldSince = nil
         }
         return out
     }

@@ -88,7 +88,7 @@ public struct HeadroomController: Sendable {
         for i in mps.indices {
             let id = mps[i].config.id
             let value = inputs.mp[id] ?? nil
-            mps[i].update(now: now, phases: value, baseW: base, ceilingW: totalCeiling)
+            mps[i].update(now: now, phases: value, baseW: base, baseMetered: metered.count == siteConfigs.count, ceilingW: totalCeiling)
             if mps[i].state == .blind { blind.append(id) }
             if mps[i].tripRequested { trips.append(id) }
             if let l = mps[i].limitW, l < (groupLimit?.0 ?? .infinity) { groupLimit = (l, .measurementPoint(id)) }
@@ -156,9 +156,10 @@ public struct HeadroomController: Sendable {
         lastTick = old.lastTick
     }
 
-    /// The supervisor holds the sites at `totalW` (below what the MPs allow): every MP's limit follows.
-    public mutating func hold(atTotal totalW: Double) {
-        for i in mps.indices { mps[i].hold(atTotal: totalW) }
+    /// The supervisor holds the sites at `totalW` (below what the MPs allow), since the monotonic time
+    /// `since`: every MP's limit follows, and releases wait for the sites to settle (MeasurementPoint.hold).
+    public mutating func hold(atTotal totalW: Double, since: Double) {
+        for i in mps.indices { mps[i].hold(atTotal: totalW, since: since) }
     }
 
     /// After a confirmed trip: every MP's trip delay runs again on newer samples (no cascade).

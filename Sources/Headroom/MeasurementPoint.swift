@@ -172,8 +172,13 @@ public struct MeasurementPoint: Sendable {
     ///   - baseW: what a reduction is taken from: the site's metered import in direct mode, the
     ///     current set point (total of the sites) in incremental mode — or less where a site's PoC meter
     ///     shows it draws less.
+    ///   - baseMetered: `baseW` is what meters show the sites draw (direct mode, or a PoC meter at every
+    ///     site), not set points they may not have reached yet. A release then adds the room to the base
+    ///     seen through the same filter as the value (the value less the base is the load beside the
+    ///     sites, filtered: a site still rising to its set point is not counted as room), and needs no
+    ///     settling time after a hold.
     ///   - ceilingW: the total the sites could ever import: limits at or above it do not restrict.
-    public mutating func update(now: Double, phases: [Double]?, baseW: Double, ceilingW: Double) {
+    public mutating func update(now: Double, phases: [Double]?, baseW: Double, baseMetered: Bool = false, ceilingW: Double) {
         defer { lastTime = now }
         guard let phases, !phases.isEmpty, phases.allSatisfy(\.isFinite) else {
             // A gap: the timers keep running (they reset only on a valid value back inside its
@@ -219,6 +224,12 @@ public struct MeasurementPoint: Sendable {
             f[i] = previous + alpha * (raw[i] - previous)
         }
         filteredStress = f
+        if let b = filteredBase, baseMetered == filteredBaseMetered {
+            filteredBase = b + alpha * (baseW - b)
+        } else {
+            filteredBase = baseW
+            filteredBaseMetered = baseMetered
+        }
         // The side with the least room decides.
         let worst = sides.indices.min { (sides[$0].limit - f[$0]) < (sides[$1].limit - f[$1]) }!
         let side = sides[worst]
@@ -255,16 +266,23 @@ public struct MeasurementPoint: Sendable {
         let inTrigger = v <= side.releaseTrigger
         let inReleaseZone = v <= side.releaseZone
         if limitW != nil && (inTrigger || (state == .releasing && inReleaseZone)) {
-            if lastRelease == nil || now - lastRelease! >= config.releaseInterval {
+            let settled = baseMetered || heldSince.map { now - $0 >= config.releaseInterval } ?? true
+            if settled && (lastRelease == nil || now - lastRelease! >= config.releaseInterval) {
                 // What the MP measures as room, up to the release zone, above what the sites have now
                 // (their set points, or their metered import in direct mode); at most ramp_kw a step.
                 let room = max(0, (side.releaseZone - v) / gain)
-                let next = min(max(current, baseW + room), current + config.rampW)
+                let base = baseMetered ? filteredBase! : baseW
+                let next = min(max(current, base + room), current + config.rampW)
                 limitW = next >= ceilingW ? nil : next
                 lastRelease = now
+                heldSince = nil
             }
             state = .releasing
-            reason = limitW == nil ? "released fully" : "\(show(filtered!)) in the release zone: releasing to \(fmtK(limitW!))"
+            if !settled, let h = heldSince {
+                reason = "\(show(filtered!)) in the release zone: holding \(fmt(config.releaseInterval - (now - h))) s more for the sites to settle"
+            } else {
+                reason = limitW == nil ? "released fully" : "\(show(filtered!)) in the release zone: releasing to \(fmtK(limitW!))"
+            }
             return
         }
         if state == .regulating || state == .riding { lastRelease = now }
@@ -273,13 +291,23 @@ public struct MeasurementPoint: Sendable {
     }
 
     /// While the supervisor holds the sites below what this MP allows (start-up, fail-safe, a trip), the
-    /// MP's limit follows what they really have, and the next release is due at once: on recovery the
-    /// set point rises only by the room measured, not by a ramp towards an old limit.
-    public mutating func hold(atTotal w: Double) {
+    /// MP's limit follows what they really have: on recovery the set point rises only by the room
+    /// measured, not by a ramp towards an old limit. The hold began at `since` (monotonic s): its set
+    /// points may be above what the sites drew before (a start with the chargers idle), and the value
+    /// measured does not show that rise until they have followed it. So the first release after a hold
+    /// waits until a release interval has passed since the hold began, as any release waits after the
+    /// one before it; a hold longer than that releases at once on recovery.
+    public mutating func hold(atTotal w: Double, since: Double) {
         if limitW.map({ w < $0 }) ?? true { limitW = w }
-        lastRelease = nil   // the first release after the hold is due at once
+        lastRelease = nil
+        heldSince = since
     }
+    /// When the last hold began; cleared by the first release after it.
+    private var heldSince: Double?
     private var filteredStress: [Double] = []
+    /// The metered base through the value's filter (a release's base when the base is metered).
+    private var filteredBase: Double?
+    private var filteredBaseMetered = false
     /// The state before a gap, resumed when values return within maxGap.
     private var stateBeforeGap: MPState = .holding
 

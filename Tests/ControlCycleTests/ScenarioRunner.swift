@@ -86,6 +86,13 @@ struct ScenarioRun {
             let out = cycle.step(snap)
             world.after(out, period: period, config: cc)
             outputs.append((t, out))
+            if let trace = ProcessInfo.processInfo.environment["LMC_SCENARIO_TRACE"], name.hasPrefix(trace),
+               (t * 10).rounded().truncatingRemainder(dividingBy: 10) == 0 {
+                // LMC_SCENARIO_TRACE=<file prefix>: one line a second of the named scenario, to read a failure.
+                let sent = out.sites.map { "\($0.site) \(fmt($0.value)) \($0.unit.symbol)" }.joined(separator: ", ")
+                let va = world.plant.map { " constraint \(fmt(($0.backgroundVA + $0.siteW) / 1000)) kVA, site \(fmt($0.siteW / 1000)) kW" } ?? ""
+                print("\(fmt(t)) s \(out.mode.rawValue) sent [\(sent)]\(va); \(out.status.reason); \(out.status.mps.map { "\($0.id) \($0.state): \($0.reason)" }.joined(separator: "; "))")
+            }
             for e in expects where e.applies(at: t, period: period) {
                 if let f = e.check(out, t: t, history: outputs, period: period) { failures.append(Failure(t: t, cycle: k + 1, message: "line \(e.line): \(f)")) }
             }

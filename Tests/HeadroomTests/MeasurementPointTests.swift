@@ -103,6 +103,42 @@ func play(_ config: MeasurementPointConfig, _ rows: [Row], ceiling: Double = 200
         #expect(!mp.tripRequested)
     }
 
+    /// After a hold, set points the sites may not draw yet (a start with the chargers idle) are the base
+    /// in incremental mode: the value does not show them, so what it measures is not room until a release
+    /// interval from the hold's start has passed.
+    @Test func afterAHoldAnUnmeteredBaseWaitsAReleaseIntervalFromTheHoldsStart() {
+        var mp = MeasurementPoint(tableMP())
+        mp.update(now: 0, phases: [40], baseW: 50, ceilingW: 200)   // the site draws nothing of its 50 yet
+        mp.hold(atTotal: 50, since: 0)
+        mp.update(now: 1, phases: [45], baseW: 50, ceilingW: 200)
+        mp.hold(atTotal: 50, since: 0)
+        mp.update(now: 5, phases: [70], baseW: 50, ceilingW: 200)   // recovered; the site still rising
+        #expect(mp.limitW == 50 && mp.state == .releasing, "\(mp.reason)")
+        #expect(mp.reason.contains("5 s more for the sites to settle"), "\(mp.reason)")
+        mp.update(now: 10, phases: [80], baseW: 50, ceilingW: 200)  // settled: 10 of room up to the zone
+        #expect(mp.limitW == 60, "\(mp.reason)")
+        // A hold that began long ago has settled: the release on recovery is due at once.
+        mp.hold(atTotal: 60, since: 10)
+        mp.update(now: 30, phases: [75], baseW: 60, ceilingW: 200)
+        #expect(mp.limitW == 70, "\(mp.reason)")
+    }
+
+    /// A metered base (the site's import) needs no settling, and a release adds the room to the base as
+    /// seen through the value's filter: a site still rising is not counted as room as well as in the base.
+    @Test func aMeteredBaseIsSeenThroughTheValuesFilter() {
+        var c = tableMP()
+        c.filterTimeConstant = 4
+        c.rampW = .infinity
+        var mp = MeasurementPoint(c)
+        // Background 30; the site rises 0 → 20 → 40 while the value follows through its filter.
+        mp.update(now: 0, phases: [30], baseW: 0, baseMetered: true, ceilingW: 200)
+        mp.hold(atTotal: 50, since: 0)
+        mp.update(now: 1, phases: [50], baseW: 20, baseMetered: true, ceilingW: 200)
+        // Room up to the zone is 90 − 30 = 60 of site import, whatever the filter's lag (the filtered
+        // value 35 is 5 of site import behind; the raw base would have released to 20 + 55 = 75).
+        #expect(mp.state == .releasing && mp.limitW == 60, "\(String(describing: mp.limitW)) \(mp.reason)")
+    }
+
     @Test func blindHoldsItsLimitAndSaysSo() {
         var mp = MeasurementPoint(tableMP())
         mp.update(now: 0, phases: [110], baseW: 150, ceilingW: 200)
