@@ -251,20 +251,43 @@ public struct MeasurementPoint: Sendable {
             }
             if state != .regulating || lastRegulate == nil || now - lastRegulate! >= config.regulateInterval {
                 let excess = max(v, rawWorst) - target
-                let wanted = min(current, baseW) - excess / gain
+                var wanted = min(current, baseW) - excess / gain
+                // Without a meter on the sites the set point is the base, and a site may draw less than
+                // it: a cut spent in that gap changes nothing. When the cuts of the last regulate
+                // interval have not shown at the constraint (less than half of what they should have
+                // taken off), nobody knows what the sites draw: to firm, then up by measured room.
+                var unseen: Double? = nil
+                if !baseMetered, let p = pendingCut, now - p.at >= config.regulateInterval, now - p.at <= 3 * config.regulateInterval,
+                   p.value - v < 0.5 * p.watts * gain {
+                    unseen = p.watts
+                    wanted = 0
+                }
+                let before = min(current, baseW)
                 limitW = max(0, wanted)
+                let cut = max(0, before - limitW!)
+                if unseen == nil, let p = pendingCut, now - p.at < config.regulateInterval {
+                    pendingCut = (p.at, p.value, p.watts + cut)
+                } else {
+                    pendingCut = cut > 0 && !baseMetered ? (now, v, cut) : nil
+                }
+                unseenCut = unseen
                 lastRegulate = now
                 // The first release after a reduction waits a full release interval.
                 lastRelease = now
             }
             state = .regulating
-            reason = "\(show(side.sign * max(v, rawWorst))) beyond the limit \(show(side.t.limit)): regulating to \(show(side.sign * target))"
+            if let u = unseenCut {
+                reason = "\(show(side.sign * max(v, rawWorst))) beyond the limit \(show(side.t.limit)): cuts of \(fmtK(u)) did not show, the sites draw less than their set points: to firm"
+            } else {
+                reason = "\(show(side.sign * max(v, rawWorst))) beyond the limit \(show(side.t.limit)): regulating to \(show(side.sign * target))"
+            }
             return
         }
         beyondSince = nil
 
         let inTrigger = v <= side.releaseTrigger
         let inReleaseZone = v <= side.releaseZone
+        if inReleaseZone { pendingCut = nil; unseenCut = nil }   // the cuts showed
         if limitW != nil && (inTrigger || (state == .releasing && inReleaseZone)) {
             let settled = baseMetered || heldSince.map { now - $0 >= config.releaseInterval } ?? true
             if settled && (lastRelease == nil || now - lastRelease! >= config.releaseInterval) {
@@ -274,6 +297,7 @@ public struct MeasurementPoint: Sendable {
                 let base = baseMetered ? filteredBase! : baseW
                 let next = min(max(current, base + room), current + config.rampW)
                 limitW = next >= ceilingW ? nil : next
+                pendingCut = nil
                 lastRelease = now
                 heldSince = nil
             }
@@ -281,7 +305,10 @@ public struct MeasurementPoint: Sendable {
             if !settled, let h = heldSince {
                 reason = "\(show(filtered!)) in the release zone: holding \(fmt(config.releaseInterval - (now - h))) s more for the sites to settle"
             } else {
-                reason = limitW == nil ? "released fully" : "\(show(filtered!)) in the release zone: releasing to \(fmtK(limitW!))"
+                let next = lastRelease.map { config.releaseInterval - (now - $0) } ?? 0
+                reason = limitW == nil ? "released fully"
+                    : next > 0 && lastRelease != now ? "\(show(filtered!)) in the release zone: at \(fmtK(limitW!)), the next release in \(fmt(next)) s"
+                    : "\(show(filtered!)) in the release zone: releasing to \(fmtK(limitW!))"
             }
             return
         }
@@ -301,7 +328,13 @@ public struct MeasurementPoint: Sendable {
         if limitW.map({ w < $0 }) ?? true { limitW = w }
         lastRelease = nil
         heldSince = since
+        pendingCut = nil
     }
+    /// Cuts taken from an unmetered base within one regulate interval: when the first was taken, the
+    /// filtered value then (stress coordinates) and the W they took off the set points.
+    private var pendingCut: (at: Double, value: Double, watts: Double)?
+    /// The cuts that did not show, when the last regulation went to firm for it (for the reason).
+    private var unseenCut: Double?
     /// When the last hold began; cleared by the first release after it.
     private var heldSince: Double?
     private var filteredStress: [Double] = []

@@ -17,10 +17,12 @@ struct Row: CustomStringConvertible {
     var description: String { "t=\(t) v=\(value.map { "\($0)" } ?? "nil")" }
 }
 
+/// The rows' base is metered (the site's import, or a set point the site draws): the tables are about
+/// the state machine; what an unmetered base changes has tests of its own.
 func play(_ config: MeasurementPointConfig, _ rows: [Row], ceiling: Double = 200) {
     var mp = MeasurementPoint(config)
     for r in rows {
-        mp.update(now: r.t, phases: r.value.map { [$0] }, baseW: r.base, ceilingW: ceiling)
+        mp.update(now: r.t, phases: r.value.map { [$0] }, baseW: r.base, baseMetered: true, ceilingW: ceiling)
         #expect(mp.state == r.state, "\(r): state \(mp.state), expected \(r.state) — \(mp.reason)")
         #expect(mp.limitW == r.limit, "\(r): limit \(String(describing: mp.limitW)), expected \(String(describing: r.limit))")
     }
@@ -137,6 +139,24 @@ func play(_ config: MeasurementPointConfig, _ rows: [Row], ceiling: Double = 200
         // Room up to the zone is 90 − 30 = 60 of site import, whatever the filter's lag (the filtered
         // value 35 is 5 of site import behind; the raw base would have released to 20 + 55 = 75).
         #expect(mp.state == .releasing && mp.limitW == 60, "\(String(describing: mp.limitW)) \(mp.reason)")
+    }
+
+    /// An unmetered base (the set point) the site does not draw: cuts spent in the gap do not show at the
+    /// constraint. A regulate interval after them, the MP takes the sites to firm and says why.
+    @Test func cutsThatDoNotShowTakeAnUnmeteredSiteToFirm() {
+        var mp = MeasurementPoint(tableMP())
+        mp.update(now: 0, phases: [110], baseW: 180, ceilingW: 200)
+        mp.update(now: 2, phases: [110], baseW: 180, ceilingW: 200)
+        #expect(mp.limitW == 165)                                  // 180 − (110 − 95)
+        mp.update(now: 7, phases: [109], baseW: 165, ceilingW: 200)    // 1 of the 15 shows
+        #expect(mp.limitW == 0, "\(mp.reason)")                      // to firm (the controller clamps)
+        #expect(mp.reason.contains("did not show, the sites draw less than their set points: to firm"), "\(mp.reason)")
+        // A cut that shows is repeated by the measured excess, as before.
+        var seen = MeasurementPoint(tableMP())
+        seen.update(now: 0, phases: [110], baseW: 180, ceilingW: 200)
+        seen.update(now: 2, phases: [110], baseW: 180, ceilingW: 200)
+        seen.update(now: 7, phases: [101], baseW: 165, ceilingW: 200)  // 9 of the 15 show
+        #expect(seen.limitW == 159, "\(seen.reason)")              // 165 − (101 − 95)
     }
 
     @Test func blindHoldsItsLimitAndSaysSo() {
