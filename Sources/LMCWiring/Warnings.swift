@@ -41,6 +41,15 @@ extension Configuration {
                            + "later than failsafe.blind_time_s \(formatNumber(blind)) s — lower frozen_after_s to \(formatNumber(blind)) or less")
             }
         }
+        // Incremental mode without a site's PoC meter: the set point is the base, and a site drawing
+        // less than it leaves a gap a cut can be spent in (docs/control.md, a metered base).
+        if mode == .incremental {
+            for site in sites where rc.sitePocMeter[site.id] == nil {
+                out.append("site \(site.id): incremental mode without a poc_meter: nothing shows what the site draws, so a cut taken from a set point "
+                           + "it does not use changes nothing, and the constraint can stay above its limit until the cuts reach what it draws "
+                           + "(then firm) — name the site's PoC meter (poc_meter = \"ID\") wherever the site can draw less than it is allowed")
+            }
+        }
         return out
     }
 }

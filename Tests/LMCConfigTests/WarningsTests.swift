@@ -42,6 +42,14 @@ import LMCWiring
         """
     }
 
+    @Test func incrementalModeWithoutAPoCMeterIsWarnedOf() throws {
+        let metered = "[control]\nmode = \"incremental\"\n" + config(baud: 115_200, poll: 200)
+        #expect(try Configuration.parse(metered).get().warnings.isEmpty)
+        let unmetered = metered.replacingOccurrences(of: "poc_meter = \"hub_poc\"", with: "")
+        let w = try Configuration.parse(unmetered).get().warnings
+        #expect(w.count == 1 && w[0].hasPrefix("site hub: incremental mode without a poc_meter"), "\(w)")
+    }
+
     @Test func twoMetersAt9600BaudCannotBePolledEvery100Ms() throws {
         let c = try Configuration.parse(config(baud: 9600, poll: 100)).get()
         let w = c.warnings
