@@ -448,18 +448,11 @@ struct Doctor {
             return add("watchdog", .fail, "no systemd: nothing restarts lmc if its control loop hangs",
                        fix: "run lmc under systemd (lmc.service sets WatchdogSec=5s)")
         }
-        let unitWatchdog = show.out.trimmingCharacters()
-        let manager = systemctl(["show", "-p", "RuntimeWatchdogUSec", "--value"])?.out.trimmingCharacters() ?? ""
-        let hardware = access("/dev/watchdog", F_OK) == 0 || access("/dev/watchdog0", F_OK) == 0
-        if unitWatchdog.isEmpty || unitWatchdog == "0" || unitWatchdog == "infinity" {
-            add("watchdog", .fail, "\(unit).service has no WatchdogSec: a hung control loop is not restarted",
-                fix: "remove any drop-in that clears WatchdogSec (systemctl cat \(unit)); the packaged unit sets 5s")
-        } else if manager.isEmpty || manager == "0" || manager == "infinity" {
-            add("watchdog", .warn, "\(unit) restarted after \(unitWatchdog) without a cycle; systemd does not arm the hardware watchdog\(hardware ? " (/dev/watchdog exists)" : " (no /dev/watchdog)")",
-                fix: "set RuntimeWatchdogSec=30s in /etc/systemd/system.conf.d/watchdog.conf so a hung kernel reboots the box")
-        } else {
-            add("watchdog", .ok, "\(unit) restarted after \(unitWatchdog) without a cycle; systemd pets the hardware watchdog (\(manager))")
-        }
+        let f = WatchdogFinding(unit: unit, unitWatchdog: show.out.trimmingCharacters(),
+                                     manager: systemctl(["show", "-p", "RuntimeWatchdogUSec", "--value"])?.out.trimmingCharacters() ?? "",
+                                     hardwarePresent: access("/dev/watchdog", F_OK) == 0 || access("/dev/watchdog0", F_OK) == 0,
+                                     lmcPets: configuration?.runtime.hardwareWatchdog)
+        add("watchdog", DoctorCheck.Status(rawValue: f.status.rawValue)!, f.detail, fix: f.fix)
     }
 
     mutating func checkSSH() {
