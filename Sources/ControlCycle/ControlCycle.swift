@@ -17,6 +17,8 @@ public struct ControlCycle: Sendable {
     private var clockOffsetNs: Int64?
     /// Per MP: when its meter's value was last believed (usable and plausible), monotonic ns.
     private var lastBelievedNs: [String: UInt64] = [:]
+    /// Per MP and meter: the time of the reading the last cycle saw (a new one counts as a sample).
+    private var lastReadingNs: [String: UInt64] = [:]
     /// Direct mode is running on the set points because a PoC import is missing.
     private var directFallback = false
     public private(set) var cycles = 0
@@ -75,6 +77,7 @@ public struct ControlCycle: Sendable {
         fresh.lastAlarms = lastAlarms
         fresh.clockOffsetNs = clockOffsetNs
         fresh.lastBelievedNs = lastBelievedNs
+        fresh.lastReadingNs = lastReadingNs
         fresh.directFallback = directFallback
         fresh.cycles = cycles
         fresh.breakerMemoryKey = breakerMemoryKey
@@ -249,6 +252,8 @@ public struct ControlCycle: Sendable {
                 let lastGood = [r?.lastGoodNs, lastBelievedNs[key]].compactMap { $0 }.min()
                 var st = MeterStatus(id: meterID, group: mp.id, lastGoodAt: lastGood.map { Double($0) / 1e9 }, goodNow: values != nil)
                 st.problem = values == nil ? problem : nil
+                st.newReading = r.map { $0.readingNs != lastReadingNs[key] } ?? false
+                lastReadingNs[key] = r?.readingNs
                 m.meterStatus.append(st)
             }
             m.mpValues[mp.id] = .some(chosen)

@@ -88,6 +88,9 @@ public struct MeterStatus: Sendable, Equatable {
     public var lastGoodAt: Double?
     /// The sample of this tick is good.
     public var goodNow: Bool
+    /// This tick's sample is a new reading (not the last one seen again because the meter is polled
+    /// slower than the cycle runs): only new good readings count towards `goodSamplesToRecover`.
+    public var newReading: Bool = true
     /// What is wrong with it, when it is not ("timeout", "frozen for 10 polls"): named in the reason.
     public var problem: String?
 
@@ -313,6 +316,8 @@ public struct Supervisor: Sendable {
             }
         }
         let allGoodNow = !input.meters.isEmpty && groups.values.allSatisfy { $0.contains { $0.goodNow } }
+        // A good sample is a new good reading: a cycle that sees the last one again adds nothing.
+        let goodStep = input.meters.contains { $0.goodNow && $0.newReading } ? 1 : 0
         var deafReason: String?
         if let timeout = config.upstreamHeartbeatTimeout {
             if let hb = input.upstreamHeartbeatAt {
@@ -327,7 +332,7 @@ public struct Supervisor: Sendable {
 
         switch measurement {
         case .startup(let run, let since):
-            let run2 = allGoodNow && blindReason == nil ? run + 1 : 0
+            let run2 = allGoodNow && blindReason == nil ? run + goodStep : 0
             let since2 = run2 >= config.goodSamplesToRecover ? (since ?? now) : nil
             if let s = since2, now - s >= config.startupDelay, unsafe == nil {
                 measurement = .seeing(since: now, rampFrom: now)
@@ -338,7 +343,7 @@ public struct Supervisor: Sendable {
             if let unsafe {
                 measurement = .failsafe(goodRun: 0, since: since, reason: unsafe)
             } else {
-                let run2 = allGoodNow ? run + 1 : 0
+                let run2 = allGoodNow ? run + goodStep : 0
                 measurement = run2 >= config.goodSamplesToRecover
                     ? .seeing(since: now, rampFrom: now)
                     : .failsafe(goodRun: run2, since: since, reason: "recovering: \(run2)/\(config.goodSamplesToRecover) good samples")

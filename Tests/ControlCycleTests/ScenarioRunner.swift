@@ -142,6 +142,8 @@ struct World {
         var last: MeterSnapshot?; var lastGoodNs: UInt64?
         /// One bad poll (a busy exception) every this many seconds, the rest good.
         var badEvery: Double?; var lastBadNs: UInt64 = 0
+        /// Polled this often (s): between polls the cycle sees the last reading again, with its time.
+        var pollEvery: Double?; var lastPollNs: UInt64?
     }
     var meters: [String: Meter] = [:]
     var aux: [String: BreakerRead] = [:]
@@ -177,6 +179,7 @@ struct World {
             if let v = r.numbers("currents") { m.currents = v }
             if let v = r.numbers("voltages") { m.voltages = v }
             if let e = r.number("bad_every_s") { m.badEvery = e > 0 ? e : nil; m.lastBadNs = monoNs }
+            if let e = r.number("poll_s") { m.pollEvery = e > 0 ? e : nil }
             if let f = r.string("fault") { guard let x = Fault(rawValue: f) else { throw bad("fault \"\(f)\": one of none, timeout, silent, frozen, nan, implausible, busy") }; m.fault = x }
             meters[id] = m
         }
@@ -222,6 +225,11 @@ struct World {
         var snaps: [String: MeterSnapshot] = [:]
         for (id, var m) in meters {
             let s: MeterSnapshot
+            if let every = m.pollEvery, let last = m.last, let at = m.lastPollNs, Double(monoNs - at) / 1e9 < every - 1e-6 {
+                snaps[id] = last   // no poll this cycle: the bus thread's last reading, unchanged
+                continue
+            }
+            m.lastPollNs = monoNs
             var fault = m.fault
             if fault == .none, let every = m.badEvery, Double(monoNs - m.lastBadNs) / 1e9 >= every - 1e-6 {
                 fault = .busy
