@@ -99,7 +99,7 @@ extension RunEndToEnd {
     @Test func aConfiguredClassAndDeadbandChangeWhatTheMasterSees() throws {
         let port = try Self.freePort()
         let d = try Daemon(tag: "dnp3c", extra: "\n[dnp3]\nport = \(port)\nunsolicited = false\nclass_mp_value = 1\ndeadband_mp_value = 50000\n")
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         let master = try ChildProcess(Repo.python, [Repo.peer("dnp3_master.py"), "--port", "\(port)", "--timesync", "none"])
         defer { master.stop() }
         func records() -> [[String: Any]] { master.lines.compactMap { try? jsonObject($0) } }
@@ -145,7 +145,7 @@ extension RunEndToEnd {
                            // A second site with neither a charger relay nor OSCP: whether its set point is taken is unknown.
                            + "\n[[site]]\nid = \"depot\"\nfirm_kw = 10\nrated_kw = 20\n",
                            environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         let c = try RawTCP(port: port)
         var parser = LinkStreamParser()
         var tseq: UInt8 = 0
@@ -213,7 +213,7 @@ extension RunEndToEnd {
         let d = try Daemon(tag: "dnp3g\(startup)", extra: "\n[dnp3]\nport = \(port)\ndeadband_mp_value = 50000\nunsolicited_confirm_timeout_s = 0.5\n"
                            + "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
                            environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         struct Event: Hashable, CustomStringConvertible {
             var gv: String, index: Int, value: Double, time: Double, at: Double
             var description: String { "\(gv)[\(index)]=\(value)@\(Int64(time))" }

@@ -78,7 +78,7 @@ import Testing
 
     @Test func withLmcRunningItAsksTheDaemon() throws {
         let d = try Daemon(tag: "doc")
-        try RunEndToEnd().waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try RunEndToEnd().waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         let r = try doctor(["--config", d.path, "--skip", Self.systemChecks])
         #expect(r.status == 0, "\(r.out)")
         let m = try #require(r.checks["meter trafo_ct"])

@@ -24,7 +24,7 @@ import Testing
         let d = try Daemon(tag: "j", extra: "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
                            environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8:stuck=\(stuck)"], journal: journal)
         func lines() -> [String] { ((try? String(contentsOfFile: journal, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         // Blind: fail-safe (warning); seeing again: back to NORMAL (notice).
         d.meter.send("silence on")
         try waitFor(5, "FAILSAFE") { lines().contains { $0.contains("→ FAILSAFE") } }

@@ -63,6 +63,9 @@ final class Daemon {
 @Suite(.serialized) struct RunEndToEnd {
     static let loaded = #"{"voltage_l1": 230, "voltage_l2": 230, "voltage_l3": 230, "current_l1": 579.7, "current_l2": 579.7, "current_l3": 579.7, "apparent_power_total": 400000, "power_total": 390000}"#
 
+    /// Incremental mode without a PoC meter: after the start-up hold the first release waits
+    /// release_interval_s (5 s) from the start (docs/control.md), so the tests' waits for the charger at
+    /// its 362 A rating allow 25 s on a loaded box.
     static func config(meterPort: Int, chargerPort: Int, socket: String, siteExtra: String = "", control: String = "", failsafe: String = "") -> String {
         """
         [box]
@@ -140,7 +143,7 @@ final class Daemon {
     /// killed with the chargers' set points.
     @Test func openFilesStayBelowWhatSelectCanWatch() throws {
         let d = try Daemon(tag: "nofile", openFiles: 20_000)
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         let limits = try String(contentsOfFile: "/proc/\(d.lmc.process.processIdentifier)/limits", encoding: .utf8)
         let line = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }.map(String.init) ?? ""
         let soft = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.flatMap { Int($0) }
@@ -150,7 +153,7 @@ final class Daemon {
     @Test func loadStepSilenceAndABadReload() throws {
         let d = try Daemon(tag: "s")
         // Start-up: the fallback first, then the rated 250 kVA = 362 A per phase once it sees the meter.
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         #expect(d.charger.writes(waitingFor: 1210).first?.address == 1212, "safe current programmed before any limit")
         #expect(try d.status().contains("NORMAL"))
 
@@ -233,7 +236,7 @@ final class Daemon {
         _ = try run("/usr/sbin/useradd", ["-r", "-M", "-s", "/usr/sbin/nologin", "-G", "lmc", "lmc-e2e"])
         _ = try run("/usr/sbin/usermod", ["-aG", "lmc", "lmc-e2e"])
         let d = try Daemon(tag: "w")
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
 
         // root (an admin) may override: 180 kVA → 260 A per phase at the charger.
         let ok = try run(Repo.lmc, ["override", "set", "--site", "hub", "--kw", "180", "--for", "30m", "--socket", d.socket])
@@ -282,7 +285,7 @@ final class Daemon {
             let r = try run(Repo.python, [Repo.peer("upstream_client.py"), String(upPort)] + args)
             return try jsonObject(r.out)
         }
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         #expect(try scada(["read", "10", "1"])["registers"] as? [Int] == [0], "mode NORMAL")
         // SCADA asks for 160 kW for a minute: 160 kVA = 231 A per phase at the charger.
         #expect(try scada(["write-float", "1000", "160000", "60"])["ok"] as? Bool == true)
@@ -308,7 +311,7 @@ final class Daemon {
         let probe = try run(Repo.python, ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
         let port = Int(probe.out.trimmingCharacters(in: .whitespacesAndNewlines))!
         let d = try Daemon(tag: "dnp3", extra: "\n[dnp3]\nlisten = \"127.0.0.1\"\nport = \(port)\nremote_validity_s = 60\n")
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         let master = try ChildProcess(Repo.python, [Repo.peer("dnp3_master.py"), "--port", "\(port)", "--timesync", "nonlan"])
         defer { master.stop() }
         func value(_ gv: String, _ index: Int) throws -> Double {
@@ -382,7 +385,7 @@ final class Daemon {
         let probe = try run(Repo.python, ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
         let port = Int(probe.out.trimmingCharacters(in: .whitespacesAndNewlines))!
         let d = try Daemon(tag: "dnp3u", extra: "\n[dnp3]\nport = \(port)\nunsolicited_retries = 1\nunsolicited_confirm_timeout_s = 0.5\n")
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         let c = try RawTCP(port: port)
         var parser = LinkStreamParser()
         var tseq: UInt8 = 0
@@ -466,7 +469,7 @@ final class Daemon {
         // No GPIO chip here: the daemon's simulated chip, whose aux contact follows the coils.
         let d = try Daemon(tag: "t", extra: "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
                            environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         let unconfirmed = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--socket", d.socket])
         #expect(unconfirmed.status == 1 && unconfirmed.err.contains("confirm with --yes"))
         let r = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--yes", "--socket", d.socket])
@@ -486,7 +489,7 @@ final class Daemon {
     @Test func aCoilPulseDoesNotHoldTheControlLoop() throws {
         let d = try Daemon(tag: "pulse", extra: "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 1500\n",
                            environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         let r = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--yes", "--socket", d.socket])
         #expect(r.status == 0, "\(r.err)")
         try waitFor(5, "TRIPPED") { try d.status().contains("TRIPPED") }
@@ -504,7 +507,7 @@ final class Daemon {
     /// point that followed the meter seconds late. Nothing is lost either: the records arrive later.
     @Test func aSlowDiskSyncDoesNotHoldTheControlLoop() throws {
         let d = try Daemon(tag: "slowsync", environment: ["LMC_RING_SYNC_DELAY_MS": "700"])
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         usleep(3_000_000)
         d.lmc.terminate()
         let events = try run(Repo.lmc, ["log", "export", "--ring", "events", "--dir", d.dir]).out
@@ -521,7 +524,7 @@ final class Daemon {
     @Test func aLockoutSurvivesARestart() throws {
         let d = try Daemon(tag: "lockout", extra: "\n[site.breaker]\nchip = \"gpiochip0\"\ntrip_line = 3\nclose_line = 4\naux_line = 5\naux_active_low = true\npulse_ms = 50\n",
                            failsafe: "max_trips = 1", environment: ["LMC_GPIO_SIMULATOR": "gpiochip0:8"])
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         let r = try run(Repo.lmc, ["test", "trip", "--site", "hub", "--yes", "--socket", d.socket])
         #expect(r.status == 0, "\(r.err)")
         try waitFor(5, "LOCKOUT") { try d.status().contains("LOCKOUT") }
@@ -571,7 +574,7 @@ final class Daemon {
         }
         defer { silent.stop() }
         let d = try Daemon(tag: "reloadjoin")
-        try waitFor(15, "charger at 362 A") { try d.applied() == 362 }
+        try waitFor(25, "charger at 362 A") { try d.applied() == 362 }
         let text = try String(contentsOfFile: d.path, encoding: .utf8)
             .replacingOccurrences(of: "tcp = \"127.0.0.1:\(d.charger.port)\"", with: "tcp = \"127.0.0.1:\(silent.port)\"\ntimeout_ms = 3000")
         try text.write(toFile: d.path, atomically: true, encoding: .utf8)
