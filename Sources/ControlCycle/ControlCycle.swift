@@ -208,7 +208,7 @@ public struct ControlCycle: Sendable {
     private mutating func measure(_ s: CycleSnapshot) -> Measured {
         var m = Measured()
         for site in config.sites {
-            if let id = config.sitePocMeter[site.id], let r = s.meters[id], usable(r, nowNs: s.monoNs), let w = r.powerW ?? r.apparentPowerVA,
+            if let id = config.sitePocMeter[site.id], let r = s.meters[id], usable(r, nowNs: s.monoNs), let w = importInSetPointTerms(r, site: site.id),
                w.isFinite, abs(w) <= 10 * site.ceilingW {
                 m.siteImport[site.id] = w
             }
@@ -260,6 +260,18 @@ public struct ControlCycle: Sendable {
         }
         m.secondsOfDay = s.clockSynchronised || !config.requireSynchronisedClock ? s.localSecondsOfDay : nil
         return m
+    }
+
+    /// What a site's PoC meter shows it draws, in its set point's terms (W as the shaper converts them):
+    /// a set point in A or kVA limits current, so the site's draw is its apparent power (× the set
+    /// point's power_factor, as the shaper converts); a set point in kW limits active power. Compared
+    /// with the set point (the base, non-response), the W of a site at power factor 0.98 read 2 % short
+    /// of a set point it drew in full, and every release stopped short of the release zone.
+    private func importInSetPointTerms(_ r: MeterSnapshot, site: String) -> Double? {
+        switch config.shaper(site).unit {
+        case .kW: r.powerW ?? r.apparentPowerVA
+        case .kVA(let pf), .ampsPerPhase(_, _, let pf): r.apparentPowerVA.map { $0 * pf } ?? r.powerW
+        }
     }
 
     /// A value nobody could believe is not good: not finite, negative apparent power or current, far

@@ -123,6 +123,9 @@ struct Plant {
     var demandW: Double
     var lag: Double
     var siteW: Double
+    /// The site's power factor as its PoC meter sees it: the meter reads W = VA × this (the charger
+    /// limits current, so what it draws in its set point's terms is the VA).
+    var powerFactor: Double
 
     init(_ t: TOMLTable) {
         site = t.string("site") ?? "hub"
@@ -132,6 +135,7 @@ struct Plant {
         demandW = (t.number("demand_kw") ?? 250) * 1000
         lag = t.number("lag_s") ?? 5
         siteW = (t.number("site_kw") ?? 150) * 1000
+        powerFactor = t.number("power_factor") ?? 1
     }
 }
 
@@ -219,7 +223,7 @@ struct World {
     mutating func snapshot(monoNs: UInt64, wallNs: UInt64, config: CycleConfig) -> CycleSnapshot {
         if let p = plant {
             meters[p.meter, default: Meter()].va = p.backgroundVA + p.siteW
-            if let poc = p.pocMeter { meters[poc, default: Meter()].w = p.siteW; meters[poc, default: Meter()].va = p.siteW }
+            if let poc = p.pocMeter { meters[poc, default: Meter()].w = p.siteW * p.powerFactor; meters[poc, default: Meter()].va = p.siteW }
         }
         if let every = heartbeatEvery, let h = heartbeatNs, Double(monoNs - h) / 1e9 >= every { heartbeatNs = monoNs }
         var snaps: [String: MeterSnapshot] = [:]
