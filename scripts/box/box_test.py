@@ -474,7 +474,9 @@ class Run:
         prof = open(os.path.join(REPO, "hw/chargers/alfen-ng9xx.toml")).read()
         prof = re.sub(r"(?m)^validity_s = .*$", f"validity_s = {VALIDITY_S}", prof)
         self.put("/etc/lmc/alfen-box.toml", prof, "0644", "root:root")
-        self.put("/etc/lmc/lmc.toml", guest_config(self.meter.port, self.charger.port), "0640", "root:lmc")
+        # A 0.1.x package (BOX_ONLY=footprint on the previous release) gets the keys 0.1.0 knew.
+        version = subprocess.run(["dpkg-deb", "-f", self.args.deb, "Version"], capture_output=True, text=True).stdout.strip()
+        self.put("/etc/lmc/lmc.toml", guest_config(self.meter.port, self.charger.port, release010=version.startswith("0.1.")), "0640", "root:lmc")
         b.root("lmc config check --config /etc/lmc/lmc.toml")
         b.root("systemctl enable --now lmc 2>&1", timeout=180)
         s = wait_for(60, "lmc.service active (running)", lambda: (lambda s: s if s["SubState"] == "running" else None)(service(b)))
@@ -505,14 +507,16 @@ class Run:
         up = int(self.box.root(f"ps -o etimes= -p {pid}").strip() or 0)
         if up < FOOTPRINT_AFTER_S:
             time.sleep(FOOTPRINT_AFTER_S - up)
-        st = self.box.root(f"grep -E '^(VmRSS|RssAnon|RssFile):' /proc/{pid}/status")
-        kib = {l.split(":")[0]: int(l.split()[1]) for l in st.strip().splitlines()}
+        # The sums of smaps, not /proc/PID/status: on 6.1 each thread keeps its own count of the pages
+        # it faulted in and hands it over only every 64 faults, so VmRSS lags what is mapped.
+        st = self.box.root(f"grep -E '^VmRSS:' /proc/{pid}/status")
         rows, huge = smaps_breakdown(self.box.root(f"cat /proc/{pid}/smaps"))
+        rss, anon = sum(r[0] for r in rows), sum(r[1] for r in rows)
         log(f"lmc (pid {pid}, up {max(up, FOOTPRINT_AFTER_S)} s) mappings by RSS, KiB: Rss Anonymous AnonHugePages size perms name")
         for r in rows[:12]:
             print("    %7d %7d %7d %9d %s %s" % r)
-        return (f"lmc RSS {kib['VmRSS'] / 1024:.1f} MiB ({kib['RssAnon'] / 1024:.1f} its own, "
-                f"{kib['RssFile'] / 1024:.1f} mapped from the binary; {huge / 1024:.1f} MiB in huge pages)")
+        return (f"lmc RSS {rss / 1024:.1f} MiB ({anon / 1024:.1f} its own, {(rss - anon) / 1024:.1f} mapped from the binary; "
+                f"{huge / 1024:.1f} MiB in huge pages) by smaps; {st.split()[1] if st.split() else '?'} kB by status")
 
     def engineer(self):
         b, c = self.box, self.box.console
