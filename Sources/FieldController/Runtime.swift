@@ -330,7 +330,7 @@ final class Runtime {
             if let due = releaseStartupPagesAtNs, monotonicNanoseconds() >= due {
                 releaseStartupPagesAtNs = nil
                 let r = StartupPages.release()
-                if echoEvents { log("start-up pages unmapped: \(r.kib) KiB of \(r.mappings) read-only file mappings (the loop maps back what it runs)") }
+                if echoEvents { log("start-up pages unmapped: \(r.segments) read-only segments of \(r.kib) KiB (the loop maps back what it runs)\(r.failed > 0 ? "; madvise refused \(r.failed)" : "")") }
             }
             let now = monotonicNanoseconds()
             let overran = now > next + period / 2

@@ -1,4 +1,5 @@
-// prctl(2) for lmc's own memory (StartupPages in LMCPlatform): Swift cannot call a variadic C function.
+// lmc's own memory (StartupPages in LMCPlatform): prctl(2), which Swift cannot call (variadic in C),
+// and the walk over the loaded objects' segments (dl_iterate_phdr) that unmaps their read-only pages.
 #pragma once
 #include <sys/prctl.h>
 
@@ -11,3 +12,8 @@ static inline int lmc_thp_disable(void) {
 static inline int lmc_thp_disabled(void) {
     return prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0);
 }
+
+struct lmc_released { unsigned long bytes; int segments; int failed; };
+
+/// MADV_DONTNEED over every read-only loaded segment of the executable and its libraries (StartupPages).
+struct lmc_released lmc_release_readonly_segments(void);
