@@ -316,7 +316,8 @@ class Box:
 
 # How long lmc has run before its footprint is read (check 2): past the 5 s after which it unmaps its
 # start-up pages (StartupPages in LMCPlatform), so the reading is the running loop's.
-FOOTPRINT_AFTER_S = 15
+# BOX_FOOTPRINT_AFTER_S reads it earlier or later.
+FOOTPRINT_AFTER_S = int(os.environ.get("BOX_FOOTPRINT_AFTER_S", "15"))
 
 
 def smaps_breakdown(text):
