@@ -34,7 +34,9 @@ let package = Package(
 
         // The few libc spellings that differ between glibc and musl (aarch64 static SDK), threads and the
         // monotonic clock: what every module with a thread or a deadline shares.
-        .target(name: "LMCPlatform"),
+        .target(name: "LMCPlatform", dependencies: ["CMemory"]),
+        // prctl(PR_SET_THP_DISABLE), which Swift cannot call (variadic in C): StartupPages.
+        .target(name: "CMemory"),
         // adjtimex(2), which Swift's libc modules do not export (lmc doctor's clock check).
         .target(name: "CTimex"),
         // Thin typed wrappers; every C call goes through Internals/Seam.swift.

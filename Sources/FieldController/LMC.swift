@@ -1,4 +1,5 @@
 import ArgumentParser
+import LMCPlatform
 import ModbusBridge
 
 /// The `lmc` executable: one binary for the daemon, the console tools and commissioning.
@@ -27,7 +28,9 @@ struct LMC: ParsableCommand {
 
     /// Every command may open Modbus connections: descriptors stay where libmodbus's select() can
     /// watch them (OpenFileLimit), whatever limit lmc was started with.
+    /// No transparent huge pages (StartupPages.declineHugePages): first, before a thread or the heap grows.
     static func main() {
+        StartupPages.declineHugePages()
         OpenFileLimit.capAtSelectable()
         main(nil)
     }

@@ -77,6 +77,9 @@ final class Runtime {
     let commands = CommandQueue()
     private let notifier = SystemdNotifier()
     private var overruns = 0
+    /// When to unmap the pages start-up (or a reload) touched once (LMCPlatform's StartupPages): a few
+    /// seconds into the loop, when every worker has run its first turns. Nil when done.
+    private var releaseStartupPagesAtNs: UInt64?
     private var clock: WallClock
     /// [box] hardware_watchdog, once opened: petted only by cycles that finished on time.
     private var hardwareWatchdog: HardwareWatchdog?
@@ -290,6 +293,9 @@ final class Runtime {
         slots = [:]
     }
 
+    /// How long after the loop starts (or a reload) the pages only start-up touched are unmapped.
+    static let startupPagesDelayNs: UInt64 = 5_000_000_000
+
     /// Runs until SIGTERM. Chargers keep their own fallback after we stop.
     func run() {
         #if LMC_TEST_HOOKS
@@ -317,9 +323,15 @@ final class Runtime {
         notifier.ready(status: "control loop running, \(config.periodMilliseconds) ms period")
         let period = UInt64(config.periodMilliseconds) * 1_000_000
         var next = monotonicNanoseconds() + period
+        releaseStartupPagesAtNs = next + Self.startupPagesDelayNs
         while stopSignal.load(ordering: .relaxed) == 0 {
             if reloadSignal.exchange(0, ordering: .relaxed) != 0 { reload() }
             let completed = tick(nowNs: monotonicNanoseconds())
+            if let due = releaseStartupPagesAtNs, monotonicNanoseconds() >= due {
+                releaseStartupPagesAtNs = nil
+                let r = StartupPages.release()
+                if echoEvents { log("start-up pages unmapped: \(r.segments) read-only segments of \(r.kib) KiB (the loop maps back what it runs)\(r.failed > 0 ? "; madvise refused \(r.failed)" : "")") }
+            }
             let now = monotonicNanoseconds()
             let overran = now > next + period / 2
             if overran {
@@ -386,6 +398,7 @@ final class Runtime {
                 startIO()
                 openHardwareWatchdog()
                 event(.config, "reloaded \(configPath) (fnv1a64 \(configHash))")
+                releaseStartupPagesAtNs = monotonicNanoseconds() + Self.startupPagesDelayNs
                 status.note("reloaded \(configPath)")
             } catch {
                 log("reload refused: \(error)")

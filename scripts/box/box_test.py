@@ -314,6 +314,41 @@ class Box:
         return rc, out.replace("\r\n", "\n").lstrip("\n")
 
 
+# How long lmc has run before its footprint is read (check 2): past the 5 s after which it unmaps its
+# start-up pages (StartupPages in LMCPlatform), so the reading is the running loop's.
+# BOX_FOOTPRINT_AFTER_S reads it earlier or later.
+FOOTPRINT_AFTER_S = int(os.environ.get("BOX_FOOTPRINT_AFTER_S", "15"))
+
+
+def smaps_breakdown(text):
+    """/proc/PID/smaps → ([(Rss, Anonymous, AnonHugePages, size KiB, perms, name)] by Rss, largest first;
+    AnonHugePages in all). Anonymous mappings are named by what they look like: a thread's stack (8 MiB
+    behind a guard page), a malloc arena (its reserve of PROT_NONE behind it)."""
+    maps = []
+    for line in text.splitlines():
+        m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$", line)
+        if m:
+            maps.append({"start": int(m[1], 16), "end": int(m[2], 16), "perms": m[3], "name": m[4].strip()})
+        elif maps and re.match(r"^(Rss|Anonymous|AnonHugePages):", line):
+            maps[-1][line.split(":")[0]] = int(line.split()[1])
+    rows = []
+    for i, m in enumerate(maps):
+        name = m["name"]
+        prev = maps[i - 1] if i else None
+        nxt = maps[i + 1] if i + 1 < len(maps) else None
+        if not name:
+            if prev and prev["perms"] == "---p" and prev["end"] == m["start"] and prev["end"] - prev["start"] <= 65536:
+                name = "[thread stack]"
+            elif nxt and nxt["perms"] == "---p" and nxt["start"] == m["end"] and not nxt["name"]:
+                name = "[malloc arena]"
+            else:
+                name = "[anonymous]"
+        if m.get("Rss", 0):
+            rows.append((m["Rss"], m.get("Anonymous", 0), m.get("AnonHugePages", 0), (m["end"] - m["start"]) // 1024, m["perms"], name))
+    rows.sort(key=lambda r: -r[0])
+    return rows, sum(m.get("AnonHugePages", 0) for m in maps)
+
+
 def service(box):
     out = box.root("systemctl show lmc -p ActiveState,SubState,MainPID,NRestarts,Result,ExecMainStatus,StatusText,ActiveEnterTimestampMonotonic")
     return dict(line.split("=", 1) for line in out.strip().splitlines() if "=" in line)
@@ -450,6 +485,29 @@ class Run:
         expect("216/GROUP" not in st and "status=2" not in st, "systemctl status lmc shows an exec failure")
         return f"dpkg -i ok; READY: {s['StatusText'][:60]!r}"
 
+    def deb_version(self):
+        return subprocess.run(["dpkg-deb", "-f", self.args.deb, "Version"], capture_output=True, text=True).stdout.strip()
+
+    def install_release010(self):
+        """BOX_ONLY=footprint with a 0.1.x package: installed and started as check 6 runs the previous
+        release (the gpio group by hand, 0.1.0's keys, the chown drop-in if its filter kills it)."""
+        b = self.box
+        b.scp(self.args.deb, "/root/lmc.deb")
+        b.root("dpkg -i /root/lmc.deb 2>&1 </dev/null", timeout=300)
+        if b.ssh("getent group gpio").returncode != 0:
+            b.root("groupadd --system gpio")
+        self.put("/etc/lmc/lmc.toml", guest_config(self.meter.port, self.charger.port, release010=True), "0640", "root:lmc")
+        b.root("lmc config check --config /etc/lmc/lmc.toml")
+        b.root("systemctl enable --now lmc 2>&1", timeout=180, check=False)
+        try:
+            wait_for(40, "active (running)", lambda: service(b)["SubState"] == "running" and service(b)["NRestarts"] == "0", step=1)
+        except CheckFailed:
+            b.root("mkdir -p /etc/systemd/system/lmc.service.d && printf '[Service]\\nSystemCallFilter=@chown\\n' > "
+                   "/etc/systemd/system/lmc.service.d/field.conf && systemctl daemon-reload && systemctl reset-failed lmc; "
+                   "systemctl restart lmc", timeout=120)
+            wait_for(40, "active (running) with the chown drop-in", lambda: service(b)["SubState"] == "running", step=1)
+        return f"{self.deb_version()} running"
+
     def put(self, path, text, mode, owner):
         self.box.ssh(f"cat > {path} && chmod {mode} {path} && chown {owner} {path}", input=text)
 
@@ -460,13 +518,34 @@ class Run:
         a = wait_for(10, f"charger below {RATED_A} A", lambda: (lambda a: a if a < RATED_A else None)(self.charger.state()["applied_a"]))
         dt = time.monotonic() - t0
         self.meter.send("set " + json.dumps(LOADED))
-        # lmc's footprint on the box's own kernel (Debian 12's 6.1): what docs/PERFORMANCE.md's RSS row
-        # means on a box, where the build machine's kernel maps the static binary's text in 2 MB folios.
+        return f"520 kVA at the meter → charger {RATED_A} A → {a:g} A in {dt:.1f} s; " + self.footprint()
+
+    def footprint(self):
+        """lmc's footprint on the box's own kernel (Debian 12's 6.1, transparent_hugepage=always): what
+        docs/PERFORMANCE.md's RSS rows mean on a box. Read once lmc has run FOOTPRINT_AFTER_S (it unmaps
+        its start-up pages 5 s into the loop), with the mappings that hold the most printed to the log:
+        anonymous memory in 2 MiB pages (AnonHugePages) is the arm64 box's old 11.5 MiB."""
         pid = service(self.box)["MainPID"]
-        st = self.box.root(f"grep -E '^(VmRSS|RssAnon|RssFile):' /proc/{pid}/status")
-        kib = {l.split(":")[0]: int(l.split()[1]) for l in st.strip().splitlines()}
-        return (f"520 kVA at the meter → charger {RATED_A} A → {a:g} A in {dt:.1f} s; lmc RSS {kib['VmRSS'] / 1024:.1f} MiB "
-                f"({kib['RssAnon'] / 1024:.1f} its own, {kib['RssFile'] / 1024:.1f} mapped from the binary)")
+        r = self.box.root(f"ps -o etimes= -p {pid}", check=False)
+        up = int(r.strip() or 0) if isinstance(r, str) else 0
+        if up < FOOTPRINT_AFTER_S:
+            time.sleep(FOOTPRINT_AFTER_S - up)
+        s = service(self.box)
+        if s["MainPID"] != pid or s["NRestarts"] != "0":
+            j = self.box.root("journalctl -u lmc --no-pager -o short-monotonic -n 30", check=False)
+            print(j)
+            raise CheckFailed(f"lmc {pid} did not last {FOOTPRINT_AFTER_S} s (now {s['MainPID']}, {s['NRestarts']} restarts): "
+                              + " | ".join(str(j).strip().split("\n")[-5:])[-500:])
+        # The sums of smaps, not /proc/PID/status: on 6.1 each thread keeps its own count of the pages
+        # it faulted in and hands it over only every 64 faults, so VmRSS lags what is mapped.
+        st = self.box.root(f"grep -E '^VmRSS:' /proc/{pid}/status")
+        rows, huge = smaps_breakdown(self.box.root(f"cat /proc/{pid}/smaps"))
+        rss, anon = sum(r[0] for r in rows), sum(r[1] for r in rows)
+        log(f"lmc (pid {pid}, up {max(up, FOOTPRINT_AFTER_S)} s) mappings by RSS, KiB: Rss Anonymous AnonHugePages size perms name")
+        for r in rows[:12]:
+            print("    %7d %7d %7d %9d %s %s" % r)
+        return (f"lmc RSS {rss / 1024:.1f} MiB ({anon / 1024:.1f} its own, {(rss - anon) / 1024:.1f} mapped from the binary; "
+                f"{huge / 1024:.1f} MiB in huge pages) by smaps; {st.split()[1] if st.split() else '?'} kB by status")
 
     def engineer(self):
         b, c = self.box, self.box.console
@@ -820,6 +899,14 @@ class Run:
                                  os.path.join(REPO, "hw/chargers/alfen-ng9xx.toml"), "--validity", str(VALIDITY_S),
                                  "--fallback-a", "6", "--refuse-fc6-on-limit"], os.path.join(self.work, "charger.log"))
             self.box = Box(a.arch, a.image, self.work)
+            if a.only == "footprint":
+                # Boot, install, and lmc's footprint (check 2's reading) alone: the quick look at its memory.
+                # The previous release (a 0.1.x package) is installed as check 6 runs it.
+                old = self.deb_version().startswith("0.1.")
+                if self.check("boot (TCG, stock Debian 12)", self.boot) and \
+                        self.check("1 install .deb, lmc.service READY", self.install_release010 if old else self.install):
+                    self.check("2 lmc's footprint", self.footprint)
+                return
             expect(a.only == "upgrade" and a.old_deb, "--only upgrade (with --old-deb) is the one check that runs alone")
             self.check("6 upgrade from the previous release", self.upgrade_release)
             return
@@ -856,8 +943,9 @@ def main():
     ap.add_argument("--old-deb", default=None,
                     help="the previous release's package (scripts/box/old-release.sh): check 6 upgrades from it on a "
                          "fresh guest; without it, check 6 installs this package relabelled over itself")
-    ap.add_argument("--only", default=None, choices=["upgrade"],
-                    help="run check 6 (the upgrade from --old-deb, on its own fresh guest) and nothing else")
+    ap.add_argument("--only", default=None, choices=["upgrade", "footprint"],
+                    help="upgrade: check 6 (the upgrade from --old-deb, on its own fresh guest) and nothing else; "
+                         "footprint: boot, install and lmc's footprint (check 2's reading) alone")
     ap.add_argument("--skip-hw-watchdog", default=None, help="reason to skip the hardware watchdog check")
     args = ap.parse_args()
     t0 = time.monotonic()

@@ -3,6 +3,7 @@
 #   ARCH=amd64 (default): builds out/lmc_*_amd64.deb (make deb) and tests it.
 #   ARCH=arm64: qemu-system-aarch64 -M virt; the package from BOX_DEB, else make deb ARCH=arm64 (cross-built).
 #   BOX_ONLY=upgrade: only check 6, the upgrade from the previous release (amd64), on its own fresh guest.
+#   BOX_ONLY=footprint: boot, install and check 2's footprint reading (lmc's RSS, its largest mappings).
 # The image is built once and cached (scripts/box/build-image.sh). Everything the test starts dies with it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
