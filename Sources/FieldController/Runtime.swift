@@ -329,8 +329,12 @@ final class Runtime {
             let completed = tick(nowNs: monotonicNanoseconds())
             if let due = releaseStartupPagesAtNs, monotonicNanoseconds() >= due {
                 releaseStartupPagesAtNs = nil
-                let r = StartupPages.release()
-                if echoEvents { log("start-up pages unmapped: \(r.segments) read-only segments of \(r.kib) KiB (the loop maps back what it runs)\(r.failed > 0 ? "; madvise refused \(r.failed)" : "")") }
+                // On a thread of its own: the control loop does not wait for the madvise walk.
+                let echo = echoEvents
+                ServiceThread {
+                    let r = StartupPages.release()
+                    if echo { log("start-up pages unmapped: \(r.segments) read-only segments of \(r.kib) KiB (the loop maps back what it runs)\(r.failed > 0 ? "; madvise refused \(r.failed)" : "")") }
+                }.detach()
             }
             let now = monotonicNanoseconds()
             let overran = now > next + period / 2
