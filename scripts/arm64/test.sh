@@ -4,8 +4,9 @@
 # runtime), each suite its own qemu process, JOBS of them at a time (default 2), then a table: suite,
 # result, tests, seconds (also in .build-arm64/test-logs/summary.txt; each suite's output beside it).
 #   --all-unit     the unit suites listed in scripts/arm64/unit-suites (what `make test-arm64` runs)
-#   SUITE          Module.Suite (e.g. FailSafeTests.SupervisorTests), or a module (FailSafeTests), or any
-#                  other swift-testing --filter regex
+#   SUITE          Module.Suite (e.g. FailSafeTests.SupervisorTests), Module.Suite/test (one test function:
+#                  ControlCycleTests.ReplayTests/exampleDay), a module (FailSafeTests), or any other
+#                  swift-testing --filter regex
 # Environment: JOBS (suites at a time, 2), SUITE_TIMEOUT (seconds per suite, 3600).
 # The build is debug (LMC_TEST_HOOKS, @testable) optimised with -O throughout: unoptimised, the scenario
 # and replay tests ran over 24 minutes under qemu without finishing. Not part of make test.
@@ -48,16 +49,16 @@ cat > "$logs/run-one.sh" <<EOF
 #!/bin/bash
 s=\$1
 case \$s in
-  *.*) re="^\${s//./\\\\.}(/|\$)" ;;   # Module.Suite: that suite only (HalfHourTests is in two modules)
+  *.*) re="^\${s//./\\\\.}(/|\\\\(|\$)" ;;   # Module.Suite[/test]: that suite or test only (HalfHourTests is in two modules)
   *) re=\$s ;;
 esac
 start=\$(date +%s.%N)
 QEMU_LD_PREFIX=$sysroot_in QEMU_SET_ENV=LD_LIBRARY_PATH=/usr/libexec/swift/lib/swift/linux \\
   timeout --kill-after=10 $timeout_s nice /usr/local/bin/qemu-aarch64-static $xctest \\
-  --testing-library swift-testing --filter "\$re" > /src/$logs/\$s.log 2>&1
+  --testing-library swift-testing --filter "\$re" > /src/$logs/\${s//\//_}.log 2>&1
 rc=\$?
 secs=\$(echo "\$(date +%s.%N) \$start" | awk '{printf "%.1f", \$1 - \$2}')
-n=\$(sed -n 's/.*Test run with \([0-9]*\) tests\{0,1\} .*/\1/p' /src/$logs/\$s.log | tail -1)
+n=\$(sed -n 's/.*Test run with \([0-9]*\) tests\{0,1\} .*/\1/p' /src/$logs/\${s//\//_}.log | tail -1)
 echo "\$s \$rc \${n:-?} \$secs" >> /src/$logs/results
 echo "  \$s: rc \$rc, \${n:-?} tests, \$secs s"
 EOF
@@ -83,7 +84,7 @@ cat "$logs/summary.txt"
 awk '$2 == 0 && $3 != "?" { n += $3 } END { printf "arm64 test: %d tests passed in the passing suites\n", n }' "$logs/results" 2>/dev/null || true
 if [ $rc -ne 0 ]; then
   for s in "${suites[@]}"; do
-    grep -q "^$s 0 [1-9]" "$logs/results" 2>/dev/null || { echo "== $s ($logs/$s.log)"; grep -E "✘|error|recorded an issue|failed" "$logs/$s.log" 2>/dev/null | head -20; }
+    grep -q "^$s 0 [1-9]" "$logs/results" 2>/dev/null || { echo "== $s ($logs/${s//\//_}.log)"; grep -E "✘|error|recorded an issue|failed" "$logs/${s//\//_}.log" 2>/dev/null | head -20; }
   done
 fi
 exit $rc
