@@ -11,7 +11,7 @@ NATIVE_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
 ARCH ?= $(NATIVE_ARCH)
 CROSS := $(if $(filter arm64,$(ARCH)),$(filter-out arm64,$(NATIVE_ARCH)),)
 
-.PHONY: deps build run test attack release man deb release-check box-test bench fuzz sanitize soak clean
+.PHONY: deps build run test attack release man deb release-check box-test test-arm64 bench fuzz sanitize soak clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -78,6 +78,13 @@ release-check: deb
 # qemu-system-aarch64 with the arm64 package (make deb ARCH=arm64). The image is cached in /var/cache/lmc-box.
 box-test: deps
 	@ARCH=$(ARCH) scripts/box/run.sh
+
+# The aarch64 unit suites (scripts/arm64/unit-suites: the ones that start no process and no network peer)
+# under qemu-user, as root: the test product cross-built for aarch64 (debug, -O), each suite its own qemu
+# process, JOBS at a time, then a table suite/result/tests/seconds (docs/release.md, "aarch64").
+# Not part of make test.
+test-arm64:
+	@scripts/arm64/test.sh --all-unit
 
 # Every benchmark behind docs/PERFORMANCE.md (about 35 minutes on 2 cores; writes that file).
 bench:

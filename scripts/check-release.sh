@@ -30,7 +30,8 @@ tags=$(lintian --display-info --display-experimental --pedantic --tag-display-li
 [ -z "$tags" ] || fail "lintian on $deb:
 $tags"
 echo "release-check: lintian has nothing to say about $deb beyond $(grep -c '^lmc:' packaging/lintian-overrides) justified overrides"
-dpkg-query -W -f='${Status}' lmc 2>/dev/null | grep -q ' installed' && $SUDO dpkg -r lmc >/dev/null || true
+# A fresh install: an lmc left in any state (installed, removed with its /etc/lmc, unpacked) is purged first.
+dpkg-query -W -f='${Status}' lmc 2>/dev/null | grep -qv ' not-installed$' && $SUDO dpkg -P lmc >/dev/null || true
 $SUDO dpkg -i "$deb" >/dev/null || fail "dpkg -i $deb"
 [ -x /usr/bin/lmc ] || fail "/usr/bin/lmc missing"
 getent passwd lmc >/dev/null || fail "user lmc missing"
@@ -73,8 +74,49 @@ echo "release-check: $deb installed; unit verified; user, groups and directories
 $SUDO dpkg -r lmc >/dev/null || fail "dpkg -r"
 [ ! -e /usr/bin/lmc ] || fail "/usr/bin/lmc left behind"
 [ ! -e /usr/lib/systemd/system/lmc.service ] || fail "unit left behind"
-echo "release-check: removed cleanly (conffiles and /var/lib/lmc kept until purge)"
+[ -e /etc/lmc/lmc.toml ] && [ -e /etc/lmc/dno_authorized_keys ] || fail "dpkg -r removed the site's /etc/lmc/lmc.toml or dno_authorized_keys (only purge may)"
+echo "release-check: removed cleanly (/etc/lmc and /var/lib/lmc kept until purge)"
 $SUDO dpkg -P lmc >/dev/null || fail "dpkg -P"
 [ ! -e /etc/lmc/dno_authorized_keys ] || fail "purge left the DNO's keys in /etc/lmc/dno_authorized_keys"
+[ ! -e /etc/lmc/lmc.toml ] || fail "purge left /etc/lmc/lmc.toml"
 [ ! -e /etc/ssh/sshd_config.d/lmc-logs.conf ] || fail "purge left /etc/ssh/sshd_config.d/lmc-logs.conf"
-echo "release-check: purged: the DNO's keys and the sshd drop-in are gone (the ring log is kept)"
+echo "release-check: purged: the config, the DNO's keys and the sshd drop-in are gone (the ring log is kept)"
+
+# An upgrade never touches what the site made of /etc/lmc (docs/release.md, "Upgrading"). Every site edits
+# lmc.toml, and adds the DNO's key to dno_authorized_keys (docs/ssh.md). When a release changes the examples
+# those files started from, an unattended upgrade (no terminal: stdin closed, no --force-conf* option) must
+# neither stop at dpkg's conffile question ("end of file on stdin at conffile prompt", lmc left unpacked,
+# not configured) nor change the site's files: byte for byte, owner and mode. The previous release here is
+# this package relabelled VERSION~prev, with both shipped examples changed wherever the package has them.
+prev=$(mktemp -d)
+trap 'rm -rf "$prev"' EXIT
+dpkg-deb -R "$deb" "$prev/root"
+v=$(dpkg-deb -f "$deb" Version)
+sed -i "s/^Version: .*/Version: ${v}~prev/" "$prev/root/DEBIAN/control"
+changed=$(cd "$prev/root" && find . -type f ! -path './DEBIAN/*' -printf '%P\n' | while read -r f; do
+  if cmp -s "$f" "$repo/hw/examples/lmc.toml" || cmp -s "$f" "$repo/systemd/dno_authorized_keys"; then
+    printf '# (changed for the previous release: release-check, upgrade)\n' >> "$f"; echo "$f"
+  fi
+done)
+echo "$changed" | grep -q lmc.toml && echo "$changed" | grep -q dno_authorized_keys || fail "the package ships no copy of hw/examples/lmc.toml or systemd/dno_authorized_keys: $changed"
+(cd "$prev/root" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum) > "$prev/root/DEBIAN/md5sums"
+dpkg-deb --root-owner-group -Zgzip -z1 --build "$prev/root" "$prev/lmc_prev.deb" >/dev/null
+out=$($SUDO dpkg -i "$prev/lmc_prev.deb" 2>&1 </dev/null) || fail "dpkg -i of ${v}~prev: $out"
+# The site's edits: a comment in the config (the file still checks), a key for the DNO.
+printf '\n# site: edited by release-check before the upgrade\n' | $SUDO tee -a /etc/lmc/lmc.toml >/dev/null
+echo "restrict ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyOfReleaseCheckUpgrade0000000000000 dno@release-check" | $SUDO tee -a /etc/lmc/dno_authorized_keys >/dev/null
+$SUDO cp -p /etc/lmc/lmc.toml "$prev/site-lmc.toml"; $SUDO cp -p /etc/lmc/dno_authorized_keys "$prev/site-keys"
+meta0=$(stat -c '%n %U:%G %a' /etc/lmc/lmc.toml /etc/lmc/dno_authorized_keys)
+out=$($SUDO dpkg -i "$deb" 2>&1 </dev/null) || fail "upgrade ${v}~prev → $v with no terminal (dpkg -i </dev/null): $out"
+st=$(dpkg-query -W -f='${Status} ${Version}' lmc)
+[ "$st" = "install ok installed $v" ] || fail "after the upgrade lmc is '$st', not configured at $v: $out"
+cmp -s /etc/lmc/lmc.toml "$prev/site-lmc.toml" || fail "the upgrade changed the site's /etc/lmc/lmc.toml: $(diff "$prev/site-lmc.toml" /etc/lmc/lmc.toml | head -5)"
+cmp -s /etc/lmc/dno_authorized_keys "$prev/site-keys" || fail "the upgrade changed the site's /etc/lmc/dno_authorized_keys: $(diff "$prev/site-keys" /etc/lmc/dno_authorized_keys | head -5)"
+meta1=$(stat -c '%n %U:%G %a' /etc/lmc/lmc.toml /etc/lmc/dno_authorized_keys)
+[ "$meta0" = "$meta1" ] || fail "the upgrade changed the owner or mode of the site's files: $meta0 → $meta1"
+ls /etc/lmc/*.dpkg-* >/dev/null 2>&1 && fail "the upgrade left $(ls /etc/lmc/*.dpkg-*)"
+/usr/bin/lmc config check --config /etc/lmc/lmc.toml >/dev/null || fail "the site's config does not check after the upgrade"
+echo "release-check: upgrade ${v}~prev → $v with no terminal and no --force-conf*: configured; the site's lmc.toml and DNO keys unchanged byte for byte"
+$SUDO dpkg -P lmc >/dev/null || fail "dpkg -P after the upgrade"
+[ ! -e /etc/lmc/lmc.toml ] && [ ! -e /etc/lmc/dno_authorized_keys ] || fail "purge after the upgrade left /etc/lmc: $(ls -A /etc/lmc)"
+echo "release-check: purged again: /etc/lmc is gone"

@@ -26,11 +26,12 @@ install -D -m 0644 systemd/lmc.service          "$root/usr/lib/systemd/system/lm
 install -D -m 0644 systemd/lmc.sysusers         "$root/usr/lib/sysusers.d/lmc.conf"
 install -D -m 0644 systemd/lmc.tmpfiles         "$root/usr/lib/tmpfiles.d/lmc.conf"
 install -D -m 0644 systemd/sshd-lmc-logs.conf   "$root/etc/ssh/sshd_config.d/lmc-logs.conf"
-install -D -m 0644 systemd/dno_authorized_keys   "$root/etc/lmc/dno_authorized_keys"
+# The examples postinst copies to /etc/lmc/lmc.toml and /etc/lmc/dno_authorized_keys when those do not
+# exist (never on an upgrade): the site's files are not conffiles (docs/release.md, "Upgrading").
+install -D -m 0644 systemd/dno_authorized_keys   "$root/usr/share/lmc/dno_authorized_keys"
 install -D -m 0644 systemd/lmc-sysctl.conf       "$root/usr/lib/sysctl.d/90-lmc.conf"
 install -D -m 0644 systemd/lmc-gpio.rules        "$root/usr/lib/udev/rules.d/60-lmc-gpio.rules"
 install -D -m 0644 systemd/lmc-watchdog.rules    "$root/usr/lib/udev/rules.d/60-lmc-watchdog.rules"
-install -D -m 0640 hw/examples/lmc.toml         "$root/etc/lmc/lmc.toml"
 for f in $(cd hw && find meters chargers examples -type f); do
   install -D -m 0644 "hw/$f" "$root/usr/share/lmc/hw/$f"
 done
@@ -58,7 +59,8 @@ install -D -m 0644 "$stage/changelog.gz" "$root/usr/share/doc/lmc/changelog.gz"
 mkdir -p "$root/DEBIAN"
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" packaging/control > "$root/DEBIAN/control"
-printf '/etc/lmc/lmc.toml\n/etc/lmc/dno_authorized_keys\n/etc/ssh/sshd_config.d/lmc-logs.conf\n' > "$root/DEBIAN/conffiles"
+# The sshd drop-in is the one conffile: lmc's policy for the DNO's account, which sites do not edit.
+printf '/etc/ssh/sshd_config.d/lmc-logs.conf\n' > "$root/DEBIAN/conffiles"
 for s in postinst prerm postrm; do install -m 0755 "packaging/$s" "$root/DEBIAN/$s"; done
 (cd "$root" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum) > "$root/DEBIAN/md5sums"
 
