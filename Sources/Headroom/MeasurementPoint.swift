@@ -251,7 +251,8 @@ public struct MeasurementPoint: Sendable {
             }
             if state != .regulating || lastRegulate == nil || now - lastRegulate! >= config.regulateInterval {
                 let excess = max(v, rawWorst) - target
-                var wanted = min(current, baseW) - excess / gain
+                let before = min(current, baseW)
+                var wanted = before - excess / gain
                 // Without a meter on the sites the set point is the base, and a site may draw less than
                 // it: a cut spent in that gap changes nothing. When the cuts of the last regulate
                 // interval have not shown at the constraint (less than half of what they should have
@@ -262,7 +263,6 @@ public struct MeasurementPoint: Sendable {
                     unseen = p.watts
                     wanted = 0
                 }
-                let before = min(current, baseW)
                 limitW = max(0, wanted)
                 let cut = max(0, before - limitW!)
                 if unseen == nil, let p = pendingCut, now - p.at < config.regulateInterval {
