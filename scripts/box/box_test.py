@@ -893,14 +893,15 @@ class Run:
 
     def run(self):
         a = self.args
+        self.meter = Peer([os.path.join(REPO, "Tests/peers/modbus_peer.py"), "--tcp", "0", "--profile",
+                           os.path.join(REPO, "hw/meters/eastron-sdm630.toml"), "--values", json.dumps(LOADED),
+                           "--jitter", "1e-4"], os.path.join(self.work, "meter.log"))
+        self.charger = Peer([os.path.join(REPO, "Tests/peers/charger_peer.py"), "--profile",
+                             os.path.join(REPO, "hw/chargers/alfen-ng9xx.toml"), "--validity", str(VALIDITY_S),
+                             "--fallback-a", "6", "--refuse-fc6-on-limit"], os.path.join(self.work, "charger.log"))
+        log(f"peers on the host: meter 127.0.0.1:{self.meter.port}, charger 127.0.0.1:{self.charger.port} (guest: 10.0.2.2)")
+        self.box = Box(a.arch, a.image, self.work)
         if a.only:
-            self.meter = Peer([os.path.join(REPO, "Tests/peers/modbus_peer.py"), "--tcp", "0", "--profile",
-                               os.path.join(REPO, "hw/meters/eastron-sdm630.toml"), "--values", json.dumps(LOADED),
-                               "--jitter", "1e-4"], os.path.join(self.work, "meter.log"))
-            self.charger = Peer([os.path.join(REPO, "Tests/peers/charger_peer.py"), "--profile",
-                                 os.path.join(REPO, "hw/chargers/alfen-ng9xx.toml"), "--validity", str(VALIDITY_S),
-                                 "--fallback-a", "6", "--refuse-fc6-on-limit"], os.path.join(self.work, "charger.log"))
-            self.box = Box(a.arch, a.image, self.work)
             if a.only == "footprint":
                 # Boot, install, and lmc's footprint (check 2's reading) alone: the quick look at its memory.
                 # The previous release (a 0.1.x package) is installed as check 6 runs it.
@@ -912,14 +913,6 @@ class Run:
             expect(a.only == "upgrade" and a.old_deb, "--only upgrade (with --old-deb) is the one check that runs alone")
             self.check("6 upgrade from the previous release", self.upgrade_release)
             return
-        self.meter = Peer([os.path.join(REPO, "Tests/peers/modbus_peer.py"), "--tcp", "0", "--profile",
-                           os.path.join(REPO, "hw/meters/eastron-sdm630.toml"), "--values", json.dumps(LOADED),
-                           "--jitter", "1e-4"], os.path.join(self.work, "meter.log"))
-        self.charger = Peer([os.path.join(REPO, "Tests/peers/charger_peer.py"), "--profile",
-                             os.path.join(REPO, "hw/chargers/alfen-ng9xx.toml"), "--validity", str(VALIDITY_S),
-                             "--fallback-a", "6", "--refuse-fc6-on-limit"], os.path.join(self.work, "charger.log"))
-        log(f"peers on the host: meter 127.0.0.1:{self.meter.port}, charger 127.0.0.1:{self.charger.port} (guest: 10.0.2.2)")
-        self.box = Box(a.arch, a.image, self.work)
         if not self.check("boot (TCG, stock Debian 12)", self.boot):
             return
         if not self.check("1 install .deb, lmc.service READY", self.install):
