@@ -221,29 +221,26 @@ public struct PointMap: Sendable, Equatable {
                            description: "site \(j): energy curtailed in the last closed UTC half hour; an event at each half hour's end", group: .halfhour))
         }
         var b: [PointSpec] = []
-        for (k, n) in alarmNames.enumerated() {
-            b.append(.init(type: .binaryInput, index: BI.alarm(k), name: "alarm.\(n)", unit: "", scale: 1, eventClass: 1, deadband: 0,
-                           description: "alarm \(n) is raised", group: .alarms))
+        // Every binary input is class 1, without unit, scale or deadband.
+        func binary(_ index: Int, _ name: String, _ description: String, _ group: PointGroup) {
+            b.append(.init(type: .binaryInput, index: index, name: name, unit: "", scale: 1, eventClass: 1, deadband: 0,
+                           description: description, group: group))
         }
-        for (k, n) in modeNames.enumerated() {
-            b.append(.init(type: .binaryInput, index: BI.mode(k), name: "mode.\(n)", unit: "", scale: 1, eventClass: 1, deadband: 0,
-                           description: "the mode is \(n)", group: .modes))
+        for (k, n) in alarmNames.enumerated() { binary(BI.alarm(k), "alarm.\(n)", "alarm \(n) is raised", .alarms) }
+        for (k, n) in modeNames.enumerated() { binary(BI.mode(k), "mode.\(n)", "the mode is \(n)", .modes) }
+        for j in 0..<maxSites {
+            binary(BI.relayOK(j), "site[\(j)].relay_ok",
+                   "site \(j): its charger relay or OSCP relay takes the set point (not site[j].deaf; COMM_LOST for a site with neither)", .status)
         }
         for j in 0..<maxSites {
-            b.append(.init(type: .binaryInput, index: BI.relayOK(j), name: "site[\(j)].relay_ok", unit: "", scale: 1, eventClass: 1, deadband: 0,
-                           description: "site \(j): its charger relay or OSCP relay takes the set point (not site[j].deaf; COMM_LOST for a site with neither)", group: .status))
-        }
-        for j in 0..<maxSites {
-            b.append(.init(type: .binaryInput, index: BI.breakerClosed(j), name: "site[\(j)].breaker_closed", unit: "", scale: 1, eventClass: 1, deadband: 0,
-                           description: "site \(j): its breaker's auxiliary contact reads closed (0 open; COMM_LOST when it could not be read, is not wired or there is no breaker)", group: .status))
+            binary(BI.breakerClosed(j), "site[\(j)].breaker_closed",
+                   "site \(j): its breaker's auxiliary contact reads closed (0 open; COMM_LOST when it could not be read, is not wired or there is no breaker)", .status)
         }
         for i in 0..<maxMeasurementPoints {
-            b.append(.init(type: .binaryInput, index: BI.mpBlind(i), name: "mp[\(i)].blind", unit: "", scale: 1, eventClass: 1, deadband: 0,
-                           description: "measurement point \(i): no believable value this cycle (meter lost, stale or implausible)", group: .status))
+            binary(BI.mpBlind(i), "mp[\(i)].blind", "measurement point \(i): no believable value this cycle (meter lost, stale or implausible)", .status)
         }
         for j in 0..<maxSites {
-            b.append(.init(type: .binaryInput, index: BI.siteDeaf(j), name: "site[\(j)].deaf", unit: "", scale: 1, eventClass: 1, deadband: 0,
-                           description: "site \(j): its charger relay or OSCP relay fails (the set point may not reach it)", group: .status))
+            binary(BI.siteDeaf(j), "site[\(j)].deaf", "site \(j): its charger relay or OSCP relay fails (the set point may not reach it)", .status)
         }
         var c: [PointSpec] = [
             .init(type: .counter, index: CI.trips, name: "trips", unit: "", scale: 1, eventClass: 1, deadband: 0, description: "breaker trips since the controller started", group: .trips),
